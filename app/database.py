@@ -1,0 +1,82 @@
+"""The database engine, request sessions, and the one way to open a writing transaction."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session
+
+from app.config import Settings
+
+# Execution option read by the SQLite `begin` hook below; other engines ignore it.
+_SQLITE_BEGIN = "sqlite_begin"
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    if settings.is_sqlite:
+        return _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+    database = make_url(url).database
+    in_memory = database in (None, "", ":memory:")
+    if not in_memory:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        # One shared connection keeps an in-memory database alive for the engine's life.
+        poolclass=StaticPool if in_memory else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def configure_connection(dbapi_connection: Any, _record: Any) -> None:
+        # Hand BEGIN to SQLAlchemy (see `begin` below) instead of the driver's implicit one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin(connection: Any) -> None:
+        # Writers take the write lock up front (IMMEDIATE) so concurrent writers queue on the
+        # busy timeout; a DEFERRED writer that upgrades from a read lock fails at once instead.
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(session: Session) -> Iterator[Session]:
+    """One unit of work that writes: committed at the end, rolled back on any exception."""
+    if session.in_transaction():
+        # Writes only ever happen in here, so an open transaction has only read: end it, so
+        # the unit of work starts with the write lock (SQLite) and sees fresh rows.
+        session.commit()
+    with session.begin():
+        session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
+        yield session
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,138 @@
+"""One error shape for every failure: RFC 9457 problem details with a stable `code`."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("app.errors")
+
+
+# The problem+json body every 4xx and 5xx carries; extra members give details.
+class Problem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    code: str
+    instance: str | None = None
+    request_id: str | None = None
+
+
+# The one exception routers and rules raise for a failure a client should see.
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status, self.code, self.title, self.detail = status, code, title, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_body(scope: dict[str, Any], status: int, code: str, title: str, detail: str | None,
+                 **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    body["code"] = code
+    body["instance"] = scope.get("path")
+    body["request_id"] = scope.get("state", {}).get("request_id")
+    body.update(extra)
+    return body
+
+
+def problem_response(request: Request, error: ApiError) -> JSONResponse:
+    body = problem_body(
+        request.scope, error.status, error.code, error.title, error.detail, **error.extra
+    )
+    return JSONResponse(body, status_code=error.status, headers=error.headers,
+                        media_type=PROBLEM_JSON)
+
+
+def _on_api_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return problem_response(request, error)
+
+
+def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    phrase = HTTPStatus(error.status_code).phrase
+    code = {404: "not_found", 405: "method_not_allowed"}.get(
+        error.status_code, phrase.lower().replace(" ", "_").replace("-", "_")
+    )
+    detail = error.detail if error.detail != phrase else None
+    if error.status_code == 404 and detail is None:
+        detail = f"No route matches {request.method} {request.url.path}."
+    return problem_response(
+        request, ApiError(error.status_code, code, phrase, detail, headers=error.headers or {})
+    )
+
+
+def _is_bad_request(errors: list[dict[str, Any]]) -> bool:
+    """Malformed JSON and missing required headers are 400, not 422 (the contract)."""
+    return any(
+        e["type"] == "json_invalid" or (e["loc"][:1] == ("header",) and e["type"] == "missing")
+        for e in errors
+    )
+
+
+def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()
+    ]
+    if _is_bad_request(error.errors()):
+        problem = ApiError(400, "bad_request", "Bad request", errors[0]["msg"], errors=errors)
+    else:
+        problem = ApiError(
+            422, "validation_error", "Validation failed",
+            f"{len(errors)} field(s) failed validation.", errors=errors,
+        )
+    return problem_response(request, problem)
+
+
+def _on_database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", type(error).__name__)
+    return problem_response(
+        request,
+        ApiError(503, "database_unavailable", "Database unavailable",
+                 "The database cannot be reached; try again shortly.",
+                 headers={"Retry-After": "1"}),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries declaring the problem schema for the given statuses."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

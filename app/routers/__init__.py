@@ -1,0 +1,1 @@
+"""HTTP in, calls to the rules, HTTP out: one module per resource."""

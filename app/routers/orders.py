@@ -1,0 +1,97 @@
+"""Order endpoints: placing orders and moving their status over HTTP."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from app import inventory
+from app.database import SessionDep
+from app.errors import problem_responses
+from app.models import OrderCreate, OrderPublic, OrderStatus, OrderStatusUpdate, Page
+from app.routers.params import Limit, Offset, ResourceId
+from app.types import MAX_ID
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+CREATE_EXAMPLES = {
+    "several lines": {
+        "summary": "An order of several products",
+        "value": {"items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}]},
+    },
+    "one line": {
+        "summary": "One-line shorthand",
+        "value": {"product_id": 1, "quantity": 2},
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Place an order",
+    description="Reserves stock for every line in one transaction, all or nothing: if any "
+    "line cannot be served (unknown or archived product, not enough stock) nothing changes. "
+    "Each line snapshots the product's SKU, name and price. Send either `items` (1–50 lines, "
+    "each product at most once, quantity 1–10000) or one line's `product_id` and `quantity`.",
+    responses=problem_responses(404, 409, 422),
+)
+def create_order(
+    body: Annotated[OrderCreate, Body(openapi_examples=CREATE_EXAMPLES)],
+    session: SessionDep,
+    response: Response,
+) -> OrderPublic:
+    order = inventory.place_order(session, body)
+    response.headers["Location"] = f"/orders/{order.id}"
+    return OrderPublic.of(order)
+
+
+@router.get("", summary="List orders, newest first", responses=problem_responses(422))
+def list_orders(
+    session: SessionDep,
+    limit: Limit = 20,
+    offset: Offset = 0,
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
+    product_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only orders with a line for this product.")
+    ] = None,
+) -> Page[OrderPublic]:
+    orders, total = inventory.list_orders(
+        session, limit=limit, offset=offset, status=status, product_id=product_id
+    )
+    return Page(items=[OrderPublic.of(o) for o in orders], total=total, limit=limit,
+                offset=offset)
+
+
+@router.get("/{order_id}", summary="Get an order", responses=problem_responses(404, 422))
+def get_order(order_id: ResourceId, session: SessionDep) -> OrderPublic:
+    return OrderPublic.of(inventory.get_order(session, order_id))
+
+
+STATUS_DOC = {
+    "description": "Moves the order along `PENDING → PAID → SHIPPED`, or to `CANCELED` from "
+    "`PENDING` or `PAID` (stock is returned). Setting the current status again is a no-op.",
+    "responses": problem_responses(404, 409, 422),
+}
+
+
+@router.put("/{order_id}", summary="Change an order's status", **STATUS_DOC)
+def put_order(order_id: ResourceId, body: OrderStatusUpdate, session: SessionDep) -> OrderPublic:
+    return OrderPublic.of(inventory.change_status(session, order_id, body.status))
+
+
+@router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
+def patch_order(
+    order_id: ResourceId, body: OrderStatusUpdate, session: SessionDep
+) -> OrderPublic:
+    return OrderPublic.of(inventory.change_status(session, order_id, body.status))
+
+
+@router.delete(
+    "/{order_id}",
+    summary="Cancel an order",
+    description="A soft cancel: the order stays, now `CANCELED`, and its quantities return to "
+    "stock exactly once. Cancelling a canceled order is a no-op; a shipped one is 409.",
+    responses=problem_responses(404, 409, 422),
+)
+def cancel_order(order_id: ResourceId, session: SessionDep) -> OrderPublic:
+    return OrderPublic.of(inventory.change_status(session, order_id, OrderStatus.CANCELED))

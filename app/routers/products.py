@@ -1,0 +1,122 @@
+"""Product endpoints: the catalog over HTTP."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Response
+
+from app import catalog
+from app.database import SessionDep
+from app.errors import problem_responses
+from app.models import Page, ProductCreate, ProductPublic, ProductUpdate
+from app.routers.params import Limit, Offset, ResourceId
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+CREATE_EXAMPLES = {
+    "product": {
+        "summary": "A product with stock",
+        "value": {"sku": "MUG-001", "name": "Coffee mug", "description": "Stoneware, 350 ml",
+                  "price": "12.50", "stock": 100},
+    },
+    "price as a number": {
+        "summary": "Price as a JSON number",
+        "value": {"sku": "TEE-M-BLK", "name": "T-shirt, M, black", "price": 19.99, "stock": 5},
+    },
+}
+IfMatch = Annotated[
+    str | None,
+    Header(description="Apply the change only if the product's current ETag is one of these."),
+]
+
+
+def _with_etag(response: Response, product: catalog.Product) -> ProductPublic:
+    response.headers["ETag"] = catalog.etag(product)
+    return ProductPublic.of(product)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a product",
+    description="Adds a product to the catalog. The SKU must not be used by another live "
+    "product; `price` may be sent as a number or a string and is always returned as a string.",
+    responses=problem_responses(409, 422),
+)
+def create_product(
+    body: Annotated[ProductCreate, Body(openapi_examples=CREATE_EXAMPLES)],
+    session: SessionDep,
+    response: Response,
+) -> ProductPublic:
+    product = catalog.create_product(session, body)
+    response.headers["Location"] = f"/products/{product.id}"
+    return _with_etag(response, product)
+
+
+@router.get("", summary="List products", responses=problem_responses(422))
+def list_products(
+    session: SessionDep,
+    limit: Limit = 20,
+    offset: Offset = 0,
+    sku: Annotated[str | None, Query(max_length=64, description="Exact SKU.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Case-insensitive substring of the name.")
+    ] = None,
+    in_stock: Annotated[
+        bool | None, Query(description="`true`: stock > 0; `false`: stock = 0.")
+    ] = None,
+) -> Page[ProductPublic]:
+    products, total = catalog.list_products(
+        session, limit=limit, offset=offset, sku=sku, q=q, in_stock=in_stock
+    )
+    return Page(items=[ProductPublic.of(p) for p in products], total=total, limit=limit,
+                offset=offset)
+
+
+@router.get("/{product_id}", summary="Get a product", responses=problem_responses(404, 422))
+def get_product(product_id: ResourceId, session: SessionDep, response: Response) -> ProductPublic:
+    return _with_etag(response, catalog.get_product(session, product_id))
+
+
+def _update(
+    product_id: int, body: ProductUpdate, session: SessionDep, response: Response,
+    if_match: str | None,
+) -> ProductPublic:
+    product = catalog.update_product(session, product_id, body, if_match)
+    return _with_etag(response, product)
+
+
+UPDATE_DOC = {
+    "description": "Partial update: only the fields sent change (PUT and PATCH behave alike). "
+    "Send `If-Match` with the ETag from a GET to refuse the change if someone else changed "
+    "the product in the meantime.",
+    "responses": problem_responses(404, 409, 412, 422),
+}
+
+
+@router.put("/{product_id}", summary="Update a product", **UPDATE_DOC)
+def put_product(
+    product_id: ResourceId, body: ProductUpdate, session: SessionDep, response: Response,
+    if_match: IfMatch = None,
+) -> ProductPublic:
+    return _update(product_id, body, session, response, if_match)
+
+
+@router.patch("/{product_id}", summary="Update a product (partial)", **UPDATE_DOC)
+def patch_product(
+    product_id: ResourceId, body: ProductUpdate, session: SessionDep, response: Response,
+    if_match: IfMatch = None,
+) -> ProductPublic:
+    return _update(product_id, body, session, response, if_match)
+
+
+@router.delete(
+    "/{product_id}",
+    status_code=204,
+    summary="Archive a product",
+    description="The product disappears from every product call and can no longer be ordered; "
+    "its SKU is free again, and past orders keep their snapshot of it.",
+    responses=problem_responses(404, 422),
+)
+def archive_product(product_id: ResourceId, session: SessionDep) -> Response:
+    catalog.archive_product(session, product_id)
+    return Response(status_code=204)

@@ -1,0 +1,71 @@
+"""Fixtures: a fresh database per test (SQLite and PostgreSQL), an app on it, live servers."""
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel
+
+from app.config import Settings
+from app.database import create_db_engine
+from app.main import create_app
+from tests.databases import ENGINES, database_url
+from tests.live_server import LiveServer
+
+
+@pytest.fixture(params=ENGINES)
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs once per engine."""
+    return request.param
+
+
+@pytest.fixture
+def settings(db_kind: str, tmp_path: Path) -> Iterator[Settings]:
+    with database_url(db_kind, tmp_path, in_memory=True) as url:
+        yield Settings(_env_file=None, app_env="test", database_url=url)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = create_db_engine(settings)
+    SQLModel.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine)) as client:
+        yield client
+
+
+@pytest.fixture
+def live_server(
+    db_kind: str, tmp_path: Path
+) -> Callable[..., AbstractContextManager[LiveServer]]:
+    """`with live_server(workers=2) as server:` a real uvicorn on a fresh database."""
+
+    class _Server(AbstractContextManager[LiveServer]):
+        def __init__(self, **options: object) -> None:
+            self.options = options
+
+        def __enter__(self) -> LiveServer:
+            self._url = database_url(db_kind, tmp_path)
+            url = self._url.__enter__()
+            self._server = LiveServer(url, log_path=tmp_path / "server.log", **self.options)
+            return self._server.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            self._server.__exit__(*exc)
+            self._url.__exit__(*exc)
+
+    return _Server

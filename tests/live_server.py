@@ -1,0 +1,84 @@
+"""A real uvicorn server in a subprocess, for tests that need real processes and sockets."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def migrate(database_url: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True,
+        env={**os.environ, **(env or {}), "DATABASE_URL": database_url},
+        capture_output=True, timeout=120,
+    )
+
+
+class LiveServer:
+    """`with LiveServer(url, workers=2) as server:` migrates, serves, and stops on exit."""
+
+    def __init__(self, database_url: str, *, workers: int = 1,
+                 env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+        self.database_url, self.workers = database_url, workers
+        self.env = {**os.environ, "APP_ENV": "test", **(env or {}),
+                    "DATABASE_URL": database_url}
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> "LiveServer":
+        migrate(self.database_url, self.env)
+        self.start()
+        return self
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server at {self.base_url} not ready after {timeout}s")
+
+    def stop(self, sig: int | None = None) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if sig is None:
+            self.process.terminate()
+        else:
+            self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
