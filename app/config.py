@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # How long an Idempotency-Key on POST /orders is remembered.
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+
     @field_validator("database_url")
     @classmethod
     def use_psycopg_driver(cls, url: str) -> str:

@@ -1,14 +1,16 @@
 """The application: settings, database, middleware, error handlers and routers wired together."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import __version__, docs
+from app import __version__, docs, housekeeping
 from app.config import Settings, get_settings
 from app.database import create_db_engine
 from app.errors import install_error_handlers
@@ -24,7 +26,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("serving on %s", app.state.engine.url.render_as_string(hide_password=True))
+        ttl = timedelta(hours=settings.idempotency_ttl_hours)
+        chores = asyncio.create_task(housekeeping.purge_forever(app.state.engine, ttl))
         yield
+        chores.cancel()
         app.state.engine.dispose()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.

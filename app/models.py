@@ -5,7 +5,17 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlmodel import Field as TableField
 from sqlmodel import Relationship, SQLModel
 
@@ -106,6 +116,21 @@ class OrderLine(SQLModel, table=True):
     quantity: int = TableField(sa_column=Column(BigInteger, nullable=False))
     unit_price_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     line_total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
+
+
+# An Idempotency-Key and the first response it produced, kept so that a retry replays it.
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+
+    key: str = TableField(sa_column=Column(String(255), primary_key=True))
+    # SHA-256 of the normalized request: the same key with another request is refused.
+    request_fingerprint: str = TableField(sa_column=Column(String(64), nullable=False))
+    status_code: int
+    response_body: str = TableField(sa_column=Column(Text, nullable=False))
+    order_id: int | None = TableField(
+        default=None, sa_column=Column(Integer, ForeignKey("orders.id"))
+    )
+    created_at: datetime = TableField(index=True)
 
 
 # ---------------------------------------------------------------- schemas

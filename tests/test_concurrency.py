@@ -94,3 +94,24 @@ def test_concurrent_cancels_restock_exactly_once(server: LiveServer):
     assert [r.status_code for r in responses] == [200] * 10
     assert {r.json()["status"] for r in responses} == {"CANCELED"}
     assert stock_of(server.base_url, product["id"]) == 10
+
+
+def test_concurrent_requests_with_one_idempotency_key_place_one_order(server: LiveServer):
+    product = new_product(server.base_url, stock=100)
+    body = {"product_id": product["id"], "quantity": 3}
+
+    responses = all_at_once(
+        10, lambda c, _: c.post("/orders", json=body, headers={"Idempotency-Key": "same-key"}),
+        server.base_url)
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, statuses
+    created = [r for r in responses if r.status_code == 201]
+    assert len({r.json()["id"] for r in created}) == 1
+    assert sum("idempotent-replayed" not in r.headers for r in created) == 1
+    assert {r.json()["code"] for r in responses if r.status_code == 409} <= {
+        "idempotency_key_in_use"}
+    assert stock_of(server.base_url, product["id"]) == 97
+    orders = httpx.get(f"{server.base_url}/orders", params={"product_id": product["id"]},
+                       timeout=30).json()
+    assert orders["total"] == 1
