@@ -80,7 +80,7 @@ def test_expired_keys_are_forgotten(session: Session):
 def test_api_replay_sets_idempotent_replayed_and_location(client, session: Session):
     product = client.post("/products", json=product_body(stock=5)).json()
     body = {"items": [{"product_id": product["id"], "quantity": 2}]}
-    reordered = '{"items":[{"quantity":2,  "product_id":%d}]}' % product["id"]
+    reordered = '{"items":[{"quantity":2,  "product_id":' + str(product["id"]) + "}]}"
 
     first = client.post("/orders", json=body, headers={"Idempotency-Key": "abc"})
     again = client.post("/orders", content=reordered,
