@@ -1,5 +1,6 @@
 """Exactly-once under a race: one event delivered 20 times at once to a 2-worker server."""
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,7 @@ def _recorded(database_url: str, event_id: str) -> int:
 @pytest.mark.parametrize("event_type", ["payment.failed", "payment.succeeded"])
 def test_concurrent_deliveries_of_one_event_apply_it_exactly_once(live_server, event_type):
     with live_server(workers=2, env={"WEBHOOK_SECRET": SECRET}) as server:
-        api = WebhookApi(server.base_url, [SECRET])
+        api = WebhookApi(server.base_url, [SECRET], os.environ.get("API_KEY"))
         order = api.create_order(price="5.00", quantity=3)  # stock 10 -> 7
         product_id = order["items"][0]["product_id"]
         body, event_id = payment(order, event_type), f"evt_race_{order['id']}"
