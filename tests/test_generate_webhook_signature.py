@@ -82,10 +82,11 @@ def test_the_printed_curl_command_is_accepted_by_a_live_server(live_server):
     if subprocess.run(["which", "curl"], capture_output=True).returncode != 0:
         pytest.fail("curl is needed to run the printed command") if os.environ.get("CI") == "true" \
             else pytest.skip("curl is not installed")
+    auth = {"Authorization": f"Bearer {os.environ['API_KEY']}"} if "API_KEY" in os.environ else {}
     with live_server(env={"WEBHOOK_SECRET": "curl-secret"}) as server:
-        product = httpx.post(f"{server.base_url}/products", json={
+        product = httpx.post(f"{server.base_url}/products", headers=auth, json={
             "sku": "CURL-1", "name": "Mug", "price": "19.99", "stock": 5}).json()
-        order = httpx.post(f"{server.base_url}/orders",
+        order = httpx.post(f"{server.base_url}/orders", headers=auth,
                            json={"product_id": product["id"], "quantity": 2}).json()
         body = BODY.replace('"order_id": 1', f'"order_id": {order["id"]}')
         printed = run(body, "--secret", "curl-secret", "--base-url", server.base_url).stdout
@@ -96,5 +97,6 @@ def test_the_printed_curl_command_is_accepted_by_a_live_server(live_server):
 
         assert "HTTP/1.1 200" in response.stdout, response.stdout
         assert '"duplicate":false' in response.stdout
-        assert httpx.get(f"{server.base_url}/orders/{order['id']}").json()["status"] == "PAID"
+        paid = httpx.get(f"{server.base_url}/orders/{order['id']}", headers=auth).json()
+        assert paid["status"] == "PAID"
     assert shlex.split(command)[0] == "curl"
