@@ -54,7 +54,8 @@ def test_verify_refuses_missing_or_malformed_signatures(signed: SignedHeaders):
 
 
 @pytest.mark.parametrize(("event_id", "timestamp"), [
-    (None, str(NOW)), ("", str(NOW)), ("x" * 129, str(NOW)), ("has space", str(NOW)),
+    (None, str(NOW)), ("", str(NOW)), ("x" * 129, str(NOW)), ("tab\tinside", str(NOW)),
+    ("évt", str(NOW)),
     ("evt_1", None), ("evt_1", ""), ("evt_1", "12.5"), ("evt_1", "-5"), ("evt_1", "soon"),
 ])
 def test_verify_refuses_missing_or_malformed_id_and_timestamp_headers(event_id, timestamp):
@@ -163,7 +164,7 @@ def test_a_library_delivery_with_the_wrong_secret_is_refused():
 
 # ---------------------------------------------------------------- property: every byte counts
 
-event_ids = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1,
+event_ids = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1,
                     max_size=128)
 timestamps = st.integers(min_value=0, max_value=10**12 - 1)
 
