@@ -1,4 +1,4 @@
-"""Exactly-once under a race: one event delivered 20 times at once to a 2-worker server."""
+"""Exactly-once under a race: one event delivered 20 times at once to a 4-worker server."""
 
 import os
 import threading
