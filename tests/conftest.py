@@ -69,3 +69,22 @@ def live_server(
             self._url.__exit__(*exc)
 
     return _Server
+
+
+# The secret and key the shipped clients (smoke, curl, Postman) are run with against a server.
+CLIENT_WEBHOOK_SECRET = "client-test-webhook-secret"
+CLIENT_API_KEY = "client-test-api-key"
+
+
+@pytest.fixture
+def client_server(
+    live_server: Callable[..., AbstractContextManager[LiveServer]],
+) -> Iterator[LiveServer]:
+    """A live server as a deployment runs it: webhook secret and an API key set.
+
+    `server.env` carries WEBHOOK_SECRET and API_KEY for the client under test.
+    """
+    env = {"WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET, "API_KEYS": CLIENT_API_KEY,
+           "API_KEY": CLIENT_API_KEY}
+    with live_server(env=env) as server:
+        yield server
