@@ -13,7 +13,7 @@ from app.config import Settings, get_settings
 from app.database import create_db_engine
 from app.errors import install_error_handlers
 from app.middleware import RequestIdMiddleware
-from app.routers import health, orders, products
+from app.routers import health, orders, products, webhooks
 
 log = logging.getLogger("app")
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine or create_db_engine(settings)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for router in (products.router, orders.router, health.router):
+    for router in (products.router, orders.router, webhooks.router, health.router):
         app.include_router(router)
     docs.install_openapi(app)
     return app
