@@ -1,6 +1,7 @@
 """The clients that ship with the service, run as a user runs them against a live server:
 curl_examples.sh, the Postman collection under newman, and the smoke script on its own."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -73,3 +74,42 @@ def test_smoke_script_standalone_fails_when_nothing_answers() -> None:
     assert result.returncode == 1, result.stdout
     assert "FAIL  service is up: ConnectError" in result.stdout
     assert "SKIP  create product (an earlier step failed)" in result.stdout
+
+
+def run_newman(
+    server: LiveServer, report: Path, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    newman = require_tool("newman", NEWMAN_LOCAL)
+    values = {"baseUrl": server.base_url, "apiKey": server.env["API_KEY"],
+              "webhookSecret": server.env["WEBHOOK_SECRET"], **variables}
+    command = [newman, "run", "postman_collection.json", "--reporters", "cli,json",
+               "--reporter-json-export", str(report), "--color", "off", "--timeout-request", "15000"]
+    for name, value in values.items():
+        command += ["--env-var", f"{name}={value}"]
+    return run_client(command, server)
+
+
+def test_postman_collection_passes_under_newman(client_server: LiveServer, tmp_path: Path) -> None:
+    report = tmp_path / "newman.json"
+    result = run_newman(client_server, report)
+    assert result.returncode == 0, result.stdout[-5000:]
+    run = json.loads(report.read_text())["run"]
+    assert run["stats"]["assertions"]["failed"] == 0
+    assert run["stats"]["assertions"]["total"] >= 100
+    executions = run["executions"]
+    assert {e["response"]["code"] for e in executions} >= {200, 201, 204, 401, 404, 409, 412, 422}
+    for execution in executions:
+        headers = {h["key"].lower(): h["value"] for h in execution["request"]["header"]}
+        is_webhook = execution["request"]["url"]["path"][0] == "webhooks"
+        expected = None if is_webhook else f"Bearer {client_server.env['API_KEY']}"
+        assert headers.get("authorization") == expected, execution["item"]["name"]
+
+
+def test_postman_collection_fails_with_a_wrong_webhook_secret(
+    client_server: LiveServer, tmp_path: Path
+) -> None:
+    report = tmp_path / "newman.json"
+    result = run_newman(client_server, report, webhookSecret="not-the-server-secret")
+    assert result.returncode != 0
+    failures = json.loads(report.read_text())["run"]["failures"]
+    assert any(f["source"]["name"] == "Pay order (signed webhook)" for f in failures)
