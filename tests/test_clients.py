@@ -83,7 +83,8 @@ def run_newman(
     values = {"baseUrl": server.base_url, "apiKey": server.env["API_KEY"],
               "webhookSecret": server.env["WEBHOOK_SECRET"], **variables}
     command = [newman, "run", "postman_collection.json", "--reporters", "cli,json",
-               "--reporter-json-export", str(report), "--color", "off", "--timeout-request", "15000"]
+               "--reporter-json-export", str(report), "--color", "off",
+               "--timeout-request", "15000"]
     for name, value in values.items():
         command += ["--env-var", f"{name}={value}"]
     return run_client(command, server)
