@@ -1,5 +1,6 @@
 """Fixtures: a fresh database per test (SQLite and PostgreSQL), an app on it, live servers."""
 
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -71,9 +72,10 @@ def live_server(
     return _Server
 
 
-# The secret and key the shipped clients (smoke, curl, Postman) are run with against a server.
-CLIENT_WEBHOOK_SECRET = "client-test-webhook-secret"
-CLIENT_API_KEY = "client-test-api-key"
+# The secret and key the shipped clients (smoke, curl, Postman) are run with against a server:
+# random per run, so no length or placeholder rule of the service can refuse them.
+CLIENT_WEBHOOK_SECRET = f"whtest-{secrets.token_hex(16)}"
+CLIENT_API_KEY = f"key-{secrets.token_hex(16)}"
 
 
 @pytest.fixture
