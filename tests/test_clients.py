@@ -1,13 +1,17 @@
 """The clients that ship with the service, run as a user runs them against a live server:
 curl_examples.sh, the Postman collection under newman, and the smoke script on its own."""
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.live_server import ROOT, LiveServer, free_port
@@ -40,14 +44,32 @@ def run_client(command: list[str], server: LiveServer, timeout: float = 180,
     return result
 
 
-def test_curl_examples_walk_through_passes(client_server: LiveServer) -> None:
-    require_tool("curl")
+def _logging_curl(tmp_path: Path) -> tuple[Path, Path]:
+    """A `curl` first on PATH that logs each call's arguments, one per line, then runs curl."""
+    real_curl, bin_dir, log = require_tool("curl"), tmp_path / "bin", tmp_path / "curl.log"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "curl"
+    wrapper.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" "--end--" >>"{log}"\n'
+                       f'exec {real_curl} "$@"\n')
+    wrapper.chmod(0o755)
+    return bin_dir, log
+
+
+def test_curl_examples_walk_through_passes(client_server: LiveServer, tmp_path: Path) -> None:
     require_tool("openssl")
-    result = run_client(["bash", "curl_examples.sh"], client_server)
+    bin_dir, log = _logging_curl(tmp_path)
+    result = run_client(["bash", "curl_examples.sh"], client_server,
+                        PATH=f"{bin_dir}:{os.environ['PATH']}")
     assert result.returncode == 0, result.stderr
-    assert "All " in result.stdout and "calls answered as expected" in result.stdout
+    assert "All 36 calls answered as expected" in result.stdout
     assert '"duplicate":true' in result.stdout.replace(" ", "")
     assert "FAIL" not in result.stdout + result.stderr
+    calls = [call.splitlines() for call in log.read_text().split("--end--\n") if call]
+    assert len(calls) == 36
+    bearer = f"Authorization: Bearer {client_server.env['API_KEY']}"
+    for args in calls:
+        is_webhook = args[-1].endswith("/webhooks/payment")
+        assert (bearer in args) != is_webhook, args
 
 
 def test_curl_examples_stops_on_first_surprise(client_server: LiveServer) -> None:
@@ -114,3 +136,43 @@ def test_postman_collection_fails_with_a_wrong_webhook_secret(
     assert result.returncode != 0
     failures = json.loads(report.read_text())["run"]["failures"]
     assert any(f["source"]["name"] == "Pay order (signed webhook)" for f in failures)
+
+
+def test_smoke_client_sends_the_api_key_everywhere_but_the_webhook() -> None:
+    from tests.test_smoke import Smoke
+
+    seen: list[tuple[str, str | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("authorization")))
+        return httpx.Response(200, json={}, headers={"X-Request-ID": "r1"})
+
+    smoke = Smoke("http://service.invalid", api_key="k1", webhook_secret="s1,s2")
+    smoke.http = httpx.Client(base_url="http://service.invalid",
+                              transport=httpx.MockTransport(answer))
+    smoke.call(200, "GET", "/products")
+    smoke.webhook(200, "evt_1", {"type": "payment.succeeded"})
+    assert seen == [("/products", "Bearer k1"), ("/webhooks/payment", None)]
+
+
+# A Standard Webhooks style secret: the key is the bytes after `whsec_`, base64-decoded.
+WHSEC = "whsec_" + base64.b64encode(b"sixteen byte key, not text!").decode()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+@pytest.mark.parametrize("tool", ["curl", "newman", "smoke"])
+def test_clients_sign_with_a_whsec_secret_among_rotated_ones(
+    live_server: Callable[..., AbstractContextManager[LiveServer]], tmp_path: Path, tool: str
+) -> None:
+    """`whsec_<base64>` secrets are keyed by the bytes they decode to, in every client."""
+    env = {"WEBHOOK_SECRET": f"{WHSEC},an-older-secret", "API_KEY": ""}
+    with live_server(env=env) as server:
+        server.env["WEBHOOK_SECRET"] = WHSEC  # what the client is given: the current secret
+        if tool == "curl":
+            require_tool("openssl")
+            result = run_client(["bash", "curl_examples.sh"], server)
+        elif tool == "newman":
+            result = run_newman(server, tmp_path / "newman.json")
+        else:
+            result = run_client([sys.executable, "tests/test_smoke.py"], server)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
