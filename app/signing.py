@@ -27,7 +27,7 @@ STANDARD_SECRET_PREFIX = "whsec_"
 OUR_HEADERS = ("X-Event-Id", "X-Webhook-Timestamp", "X-Webhook-Signature")
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
-_EVENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+_EVENT_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _OUR_SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 _STANDARD_SIGNATURE = re.compile(r"^v1,([A-Za-z0-9+/]{43}=)$")

@@ -1,5 +1,6 @@
 """The payment provider's webhook: verify the raw body's signature, then apply the event."""
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from app.models import PaymentEventCreate, PaymentEventReceipt
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 MAX_BODY_BYTES = 64 * 1024
+log = logging.getLogger("app.webhooks")
 
 
 # A delivery whose signature and timestamp have been checked: its id, time and raw bytes.
@@ -58,6 +60,7 @@ async def verified_delivery(request: Request) -> Delivery:
         signed_at = signing.verify(secrets, headers, body,
                                    tolerance=settings.webhook_tolerance_seconds)
     except signing.SignatureError as error:
+        log.warning("webhook delivery refused: %s (%s)", error.code, error.detail)
         title = "Invalid signature" if error.code == "invalid_signature" else "Stale timestamp"
         raise ApiError(401, error.code, title, error.detail) from None
     assert headers.event_id is not None  # verify() refuses a delivery without one
