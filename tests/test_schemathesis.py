@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, settings
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import CLIENT_WEBHOOK_SECRET
+from tests.conftest import CLIENT_API_KEY, CLIENT_WEBHOOK_SECRET
 from tests.databases import ENGINES, database_url
 from tests.live_server import LiveServer
 
+AUTH = {"Authorization": f"Bearer {CLIENT_API_KEY}"}
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "100"))
 pytestmark = pytest.mark.live
 
@@ -33,7 +34,9 @@ def fuzzed_server(
     """One server per engine for the whole module: the fuzzer's data piles up in it."""
     tmp_path: Path = tmp_path_factory.mktemp(f"schemathesis-{request.param}")
     with database_url(request.param, tmp_path) as url:
-        env = {"WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET}
+        # As deployed: with API keys, so schemathesis also checks that a wrong key is refused
+        # (its `ignored_auth` check, once the schema declares the keys).
+        env = {"WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET, "API_KEYS": CLIENT_API_KEY}
         with LiveServer(url, env=env, log_path=tmp_path / "server.log") as server:
             yield server
 
@@ -44,7 +47,8 @@ def _own_openapi() -> dict[str, Any]:
     (schemathesis' lazy `from_fixture` loader does not work with pytest 9.)
     `test_live_server_serves_the_schema_that_is_fuzzed` checks the live server serves the same.
     """
-    settings_ = Settings(_env_file=None, app_env="test", database_url="sqlite://")
+    settings_ = Settings(_env_file=None, app_env="test", database_url="sqlite://",
+                         api_keys=CLIENT_API_KEY)
     return create_app(settings_).openapi()
 
 
@@ -83,4 +87,4 @@ def test_live_server_serves_the_schema_that_is_fuzzed(fuzzed_server: LiveServer)
 def test_every_operation_conforms_to_its_schema(
     case: schemathesis.Case, fuzzed_server: LiveServer
 ) -> None:
-    case.call_and_validate(base_url=fuzzed_server.base_url, timeout=15)
+    case.call_and_validate(base_url=fuzzed_server.base_url, timeout=15, headers=AUTH)
