@@ -89,17 +89,34 @@ _SPACE_CLASS = "".join(f"\\u{ord(char):04x}" for char in _SPACES)
 NAME_PATTERN = rf"^[^\u0000]*[^\u0000{_SPACE_CLASS}][^\u0000]*$"
 
 
-def _trim(text: str) -> str:
-    return text.strip(_SPACES)
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character")
+    return text
 
 
-# A name: at most 200 characters as sent, not all whitespace, stored trimmed.
+def _name(text: str) -> str:
+    trimmed = _no_nul(text).strip(_SPACES)
+    if not trimmed:
+        raise ValueError("must not be blank")
+    return trimmed
+
+
+# A name: at most 200 characters as sent, not blank, stored trimmed. The validator says why a
+# name is refused in words; the schema states the same rule as a pattern.
 ProductName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN),
-    AfterValidator(_trim),
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_name),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200,
+                    "pattern": NAME_PATTERN, "description": "Trimmed; not blank."}),
 ]
-Description = Annotated[str, StringConstraints(max_length=2000, pattern=TEXT_PATTERN)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "maxLength": 2000, "pattern": TEXT_PATTERN}),
+]
 
 
 def _whole_number(value: Any) -> Any:

@@ -97,3 +97,13 @@ def test_operations_with_a_body_declare_400_for_malformed_json(client: TestClien
     response = client.put("/orders/1", content=b"\x00",
                           headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["code"] == "bad_request"
+
+
+def test_blank_names_say_so_and_lone_surrogates_are_422(client: TestClient) -> None:
+    problem = client.post("/products", json=product_body(name=" \t ")).json()
+    assert problem["errors"][0]["msg"] == "Value error, must not be blank"
+    body = b'{"sku": "S-1", "name": "\\ud800", "price": "1.00"}'  # not encodable as UTF-8
+    response = client.post("/products", content=body,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert client.get("/products").json()["total"] == 0
