@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.errors import Problem
+from app.errors import Problem, problem_responses
 
 TITLE = "Orders & Inventory API"
 DESCRIPTION = """
@@ -25,6 +25,19 @@ TAGS = [
 ]
 
 
+def _declare_malformed_json(schema: dict[str, Any]) -> None:
+    """Any operation that takes a JSON body may answer 400 `bad_request` to malformed JSON."""
+    (bad_request,) = problem_responses(400).values()
+    for operation in _operations(schema):
+        if "requestBody" in operation:
+            operation.setdefault("responses", {}).setdefault("400", bad_request)
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for path in schema.get("paths", {}).values() for op in path.values()
+            if isinstance(op, dict)]
+
+
 def install_openapi(app: FastAPI) -> None:
     """Generate the schema once, with the Problem schema that error responses refer to."""
 
@@ -36,6 +49,7 @@ def install_openapi(app: FastAPI) -> None:
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["Problem"] = Problem.model_json_schema()
+            _declare_malformed_json(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("app.errors")
@@ -72,8 +73,24 @@ def _on_api_error(request: Request, error: Exception) -> JSONResponse:
     return problem_response(request, error)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path supports; Starlette's own 405 names only one route's methods."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+               for route in routes)
+    )
+
+
 def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     phrase = HTTPStatus(error.status_code).phrase
     code = {404: "not_found", 405: "method_not_allowed"}.get(
         error.status_code, phrase.lower().replace(" ", "_").replace("-", "_")
@@ -82,7 +99,7 @@ def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
     if error.status_code == 404 and detail is None:
         detail = f"No route matches {request.method} {request.url.path}."
     return problem_response(
-        request, ApiError(error.status_code, code, phrase, detail, headers=error.headers or {})
+        request, ApiError(error.status_code, code, phrase, detail, headers=headers)
     )
 
 

@@ -5,6 +5,7 @@ from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -152,13 +153,14 @@ class ProductCreate(RequestBody):
     stock: StockLevel = 0
 
 
-# The body of PUT and PATCH /products/{id}: only the fields sent change.
+# The body of PUT and PATCH /products/{id}: only the fields sent change. Only `description`
+# may be set to null (cleared); the schema says so, as SkipJsonSchema keeps null out of the rest.
 class ProductUpdate(RequestBody):
-    sku: Sku | None = None
-    name: ProductName | None = None
+    sku: Sku | SkipJsonSchema[None] = None
+    name: ProductName | SkipJsonSchema[None] = None
     description: Description | None = None
-    price: Price | None = None
-    stock: StockLevel | None = None
+    price: Price | SkipJsonSchema[None] = None
+    stock: StockLevel | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def required_fields_are_not_null(self) -> "ProductUpdate":
@@ -201,7 +203,10 @@ class OrderLineCreate(RequestBody):
 
 # The body of POST /orders: a list of lines, or one line's fields as a shorthand.
 class OrderCreate(RequestBody):
-    items: list[OrderLineCreate] = Field(min_length=1, max_length=50)
+    # Lines are distinct (each product at most once, which JSON Schema cannot say in full).
+    items: list[OrderLineCreate] = Field(
+        min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
+    )
 
     @model_validator(mode="before")
     @classmethod

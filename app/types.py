@@ -1,10 +1,19 @@
 """Value types shared by the schemas: money, timestamps, ids and the contract's text limits."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, PlainSerializer, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 CENT = Decimal("0.01")
 MAX_PRICE = Decimal("99999999.99")
@@ -32,8 +41,34 @@ def _rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds") + "Z"
 
 
+# Money sent as a string is plain ASCII digits with at most 2 decimal places ("19.99"):
+# Python's Decimal would also take " 1e1 ", "1_0" or Arabic-Indic digits, which no client means.
+MONEY_TEXT = r"^[0-9]+(\.[0-9]{1,2})?$"
+
+
+def _plain_money_text(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(MONEY_TEXT, value):
+        raise ValueError('money as a string is digits with at most 2 decimal places, like "19.99"')
+    return value
+
+
+# What OpenAPI says of a price, as exactly as JSON Schema can: a number in cents, or a string.
+_PRICE_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_PRICE),
+         "multipleOf": 0.01},
+        {"type": "string", "pattern": r"^(?!0+(\.0+)?$)[0-9]{1,8}(\.[0-9]{1,2})?$"},
+    ],
+    "description": "More than 0, at most 99999999.99, at most 2 decimal places; "
+    'a JSON number (19.99) or a string ("19.99").',
+}
 # Money a client sends: a JSON number or string, > 0, at most 2 decimal places.
-Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_plain_money_text),
+    Field(gt=0, le=MAX_PRICE, max_digits=10, decimal_places=2),
+    WithJsonSchema(_PRICE_SCHEMA, mode="validation"),
+]
 # An amount a payment provider reports: >= 0, at most 2 decimal places.
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 # Money the service sends: always a string with two decimal places ("19.90").
@@ -42,13 +77,58 @@ MoneyOut = Annotated[
 ]
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str, when_used="json")]
 
-Sku = Annotated[
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SKU_PATTERN)]
+# Text is stored as given, except NUL, which PostgreSQL cannot store in a text column.
+TEXT_PATTERN = r"^[^\u0000]*$"
+# What a name is trimmed of: Unicode's White_Space characters. The pattern spells them out so
+# that the service, Swagger UI and fuzzers read it alike (regex `\s` differs between them).
+_SPACES = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
+    "\u2028\u2029\u202f\u205f\u3000")
+_SPACE_CLASS = "".join(f"\\u{ord(char):04x}" for char in _SPACES)
+NAME_PATTERN = rf"^[^\u0000]*[^\u0000{_SPACE_CLASS}][^\u0000]*$"
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character")
+    return text
+
+
+def _name(text: str) -> str:
+    trimmed = _no_nul(text).strip(_SPACES)
+    if not trimmed:
+        raise ValueError("must not be blank")
+    return trimmed
+
+
+# A name: at most 200 characters as sent, not blank, stored trimmed. The validator says why a
+# name is refused in words; the schema states the same rule as a pattern.
+ProductName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_name),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200,
+                    "pattern": NAME_PATTERN, "description": "Trimmed; not blank."}),
 ]
-ProductName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=2000)]
-StockLevel = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
-Quantity = Annotated[StrictInt, Field(ge=1, le=10_000)]
-ProductId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "maxLength": 2000, "pattern": TEXT_PATTERN}),
+]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: `5.0` is the integer 5 (as JSON Schema says); strings stay out."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Counts and ids in a request body: a JSON integer (or 5.0), never a string or a boolean.
+_WHOLE = BeforeValidator(_whole_number)
+StockLevel = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), _WHOLE]
+Quantity = Annotated[StrictInt, Field(ge=1, le=10_000), _WHOLE]
+ProductId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), _WHOLE]
 OrderId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]

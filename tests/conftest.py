@@ -1,5 +1,6 @@
 """Fixtures: a fresh database per test (SQLite and PostgreSQL), an app on it, live servers."""
 
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -69,3 +70,23 @@ def live_server(
             self._url.__exit__(*exc)
 
     return _Server
+
+
+# The secret and key the shipped clients (smoke, curl, Postman) are run with against a server:
+# random per run, so no length or placeholder rule of the service can refuse them.
+CLIENT_WEBHOOK_SECRET = f"whtest-{secrets.token_hex(16)}"
+CLIENT_API_KEY = f"key-{secrets.token_hex(16)}"
+
+
+@pytest.fixture
+def client_server(
+    live_server: Callable[..., AbstractContextManager[LiveServer]],
+) -> Iterator[LiveServer]:
+    """A live server as a deployment runs it: webhook secret and an API key set.
+
+    `server.env` carries WEBHOOK_SECRET and API_KEY for the client under test.
+    """
+    env = {"WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET, "API_KEYS": CLIENT_API_KEY,
+           "API_KEY": CLIENT_API_KEY}
+    with live_server(env=env) as server:
+        yield server

@@ -9,6 +9,7 @@ from app.database import SessionDep
 from app.errors import problem_responses
 from app.models import Page, ProductCreate, ProductPublic, ProductUpdate
 from app.routers.params import Limit, Offset, ResourceId
+from app.types import SKU_PATTERN, TEXT_PATTERN
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -57,9 +58,13 @@ def list_products(
     session: SessionDep,
     limit: Limit = 20,
     offset: Offset = 0,
-    sku: Annotated[str | None, Query(max_length=64, description="Exact SKU.")] = None,
+    sku: Annotated[
+        str | None, Query(max_length=64, pattern=SKU_PATTERN, description="Exact SKU.")
+    ] = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="Case-insensitive substring of the name.")
+        str | None,
+        Query(max_length=200, pattern=TEXT_PATTERN,
+              description="Case-insensitive substring of the name."),
     ] = None,
     in_stock: Annotated[
         bool | None, Query(description="`true`: stock > 0; `false`: stock = 0.")

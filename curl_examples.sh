@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# A walk through the whole Orders & Inventory API with curl, one call at a time.
+#
+#   ./curl_examples.sh                                   # against http://127.0.0.1:8000
+#   BASE_URL=https://orders.example.com API_KEY=... WEBHOOK_SECRET=... ./curl_examples.sh
+#
+# Every call prints its method, path, status and response body, and is checked against the
+# status (and error `code`) the contract promises; the first surprise stops the walk with a
+# non-zero exit. SKUs are unique per run, so it can run again and again against one server.
+#
+# Settings (environment):
+#   BASE_URL        the service (default http://127.0.0.1:8000)
+#   API_KEY         sent as `Authorization: Bearer <key>` on every call but the webhook
+#   WEBHOOK_SECRET  the server's webhook secret (the first one, if it holds several); without
+#                   it the payment steps are skipped and the order is marked paid with PUT.
+# Needs curl, openssl (to sign the webhook) and jq or python3 (to read JSON).
+set -euo pipefail
+
+BASE_URL=${BASE_URL:-http://127.0.0.1:8000}
+BASE_URL=${BASE_URL%/}
+API_KEY=${API_KEY:-}
+WEBHOOK_SECRET=${WEBHOOK_SECRET:-}
+RUN="$(date +%s)-$$-$RANDOM"
+
+STATUS=""   # the last call's HTTP status
+BODY=""     # the last call's response body
+STEP=0
+
+if [[ -t 1 ]]; then GREEN=$'\e[32m' RED=$'\e[31m' DIM=$'\e[2m' OFF=$'\e[0m'
+else GREEN="" RED="" DIM="" OFF=""; fi
+
+fail() {
+  echo "${RED}FAIL: $*${OFF}" >&2
+  exit 1
+}
+
+for tool in curl openssl; do
+  command -v "$tool" >/dev/null || fail "$tool is needed and not installed"
+done
+
+# Prints one top-level member of the last response body (empty when absent).
+field() {
+  if command -v jq >/dev/null; then
+    jq -r --arg k "$1" 'if type == "object" and has($k) then .[$k] | tostring else "" end' \
+      <<<"$BODY"
+  else
+    python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); v=d.get(sys.argv[1], "") if isinstance(d, dict) else ""
+print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "$1" <<<"$BODY"
+  fi
+}
+
+# call EXPECTED METHOD PATH [JSON_BODY] [curl options...]: one API call, printed and checked.
+call() {
+  local expected=$1 method=$2 path=$3 data=${4:-}
+  shift $(( $# < 4 ? $# : 4 ))
+  local args=(-sS -X "$method" -o "$tmp/body" -w '%{http_code}' -H 'Accept: application/json')
+  if [[ -n $API_KEY && $path != /webhooks/* ]]; then
+    args+=(-H "Authorization: Bearer $API_KEY")
+  fi
+  if [[ -n $data ]]; then
+    args+=(-H 'Content-Type: application/json' --data-binary "$data")
+  fi
+  STEP=$((STEP + 1))
+  printf '\n%s%2d. %s %s%s\n' "$DIM" "$STEP" "$method" "$path" "$OFF"
+  [[ -n $data ]] && printf '    request:  %s\n' "$data"
+  STATUS=$(curl "${args[@]}" "$@" "$BASE_URL$path") || fail "$method $path: curl could not reach $BASE_URL"
+  BODY=$(cat "$tmp/body")
+  printf '    response: %s\n' "${BODY:-(empty)}"
+  if [[ $STATUS != "$expected" ]]; then
+    fail "$method $path answered $STATUS, expected $expected"
+  fi
+  printf '    %s%s OK%s (expected %s)\n' "$GREEN" "$STATUS" "$OFF" "$expected"
+}
+
+# expect NAME VALUE: the last response's top-level member NAME equals VALUE.
+expect() {
+  local actual
+  actual=$(field "$1")
+  [[ $actual == "$2" ]] || fail "expected $1 = $2, got '${actual}' (step $STEP)"
+  printf '    %s%s = %s OK%s\n' "$GREEN" "$1" "$2" "$OFF"
+}
+
+# Signs a webhook body as the contract says: HMAC-SHA256 hex over `{id}.{timestamp}.{body}`.
+# A `whsec_<base64>` secret is used as the key it decodes to, any other as its bytes.
+sign() {
+  local event_id=$1 timestamp=$2 body=$3 secret=${WEBHOOK_SECRET%%,*}
+  local key_opt
+  if [[ $secret == whsec_* ]]; then
+    key_opt="hexkey:$(printf '%s' "${secret#whsec_}" | openssl base64 -d -A | od -An -vtx1 | tr -d ' \n')"
+  else
+    key_opt="key:$secret"
+  fi
+  printf '%s.%s.%s' "$event_id" "$timestamp" "$body" |
+    openssl dgst -sha256 -mac HMAC -macopt "$key_opt" -hex | awk '{print $NF}'
+}
+
+# webhook EXPECTED EVENT_ID BODY [SIGNATURE]: a signed call to POST /webhooks/payment.
+webhook() {
+  local expected=$1 event_id=$2 body=$3 timestamp signature
+  timestamp=$(date +%s)
+  signature=${4:-sha256=$(sign "$event_id" "$timestamp" "$body")}
+  call "$expected" POST /webhooks/payment "$body" \
+    -H "X-Event-Id: $event_id" -H "X-Webhook-Timestamp: $timestamp" \
+    -H "X-Webhook-Signature: $signature"
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "Orders & Inventory API walk-through against $BASE_URL (run $RUN)"
+[[ -n $API_KEY ]] && echo "Sending API_KEY as a bearer token."
+
+echo; echo "== Operations"
+call 200 GET /healthz
+call 200 GET /readyz
+
+echo; echo "== Products"
+call 201 POST /products "{\"sku\": \"CURL-$RUN-MUG\", \"name\": \"Curl mug $RUN\", \"description\": \"Stoneware, 350 ml\", \"price\": \"12.50\", \"stock\": 10}"
+MUG=$(field id)
+expect price 12.50
+expect stock 10
+call 201 POST /products "{\"sku\": \"CURL-$RUN-TEE\", \"name\": \"Curl tee $RUN\", \"price\": 19.99, \"stock\": 3}"
+TEE=$(field id)
+call 409 POST /products "{\"sku\": \"CURL-$RUN-MUG\", \"name\": \"Same SKU again\", \"price\": \"1.00\"}"
+expect code sku_conflict
+call 422 POST /products "{\"sku\": \"CURL-$RUN-BAD\", \"name\": \"Negative price\", \"price\": -1}"
+expect code validation_error
+call 200 GET "/products?limit=5"
+call 200 GET "/products?sku=CURL-$RUN-MUG"
+expect total 1
+call 200 GET "/products?q=curl%20tee%20$RUN&in_stock=true"
+expect total 1
+call 200 GET "/products/$MUG"
+expect sku "CURL-$RUN-MUG"
+call 404 GET /products/2147483647
+expect code product_not_found
+call 200 PATCH "/products/$MUG" '{"price": "11.00", "name": "Curl mug (sale)"}'
+expect price 11.00
+call 200 PUT "/products/$TEE" '{"stock": 5}'
+expect stock 5
+
+echo; echo "== Orders"
+call 201 POST /orders "{\"items\": [{\"product_id\": $MUG, \"quantity\": 2}, {\"product_id\": $TEE, \"quantity\": 1}]}"
+ORDER=$(field id)
+TOTAL=$(field total)
+expect status PENDING
+expect total 41.99
+call 200 GET "/products/$MUG"
+expect stock 8
+call 409 POST /orders "{\"product_id\": $MUG, \"quantity\": 9}"
+expect code insufficient_stock
+call 200 GET "/products/$MUG"
+expect stock 8
+call 200 GET "/orders?status=PENDING&product_id=$MUG"
+expect total 1
+call 200 GET "/orders/$ORDER"
+expect status PENDING
+call 404 GET /orders/2147483647
+expect code order_not_found
+
+echo; echo "== Payment webhook"
+if [[ -n $WEBHOOK_SECRET ]]; then
+  EVENT="evt_curl_$RUN"
+  PAYMENT="{\"type\": \"payment.succeeded\", \"order_id\": $ORDER, \"amount\": \"$TOTAL\", \"payment_id\": \"pay_$RUN\"}"
+  webhook 401 "evt_curl_forged_$RUN" "$PAYMENT" "sha256=$(printf '0%.0s' {1..64})"
+  expect code invalid_signature
+  webhook 200 "$EVENT" "$PAYMENT"
+  expect duplicate false
+  expect order_status PAID
+  webhook 200 "$EVENT" "$PAYMENT"
+  expect duplicate true
+else
+  echo "WEBHOOK_SECRET is not set: skipping the signed payment; marking the order paid with PUT."
+  call 200 PUT "/orders/$ORDER" '{"status": "PAID"}'
+fi
+call 200 GET "/orders/$ORDER"
+expect status PAID
+
+echo; echo "== Shipping and cancelling"
+call 200 PUT "/orders/$ORDER" '{"status": "SHIPPED"}'
+expect status SHIPPED
+call 409 PATCH "/orders/$ORDER" '{"status": "PENDING"}'
+expect code invalid_status_transition
+call 201 POST /orders "{\"product_id\": $MUG, \"quantity\": 3}"
+SECOND=$(field id)
+call 200 GET "/products/$MUG"
+expect stock 5
+call 200 DELETE "/orders/$SECOND"
+expect status CANCELED
+call 200 GET "/products/$MUG"
+expect stock 8
+call 409 DELETE "/orders/$ORDER"
+expect code invalid_status_transition
+
+echo; echo "== Archiving"
+call 204 DELETE "/products/$TEE"
+call 404 GET "/products/$TEE"
+expect code product_not_found
+call 404 POST /orders "{\"product_id\": $TEE, \"quantity\": 1}"
+expect code product_not_found
+call 200 GET "/orders/$ORDER"
+call 404 GET /no-such-route
+expect code not_found
+
+echo
+echo "${GREEN}All $STEP calls answered as expected.${OFF}"

@@ -1,0 +1,308 @@
+"""Smoke tests: the happy path and the main error cases, against a running service.
+
+Under pytest, each test starts a live server of its own (the `client_server` fixture). On its
+own, it checks any deployment and exits non-zero if anything is wrong:
+
+    BASE_URL=https://orders.example.com API_KEY=... WEBHOOK_SECRET=... python tests/test_smoke.py
+
+Self-contained: it needs only httpx, and talks to the service over HTTP as any client would.
+Without WEBHOOK_SECRET the signed-payment checks are skipped (the order is paid with PUT).
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+PROBLEM_JSON = "application/problem+json"
+
+
+# A client of the service that checks every answer against the status it expects.
+class Smoke:
+    def __init__(self, base_url: str, api_key: str = "", webhook_secret: str = "") -> None:
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=15)
+        self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.secret = webhook_secret.split(",")[0].strip()
+        self.run = uuid.uuid4().hex[:10]
+        self.state: dict[str, Any] = {}
+
+    def call(self, expected: int, method: str, path: str, code: str | None = None,
+             **kwargs: Any) -> httpx.Response:
+        headers = {**({} if path.startswith("/webhooks/") else self.auth),
+                   **kwargs.pop("headers", {})}
+        response = self.http.request(method, path, headers=headers, **kwargs)
+        context = f"{method} {path} answered {response.status_code}: {response.text[:500]}"
+        assert response.status_code == expected, f"expected {expected}; {context}"
+        assert response.headers.get("x-request-id"), f"no X-Request-ID; {context}"
+        if expected >= 400:
+            assert response.headers["content-type"].startswith(PROBLEM_JSON), context
+            assert response.json()["status"] == expected, context
+        if code is not None:
+            assert response.json()["code"] == code, f"expected code {code}; {context}"
+        return response
+
+    def new_product(self, stock: int = 10, price: str = "12.50") -> dict[str, Any]:
+        body = {"sku": f"SMOKE-{self.run}-{uuid.uuid4().hex[:6]}", "name": f"Smoke mug {self.run}",
+                "price": price, "stock": stock}
+        return self.call(201, "POST", "/products", json=body).json()
+
+    def stock(self, product_id: int) -> int:
+        return self.call(200, "GET", f"/products/{product_id}").json()["stock"]
+
+    def webhook(self, expected: int, event_id: str, payload: dict[str, Any],
+                code: str | None = None, *, signature: str | None = None,
+                timestamp: int | None = None) -> httpx.Response:
+        body = httpx.Request("POST", "/", json=payload).content
+        timestamp = int(time.time()) if timestamp is None else timestamp
+        signature = signature or "sha256=" + sign(self.secret, event_id, timestamp, body)
+        headers = {"Content-Type": "application/json", "X-Event-Id": event_id,
+                   "X-Webhook-Timestamp": str(timestamp), "X-Webhook-Signature": signature}
+        return self.call(expected, "POST", "/webhooks/payment", code, content=body,
+                         headers=headers)
+
+
+def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
+    """The contract's scheme: HMAC-SHA256 hex over `{event_id}.{timestamp}.{raw body}`."""
+    key = base64.b64decode(secret[6:]) if secret.startswith("whsec_") else secret.encode()
+    message = f"{event_id}.{timestamp}.".encode() + body
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+class Skipped(Exception):
+    """A check that cannot run against this deployment (say, no webhook secret given)."""
+
+
+# ---------------------------------------------------------------- the happy path, in order
+
+
+def service_is_up(s: Smoke) -> None:
+    assert s.call(200, "GET", "/healthz").json()["status"] == "ok"
+    s.call(200, "GET", "/readyz")
+
+
+def create_product(s: Smoke) -> None:
+    response = s.call(201, "POST", "/products", json={
+        "sku": f"SMOKE-{s.run}-MUG", "name": f"  Smoke mug {s.run}  ", "price": 12.5, "stock": 10})
+    product = response.json()
+    assert response.headers["location"] == f"/products/{product['id']}"
+    assert product["price"] == "12.50" and product["name"] == f"Smoke mug {s.run}", product
+    s.state["product"] = product
+
+
+def read_and_filter_products(s: Smoke) -> None:
+    product = s.state["product"]
+    response = s.call(200, "GET", f"/products/{product['id']}")
+    assert response.json() == product and response.headers.get("etag")
+    page = s.call(200, "GET", "/products", params={"sku": product["sku"]}).json()
+    assert page["total"] == 1 and page["items"][0]["id"] == product["id"], page
+    page = s.call(200, "GET", "/products", params={"q": f"MUG {s.run}", "in_stock": "true"}).json()
+    assert [p["id"] for p in page["items"]] == [product["id"]], page
+
+
+def update_product(s: Smoke) -> None:
+    product_id = s.state["product"]["id"]
+    etag = s.call(200, "GET", f"/products/{product_id}").headers["etag"]
+    updated = s.call(200, "PATCH", f"/products/{product_id}", json={"price": "9.99"},
+                     headers={"If-Match": etag}).json()
+    assert updated["price"] == "9.99" and updated["stock"] == 10, updated
+
+
+def place_order(s: Smoke) -> None:
+    product_id = s.state["product"]["id"]
+    response = s.call(201, "POST", "/orders", json={"items": [
+        {"product_id": product_id, "quantity": 3}]})
+    order = response.json()
+    assert response.headers["location"] == f"/orders/{order['id']}"
+    assert order["status"] == "PENDING" and order["total"] == "29.97", order
+    assert order["items"][0]["unit_price"] == "9.99", order
+    assert s.stock(product_id) == 7
+    listed = s.call(200, "GET", "/orders", params={"product_id": product_id}).json()
+    assert [o["id"] for o in listed["items"]] == [order["id"]], listed
+    s.state["order"] = order
+
+
+def pay_by_webhook(s: Smoke) -> None:
+    order = s.state["order"]
+    if not s.secret:
+        s.call(200, "PUT", f"/orders/{order['id']}", json={"status": "PAID"})
+        raise Skipped("WEBHOOK_SECRET not set: paid with PUT instead of the signed webhook")
+    event = {"type": "payment.succeeded", "order_id": order["id"], "amount": order["total"],
+             "payment_id": f"pay_{s.run}"}
+    first = s.webhook(200, f"evt_smoke_{s.run}", event).json()
+    assert first["duplicate"] is False and first["order_status"] == "PAID", first
+    replay = s.webhook(200, f"evt_smoke_{s.run}", event).json()
+    assert replay["duplicate"] is True, replay
+    assert s.call(200, "GET", f"/orders/{order['id']}").json()["status"] == "PAID"
+
+
+def ship_order(s: Smoke) -> None:
+    order_id = s.state["order"]["id"]
+    shipped = s.call(200, "PUT", f"/orders/{order_id}", json={"status": "SHIPPED"}).json()
+    assert shipped["status"] == "SHIPPED", shipped
+
+
+def cancel_restocks(s: Smoke) -> None:
+    product_id = s.state["product"]["id"]
+    order = s.call(201, "POST", "/orders", json={"product_id": product_id, "quantity": 4}).json()
+    assert s.stock(product_id) == 3
+    assert s.call(200, "DELETE", f"/orders/{order['id']}").json()["status"] == "CANCELED"
+    assert s.stock(product_id) == 7
+    s.call(200, "DELETE", f"/orders/{order['id']}")  # a second cancel is a no-op
+    assert s.stock(product_id) == 7
+
+
+def archive_product(s: Smoke) -> None:
+    product_id = s.state["product"]["id"]
+    s.call(204, "DELETE", f"/products/{product_id}")
+    s.call(404, "GET", f"/products/{product_id}", "product_not_found")
+    order = s.call(200, "GET", f"/orders/{s.state['order']['id']}").json()
+    assert order["items"][0]["sku"] == s.state["product"]["sku"], order
+
+
+HAPPY_PATH = [service_is_up, create_product, read_and_filter_products, update_product,
+              place_order, pay_by_webhook, ship_order, cancel_restocks, archive_product]
+
+
+# ---------------------------------------------------------------- error cases, each alone
+
+
+def unknown_ids_are_404(s: Smoke) -> None:
+    s.call(404, "GET", "/products/2147483647", "product_not_found")
+    s.call(404, "GET", "/orders/2147483647", "order_not_found")
+    s.call(404, "GET", "/no-such-route", "not_found")
+    s.call(404, "POST", "/orders", "product_not_found",
+           json={"product_id": 2147483647, "quantity": 1})
+
+
+def invalid_bodies_are_422(s: Smoke) -> None:
+    problem = s.call(422, "POST", "/products", "validation_error",
+                     json={"sku": "ok-sku", "name": "x", "price": "1.999"}).json()
+    assert problem["errors"] and {"loc", "msg", "type"} <= set(problem["errors"][0]), problem
+    s.call(422, "POST", "/products", "validation_error",
+           json={"sku": "ok-sku", "name": "x", "price": 1, "colour": "red"})
+    s.call(422, "GET", "/products", "validation_error", params={"limit": 0})
+
+
+def malformed_json_is_400(s: Smoke) -> None:
+    s.call(400, "POST", "/products", "bad_request", content=b'{"sku": ',
+           headers={"Content-Type": "application/json"})
+
+
+def duplicate_sku_is_409(s: Smoke) -> None:
+    product = s.new_product()
+    s.call(409, "POST", "/products", "sku_conflict",
+           json={"sku": product["sku"], "name": "Again", "price": "1.00"})
+
+
+def over_order_is_409_and_moves_nothing(s: Smoke) -> None:
+    product = s.new_product(stock=2)
+    problem = s.call(409, "POST", "/orders", "insufficient_stock",
+                     json={"product_id": product["id"], "quantity": 5}).json()
+    assert (problem["product_id"], problem["requested"], problem["available"]) == (
+        product["id"], 5, 2), problem
+    assert s.stock(product["id"]) == 2
+
+
+def invalid_transition_is_409(s: Smoke) -> None:
+    product = s.new_product()
+    order = s.call(201, "POST", "/orders", json={"product_id": product["id"], "quantity": 1})
+    order_id = order.json()["id"]
+    s.call(200, "DELETE", f"/orders/{order_id}")
+    problem = s.call(409, "PUT", f"/orders/{order_id}", "invalid_status_transition",
+                     json={"status": "PAID"}).json()
+    assert (problem["from"], problem["to"], problem["allowed"]) == ("CANCELED", "PAID", []), problem
+
+
+def stale_if_match_is_412(s: Smoke) -> None:
+    product = s.new_product()
+    s.call(412, "PATCH", f"/products/{product['id']}", "precondition_failed",
+           json={"stock": 1}, headers={"If-Match": '"not-the-etag"'})
+    assert s.stock(product["id"]) == 10
+
+
+def bad_webhooks_are_401(s: Smoke) -> None:
+    if not s.secret:
+        raise Skipped("WEBHOOK_SECRET not set")
+    product = s.new_product()
+    order = s.call(201, "POST", "/orders", json={"product_id": product["id"], "quantity": 1})
+    event = {"type": "payment.succeeded", "order_id": order.json()["id"],
+             "amount": order.json()["total"], "payment_id": f"pay_{s.run}_bad"}
+    s.webhook(401, f"evt_forged_{s.run}", event, "invalid_signature",
+              signature="sha256=" + "0" * 64)
+    s.webhook(401, f"evt_stale_{s.run}", event, "stale_timestamp",
+              timestamp=int(time.time()) - 3600)
+    s.webhook(422, f"evt_amount_{s.run}", {**event, "amount": "0.01"}, "amount_mismatch")
+    assert s.call(200, "GET", f"/orders/{order.json()['id']}").json()["status"] == "PENDING"
+
+
+ERROR_CASES = [unknown_ids_are_404, invalid_bodies_are_422, malformed_json_is_400,
+               duplicate_sku_is_409, over_order_is_409_and_moves_nothing,
+               invalid_transition_is_409, stale_if_match_is_412, bad_webhooks_are_401]
+
+
+# ---------------------------------------------------------------- running them
+
+
+def run_checks(smoke: Smoke, checks: list[Callable[[Smoke], None]], *, stop_on_failure: bool,
+               report: Callable[[str], None] = print) -> dict[str, list[str]]:
+    """Runs checks in order, reporting each; returns the names by outcome."""
+    outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
+    for check in checks:
+        name = check.__name__.replace("_", " ")
+        if outcomes["failed"] and stop_on_failure:
+            outcomes["skipped"].append(name)
+            report(f"SKIP  {name} (an earlier step failed)")
+            continue
+        started = time.monotonic()
+        try:
+            check(smoke)
+        except Skipped as why:
+            outcomes["skipped"].append(name)
+            report(f"SKIP  {name}: {why}")
+        except (AssertionError, httpx.HTTPError, KeyError, ValueError) as error:
+            outcomes["failed"].append(f"{name}: {type(error).__name__}: {error}")
+            report(f"FAIL  {name}: {type(error).__name__}: {error}")
+        else:
+            outcomes["passed"].append(name)
+            report(f"PASS  {name} ({time.monotonic() - started:.2f} s)")
+    return outcomes
+
+
+def _smoke_for(server: Any) -> Smoke:
+    return Smoke(server.base_url, server.env.get("API_KEY", ""), server.env["WEBHOOK_SECRET"])
+
+
+# Under pytest the server has a webhook secret, so nothing may be skipped either.
+def test_smoke_happy_path(client_server: Any) -> None:
+    outcomes = run_checks(_smoke_for(client_server), HAPPY_PATH, stop_on_failure=True)
+    assert outcomes["passed"] == [c.__name__.replace("_", " ") for c in HAPPY_PATH], outcomes
+
+
+def test_smoke_error_cases(client_server: Any) -> None:
+    outcomes = run_checks(_smoke_for(client_server), ERROR_CASES, stop_on_failure=False)
+    assert outcomes["passed"] == [c.__name__.replace("_", " ") for c in ERROR_CASES], outcomes
+
+
+def main() -> int:
+    base_url = os.environ.get("BASE_URL", "http://127.0.0.1:8000")
+    smoke = Smoke(base_url, os.environ.get("API_KEY", ""), os.environ.get("WEBHOOK_SECRET", ""))
+    print(f"Smoke tests against {base_url} (run {smoke.run})\n\nHappy path:")
+    happy = run_checks(smoke, HAPPY_PATH, stop_on_failure=True)
+    print("\nError cases:")
+    errors = run_checks(smoke, ERROR_CASES, stop_on_failure=False)
+    counts = {outcome: len(happy[outcome]) + len(errors[outcome]) for outcome in happy}
+    print(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    for failure in happy["failed"] + errors["failed"]:
+        print(f"  - {failure}")
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
