@@ -8,11 +8,14 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import __version__, docs
+from app import __version__, docs, metrics, observability, security
 from app.config import Settings, get_settings
 from app.database import create_db_engine
 from app.errors import install_error_handlers
+from app.limits import BodySizeLimitMiddleware
+from app.logs import configure_logging
 from app.middleware import RequestIdMiddleware
+from app.observability import RequestMetricsMiddleware
 from app.routers import health, orders, products
 
 log = logging.getLogger("app")
@@ -20,11 +23,13 @@ log = logging.getLogger("app")
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("serving on %s", app.state.engine.url.render_as_string(hide_password=True))
         yield
+        metrics.worker_stopped()
         app.state.engine.dispose()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
@@ -34,11 +39,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or create_db_engine(settings)
+    metrics.watch_pool(app.state.engine)
+    # The last added runs first: request id, metrics and log line, API key, body limit, routes.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    security.install_api_keys(app, settings.api_keys)
+    app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for router in (products.router, orders.router, health.router):
+    for router in (products.router, orders.router, health.router, observability.router):
         app.include_router(router)
     docs.install_openapi(app)
+    security.document_api_keys(app)
     return app
 
 
