@@ -11,7 +11,9 @@ DEFAULT_SQLITE_URL = "sqlite:///./data/orders.db"
 
 # The service's configuration; each field is documented in .env.example and README.md.
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+    # Errors never echo the input: it may be a key, a secret or a password-bearing URL.
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore",
+                                      hide_input_in_errors=True)
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL

@@ -8,6 +8,7 @@ import logging
 import sys
 from contextvars import ContextVar
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 # The id of the request being served; set by app.observability for the request's duration.
@@ -46,6 +47,8 @@ def json_formatter() -> JsonFormatter:
         ["levelname", "name", "message"],
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp=True,
+        # uvicorn adds an ANSI-coloured copy of its message; the plain one is enough.
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
     )
 
 
