@@ -94,7 +94,8 @@ def test_both_rotated_keys_work_in_both_header_forms(client: TestClient, key: st
 
 
 def test_bearer_scheme_is_case_insensitive(client: TestClient):
-    assert client.get("/products", headers={"Authorization": f"bearer {NEW_KEY}"}).status_code == 200
+    response = client.get("/products", headers={"Authorization": f"bearer {NEW_KEY}"})
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("headers", [
