@@ -1,6 +1,6 @@
 """A bounded webhook load: signed payment events for fresh orders, each delivered twice.
 
-    API_KEY=... WEBHOOK_SECRET=... python ops/webhook_load.py http://127.0.0.1:8000 [ORDERS] [THREADS]
+    API_KEY=... WEBHOOK_SECRET=... python ops/webhook_load.py URL [ORDERS] [THREADS]
 
 Creates one product and ORDERS orders (default 200) through the API, then THREADS threads
 (default 8) deliver a signed `payment.succeeded` for every order, and then the same event
@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from app import signing
-
 
 _local = threading.local()
 
