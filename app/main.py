@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or create_db_engine(settings)
-    metrics.watch_pool(app.state.engine)
+    metrics.setup(app.state.engine, settings.prometheus_multiproc_dir)
     # The last added runs first: request id, metrics and log line, API key, body limit, routes.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     security.install_api_keys(app, settings.api_keys)

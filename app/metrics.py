@@ -9,6 +9,7 @@ in files under PROMETHEUS_MULTIPROC_DIR (./run.sh sets it and cleans it at start
 adds them up: the figures are the instance's totals, whichever worker answers the scrape.
 """
 
+import logging
 import os
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import Engine, event
 ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
 WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
 ORDER_STATUSES = ("PAID", "SHIPPED", "CANCELED")
+log = logging.getLogger("app.metrics")
 # Buckets (seconds) include the SLO thresholds in REFLECTION.md, so the SLIs are exact.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 
@@ -116,6 +118,14 @@ def request_observed(method: str, route: str, status: int, seconds: float) -> No
         _request_series[key] = series
     series[0].inc()
     series[1].observe(seconds)
+
+
+def setup(engine: Engine, configured_dir: str | None) -> None:
+    """Watch the engine's pool; warn when the multiprocess directory is set where it cannot act."""
+    if configured_dir and not multiprocess_dir():
+        log.warning("PROMETHEUS_MULTIPROC_DIR is set in .env only: prometheus-client reads it "
+                    "from the environment, so /metrics shows one worker's figures")
+    watch_pool(engine)
 
 
 def watch_pool(engine: Engine) -> None:

@@ -116,3 +116,9 @@ def test_webhook_delivery_counts_each_outcome(client: TestClient):
 def test_unknown_label_values_are_refused(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_multiprocess_dir_only_in_settings_is_reported(caplog, engine, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics.setup(engine, "/tmp/not-in-the-environment")
+    assert "PROMETHEUS_MULTIPROC_DIR is set in .env only" in caplog.text
