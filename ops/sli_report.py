@@ -49,10 +49,41 @@ def collect(text: str) -> dict[tuple[str, str], dict]:
     return routes
 
 
+# The SLIs of ops/alerts.yml: reads are GET on these routes; order placement is POST /orders.
+READ_ROUTES = {"/products", "/products/{product_id}", "/orders", "/orders/{order_id}"}
+
+
+def _merged(routes: dict[tuple[str, str], dict], keys: list[tuple[str, str]]) -> dict:
+    merged: dict = {"count": 0.0, "5xx": 0.0, "buckets": defaultdict(float)}
+    for key in keys:
+        merged["count"] += routes[key]["count"]
+        merged["5xx"] += routes[key]["5xx"]
+        for bound, count in routes[key]["buckets"].items():
+            merged["buckets"][bound] += count
+    return merged
+
+
+def sli_lines(routes: dict[tuple[str, str], dict]) -> list[str]:
+    groups = {
+        "reads (GET products/orders)": [k for k in routes if k[0] == "GET" and k[1] in READ_ROUTES],
+        "order placement (POST /orders)": [k for k in routes if k == ("POST", "/orders")],
+        "webhook (POST /webhooks/payment)": [k for k in routes if k[1] == "/webhooks/payment"],
+    }
+    lines = []
+    for name, keys in groups.items():
+        data = _merged(routes, keys)
+        if data["count"]:
+            lines.append(f"SLI {name}: n={data['count']:.0f} 5xx={data['5xx']:.0f} "
+                         f"p50={quantile(0.5, data['buckets']) * 1000:.1f}ms "
+                         f"p99={quantile(0.99, data['buckets']) * 1000:.1f}ms")
+    return lines
+
+
 def report(text: str) -> str:
     rows = ["method route                      requests    5xx   p50 ms   p99 ms  within SLO"]
     total = errors = 0.0
-    for (method, route), data in sorted(collect(text).items(), key=lambda kv: -kv[1]["count"]):
+    routes = collect(text)
+    for (method, route), data in sorted(routes.items(), key=lambda kv: -kv[1]["count"]):
         buckets, slo = data["buckets"], SLO_SECONDS.get(f"{method} {route}",
                                                         SLO_SECONDS.get(method))
         within = f"{buckets[slo] / data['count']:.2%} ≤{slo * 1000:.0f}ms" if slo else ""
@@ -62,7 +93,7 @@ def report(text: str) -> str:
         total, errors = total + data["count"], errors + data["5xx"]
     rows.append(f"all: {total:.0f} requests, {errors:.0f} 5xx, availability "
                 f"{(1 - errors / total) if total else float('nan'):.4%}")
-    return "\n".join(rows)
+    return "\n".join(rows + sli_lines(routes))
 
 
 def main() -> None:

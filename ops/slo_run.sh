@@ -17,7 +17,7 @@ key=slo-run-$(python3 -c 'import secrets; print(secrets.token_hex(12))')
 repo=$PWD
 locust_dir=${LOCUST_DIR:-$repo}
 
-API_KEYS=$key DATABASE_URL=$database_url PORT=$port HOST=127.0.0.1 LOG_LEVEL=WARNING \
+API_KEYS=$key DATABASE_URL=$database_url PORT=$port HOST=127.0.0.1 LOG_LEVEL=INFO \
   WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} PROMETHEUS_MULTIPROC_DIR=$work/metrics \
   setsid ./run.sh >"$work/server.log" 2>&1 &
 server=$!
