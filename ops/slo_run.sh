@@ -34,6 +34,19 @@ echo "== $users users, ${seconds}s, $(nproc) cores, workers=${WEB_CONCURRENCY:-2
   --host "http://127.0.0.1:$port" >"$work/locust.log" 2>&1) || echo "(locust exited non-zero)"
 echo "== server side: ops/sli_report.py (from /metrics)"
 API_KEY=$key "$repo/.venv/bin/python" ops/sli_report.py "http://127.0.0.1:$port"
+echo "== 5xx answers by code (from the JSON request log)"
+python3 - "$work/server.log" <<'PY'
+import collections, json, sys
+codes = collections.Counter()
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        record = json.loads(line)
+    except ValueError:
+        continue
+    if record.get("logger") == "app.access" and record.get("status", 0) >= 500:
+        codes[(record["status"], record.get("code"), record.get("route"))] += 1
+print("\n".join(f"{n:6} {s} {c} {r}" for (s, c, r), n in codes.most_common()) or "none")
+PY
 echo "== client side: Locust (ms)"
 python3 - "$work/locust_stats.csv" <<'PY'
 import csv, sys
