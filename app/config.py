@@ -3,10 +3,17 @@
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app import signing
+
 DEFAULT_SQLITE_URL = "sqlite:///./data/orders.db"
+# Example values from docs and templates: refused as secrets when APP_ENV=production.
+PLACEHOLDER_SECRETS = frozenset({
+    "change-me", "changeme", "change_me", "secret", "your-secret-key-here", "your-secret",
+    "your-webhook-secret", "webhook-secret", "replace-me", "todo", "xxx", "test", "password",
+})
 
 
 # The service's configuration; each field is documented in .env.example and README.md.
@@ -25,6 +32,13 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # How long an Idempotency-Key on POST /orders is remembered.
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Shared secret(s) of the payment webhook, comma-separated for rotation; unset: 503.
+    webhook_secret: SecretStr | None = None
+    # How far (s) a webhook's signed timestamp may be from the server's clock, either way.
+    webhook_tolerance_seconds: int = Field(default=signing.DEFAULT_TOLERANCE_SECONDS, ge=1)
 
     # API keys, comma-separated (several at once while rotating). Empty: the API is open.
     api_keys: Annotated[list[SecretStr], NoDecode] = []
@@ -47,6 +61,26 @@ class Settings(BaseSettings):
     @classmethod
     def upper_case_level(cls, level: str) -> str:
         return level.upper() if isinstance(level, str) else level
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def usable_webhook_secrets(cls, value: SecretStr | None) -> SecretStr | None:
+        for secret in signing.parse_secrets(value.get_secret_value() if value else None):
+            signing.secret_key(secret)  # raises ValueError for a malformed whsec_ secret
+        return value
+
+    @model_validator(mode="after")
+    def no_placeholder_secret_in_production(self) -> "Settings":
+        if self.app_env == "production" and any(
+            secret.lower() in PLACEHOLDER_SECRETS for secret in self.webhook_secrets
+        ):
+            raise ValueError("WEBHOOK_SECRET is a placeholder; set a real secret in production")
+        return self
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        value = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        return signing.parse_secrets(value)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -1,13 +1,16 @@
 """The database engine, request sessions, and the one way to open a writing transaction."""
 
-from collections.abc import Iterator
+import functools
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
@@ -15,6 +18,12 @@ from app.config import Settings
 
 # Execution option read by the SQLite `begin` hook below; other engines ignore it.
 _SQLITE_BEGIN = "sqlite_begin"
+# PostgreSQL's SQLSTATEs for a transaction that lost a race and may simply run again:
+# serialization_failure and deadlock_detected.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+log = logging.getLogger("app.database")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -72,6 +81,47 @@ def write_transaction(session: Session) -> Iterator[Session]:
     with session.begin():
         session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
         yield session
+
+
+def retry_on_conflict(attempts: int = 3) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a unit of work again when the database aborted it for a race it lost.
+
+    Rows are locked in a fixed order, so this should not happen; if it ever does, the client
+    gets its answer a few milliseconds later instead of a 500.
+    """
+
+    def decorate(unit_of_work: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(unit_of_work)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return unit_of_work(*args, **kwargs)
+                except DBAPIError as error:
+                    sqlstate = getattr(error.orig, "sqlstate", None)
+                    if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
+                        raise
+                    log.warning("retrying %s after %s", unit_of_work.__name__, sqlstate)
+            raise AssertionError("unreachable")
+
+        return run
+
+    return decorate
+
+
+@contextmanager
+def no_lock_wait(session: Session) -> Iterator[None]:
+    """Statements inside fail at once instead of waiting for another transaction's lock.
+
+    For PostgreSQL, `lock_timeout` for just these statements; use it inside a savepoint, which
+    also undoes the setting if a statement fails. SQLite's writers already hold the one write
+    lock, so there is nothing to wait for there.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    session.execute(text("SET LOCAL lock_timeout = '100ms'"))
+    yield
+    session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -1,6 +1,7 @@
 """Placing orders and moving their status: the stock rules, one transaction each."""
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import exists, func, update
 from sqlalchemy.engine import Row
@@ -8,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from app import metrics
 from app.catalog import product_not_found
-from app.database import write_transaction
+from app.database import retry_on_conflict, write_transaction
 from app.errors import ApiError
 from app.logs import business_event
 from app.models import Order, OrderCreate, OrderLine, OrderStatus, Product
@@ -38,35 +39,41 @@ def invalid_transition(current: OrderStatus, target: OrderStatus) -> ApiError:
     )
 
 
+@retry_on_conflict()
 def place_order(session: Session, request: OrderCreate) -> Order:
     """Reserve every line's stock and record the order, all or nothing."""
-    now = utcnow()
     with write_transaction(session):
-        reserved = {
-            line.product_id: _reserve(session, line.product_id, line.quantity, now)
-            for line in sorted(request.items, key=lambda line: line.product_id)
-        }
-        lines = [
-            OrderLine(
-                product_id=line.product_id, sku=reserved[line.product_id].sku,
-                name=reserved[line.product_id].name, quantity=line.quantity,
-                unit_price_cents=reserved[line.product_id].price_cents,
-                line_total_cents=reserved[line.product_id].price_cents * line.quantity,
-            )
-            for line in request.items
-        ]
-        order = Order(
-            status=OrderStatus.PENDING, total_cents=sum(line.line_total_cents for line in lines),
-            created_at=now, updated_at=now, lines=lines,
+        return record_order(session, request)
+
+
+def record_order(session: Session, request: OrderCreate) -> Order:
+    """The body of `place_order`, for callers that add to the same write transaction."""
+    now = utcnow()
+    reserved = {
+        line.product_id: _reserve(session, line.product_id, line.quantity, now)
+        for line in sorted(request.items, key=lambda line: line.product_id)
+    }
+    lines = [
+        OrderLine(
+            product_id=line.product_id, sku=reserved[line.product_id].sku,
+            name=reserved[line.product_id].name, quantity=line.quantity,
+            unit_price_cents=reserved[line.product_id].price_cents,
+            line_total_cents=reserved[line.product_id].price_cents * line.quantity,
         )
-        session.add(order)
-        session.flush()
+        for line in request.items
+    ]
+    order = Order(
+        status=OrderStatus.PENDING, total_cents=sum(line.line_total_cents for line in lines),
+        created_at=now, updated_at=now, lines=lines,
+    )
+    session.add(order)
+    session.flush()
     metrics.order_placed()
     business_event(log, "order_placed", order_id=order.id, total_cents=order.total_cents)
     return order
 
 
-def _reserve(session: Session, product_id: int, quantity: int, now: object) -> Row:
+def _reserve(session: Session, product_id: int, quantity: int, now: datetime) -> Row:
     """Take `quantity` off a live product's stock in one conditional update, or explain why not.
 
     Callers take products in ascending id order, so concurrent orders lock rows in one order
@@ -139,6 +146,7 @@ def move_locked_order(session: Session, order: Order, target: OrderStatus) -> Or
     return order
 
 
+@retry_on_conflict()
 def change_status(session: Session, order_id: int, target: OrderStatus) -> Order:
     with write_transaction(session):
         return move_locked_order(session, lock_order(session, order_id), target)

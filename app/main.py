@@ -1,14 +1,16 @@
 """The application: settings, database, middleware, error handlers and routers wired together."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import __version__, docs, metrics, observability, security
+from app import __version__, docs, housekeeping, metrics, observability, security
 from app.config import Settings, get_settings
 from app.database import create_db_engine
 from app.errors import install_error_handlers
@@ -16,7 +18,7 @@ from app.limits import BodySizeLimitMiddleware
 from app.logs import configure_logging
 from app.middleware import RequestIdMiddleware
 from app.observability import RequestMetricsMiddleware
-from app.routers import health, orders, products
+from app.routers import health, orders, products, webhooks
 
 log = logging.getLogger("app")
 
@@ -28,7 +30,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("serving on %s", app.state.engine.url.render_as_string(hide_password=True))
+        ttl = timedelta(hours=settings.idempotency_ttl_hours)
+        chores = asyncio.create_task(housekeeping.purge_forever(app.state.engine, ttl))
         yield
+        chores.cancel()
         metrics.worker_stopped()
         app.state.engine.dispose()
 
@@ -46,7 +51,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for router in (products.router, orders.router, health.router, observability.router):
+    routers = (products.router, orders.router, webhooks.router, health.router, observability.router)
+    for router in routers:
         app.include_router(router)
     docs.install_openapi(app)
     security.document_api_keys(app)

@@ -2,16 +2,28 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlmodel import Field as TableField
 from sqlmodel import Relationship, SQLModel
 
 from app.types import (
+    Amount,
     Description,
     MoneyOut,
+    OrderId,
     Price,
     ProductId,
     ProductName,
@@ -106,6 +118,21 @@ class OrderLine(SQLModel, table=True):
     quantity: int = TableField(sa_column=Column(BigInteger, nullable=False))
     unit_price_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     line_total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
+
+
+# An Idempotency-Key and the first response it produced, kept so that a retry replays it.
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+
+    key: str = TableField(sa_column=Column(String(255), primary_key=True))
+    # SHA-256 of the normalized request: the same key with another request is refused.
+    request_fingerprint: str = TableField(sa_column=Column(String(64), nullable=False))
+    status_code: int
+    response_body: str = TableField(sa_column=Column(Text, nullable=False))
+    order_id: int | None = TableField(
+        default=None, sa_column=Column(Integer, ForeignKey("orders.id"))
+    )
+    created_at: datetime = TableField(index=True)
 
 
 # ---------------------------------------------------------------- schemas
@@ -248,3 +275,42 @@ class Page(BaseModel, Generic[ItemT]):
     limit: int
     offset: int
 
+
+
+# ---------------------------------------------------------------- payment events
+
+PaymentEventType = Literal["payment.succeeded", "payment.failed"]
+
+
+# A payment event applied to an order, recorded in the same transaction as its effect; the
+# unique event id is what makes a redelivery a no-op. The raw body is kept for audit.
+class PaymentEvent(SQLModel, table=True):
+    __tablename__ = "payment_events"
+
+    id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
+    event_id: str = TableField(sa_column=Column(String(128), nullable=False, unique=True))
+    order_id: int = TableField(
+        sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
+    )
+    type: str = TableField(sa_column=Column(String(32), nullable=False))
+    payment_id: str = TableField(sa_column=Column(String(255), nullable=False))
+    amount_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    raw_body: str = TableField(sa_column=Column(Text, nullable=False))
+    signed_at: datetime
+    processed_at: datetime
+
+
+# The body of POST /webhooks/payment.
+class PaymentEventCreate(RequestBody):
+    type: PaymentEventType
+    order_id: OrderId
+    amount: Amount
+    payment_id: str = Field(min_length=1, max_length=255)
+
+
+# What the webhook answers: the event, whether it was a repeat, and the order's status now.
+class PaymentEventReceipt(BaseModel):
+    event_id: str
+    duplicate: bool
+    order_id: int
+    order_status: OrderStatus

@@ -34,6 +34,8 @@ def _rfc3339(moment: datetime) -> str:
 
 # Money a client sends: a JSON number or string, > 0, at most 2 decimal places.
 Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
+# An amount a payment provider reports: >= 0, at most 2 decimal places.
+Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 # Money the service sends: always a string with two decimal places ("19.90").
 MoneyOut = Annotated[
     Decimal, PlainSerializer(lambda amount: f"{amount:.2f}", return_type=str, when_used="json")
@@ -49,3 +51,4 @@ Description = Annotated[str, StringConstraints(max_length=2000)]
 StockLevel = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
 Quantity = Annotated[StrictInt, Field(ge=1, le=10_000)]
 ProductId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+OrderId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]

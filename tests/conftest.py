@@ -24,7 +24,7 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(db_kind: str, tmp_path: Path) -> Iterator[Settings]:
-    with database_url(db_kind, tmp_path, in_memory=True) as url:
+    with database_url(db_kind, tmp_path) as url:
         yield Settings(_env_file=None, app_env="test", database_url=url)
 
 

@@ -1,6 +1,7 @@
 """A real uvicorn server in a subprocess, for tests that need real processes and sockets."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,17 @@ def migrate(database_url: str, env: dict[str, str] | None = None) -> None:
         env={**os.environ, **(env or {}), "DATABASE_URL": database_url},
         capture_output=True, timeout=120,
     )
+
+
+def _wait_group_gone(group: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(group, signal.SIGKILL)
 
 
 class LiveServer:
@@ -50,6 +62,8 @@ class LiveServer:
             [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(self.workers), "--no-access-log"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            # Its own process group, so a stop reaches the workers as well as the supervisor.
+            start_new_session=True,
         )
         self.wait_ready()
 
@@ -67,18 +81,17 @@ class LiveServer:
             time.sleep(0.2)
         raise TimeoutError(f"server at {self.base_url} not ready after {timeout}s")
 
-    def stop(self, sig: int | None = None) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the whole process group (SIGKILL for a crash) and wait for it to end."""
         if self.process is None or self.process.poll() is not None:
             return
-        if sig is None:
-            self.process.terminate()
-        else:
-            self.process.send_signal(sig)
+        os.killpg(self.process.pid, sig)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+        _wait_group_gone(self.process.pid)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -82,7 +82,7 @@ class RunShServer(LiveServer):
         env = {**self.env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "2"}
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(["./run.sh"], cwd=ROOT, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout=120)
 
 

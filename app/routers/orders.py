@@ -1,10 +1,12 @@
 """Order endpoints: placing orders and moving their status over HTTP."""
 
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import JSONResponse
 
-from app import inventory
+from app import idempotency, inventory
 from app.database import SessionDep
 from app.errors import problem_responses
 from app.models import OrderCreate, OrderPublic, OrderStatus, OrderStatusUpdate, Page
@@ -33,16 +35,34 @@ CREATE_EXAMPLES = {
     "line cannot be served (unknown or archived product, not enough stock) nothing changes. "
     "Each line snapshots the product's SKU, name and price. Send either `items` (1–50 lines, "
     "each product at most once, quantity 1–10000) or one line's `product_id` and `quantity`.",
-    responses=problem_responses(404, 409, 422),
+    response_model=OrderPublic,
+    responses={
+        201: {"description": "The order, placed (or replayed for a repeated Idempotency-Key).",
+              "headers": {
+                  "Location": {"schema": {"type": "string"}, "description": "The order's URL."},
+                  "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
+                                          "description": "Present on a replayed answer."}}},
+        **problem_responses(404, 409, 422),
+    },
 )
 def create_order(
     body: Annotated[OrderCreate, Body(openapi_examples=CREATE_EXAMPLES)],
     session: SessionDep,
-    response: Response,
-) -> OrderPublic:
-    order = inventory.place_order(session, body)
-    response.headers["Location"] = f"/orders/{order.id}"
-    return OrderPublic.of(order)
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(
+        min_length=1, max_length=255,
+        description="Makes retries safe: the same key and body within 24 h replay the first "
+        "answer instead of placing a second order.")] = None,
+) -> JSONResponse:
+    if idempotency_key is None:
+        answer = idempotency.OrderAnswer.created(inventory.place_order(session, body))
+    else:
+        ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
+        answer = idempotency.place_order_once(session, idempotency_key, body, ttl)
+    headers = {"Location": f"/orders/{answer.body['id']}"}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 @router.get("", summary="List orders, newest first", responses=problem_responses(422))

@@ -1,0 +1,117 @@
+"""Stock under real concurrency: a real multi-worker uvicorn, real threads, on each engine."""
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.databases import ENGINES, database_url
+from tests.factories import product_body
+from tests.live_server import LiveServer
+
+pytestmark = pytest.mark.live
+WORKERS = 4
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp(f"concurrency-{request.param}")
+    with database_url(request.param, tmp) as url, \
+            LiveServer(url, workers=WORKERS, log_path=tmp / "server.log") as live:
+        yield live
+
+
+def all_at_once(count: int, call: Callable[[httpx.Client, int], httpx.Response],
+                base_url: str) -> list[httpx.Response]:
+    """Run `count` calls from `count` threads, released together by a barrier."""
+    barrier = threading.Barrier(count)
+
+    def one(index: int) -> httpx.Response:
+        with httpx.Client(base_url=base_url, timeout=60) as client:
+            barrier.wait(timeout=30)
+            return call(client, index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def new_product(base_url: str, stock: int) -> dict:
+    response = httpx.post(f"{base_url}/products", json=product_body(stock=stock), timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def stock_of(base_url: str, product_id: int) -> int:
+    return httpx.get(f"{base_url}/products/{product_id}", timeout=30).json()["stock"]
+
+
+def test_sixty_concurrent_orders_against_stock_ten_sell_exactly_ten(server: LiveServer):
+    product = new_product(server.base_url, stock=10)
+
+    responses = all_at_once(
+        60, lambda c, _: c.post("/orders", json={"product_id": product["id"], "quantity": 1}),
+        server.base_url)
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 10, 409: 50}, statuses
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"insufficient_stock"}
+    assert stock_of(server.base_url, product["id"]) == 0
+
+
+def test_multi_line_orders_in_opposite_orders_neither_deadlock_nor_drift(server: LiveServer):
+    products = [new_product(server.base_url, stock=15) for _ in range(3)]
+    ids = [p["id"] for p in products]
+
+    def order(client: httpx.Client, index: int) -> httpx.Response:
+        lines = ids if index % 2 else list(reversed(ids))
+        return client.post("/orders", json={"items": [
+            {"product_id": pid, "quantity": 1 + (index + n) % 2} for n, pid in enumerate(lines)]})
+
+    responses = all_at_once(20, order, server.base_url)
+
+    assert all(r.status_code in (201, 409) for r in responses), Counter(
+        r.status_code for r in responses)
+    taken = Counter()
+    for response in responses:
+        if response.status_code == 201:
+            for item in response.json()["items"]:
+                taken[item["product_id"]] += item["quantity"]
+    for pid in ids:
+        assert stock_of(server.base_url, pid) == 15 - taken[pid] >= 0
+
+
+def test_concurrent_cancels_restock_exactly_once(server: LiveServer):
+    product = new_product(server.base_url, stock=10)
+    order = httpx.post(f"{server.base_url}/orders",
+                       json={"product_id": product["id"], "quantity": 7}, timeout=30).json()
+
+    responses = all_at_once(10, lambda c, _: c.delete(f"/orders/{order['id']}"),
+                            server.base_url)
+
+    assert [r.status_code for r in responses] == [200] * 10
+    assert {r.json()["status"] for r in responses} == {"CANCELED"}
+    assert stock_of(server.base_url, product["id"]) == 10
+
+
+def test_concurrent_requests_with_one_idempotency_key_place_one_order(server: LiveServer):
+    product = new_product(server.base_url, stock=100)
+    body = {"product_id": product["id"], "quantity": 3}
+
+    responses = all_at_once(
+        10, lambda c, _: c.post("/orders", json=body, headers={"Idempotency-Key": "same-key"}),
+        server.base_url)
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, statuses
+    created = [r for r in responses if r.status_code == 201]
+    assert len({r.json()["id"] for r in created}) == 1
+    assert sum("idempotent-replayed" not in r.headers for r in created) == 1
+    assert {r.json()["code"] for r in responses if r.status_code == 409} <= {
+        "idempotency_key_in_use"}
+    assert stock_of(server.base_url, product["id"]) == 97
+    orders = httpx.get(f"{server.base_url}/orders", params={"product_id": product["id"]},
+                       timeout=30).json()
+    assert orders["total"] == 1

@@ -1,0 +1,64 @@
+"""Exactly-once under a race: one event delivered 20 times at once to a 4-worker server."""
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func
+from sqlmodel import Session, select
+
+from app import signing
+from app.models import PaymentEvent
+from tests.test_webhook import WEBHOOK, WebhookApi, payment
+
+SECRET = "race-webhook-secret"
+DELIVERIES = 20
+
+
+def _deliver_at_once(base_url: str, body: bytes, headers: dict[str, str]) -> list[httpx.Response]:
+    barrier = threading.Barrier(DELIVERIES)
+
+    def send(_: int) -> httpx.Response:
+        barrier.wait(timeout=30)
+        return httpx.post(base_url + WEBHOOK, content=body, timeout=60,
+                          headers={"Content-Type": "application/json", **headers})
+
+    with ThreadPoolExecutor(DELIVERIES) as pool:
+        return list(pool.map(send, range(DELIVERIES)))
+
+
+def _recorded(database_url: str, event_id: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return session.exec(select(func.count()).select_from(PaymentEvent)
+                                .where(PaymentEvent.event_id == event_id)).one()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("event_type", ["payment.failed", "payment.succeeded"])
+def test_concurrent_deliveries_of_one_event_apply_it_exactly_once(live_server, event_type):
+    with live_server(workers=4, env={"WEBHOOK_SECRET": SECRET}) as server:
+        api = WebhookApi(server.base_url, [SECRET], os.environ.get("API_KEY"))
+        order = api.create_order(price="5.00", quantity=3)  # stock 10 -> 7
+        product_id = order["items"][0]["product_id"]
+        body, event_id = payment(order, event_type), f"evt_race_{order['id']}"
+        headers = signing.signed_headers([SECRET], event_id, int(time.time()), body)
+
+        responses = _deliver_at_once(server.base_url, body, headers)
+
+        assert [r.status_code for r in responses] == [200] * DELIVERIES, \
+            [r.text for r in responses if r.status_code != 200]
+        firsts = [r.json() for r in responses if r.json()["duplicate"] is False]
+        assert len(firsts) == 1, firsts
+        expected = "CANCELED" if event_type == "payment.failed" else "PAID"
+        assert {r.json()["order_status"] for r in responses} == {expected}
+        assert api.status(order) == expected
+        stock = api.http.get(f"/products/{product_id}", headers=api.auth).json()["stock"]
+        assert stock == (10 if event_type == "payment.failed" else 7)
+        assert _recorded(server.database_url, event_id) == 1
