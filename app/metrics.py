@@ -98,7 +98,7 @@ def webhook_delivery(outcome: str) -> None:
     """Count one payment webhook delivery; `outcome` is one of WEBHOOK_OUTCOMES.
 
     processed: first delivery, applied; duplicate: event id seen before; bad_signature: 401
-    invalid_signature; stale: 401 stale_timestamp; rejected: any other 4xx/503 refusal.
+    invalid_signature; stale: 401 stale_timestamp; rejected: any other non-2xx answer.
     """
     if outcome not in WEBHOOK_OUTCOMES:
         raise ValueError(f"unknown webhook outcome {outcome!r}")

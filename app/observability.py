@@ -21,6 +21,10 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 UNMATCHED = "unmatched"
 # A placed order's request whose body failed validation counts as a rejected order.
 _ORDER_VALIDATION_CODES = frozenset({"validation_error", "bad_request"})
+# Webhook refusals other than these two (counted where the signature is checked) are
+# `rejected`; processed and duplicate deliveries are counted by the webhook route.
+WEBHOOK_ROUTE = "/webhooks/payment"
+_WEBHOOK_SIGNATURE_CODES = frozenset({"invalid_signature", "stale_timestamp"})
 log = logging.getLogger("app.access")
 
 
@@ -79,8 +83,7 @@ def _record(scope: Scope, status: int, seconds: float) -> None:
     route = route_template(scope)
     metrics.request_observed(method, route, status, seconds)
     code = scope.get("state", {}).get("problem_code")
-    if method == "POST" and route == "/orders" and code in _ORDER_VALIDATION_CODES:
-        metrics.order_rejected("validation")
+    _count_refusal(method, route, status, code)
     level = logging.WARNING if status >= 500 else logging.INFO
     if log.isEnabledFor(level):
         fields: dict[str, Any] = {"method": method, "route": route, "path": scope["path"],
@@ -88,6 +91,16 @@ def _record(scope: Scope, status: int, seconds: float) -> None:
         if code is not None:
             fields["code"] = code
         log.log(level, "request", extra=fields)
+
+
+def _count_refusal(method: str, route: str, status: int, code: str | None) -> None:
+    """Refusals only the HTTP layer sees: invalid order bodies, refused webhook deliveries."""
+    if method != "POST" or status < 400:
+        return
+    if route == "/orders" and code in _ORDER_VALIDATION_CODES:
+        metrics.order_rejected("validation")
+    elif route == WEBHOOK_ROUTE and code not in _WEBHOOK_SIGNATURE_CODES:
+        metrics.webhook_delivery("rejected")
 
 
 router = APIRouter(tags=["operations"])

@@ -122,3 +122,28 @@ def test_multiprocess_dir_only_in_settings_is_reported(caplog, engine, monkeypat
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics.setup(engine, "/tmp/not-in-the-environment")
     assert "PROMETHEUS_MULTIPROC_DIR is set in .env only" in caplog.text
+
+
+def test_webhook_deliveries_are_counted_by_outcome(settings, engine, session):
+    from pydantic import SecretStr
+
+    from app.main import create_app
+    from tests.factories import make_order, make_product
+    from tests.webhooks import SECRET, deliver, event_body
+
+    configured = settings.model_copy(update={"webhook_secret": SecretStr(SECRET)})
+    client = TestClient(create_app(configured, engine))
+    order = make_order(session, (make_product(session, stock=5), 1))
+    before = scrape(client)
+
+    assert deliver(client, event_body(order), event_id="evt-m-1").status_code == 200
+    assert deliver(client, event_body(order), event_id="evt-m-1").status_code == 200
+    assert deliver(client, event_body(order), secret="not-the-secret").status_code == 401
+    assert deliver(client, event_body(order), timestamp=1).status_code == 401
+    assert deliver(client, event_body(order, amount="0.01")).status_code == 422
+    assert deliver(client, b"{not json").status_code == 400
+
+    after = scrape(client)
+    expected = {"processed": 1, "duplicate": 1, "bad_signature": 1, "stale": 1, "rejected": 2}
+    for outcome, count in expected.items():
+        assert delta(before, after, "webhook_deliveries_total", outcome=outcome) == count, outcome
