@@ -16,10 +16,12 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
-from app import signing
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app import signing  # noqa: E402
 
 _local = threading.local()
 
