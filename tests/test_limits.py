@@ -17,9 +17,7 @@ LIMIT = 2048
 
 @pytest.fixture
 def small_limit_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(settings.model_copy(update={"max_body_bytes": LIMIT}),
-                               engine)) as client:
-        yield client
+    yield TestClient(create_app(settings.model_copy(update={"max_body_bytes": LIMIT}), engine))
 
 
 def padded_product(size: int) -> bytes:

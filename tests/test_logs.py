@@ -21,8 +21,8 @@ def keyed_client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
                         api_keys=KEY, log_level=level)
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
-    with TestClient(create_app(settings, engine), headers={"X-API-Key": KEY}) as client:
-        yield client
+    # Not entered: the lifespan's background chores would share the in-memory database.
+    yield TestClient(create_app(settings, engine), headers={"X-API-Key": KEY})
 
 
 def json_lines(text: str) -> list[dict]:

@@ -77,9 +77,9 @@ def exposed_names() -> set[str]:
     settings = Settings(_env_file=None, app_env="test", database_url="sqlite://")
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
-    with TestClient(create_app(settings, engine)) as client:
-        client.get("/products")  # so the request series exist
-        text = client.get("/metrics").text
+    client = TestClient(create_app(settings, engine))
+    client.get("/products")  # so the request series exist
+    text = client.get("/metrics").text
     return {sample.name for family in text_string_to_metric_families(text)
             for sample in family.samples}
 
