@@ -41,6 +41,14 @@ migrate() {
   "$VENV/bin/python" -m alembic upgrade head
 }
 
+# /metrics adds up every worker's figures from files in this directory (prometheus-client's
+# multiprocess mode). One directory per port, emptied at each start so old runs never count.
+prepare_metrics_dir() {
+  export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/orders-inventory-metrics-${PORT:-8000}}
+  mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+  find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
+}
+
 command=${1:-serve}
 [[ $# -gt 0 ]] && shift
 case $command in
@@ -48,7 +56,9 @@ case $command in
     ensure_venv
     install requirements.txt
     migrate
-    exec "$VENV/bin/python" -m uvicorn app.main:app \
+    prepare_metrics_dir
+    # Each request is logged once, as JSON, by the app (app/observability.py).
+    exec "$VENV/bin/python" -m uvicorn app.main:app --no-access-log \
       --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
     ;;
   test)

@@ -1,10 +1,10 @@
 """Every setting the service reads, from the environment or a `.env` file."""
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import signing
 
@@ -18,7 +18,9 @@ PLACEHOLDER_SECRETS = frozenset({
 
 # The service's configuration; each field is documented in .env.example and README.md.
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+    # Errors never echo the input: it may be a key, a secret or a password-bearing URL.
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore",
+                                      hide_input_in_errors=True)
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL
@@ -37,6 +39,14 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # How far (s) a webhook's signed timestamp may be from the server's clock, either way.
     webhook_tolerance_seconds: int = Field(default=signing.DEFAULT_TOLERANCE_SECONDS, ge=1)
+
+    # API keys, comma-separated (several at once while rotating). Empty: the API is open.
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    # Request bodies larger than this many bytes are refused (413) before they are read.
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    # Multiprocess metrics directory; prometheus-client reads it from the real environment at
+    # import, so it must be exported (./run.sh does, and cleans it at start), not only in .env.
+    prometheus_multiproc_dir: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +81,24 @@ class Settings(BaseSettings):
     def webhook_secrets(self) -> list[str]:
         value = self.webhook_secret.get_secret_value() if self.webhook_secret else None
         return signing.parse_secrets(value)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def split_api_keys(cls, keys: Any) -> Any:
+        if isinstance(keys, str):
+            return [key.strip() for key in keys.split(",") if key.strip()]
+        return keys
+
+    @field_validator("api_keys")
+    @classmethod
+    def long_keys_in_production(
+        cls, keys: list[SecretStr], info: ValidationInfo
+    ) -> list[SecretStr]:
+        if info.data.get("app_env") == "production" and any(
+            len(key.get_secret_value()) < 16 for key in keys
+        ):
+            raise ValueError("every API key needs at least 16 characters in production")
+        return keys
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,5 +1,6 @@
 """One error shape for every failure: RFC 9457 problem details with a stable `code`."""
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("app.errors")
@@ -61,11 +63,26 @@ def problem_body(scope: dict[str, Any], status: int, code: str, title: str, deta
 
 
 def problem_response(request: Request, error: ApiError) -> JSONResponse:
+    request.state.problem_code = error.code  # for the access log and metrics (observability)
     body = problem_body(
         request.scope, error.status, error.code, error.title, error.detail, **error.extra
     )
     return JSONResponse(body, status_code=error.status, headers=error.headers,
                         media_type=PROBLEM_JSON)
+
+
+async def send_problem(scope: Scope, send: Send, error: ApiError) -> None:
+    """Answer with `error` from pure ASGI middleware, which runs outside the handlers above."""
+    scope.setdefault("state", {})["problem_code"] = error.code
+    payload = json.dumps(problem_body(
+        scope, error.status, error.code, error.title, error.detail, **error.extra
+    )).encode()
+    headers = [(b"content-type", PROBLEM_JSON.encode()),
+               (b"content-length", str(len(payload)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _on_api_error(request: Request, error: Exception) -> JSONResponse:

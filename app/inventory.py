@@ -1,14 +1,17 @@
 """Placing orders and moving their status: the stock rules, one transaction each."""
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import exists, func, update
 from sqlalchemy.engine import Row
 from sqlmodel import Session, col, select
 
+from app import metrics
 from app.catalog import product_not_found
 from app.database import retry_on_conflict, write_transaction
 from app.errors import ApiError
+from app.logs import business_event
 from app.models import Order, OrderCreate, OrderLine, OrderStatus, Product
 from app.types import utcnow
 
@@ -19,6 +22,7 @@ TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     OrderStatus.SHIPPED: (),
     OrderStatus.CANCELED: (),
 }
+log = logging.getLogger("app.orders")
 
 
 def order_not_found(order_id: int) -> ApiError:
@@ -64,6 +68,8 @@ def record_order(session: Session, request: OrderCreate) -> Order:
     )
     session.add(order)
     session.flush()
+    metrics.order_placed()
+    business_event(log, "order_placed", order_id=order.id, total_cents=order.total_cents)
     return order
 
 
@@ -87,7 +93,9 @@ def _reserve(session: Session, product_id: int, quantity: int, now: datetime) ->
         select(Product.stock).where(Product.id == product_id, col(Product.archived_at).is_(None))
     ).first()
     if available is None:
+        metrics.order_rejected("product_not_found")
         raise product_not_found(product_id)
+    metrics.order_rejected("insufficient_stock")
     raise ApiError(
         409, "insufficient_stock", "Insufficient stock",
         f"Product {product_id} has {available} in stock; {quantity} requested.",
@@ -133,6 +141,8 @@ def move_locked_order(session: Session, order: Order, target: OrderStatus) -> Or
     order.updated_at = utcnow()
     session.add(order)
     session.flush()
+    metrics.order_status_changed(target.value)
+    business_event(log, f"order_{target.value.lower()}", order_id=order.id, previous=current.value)
     return order
 
 

@@ -3,18 +3,21 @@
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import __version__, docs, housekeeping
+from app import __version__, docs, housekeeping, metrics, observability, security
 from app.config import Settings, get_settings
 from app.database import create_db_engine
 from app.errors import install_error_handlers
+from app.limits import BodySizeLimitMiddleware
+from app.logs import configure_logging
 from app.middleware import RequestIdMiddleware
+from app.observability import RequestMetricsMiddleware
 from app.routers import health, orders, products, webhooks
 
 log = logging.getLogger("app")
@@ -22,6 +25,7 @@ log = logging.getLogger("app")
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,6 +34,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         chores = asyncio.create_task(housekeeping.purge_forever(app.state.engine, ttl))
         yield
         chores.cancel()
+        # A purge already running in a thread finishes before the engine goes away.
+        with suppress(asyncio.CancelledError):
+            await chores
+        metrics.worker_stopped()
         app.state.engine.dispose()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
@@ -39,11 +47,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or create_db_engine(settings)
+    metrics.setup(app.state.engine, settings.prometheus_multiproc_dir)
+    # The last added runs first: request id, metrics and log line, API key, body limit, routes.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    security.install_api_keys(app, settings.api_keys)
+    app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for router in (products.router, orders.router, webhooks.router, health.router):
+    routers = (products.router, orders.router, webhooks.router, health.router, observability.router)
+    for router in routers:
         app.include_router(router)
     docs.install_openapi(app)
+    security.document_api_keys(app)
     return app
 
 

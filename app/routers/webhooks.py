@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app import payments, signing
+from app import metrics, payments, signing
 from app.config import Settings
 from app.database import SessionDep
 from app.errors import ApiError, problem_responses
@@ -61,6 +61,7 @@ async def verified_delivery(request: Request) -> Delivery:
                                    tolerance=settings.webhook_tolerance_seconds)
     except signing.SignatureError as error:
         log.warning("webhook delivery refused: %s (%s)", error.code, error.detail)
+        metrics.webhook_delivery("bad_signature" if error.code == "invalid_signature" else "stale")
         title = "Invalid signature" if error.code == "invalid_signature" else "Stale timestamp"
         raise ApiError(401, error.code, title, error.detail) from None
     assert headers.event_id is not None  # verify() refuses a delivery without one
@@ -109,5 +110,7 @@ def payment_webhook(
 ) -> PaymentEventReceipt:
     # The three headers are declared so Swagger UI shows them; verified_delivery reads them.
     event = parse_event(delivery.body)
-    return payments.apply_event(session, delivery.event_id, delivery.signed_at, event,
-                                delivery.body)
+    receipt = payments.apply_event(session, delivery.event_id, delivery.signed_at, event,
+                                   delivery.body)
+    metrics.webhook_delivery("duplicate" if receipt.duplicate else "processed")
+    return receipt
