@@ -1,9 +1,11 @@
 """The database engine, request sessions, and the one way to open a writing transaction."""
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
@@ -15,6 +17,12 @@ from app.config import Settings
 
 # Execution option read by the SQLite `begin` hook below; other engines ignore it.
 _SQLITE_BEGIN = "sqlite_begin"
+
+# SQLite admits one writer at a time and makes the others retry in its busy handler, which
+# sleeps 1, 2, 5 ... up to 100 ms between tries: a queue of writers becomes a long latency
+# tail. The writers of one process queue on this lock instead and go in as soon as the last
+# one ends; only other processes' writers still meet the busy handler. PostgreSQL locks rows.
+_sqlite_writer_locks: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -59,6 +67,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
+    _sqlite_writer_locks[engine] = threading.RLock()
     return engine
 
 
@@ -69,9 +78,14 @@ def write_transaction(session: Session) -> Iterator[Session]:
         # Writes only ever happen in here, so an open transaction has only read: end it, so
         # the unit of work starts with the write lock (SQLite) and sees fresh rows.
         session.commit()
-    with session.begin():
+    with _writer_turn(session), session.begin():
         session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
         yield session
+
+
+def _writer_turn(session: Session) -> AbstractContextManager[Any]:
+    lock = _sqlite_writer_locks.get(session.get_bind())  # type: ignore[arg-type]
+    return lock if lock is not None else nullcontext()
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -18,7 +18,9 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def reserved_quantities(orders: Iterable[Mapping[str, Any]], product_ids: set[int]) -> dict[int, int]:
+def reserved_quantities(
+    orders: Iterable[Mapping[str, Any]], product_ids: set[int]
+) -> dict[int, int]:
     """Quantities per product held by orders that still count (every status but CANCELED)."""
     reserved = dict.fromkeys(product_ids, 0)
     for order in orders:
