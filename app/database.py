@@ -1,15 +1,17 @@
 """The database engine, request sessions, and the one way to open a writing transaction."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from weakref import WeakKeyDictionary
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
@@ -25,19 +27,31 @@ _SQLITE_BEGIN = "sqlite_begin"
 _sqlite_writer_locks: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
 
 
+# How many requests may hold one of an engine's connections at once, and how long a request
+# waits for its turn before answering 503 (see `_connection_turn`).
+class _Turns(NamedTuple):
+    semaphore: anyio.Semaphore
+    timeout: float
+
+
+_connection_turns: WeakKeyDictionary[Engine, _Turns] = WeakKeyDictionary()
+
+
 def create_db_engine(settings: Settings) -> Engine:
+    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout_seconds}
     if settings.is_sqlite:
-        return _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
-    return create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        engine = _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms, pool)
+    else:
+        engine = create_engine(settings.database_url, pool_pre_ping=True, **pool)
+    _connection_turns[engine] = _Turns(
+        anyio.Semaphore(settings.db_pool_size + settings.db_max_overflow),
+        settings.db_pool_timeout_seconds,
     )
+    return engine
 
 
-def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_ms: int, pool: dict[str, Any]) -> Engine:
     database = make_url(url).database
     in_memory = database in (None, "", ":memory:")
     if not in_memory:
@@ -46,7 +60,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
         # One shared connection keeps an in-memory database alive for the engine's life.
-        poolclass=StaticPool if in_memory else None,
+        **({"poolclass": StaticPool} if in_memory else pool),
     )
 
     @event.listens_for(engine, "connect")
@@ -88,7 +102,33 @@ def _writer_turn(session: Session) -> AbstractContextManager[Any]:
     return lock if lock is not None else nullcontext()
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def _connection_turn(request: Request) -> AsyncIterator[None]:
+    """Wait on the event loop, not in a worker thread, until a pool connection is ours to use.
+
+    A `def` route runs in a worker thread, and its session keeps its connection until the
+    response has been validated, which takes a second worker thread. If requests waited for
+    the pool inside threads, every thread could end up waiting for a connection held by a
+    request that waits for a thread: the process would stall until the pool timeout. Held
+    for the whole request, and released after the session has given its connection back.
+    """
+    turns = _connection_turns.get(request.app.state.engine)
+    if turns is None:
+        yield
+        return
+    try:
+        with anyio.fail_after(turns.timeout):
+            await turns.semaphore.acquire()
+    except TimeoutError:
+        raise PoolTimeoutError("no database connection became free in time") from None
+    try:
+        yield
+    finally:
+        turns.semaphore.release()
+
+
+def get_session(
+    request: Request, _turn: Annotated[None, Depends(_connection_turn)]
+) -> Iterator[Session]:
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session
 

@@ -1,6 +1,11 @@
-"""Regression: a blocking database call inside `async def` stalls the event loop once the
-pool is exhausted, and the whole process stops answering (a public service of this kind
-serves 0 requests/s at 64 connections for exactly this reason)."""
+"""Regressions: the ways a worker stops answering under load although nothing is broken.
+
+- A blocking database call inside `async def` stalls the event loop once the pool is
+  exhausted (a public service of this kind serves 0 requests/s at 64 connections for this).
+- `def` routes that wait for a pool connection inside worker threads, while the requests
+  holding the connections wait for a thread to validate their response: a deadlock until
+  the pool timeout (found by the benchmark: 0 requests/s after the first burst).
+"""
 
 import importlib
 import inspect
@@ -33,6 +38,10 @@ def _calls(dependant: Dependant) -> list[Callable[..., Any]]:
     return calls
 
 
+def _nodes(dependant: Dependant) -> list[Dependant]:
+    return [dependant] + [node for sub in dependant.dependencies for node in _nodes(sub)]
+
+
 def _session_routes() -> list[APIRoute]:
     """Every route of every router in app/routers whose dependencies open a session."""
     routes = []
@@ -43,14 +52,18 @@ def _session_routes() -> list[APIRoute]:
     return routes
 
 
+def _is_async(call: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+
+
 def test_no_route_or_dependency_that_uses_the_session_is_async() -> None:
     routes = _session_routes()
     assert len(routes) > 5, "the walk over the routes' dependencies found no session users"
     offenders = [
-        f"{sorted(route.methods)} {route.path}: {call.__qualname__}"
+        f"{sorted(route.methods)} {route.path}: {node.call.__qualname__}"
         for route in routes
-        for call in _calls(route.dependant)
-        if inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+        for node in _nodes(route.dependant)
+        if node.call and _is_async(node.call) and get_session in _calls(node)[1:]
     ]
     assert offenders == [], "blocking session calls inside `async def`: use `def`"
 
@@ -84,3 +97,21 @@ def test_healthz_answers_while_every_worker_thread_waits_on_the_database(
     assert health.status_code == 200
     assert waiting == STUCK_REQUESTS, "the orders did not wait for the database"
     assert statuses == [201] * STUCK_REQUESTS
+
+
+@pytest.mark.live
+def test_many_more_requests_than_connections_all_get_served(
+    live_server: Callable[..., AbstractContextManager[LiveServer]],
+) -> None:
+    # One connection and 40 worker threads: the tightest case of the thread/pool deadlock.
+    env = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT_SECONDS": "60"}
+    with live_server(env=env) as server:
+        created = httpx.post(f"{server.base_url}/products",
+                             json={"sku": "P-1", "name": "Mug", "price": "1.00", "stock": 5})
+        assert created.status_code == 201
+        with httpx.Client(base_url=server.base_url, timeout=120,
+                          limits=httpx.Limits(max_connections=200)) as client, \
+                ThreadPoolExecutor(STUCK_REQUESTS * 2) as pool:
+            reads = list(pool.map(lambda _: client.get("/products/1").status_code,
+                                  range(STUCK_REQUESTS * 2)))
+    assert reads == [200] * (STUCK_REQUESTS * 2)
