@@ -28,7 +28,7 @@ _sqlite_writer_locks: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictio
 
 
 # How many requests may hold one of an engine's connections at once, and how long a request
-# waits for its turn before answering 503 (see `_connection_turn`).
+# waits for its turn before answering 503 (see `get_session`).
 class _Turns(NamedTuple):
     semaphore: anyio.Semaphore
     timeout: float
@@ -102,35 +102,44 @@ def _writer_turn(session: Session) -> AbstractContextManager[Any]:
     return lock if lock is not None else nullcontext()
 
 
-async def _connection_turn(request: Request) -> AsyncIterator[None]:
-    """Wait on the event loop, not in a worker thread, until a pool connection is ours to use.
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session, for `def` routes, which use it in a worker thread.
 
-    A `def` route runs in a worker thread, and its session keeps its connection until the
-    response has been validated, which takes a second worker thread. If requests waited for
-    the pool inside threads, every thread could end up waiting for a connection held by a
-    request that waits for a thread: the process would stall until the pool timeout. Held
-    for the whole request, and released after the session has given its connection back.
+    The request first waits for its turn to use a pool connection here, on the event loop.
+    Waiting inside worker threads would deadlock: a `def` route's session keeps its
+    connection until the response has been validated, which takes another worker thread, so
+    requests waiting for the pool could hold every thread while the connections' holders
+    wait for one, until the pool timeout. Creating a session does no I/O, so no thread is
+    needed for it; closing one does, so it is closed in a worker thread, shielded from
+    cancellation so that its connection always goes back.
     """
-    turns = _connection_turns.get(request.app.state.engine)
-    if turns is None:
-        yield
-        return
+    engine = request.app.state.engine
+    turns = await _wait_for_turn(engine)
+    session = Session(engine, expire_on_commit=False)
     try:
-        with anyio.fail_after(turns.timeout):
-            await turns.semaphore.acquire()
-    except TimeoutError:
-        raise PoolTimeoutError("no database connection became free in time") from None
-    try:
-        yield
-    finally:
-        turns.semaphore.release()
-
-
-def get_session(
-    request: Request, _turn: Annotated[None, Depends(_connection_turn)]
-) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session
+    finally:
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close)
+        finally:
+            if turns is not None:
+                turns.release()
+
+
+async def _wait_for_turn(engine: Engine) -> anyio.Semaphore | None:
+    turns = _connection_turns.get(engine)
+    if turns is None:
+        return None
+    try:
+        turns.semaphore.acquire_nowait()
+    except anyio.WouldBlock:
+        try:
+            with anyio.fail_after(turns.timeout):
+                await turns.semaphore.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError("no database connection became free in time") from None
+    return turns.semaphore
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

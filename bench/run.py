@@ -31,6 +31,7 @@ from bench.servers import (  # noqa: E402
     POSTGRES_URL,
     ROOT,
     UVICORN_FLAGS,
+    Served,
     fresh_database,
     seed_orders,
     seed_products,
@@ -80,28 +81,34 @@ def wrk(base_url: str, case: tuple[str, str], seconds: float, connections: int) 
     }
 
 
-def measure(base_url: str, case: tuple[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    wrk(base_url, case, args.warmup, args.connections)
-    return wrk(base_url, case, args.duration, args.connections)
+def measure(server: Served, case: tuple[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    wrk(server.url, case, args.warmup, args.connections)
+    cpu_before = server.cpu_seconds()
+    figures = wrk(server.url, case, args.duration, args.connections)
+    requests = figures["rps"] * args.duration
+    figures["cpu_ms"] = 1000 * (server.cpu_seconds() - cpu_before) / max(requests, 1)
+    return figures
 
 
 def run_config(engine: str, workers: int, round_no: int, args: argparse.Namespace) -> list[dict]:
     results = []
-    with serve("bench.bare_app:app", workers, ready_path="/") as url:
-        bare = measure(url, ("/", "get.lua"), args)
+    with serve("bench.bare_app:app", workers, ready_path="/") as server:
+        bare = measure(server, ("/", "get.lua"), args)
     results.append({"case": BARE, "engine": "-", "workers": workers, "round": round_no, **bare})
-    print(f"  {BARE:26} w={workers} {bare['rps']:8.0f} req/s", flush=True)
+    print(f"  {BARE:26} w={workers} {bare['rps']:8.0f} req/s "
+          f"cpu {bare['cpu_ms']:.3f} ms/req", flush=True)
     with fresh_database(engine) as database_url:
         seed_products(database_url, PRODUCTS)
-        with serve("app.main:app", workers, database_url) as url:
+        with serve("app.main:app", workers, database_url) as server:
             for name in args.cases:
-                figures = measure(url, CASES[name], args)
+                figures = measure(server, CASES[name], args)
                 figures["ratio"] = figures["rps"] / bare["rps"]
                 results.append({"case": name, "engine": engine, "workers": workers,
                                 "round": round_no, **figures})
                 print(f"  {name:26} {engine}:{workers} {figures['rps']:8.0f} req/s "
                       f"ratio {figures['ratio']:.2f} p99 {figures['p99_ms']:.1f} ms "
-                      f"errors {figures['errors']} timeouts {figures['timeouts']}", flush=True)
+                      f"errors {figures['errors']} timeouts {figures['timeouts']} "
+                      f"cpu {figures['cpu_ms']:.3f} ms/req", flush=True)
     return results
 
 
@@ -125,8 +132,8 @@ def table(results: list[dict]) -> str:
     for result in results:
         keys.setdefault((result["case"], result["engine"], result["workers"]), []).append(result)
     lines = ["| case | engine | workers | req/s (each run) | ratio (each run) | p50 ms | p99 ms "
-             "(worst) | errors | timeouts | target |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "(worst) | errors | timeouts | server CPU ms/request | target |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, runs in keys.items():
         case, engine, workers = key
         ratios = " / ".join(f"{r['ratio']:.2f}" for r in runs) if case != BARE else "1"
@@ -136,6 +143,7 @@ def table(results: list[dict]) -> str:
             f"{rates} | {ratios} | "
             f"{mean(r['p50_ms'] for r in runs):.1f} | {max(r['p99_ms'] for r in runs):.1f} | "
             f"{sum(r['errors'] for r in runs)} | {sum(r['timeouts'] for r in runs)} | "
+            f"{mean(r['cpu_ms'] for r in runs):.2f} | "
             f"{verdict(key, runs) if case != BARE else 'denominator'} |"
         )
     return "\n".join(lines)
@@ -172,7 +180,7 @@ def benchmark(args: argparse.Namespace) -> str:
         for engine, workers in configs if round_no % 2 == 0 else configs[::-1]:
             print(f"round {round_no + 1}: {engine}, {workers} worker(s)", flush=True)
             results += run_config(engine, workers, round_no, args)
-    results.sort(key=lambda r: (r["workers"], r["engine"] != "-", r["engine"],
+    results.sort(key=lambda r: (r["workers"], ("-", "sqlite", "postgresql").index(r["engine"]),
                                 list(CASES).index(r["case"]) if r["case"] in CASES else -1))
     report = (f"Machine: {machine()}\n\nwrk: 2 threads, {args.connections} connections, "
               f"{args.duration:g} s after a {args.warmup:g} s warm-up, 2 s timeout; "
@@ -193,10 +201,10 @@ def scale(args: argparse.Namespace) -> str:
                 seed_orders(database_url, count, PRODUCTS)
                 print(f"{engine}: seeded {count} orders in {time.monotonic() - started:.0f} s",
                       flush=True)
-                with serve("app.main:app", 1, database_url) as url:
+                with serve("app.main:app", 1, database_url) as server:
                     for path in ("/orders?limit=20", "/orders?limit=20&status=PAID"):
-                        wrk(url, (path, "get.lua"), 1, 1)
-                        figures = wrk(url, (path, "get.lua"), args.duration, 1)
+                        wrk(server.url, (path, "get.lua"), 1, 1)
+                        figures = wrk(server.url, (path, "get.lua"), args.duration, 1)
                         results.append({"engine": engine, "orders": count, "case": path,
                                         **figures})
                         lines.append(f"| {engine} | {count:,} | GET {path} | "

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
+import psutil
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
@@ -108,10 +110,21 @@ def seed_orders(url: str, count: int, products: int) -> None:
     engine.dispose()
 
 
+class Served(NamedTuple):
+    url: str
+    process: psutil.Process
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server and its worker processes so far: a figure that, unlike
+        requests/s, does not shrink when other programs take the machine's cores."""
+        processes = [self.process, *self.process.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
 @contextmanager
 def serve(app: str, workers: int, database_url: str | None = None,
-          ready_path: str = "/readyz") -> Iterator[str]:
-    """uvicorn serving `app` as ./run.sh would; yields its base URL, stops it on exit."""
+          ready_path: str = "/readyz") -> Iterator[Served]:
+    """uvicorn serving `app` as ./run.sh would, stopped on exit."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("API_KEYS", "DATABASE_URL")}
     if database_url:
@@ -125,7 +138,7 @@ def serve(app: str, workers: int, database_url: str | None = None,
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(process, base_url + ready_path, log)
-        yield base_url
+        yield Served(base_url, psutil.Process(process.pid))
     finally:
         process.terminate()
         try:
