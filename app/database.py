@@ -1,6 +1,5 @@
 """The database engine, request sessions, and the one way to open a writing transaction."""
 
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -16,15 +15,13 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from app.config import Settings
+from app.writer_lock import WriterLock
 
 # Execution option read by the SQLite `begin` hook below; other engines ignore it.
 _SQLITE_BEGIN = "sqlite_begin"
 
-# SQLite admits one writer at a time and makes the others retry in its busy handler, which
-# sleeps 1, 2, 5 ... up to 100 ms between tries: a queue of writers becomes a long latency
-# tail. The writers of one process queue on this lock instead and go in as soon as the last
-# one ends; only other processes' writers still meet the busy handler. PostgreSQL locks rows.
-_sqlite_writer_locks: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+# Per SQLite engine: the queue its writers wait in (see app/writer_lock.py).
+_sqlite_writer_locks: WeakKeyDictionary[Engine, WriterLock] = WeakKeyDictionary()
 
 
 # How many requests may hold one of an engine's connections at once, and how long a request
@@ -81,7 +78,8 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, pool: dict[str, Any]) -> Engi
         mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
-    _sqlite_writer_locks[engine] = threading.RLock()
+    lock_path = None if in_memory else database
+    _sqlite_writer_locks[engine] = WriterLock(lock_path, busy_timeout_ms / 1000)
     return engine
 
 

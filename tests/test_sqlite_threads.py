@@ -6,11 +6,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, func, select
 
 from app.config import Settings
 from app.database import create_db_engine
 from app.models import Order, Product
+from app.writer_lock import WriterLock
 from tests.factories import make_order, make_product, stock_of
 
 THREADS = 8
@@ -46,3 +49,17 @@ def test_concurrent_writers_each_get_their_own_connection_and_all_succeed(
             THREADS * ORDERS_PER_THREAD
         assert stock_of(session, product.id) == 10_000 - THREADS * ORDERS_PER_THREAD
     engine.dispose()
+
+
+def test_writers_of_another_process_wait_for_the_lock_and_give_up_as_sqlite_would(
+    tmp_path: Path,
+) -> None:
+    # Two locks on one database stand for two worker processes: flock excludes them the same.
+    path = str(tmp_path / "orders.db")
+    worker_1, worker_2 = WriterLock(path, timeout=30), WriterLock(path, timeout=0.2)
+    with worker_1:
+        with pytest.raises(OperationalError, match="database is locked"):
+            with worker_2:
+                pass
+    with worker_2:  # free again once the first writer is done
+        pass
