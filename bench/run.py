@@ -67,7 +67,7 @@ def ensure_wrk() -> str:
 
 def wrk(base_url: str, case: tuple[str, str], seconds: float, connections: int) -> dict[str, Any]:
     path, script = case
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "2s",
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "2s",
                "-s", f"bench/wrk/{script}", base_url + path]
     output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True,
                             timeout=seconds + 60).stdout
