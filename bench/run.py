@@ -67,8 +67,8 @@ def ensure_wrk() -> str:
 
 def wrk(base_url: str, case: tuple[str, str], seconds: float, connections: int) -> dict[str, Any]:
     path, script = case
-    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "2s",
-               "-s", f"bench/wrk/{script}", base_url + path]
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s",
+               "--timeout", "2s", "-s", f"bench/wrk/{script}", base_url + path]
     output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True,
                             timeout=seconds + 60).stdout
     figures = json.loads(output.split("BENCH ", 1)[1])
