@@ -28,7 +28,8 @@ class Settings(BaseSettings):
 
     # SQLite: how long a writer waits for the write lock before giving up.
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
-    # PostgreSQL: connections each worker keeps, and how many more it may open under load.
+    # Connections each worker keeps, and how many more it may open under load (PostgreSQL,
+    # and SQLite files): also how many requests of a worker use the database at once.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -2,19 +2,23 @@
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NamedTuple, ParamSpec, TypeVar
+from weakref import WeakKeyDictionary
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from app.config import Settings
+from app.writer_lock import WriterLock
 
 # Execution option read by the SQLite `begin` hook below; other engines ignore it.
 _SQLITE_BEGIN = "sqlite_begin"
@@ -25,20 +29,35 @@ log = logging.getLogger("app.database")
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Per SQLite engine: the queue its writers wait in (see app/writer_lock.py).
+_sqlite_writer_locks: WeakKeyDictionary[Engine, WriterLock] = WeakKeyDictionary()
+
+
+# How many requests may hold one of an engine's connections at once, and how long a request
+# waits for its turn before answering 503 (see `get_session`).
+class _Turns(NamedTuple):
+    semaphore: anyio.Semaphore
+    timeout: float
+
+
+_connection_turns: WeakKeyDictionary[Engine, _Turns] = WeakKeyDictionary()
+
 
 def create_db_engine(settings: Settings) -> Engine:
+    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout_seconds}
     if settings.is_sqlite:
-        return _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
-    return create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        engine = _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms, pool)
+    else:
+        engine = create_engine(settings.database_url, pool_pre_ping=True, **pool)
+    _connection_turns[engine] = _Turns(
+        anyio.Semaphore(settings.db_pool_size + settings.db_max_overflow),
+        settings.db_pool_timeout_seconds,
     )
+    return engine
 
 
-def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_ms: int, pool: dict[str, Any]) -> Engine:
     database = make_url(url).database
     in_memory = database in (None, "", ":memory:")
     if not in_memory:
@@ -47,7 +66,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
         # One shared connection keeps an in-memory database alive for the engine's life.
-        poolclass=StaticPool if in_memory else None,
+        **({"poolclass": StaticPool} if in_memory else pool),
     )
 
     @event.listens_for(engine, "connect")
@@ -68,6 +87,8 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
+    lock_path = None if in_memory else database
+    _sqlite_writer_locks[engine] = WriterLock(lock_path, busy_timeout_ms / 1000)
     return engine
 
 
@@ -78,7 +99,7 @@ def write_transaction(session: Session) -> Iterator[Session]:
         # Writes only ever happen in here, so an open transaction has only read: end it, so
         # the unit of work starts with the write lock (SQLite) and sees fresh rows.
         session.commit()
-    with session.begin():
+    with _writer_turn(session), session.begin():
         session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
         yield session
 
@@ -124,9 +145,49 @@ def no_lock_wait(session: Session) -> Iterator[None]:
     session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+def _writer_turn(session: Session) -> AbstractContextManager[Any]:
+    lock = _sqlite_writer_locks.get(session.get_bind())  # type: ignore[arg-type]
+    return lock if lock is not None else nullcontext()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session, for `def` routes, which use it in a worker thread.
+
+    The request first waits for its turn to use a pool connection here, on the event loop.
+    Waiting inside worker threads would deadlock: a `def` route's session keeps its
+    connection until the response has been validated, which takes another worker thread, so
+    requests waiting for the pool could hold every thread while the connections' holders
+    wait for one, until the pool timeout. Creating a session does no I/O, so no thread is
+    needed for it; closing one does, so it is closed in a worker thread, shielded from
+    cancellation so that its connection always goes back.
+    """
+    engine = request.app.state.engine
+    turns = await _wait_for_turn(engine)
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close)
+        finally:
+            if turns is not None:
+                turns.release()
+
+
+async def _wait_for_turn(engine: Engine) -> anyio.Semaphore | None:
+    turns = _connection_turns.get(engine)
+    if turns is None:
+        return None
+    try:
+        turns.semaphore.acquire_nowait()
+    except anyio.WouldBlock:
+        try:
+            with anyio.fail_after(turns.timeout):
+                await turns.semaphore.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError("no database connection became free in time") from None
+    return turns.semaphore
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,163 @@
+"""What the benchmark runs against: fresh databases seeded in bulk, and uvicorn servers."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import httpx
+import psutil
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.database import create_db_engine
+from app.models import Product
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
+# The flags ./run.sh passes to uvicorn, besides host, port and workers. Both the service and
+# the bare app get exactly these, so the ratio compares the apps and nothing else.
+UVICORN_FLAGS: list[str] = []
+LARGE_STOCK = 1_000_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def fresh_database(kind: str) -> Iterator[str]:
+    """A migrated, empty database: an SQLite file in a temporary folder, or a PostgreSQL
+    schema of its own (dropped afterwards)."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+            url = f"sqlite:///{folder}/orders.db"
+            _migrate(url)
+            yield url
+        return
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        _migrate(url.render_as_string(hide_password=False))
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _migrate(url: str) -> None:
+    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True,
+                   env={**os.environ, "DATABASE_URL": url}, capture_output=True, timeout=120)
+
+
+def _engine(url: str):  # type: ignore[no-untyped-def]
+    return create_db_engine(Settings(_env_file=None, database_url=url))
+
+
+def seed_products(url: str, count: int) -> None:
+    """`count` products, ids 1..count, with more stock than any run can sell."""
+    now = datetime.now(UTC)
+    rows = [{"id": n, "sku": f"BENCH-{n}", "name": f"Bench product {n}", "price_cents": 1250,
+             "stock": LARGE_STOCK, "created_at": now, "updated_at": now}
+            for n in range(1, count + 1)]
+    engine = _engine(url)
+    with engine.begin() as connection:
+        connection.execute(insert(Product), rows)
+    engine.dispose()
+
+
+ORDER_STATUS_SQL = ("CASE i % 4 WHEN 0 THEN 'PENDING' WHEN 1 THEN 'PAID' "
+                    "WHEN 2 THEN 'SHIPPED' ELSE 'CANCELED' END")
+
+
+def seed_orders(url: str, count: int, products: int) -> None:
+    """`count` one-line orders straight in SQL (a quarter in each status), for scale tests.
+
+    They do not move stock: these figures are about reading orders, not the invariant."""
+    numbers = ("(WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq "
+               "WHERE i < :n) SELECT i FROM seq) AS numbers"
+               if url.startswith("sqlite") else "generate_series(1, :n) AS numbers(i)")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    engine = _engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            f"INSERT INTO orders (id, status, total_cents, created_at, updated_at) "
+            f"SELECT i, {ORDER_STATUS_SQL}, 1250, '{stamp}', '{stamp}' FROM {numbers}"
+        ), {"n": count})
+        connection.execute(text(
+            f"INSERT INTO order_lines (id, order_id, product_id, sku, name, quantity, "
+            f"unit_price_cents, line_total_cents) "
+            f"SELECT i, i, i % {products} + 1, 'BENCH-' || (i % {products} + 1), "
+            f"'Bench product', 1, 1250, 1250 FROM {numbers}"
+        ), {"n": count})
+        if not url.startswith("sqlite"):
+            connection.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+class Served(NamedTuple):
+    url: str
+    process: psutil.Process
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server and its worker processes so far: a figure that, unlike
+        requests/s, does not shrink when other programs take the machine's cores."""
+        processes = [self.process, *self.process.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+@contextmanager
+def serve(app: str, workers: int, database_url: str | None = None,
+          ready_path: str = "/readyz") -> Iterator[Served]:
+    """uvicorn serving `app` as ./run.sh would, stopped on exit."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("API_KEYS", "DATABASE_URL")}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), *UVICORN_FLAGS],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(process, base_url + ready_path, log)
+        yield Served(base_url, psutil.Process(process.pid))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: object) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within 60 s")

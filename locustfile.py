@@ -1,0 +1,134 @@
+"""Load test: shoppers who browse the catalog and place orders, 80% reads and 20% writes.
+
+    bench/locust.sh light                      # 25 users, against BASE_URL or 127.0.0.1:8000
+    bench/locust.sh heavy --host https://...   # 200 users, against a deployed service
+
+At the start the run creates its own small catalog through the API (SKUs `LOAD-<run>-<n>`);
+users order only from it, so at the end the stock conservation invariant can be checked over
+that whole catalog (bench/stock_check.py): a violation makes the run exit non-zero. An order
+refused with 409 `insufficient_stock` is an expected outcome (the catalog sells out), not a
+failure. `API_KEY`, when set, is sent as `Authorization: Bearer <key>`.
+"""
+
+import logging
+import os
+import random
+import uuid
+from typing import Any
+
+import httpx
+from locust import HttpUser, between, events, task
+from locust.env import Environment
+
+from bench.stock_check import auth_headers, check_stock
+
+API_KEY = os.environ.get("API_KEY") or None
+CATALOG_SIZE = int(os.environ.get("LOCUST_CATALOG_SIZE", "20"))
+RUN_ID = uuid.uuid4().hex[:8]
+NAMES = ["Coffee mug", "Tea cup", "Water bottle", "Notebook", "Pen set", "Desk lamp",
+         "T-shirt", "Hoodie", "Backpack", "Sticker pack"]
+
+log = logging.getLogger("locustfile")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # seeding and checking: one line each
+# Product id -> stock it was created with; filled by `seed_catalog` before users start.
+catalog: dict[int, int] = {}
+stock_violations: list[str] = []
+
+
+def _base_url(environment: Environment) -> str:
+    return (environment.host or ShopUser.host).rstrip("/")
+
+
+@events.test_start.add_listener
+def seed_catalog(environment: Environment, **_: Any) -> None:
+    """A small catalog of our own, through the API; a few products with little stock sell out."""
+    catalog.clear()
+    stock_violations.clear()
+    with httpx.Client(base_url=_base_url(environment), headers=auth_headers(API_KEY),
+                      timeout=30) as client:
+        for n in range(CATALOG_SIZE):
+            stock = 20 if n % 4 == 0 else 5_000
+            response = client.post("/products", json={
+                "sku": f"LOAD-{RUN_ID}-{n}", "name": f"{NAMES[n % len(NAMES)]} {RUN_ID}",
+                "price": f"{random.randint(100, 9_999) / 100:.2f}", "stock": stock,
+            })
+            response.raise_for_status()
+            catalog[response.json()["id"]] = stock
+    log.info("seeded %d products (run %s)", len(catalog), RUN_ID)
+
+
+@events.test_stop.add_listener
+def check_stock_invariant(environment: Environment, **_: Any) -> None:
+    if not catalog:
+        return
+    found = check_stock(_base_url(environment), catalog, API_KEY)
+    stock_violations.extend(found)
+    if found:
+        log.error("stock invariant VIOLATED:\n  %s", "\n  ".join(found))
+    else:
+        log.info("stock invariant holds over %d products", len(catalog))
+
+
+@events.quitting.add_listener
+def fail_on_violation(environment: Environment, **_: Any) -> None:
+    if stock_violations:
+        environment.process_exit_code = 1
+
+
+# A shopper: mostly reads (browse, filter, look at a product or an order), sometimes orders
+# one to three products, and now and then cancels an order of their own.
+class ShopUser(HttpUser):
+    host = os.environ.get("BASE_URL", "http://127.0.0.1:8000")
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        self.client.headers.update(auth_headers(API_KEY))
+        self.my_orders: list[int] = []
+
+    # ---------------------------------------------------------------- reads (80%)
+
+    @task(30)
+    def browse_catalog(self) -> None:
+        offset = random.choice([0, 0, 0, 20, 40])
+        self.client.get(f"/products?limit=20&offset={offset}", name="/products?limit=20")
+
+    @task(15)
+    def filter_catalog(self) -> None:
+        word = random.choice(NAMES).split()[0].lower()
+        self.client.get(f"/products?q={word}&in_stock=true", name="/products?q=&in_stock=")
+
+    @task(25)
+    def read_product(self) -> None:
+        self.client.get(f"/products/{random.choice(list(catalog))}", name="/products/{id}")
+
+    @task(10)
+    def read_order(self) -> None:
+        if self.my_orders:
+            self.client.get(f"/orders/{random.choice(self.my_orders)}", name="/orders/{id}")
+        else:
+            self.client.get("/orders?limit=10", name="/orders?limit=10")
+
+    # ---------------------------------------------------------------- writes (20%)
+
+    @task(17)
+    def place_order(self) -> None:
+        products = random.sample(list(catalog), k=random.randint(1, 3))
+        body = {"items": [{"product_id": p, "quantity": random.randint(1, 3)} for p in products]}
+        with self.client.post("/orders", json=body, catch_response=True) as response:
+            if response.status_code == 201:
+                self.my_orders.append(response.json()["id"])
+            elif response.status_code == 409 and _code(response) == "insufficient_stock":
+                response.success()  # sold out: the answer a shopper should get
+
+    @task(3)
+    def cancel_order(self) -> None:
+        if self.my_orders:
+            order_id = self.my_orders.pop(random.randrange(len(self.my_orders)))
+            self.client.delete(f"/orders/{order_id}", name="/orders/{id}")
+
+
+def _code(response: Any) -> str | None:
+    try:
+        return response.json().get("code")
+    except ValueError:
+        return None
