@@ -1,0 +1,104 @@
+"""Prints the concurrency and crash figures per engine (the cases tests/test_concurrency.py and
+tests/test_crash.py assert), for a closing note or a report:
+
+    .venv/bin/python bench/concurrency_figures.py
+
+Starts its own servers on free loopback ports (4 workers; 2 for the crash), on a temporary
+SQLite file and on a fresh schema of the local PostgreSQL.
+"""
+
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.databases import ENGINES, database_url  # noqa: E402
+from tests.factories import product_body  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+from tests.test_concurrency import all_at_once, new_product, stock_of  # noqa: E402
+from tests.test_crash import INITIAL_STOCK, committed_quantities, hammer  # noqa: E402
+
+
+def statuses(responses: list[httpx.Response]) -> dict:
+    return dict(Counter(r.status_code for r in responses))
+
+
+def races(kind: str, base: str) -> None:
+    product = new_product(base, 10)
+    placed = all_at_once(60, lambda c, _: c.post(
+        "/orders", json={"product_id": product["id"], "quantity": 1}), base)
+    print(f"{kind}: 60 orders vs stock 10 -> {statuses(placed)}, "
+          f"stock {stock_of(base, product['id'])}")
+
+    ids = [new_product(base, 15)["id"] for _ in range(3)]
+
+    def opposite(client: httpx.Client, index: int) -> httpx.Response:
+        lines = ids if index % 2 else list(reversed(ids))
+        return client.post("/orders", json={"items": [
+            {"product_id": pid, "quantity": 1 + (index + n) % 2} for n, pid in enumerate(lines)]})
+
+    multi = all_at_once(20, opposite, base)
+    taken: Counter = Counter()
+    for response in multi:
+        if response.status_code == 201:
+            for item in response.json()["items"]:
+                taken[item["product_id"]] += item["quantity"]
+    print(f"{kind}: 20 opposite-order multi-line orders -> {statuses(multi)}, stock "
+          f"{[stock_of(base, i) for i in ids]} = 15 - {[taken[i] for i in ids]}")
+
+    product = new_product(base, 10)
+    order = httpx.post(f"{base}/orders", json={"product_id": product["id"], "quantity": 7}).json()
+    cancels = all_at_once(10, lambda c, _: c.delete(f"/orders/{order['id']}"), base)
+    print(f"{kind}: 10 concurrent cancels -> {statuses(cancels)}, "
+          f"stock {stock_of(base, product['id'])} (10 before the order)")
+
+    product = new_product(base, 100)
+    keyed = all_at_once(10, lambda c, _: c.post(
+        "/orders", json={"product_id": product["id"], "quantity": 3},
+        headers={"Idempotency-Key": "one-key"}), base)
+    kinds = Counter("replayed" if r.headers.get("idempotent-replayed") else r.status_code
+                    for r in keyed)
+    orders = httpx.get(f"{base}/orders", params={"product_id": product["id"]}).json()["total"]
+    print(f"{kind}: 10 requests with one Idempotency-Key -> {dict(kinds)}, {orders} order(s), "
+          f"stock {stock_of(base, product['id'])} (100 before)")
+
+
+def crash(kind: str, url: str) -> None:
+    server = LiveServer(url, workers=2).__enter__()
+    ids = [httpx.post(f"{server.base_url}/products", json=product_body(stock=INITIAL_STOCK))
+           .json()["id"] for _ in range(5)]
+    stop, seen = threading.Event(), Counter()
+    threads = [threading.Thread(target=hammer, args=(server.base_url, ids, stop, seen))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    server.stop(signal.SIGKILL)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    with LiveServer(url, workers=1) as restarted:
+        taken = committed_quantities(restarted.base_url)
+        stocks = [httpx.get(f"{restarted.base_url}/products/{i}").json()["stock"] for i in ids]
+    print(f"{kind}: SIGKILL mid-load ({dict(seen)}) -> stock {stocks}, "
+          f"initial - live orders {[INITIAL_STOCK - taken[i] for i in ids]}")
+
+
+def main() -> None:
+    for kind in ENGINES:
+        with database_url(kind, Path(tempfile.mkdtemp())) as url, \
+                LiveServer(url, workers=4) as server:
+            races(kind, server.base_url)
+        with database_url(kind, Path(tempfile.mkdtemp())) as url:
+            crash(kind, url)
+
+
+if __name__ == "__main__":
+    main()
