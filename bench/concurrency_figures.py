@@ -7,11 +7,8 @@ Starts its own servers on free loopback ports (4 workers; 2 for the crash), on a
 SQLite file and on a fresh schema of the local PostgreSQL.
 """
 
-import signal
 import sys
 import tempfile
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,10 +17,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.databases import ENGINES, database_url  # noqa: E402
-from tests.factories import product_body  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 from tests.test_concurrency import all_at_once, new_product, stock_of  # noqa: E402
-from tests.test_crash import INITIAL_STOCK, committed_quantities, hammer  # noqa: E402
+from tests.test_crash import INITIAL_STOCK, committed_quantities, kill_mid_load  # noqa: E402
 
 
 def statuses(responses: list[httpx.Response]) -> dict:
@@ -71,19 +67,7 @@ def races(kind: str, base: str) -> None:
 
 
 def crash(kind: str, url: str) -> None:
-    server = LiveServer(url, workers=2).__enter__()
-    ids = [httpx.post(f"{server.base_url}/products", json=product_body(stock=INITIAL_STOCK))
-           .json()["id"] for _ in range(5)]
-    stop, seen = threading.Event(), Counter()
-    threads = [threading.Thread(target=hammer, args=(server.base_url, ids, stop, seen))
-               for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    time.sleep(2.0)
-    server.stop(signal.SIGKILL)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
+    ids, seen = kill_mid_load(url)
     with LiveServer(url, workers=1) as restarted:
         taken = committed_quantities(restarted.base_url)
         stocks = [httpx.get(f"{restarted.base_url}/products/{i}").json()["stock"] for i in ids]

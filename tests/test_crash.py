@@ -55,27 +55,36 @@ def committed_quantities(base_url: str) -> Counter:
                 return taken
 
 
+def kill_mid_load(url: str, log_dir: Path | None = None) -> tuple[list[int], Counter]:
+    """Seed 5 products, load a 2-worker server with orders and cancels, SIGKILL it after 2 s.
+
+    Returns the product ids and the answers seen before the kill."""
+    log_path = log_dir / "server.log" if log_dir else None
+    server = LiveServer(url, workers=2, log_path=log_path).__enter__()
+    try:
+        ids = [httpx.post(f"{server.base_url}/products", timeout=30,
+                          json=product_body(stock=INITIAL_STOCK)).json()["id"]
+               for _ in range(5)]
+        stop, seen = threading.Event(), Counter()
+        threads = [threading.Thread(target=hammer, args=(server.base_url, ids, stop, seen))
+                   for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2.0)
+        server.stop(signal.SIGKILL)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        server.stop()
+    return ids, seen
+
+
 def test_sigkill_mid_load_keeps_stock_equal_to_initial_minus_live_orders(
     db_kind: str, tmp_path: Path
 ):
     with database_url(db_kind, tmp_path) as url:
-        server = LiveServer(url, workers=2, log_path=tmp_path / "server.log").__enter__()
-        try:
-            ids = [httpx.post(f"{server.base_url}/products", timeout=30,
-                              json=product_body(stock=INITIAL_STOCK)).json()["id"]
-                   for _ in range(5)]
-            stop, seen = threading.Event(), Counter()
-            threads = [threading.Thread(target=hammer, args=(server.base_url, ids, stop, seen))
-                       for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            time.sleep(2.0)
-            server.stop(signal.SIGKILL)
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=30)
-        finally:
-            server.stop()
+        ids, seen = kill_mid_load(url, tmp_path)
 
         assert seen[201] > 0, seen  # the kill really landed mid-load
         with LiveServer(url, workers=1, log_path=tmp_path / "restart.log") as restarted:

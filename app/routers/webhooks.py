@@ -12,6 +12,7 @@ from app import metrics, payments, signing
 from app.config import Settings
 from app.database import SessionDep
 from app.errors import ApiError, problem_responses
+from app.limits import payload_too_large
 from app.models import PaymentEventCreate, PaymentEventReceipt
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -28,22 +29,16 @@ class Delivery:
     body: bytes
 
 
-def _too_large() -> ApiError:
-    return ApiError(413, "payload_too_large", "Payload too large",
-                    f"A webhook body may be at most {MAX_BODY_BYTES} bytes.",
-                    limit=MAX_BODY_BYTES)
-
-
 async def _read_body(request: Request) -> bytes:
     """The raw body, refused as soon as it is known to exceed the limit (never read whole)."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise _too_large()
+        raise payload_too_large(MAX_BODY_BYTES)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise _too_large()
+            raise payload_too_large(MAX_BODY_BYTES)
     return bytes(body)
 
 
