@@ -29,9 +29,14 @@ class Settings(BaseSettings):
     # SQLite: how long a writer waits for the write lock before giving up.
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     # Connections each worker keeps, and how many more it may open under load (PostgreSQL,
-    # and SQLite files): also how many requests of a worker use the database at once.
+    # and SQLite files).
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    # Threads per worker that run the requests' database work, one session each: how many
+    # requests of a worker use the database at once. Python runs one thread at a time, so a
+    # few are faster than many (bench/README.md); at most DB_POOL_SIZE + DB_MAX_OVERFLOW.
+    db_threads: int = Field(default=4, ge=1)
+    # How long a request may queue for a database thread before it is answered 503.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # How long an Idempotency-Key on POST /orders is remembered.
@@ -69,6 +74,14 @@ class Settings(BaseSettings):
         for secret in signing.parse_secrets(value.get_secret_value() if value else None):
             signing.secret_key(secret)  # raises ValueError for a malformed whsec_ secret
         return value
+
+    @model_validator(mode="after")
+    def a_connection_for_every_database_thread(self) -> "Settings":
+        connections = self.db_pool_size + self.db_max_overflow
+        if self.db_threads > connections:
+            raise ValueError(f"DB_THREADS ({self.db_threads}) exceeds the connections the pool "
+                             f"may open (DB_POOL_SIZE + DB_MAX_OVERFLOW = {connections})")
+        return self
 
     @model_validator(mode="after")
     def no_placeholder_secret_in_production(self) -> "Settings":

@@ -1,14 +1,17 @@
 """The database engine, request sessions, and the one way to open a writing transaction."""
 
+import asyncio
+import contextvars
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple, ParamSpec, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 from weakref import WeakKeyDictionary
 
-import anyio
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -33,16 +36,6 @@ R = TypeVar("R")
 _sqlite_writer_locks: WeakKeyDictionary[Engine, WriterLock] = WeakKeyDictionary()
 
 
-# How many requests may hold one of an engine's connections at once, and how long a request
-# waits for its turn before answering 503 (see `get_session`).
-class _Turns(NamedTuple):
-    semaphore: anyio.Semaphore
-    timeout: float
-
-
-_connection_turns: WeakKeyDictionary[Engine, _Turns] = WeakKeyDictionary()
-
-
 def create_db_engine(settings: Settings) -> Engine:
     pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
             "pool_timeout": settings.db_pool_timeout_seconds}
@@ -50,10 +43,6 @@ def create_db_engine(settings: Settings) -> Engine:
         engine = _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms, pool)
     else:
         engine = create_engine(settings.database_url, pool_pre_ping=True, **pool)
-    _connection_turns[engine] = _Turns(
-        anyio.Semaphore(settings.db_pool_size + settings.db_max_overflow),
-        settings.db_pool_timeout_seconds,
-    )
     return engine
 
 
@@ -150,44 +139,53 @@ def _writer_turn(session: Session) -> AbstractContextManager[Any]:
     return lock if lock is not None else nullcontext()
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """The request's session, for `def` routes, which use it in a worker thread.
+class Database:
+    """The engine, and the threads that run the requests' units of work against it.
 
-    The request first waits for its turn to use a pool connection here, on the event loop.
-    Waiting inside worker threads would deadlock: a `def` route's session keeps its
-    connection until the response has been validated, which takes another worker thread, so
-    requests waiting for the pool could hold every thread while the connections' holders
-    wait for one, until the pool timeout. Creating a session does no I/O, so no thread is
-    needed for it; closing one does, so it is closed in a worker thread, shielded from
-    cancellation so that its connection always goes back.
+    A route hands its whole unit of work, session included, to one of these threads and
+    awaits the result on the event loop: one thread hop per request, and the loop itself
+    never waits for the database. Each thread holds at most one session, and there are no
+    more threads than pooled connections, so a unit of work never waits for a connection
+    either: requests queue here, in arrival order, and one that has queued longer than the
+    pool timeout is answered 503 without running rather than served late.
     """
-    engine = request.app.state.engine
-    turns = await _wait_for_turn(engine)
-    session = Session(engine, expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        try:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(session.close)
-        finally:
-            if turns is not None:
-                turns.release()
+
+    def __init__(self, engine: Engine, threads: int, queue_timeout: float) -> None:
+        self.engine = engine
+        self.queue_timeout = queue_timeout
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="database")
+
+    async def run(
+        self, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """`work(session, *args, **kwargs)` in a database thread, with a session of its own."""
+        call = functools.partial(self._in_session, time.monotonic(), work, *args, **kwargs)
+        # The request's context (its id, for the logs) goes along into the thread.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._threads, context.run, call)
+
+    def _in_session(
+        self, queued_at: float, work: Callable[..., R], *args: Any, **kwargs: Any
+    ) -> R:
+        if time.monotonic() - queued_at > self.queue_timeout:
+            raise PoolTimeoutError("no database thread became free in time")
+        with Session(self.engine, expire_on_commit=False) as session:
+            return work(session, *args, **kwargs)
+
+    def close(self) -> None:
+        """Let the units of work in hand finish, then close every connection."""
+        self._threads.shutdown(wait=True)
+        self.engine.dispose()
 
 
-async def _wait_for_turn(engine: Engine) -> anyio.Semaphore | None:
-    turns = _connection_turns.get(engine)
-    if turns is None:
-        return None
-    try:
-        turns.semaphore.acquire_nowait()
-    except anyio.WouldBlock:
-        try:
-            with anyio.fail_after(turns.timeout):
-                await turns.semaphore.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError("no database connection became free in time") from None
-    return turns.semaphore
+def create_database(settings: Settings, engine: Engine | None = None) -> Database:
+    return Database(engine or create_db_engine(settings), threads=settings.db_threads,
+                    queue_timeout=settings.db_pool_timeout_seconds)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+async def get_database(request: Request) -> Database:
+    return request.app.state.database  # type: ignore[no-any-return]
+
+
+# `async def` routes take this and `await database.run(rule, ...)`; they never hold a session.
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -4,26 +4,18 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
-
 from app import idempotency
+from app.database import Database
 
 PURGE_EVERY_SECONDS = 3600
 log = logging.getLogger("app.housekeeping")
 
 
-def purge_expired_keys(engine: Engine, ttl: timedelta) -> int:
-    with Session(engine) as session:
-        return idempotency.purge_expired(session, ttl)
-
-
-async def purge_forever(engine: Engine, ttl: timedelta) -> None:
+async def purge_forever(database: Database, ttl: timedelta) -> None:
     """Purge at start-up and then hourly; a failed round is logged and tried again later."""
     while True:
         try:
-            purged = await run_in_threadpool(purge_expired_keys, engine, ttl)
+            purged = await database.run(idempotency.purge_expired, ttl)
             if purged:
                 log.info("purged %d expired idempotency keys", purged)
         except Exception:

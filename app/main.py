@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from app import __version__, docs, housekeeping, metrics, observability, security
 from app.config import Settings, get_settings
-from app.database import create_db_engine
+from app.database import create_database
 from app.errors import install_error_handlers
 from app.limits import BodySizeLimitMiddleware
 from app.logs import configure_logging
@@ -31,14 +31,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("serving on %s", app.state.engine.url.render_as_string(hide_password=True))
         ttl = timedelta(hours=settings.idempotency_ttl_hours)
-        chores = asyncio.create_task(housekeeping.purge_forever(app.state.engine, ttl))
+        chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl))
         yield
         chores.cancel()
-        # A purge already running in a thread finishes before the engine goes away.
+        # A purge already running in a database thread finishes in `close` below.
         with suppress(asyncio.CancelledError):
             await chores
         metrics.worker_stopped()
-        app.state.engine.dispose()
+        app.state.database.close()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         openapi_tags=docs.TAGS, lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = engine or create_db_engine(settings)
+    app.state.database = create_database(settings, engine)
+    app.state.engine = app.state.database.engine
     metrics.setup(app.state.engine, settings.prometheus_multiproc_dir)
     # The last added runs first: request id, metrics and log line, API key, body limit, routes.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

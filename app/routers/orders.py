@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from app import idempotency, inventory
-from app.database import SessionDep
+from app.database import DatabaseDep
 from app.errors import problem_responses
 from app.models import OrderCreate, OrderPublic, OrderStatus, OrderStatusUpdate, Page
 from app.routers.params import Limit, Offset, ResourceId
@@ -45,9 +45,9 @@ CREATE_EXAMPLES = {
         **problem_responses(404, 409, 422),
     },
 )
-def create_order(
+async def create_order(
     body: Annotated[OrderCreate, Body(openapi_examples=CREATE_EXAMPLES)],
-    session: SessionDep,
+    database: DatabaseDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header(
         min_length=1, max_length=255,
@@ -55,10 +55,10 @@ def create_order(
         "answer instead of placing a second order.")] = None,
 ) -> JSONResponse:
     if idempotency_key is None:
-        answer = idempotency.OrderAnswer.created(inventory.place_order(session, body))
+        answer = idempotency.OrderAnswer.created(await database.run(inventory.place_order, body))
     else:
         ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
-        answer = idempotency.place_order_once(session, idempotency_key, body, ttl)
+        answer = await database.run(idempotency.place_order_once, idempotency_key, body, ttl)
     headers = {"Location": f"/orders/{answer.body['id']}"}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -66,8 +66,8 @@ def create_order(
 
 
 @router.get("", summary="List orders, newest first", responses=problem_responses(422))
-def list_orders(
-    session: SessionDep,
+async def list_orders(
+    database: DatabaseDep,
     limit: Limit = 20,
     offset: Offset = 0,
     status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
@@ -75,16 +75,16 @@ def list_orders(
         int | None, Query(ge=1, le=MAX_ID, description="Only orders with a line for this product.")
     ] = None,
 ) -> Page[OrderPublic]:
-    orders, total = inventory.list_orders(
-        session, limit=limit, offset=offset, status=status, product_id=product_id
+    orders, total = await database.run(
+        inventory.list_orders, limit=limit, offset=offset, status=status, product_id=product_id
     )
     return Page(items=[OrderPublic.of(o) for o in orders], total=total, limit=limit,
                 offset=offset)
 
 
 @router.get("/{order_id}", summary="Get an order", responses=problem_responses(404, 422))
-def get_order(order_id: ResourceId, session: SessionDep) -> OrderPublic:
-    return OrderPublic.of(inventory.get_order(session, order_id))
+async def get_order(order_id: ResourceId, database: DatabaseDep) -> OrderPublic:
+    return OrderPublic.of(await database.run(inventory.get_order, order_id))
 
 
 STATUS_DOC = {
@@ -95,15 +95,17 @@ STATUS_DOC = {
 
 
 @router.put("/{order_id}", summary="Change an order's status", **STATUS_DOC)
-def put_order(order_id: ResourceId, body: OrderStatusUpdate, session: SessionDep) -> OrderPublic:
-    return OrderPublic.of(inventory.change_status(session, order_id, body.status))
+async def put_order(
+    order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
+) -> OrderPublic:
+    return OrderPublic.of(await database.run(inventory.change_status, order_id, body.status))
 
 
 @router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
-def patch_order(
-    order_id: ResourceId, body: OrderStatusUpdate, session: SessionDep
+async def patch_order(
+    order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
 ) -> OrderPublic:
-    return OrderPublic.of(inventory.change_status(session, order_id, body.status))
+    return OrderPublic.of(await database.run(inventory.change_status, order_id, body.status))
 
 
 @router.delete(
@@ -113,5 +115,6 @@ def patch_order(
     "stock exactly once. Cancelling a canceled order is a no-op; a shipped one is 409.",
     responses=problem_responses(404, 409, 422),
 )
-def cancel_order(order_id: ResourceId, session: SessionDep) -> OrderPublic:
-    return OrderPublic.of(inventory.change_status(session, order_id, OrderStatus.CANCELED))
+async def cancel_order(order_id: ResourceId, database: DatabaseDep) -> OrderPublic:
+    canceled = await database.run(inventory.change_status, order_id, OrderStatus.CANCELED)
+    return OrderPublic.of(canceled)

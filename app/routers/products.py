@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from app import catalog
-from app.database import SessionDep
+from app.database import DatabaseDep
 from app.errors import problem_responses
 from app.models import Page, ProductCreate, ProductPublic, ProductUpdate
 from app.routers.params import Limit, Offset, ResourceId
@@ -43,19 +43,19 @@ def _with_etag(response: Response, product: catalog.Product) -> ProductPublic:
     "product; `price` may be sent as a number or a string and is always returned as a string.",
     responses=problem_responses(409, 422),
 )
-def create_product(
+async def create_product(
     body: Annotated[ProductCreate, Body(openapi_examples=CREATE_EXAMPLES)],
-    session: SessionDep,
+    database: DatabaseDep,
     response: Response,
 ) -> ProductPublic:
-    product = catalog.create_product(session, body)
+    product = await database.run(catalog.create_product, body)
     response.headers["Location"] = f"/products/{product.id}"
     return _with_etag(response, product)
 
 
 @router.get("", summary="List products", responses=problem_responses(422))
-def list_products(
-    session: SessionDep,
+async def list_products(
+    database: DatabaseDep,
     limit: Limit = 20,
     offset: Offset = 0,
     sku: Annotated[
@@ -70,23 +70,25 @@ def list_products(
         bool | None, Query(description="`true`: stock > 0; `false`: stock = 0.")
     ] = None,
 ) -> Page[ProductPublic]:
-    products, total = catalog.list_products(
-        session, limit=limit, offset=offset, sku=sku, q=q, in_stock=in_stock
+    products, total = await database.run(
+        catalog.list_products, limit=limit, offset=offset, sku=sku, q=q, in_stock=in_stock
     )
     return Page(items=[ProductPublic.of(p) for p in products], total=total, limit=limit,
                 offset=offset)
 
 
 @router.get("/{product_id}", summary="Get a product", responses=problem_responses(404, 422))
-def get_product(product_id: ResourceId, session: SessionDep, response: Response) -> ProductPublic:
-    return _with_etag(response, catalog.get_product(session, product_id))
+async def get_product(
+    product_id: ResourceId, database: DatabaseDep, response: Response
+) -> ProductPublic:
+    return _with_etag(response, await database.run(catalog.get_product, product_id))
 
 
-def _update(
-    product_id: int, body: ProductUpdate, session: SessionDep, response: Response,
+async def _update(
+    product_id: int, body: ProductUpdate, database: DatabaseDep, response: Response,
     if_match: str | None,
 ) -> ProductPublic:
-    product = catalog.update_product(session, product_id, body, if_match)
+    product = await database.run(catalog.update_product, product_id, body, if_match)
     return _with_etag(response, product)
 
 
@@ -99,19 +101,19 @@ UPDATE_DOC = {
 
 
 @router.put("/{product_id}", summary="Update a product", **UPDATE_DOC)
-def put_product(
-    product_id: ResourceId, body: ProductUpdate, session: SessionDep, response: Response,
+async def put_product(
+    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, response: Response,
     if_match: IfMatch = None,
 ) -> ProductPublic:
-    return _update(product_id, body, session, response, if_match)
+    return await _update(product_id, body, database, response, if_match)
 
 
 @router.patch("/{product_id}", summary="Update a product (partial)", **UPDATE_DOC)
-def patch_product(
-    product_id: ResourceId, body: ProductUpdate, session: SessionDep, response: Response,
+async def patch_product(
+    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, response: Response,
     if_match: IfMatch = None,
 ) -> ProductPublic:
-    return _update(product_id, body, session, response, if_match)
+    return await _update(product_id, body, database, response, if_match)
 
 
 @router.delete(
@@ -122,6 +124,6 @@ def patch_product(
     "its SKU is free again, and past orders keep their snapshot of it.",
     responses=problem_responses(404, 422),
 )
-def archive_product(product_id: ResourceId, session: SessionDep) -> Response:
-    catalog.archive_product(session, product_id)
+async def archive_product(product_id: ResourceId, database: DatabaseDep) -> Response:
+    await database.run(catalog.archive_product, product_id)
     return Response(status_code=204)

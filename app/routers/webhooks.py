@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app import metrics, payments, signing
 from app.config import Settings
-from app.database import SessionDep
+from app.database import DatabaseDep
 from app.errors import ApiError, problem_responses
 from app.limits import payload_too_large
 from app.models import PaymentEventCreate, PaymentEventReceipt
@@ -93,9 +93,9 @@ HEADER_DOC = "Sign `{event_id}.{timestamp}.{raw body}`; see the README or the St
     responses=problem_responses(400, 401, 404, 409, 413, 422, 503),
     openapi_extra=BODY_DOC,
 )
-def payment_webhook(
+async def payment_webhook(
     delivery: Annotated[Delivery, Depends(verified_delivery)],
-    session: SessionDep,
+    database: DatabaseDep,
     x_event_id: Annotated[str | None, Header(description="The sender's unique event id "
                                              "(1-128 printable ASCII).")] = None,
     x_webhook_timestamp: Annotated[str | None, Header(description="Unix seconds when the "
@@ -105,7 +105,7 @@ def payment_webhook(
 ) -> PaymentEventReceipt:
     # The three headers are declared so Swagger UI shows them; verified_delivery reads them.
     event = parse_event(delivery.body)
-    receipt = payments.apply_event(session, delivery.event_id, delivery.signed_at, event,
-                                   delivery.body)
+    receipt = await database.run(payments.apply_event, delivery.event_id, delivery.signed_at,
+                                 event, delivery.body)
     metrics.webhook_delivery("duplicate" if receipt.duplicate else "processed")
     return receipt
