@@ -161,7 +161,7 @@ def machine() -> str:
     return (f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores; Linux "
             f"{platform.release()}; Python {platform.python_version()}; SQLite "
             f"{sqlite3.sqlite_version}; {_postgres_version()}; wrk {wrk_version}; {packages}; "
-            f"uvicorn flags {UVICORN_FLAGS or 'as ./run.sh (none extra)'}; commit {commit}")
+            f"uvicorn flags as ./run.sh: {' '.join(UVICORN_FLAGS) or 'none'}; commit {commit}")
 
 
 def _postgres_version() -> str:

@@ -24,9 +24,10 @@ from app.models import Product
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
-# The flags ./run.sh passes to uvicorn, besides host, port and workers. Both the service and
-# the bare app get exactly these, so the ratio compares the apps and nothing else.
-UVICORN_FLAGS: list[str] = []
+# The flags ./run.sh passes to uvicorn, besides host, port and workers (the service logs each
+# request itself, as JSON). Both the service and the bare app get exactly these, so the ratio
+# compares the apps and nothing else.
+UVICORN_FLAGS: list[str] = ["--no-access-log"]
 LARGE_STOCK = 1_000_000_000
 
 

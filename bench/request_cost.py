@@ -1,0 +1,148 @@
+"""Where a request's time goes: CPU per request through the ASGI interface, without HTTP.
+
+No server, no socket, no wrk: requests go straight into the app, `--concurrency` at a time, so
+the figures are the app's own cost and hardly move with the machine's load. For each case it
+measures the bare FastAPI app (the benchmark's denominator), the service, the service without
+its own middleware (request id, metrics and JSON log line, API keys, body limit), and the CPU
+spent inside the unit of work in the database thread; the rest is the framework's share
+(routing, parameters, validation, serialization) plus the hop to the database thread.
+
+    .venv/bin/python bench/request_cost.py                      # SQLite, 3,000 requests a case
+    .venv/bin/python bench/request_cost.py --concurrency 1 --requests 1000
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="request-cost-"))
+
+import uvloop  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.database import Database  # noqa: E402
+from app.main import create_app  # noqa: E402
+from bench.bare_app import app as bare_app  # noqa: E402
+from bench.servers import fresh_database, seed_products  # noqa: E402
+
+PRODUCTS = 1000
+CASES = {
+    "GET /products/{id}": ("GET", "/products/{id}", b""),
+    "GET /products?limit=20": ("GET", "/products?limit=20", b""),
+    "POST /orders": ("POST", "/orders", b'{"product_id": {id}, "quantity": 1}'),
+}
+OWN_MIDDLEWARE = {"RequestIdMiddleware", "RequestMetricsMiddleware", "ApiKeyMiddleware",
+                  "BodySizeLimitMiddleware"}
+
+
+# Adds up the CPU time the units of work take in their database threads.
+class TimedDatabase(Database):
+    unit_seconds = 0.0
+
+    def _in_session(self, queued_at: float, work: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return super()._in_session(queued_at, work, *args, **kwargs)
+        finally:
+            TimedDatabase.unit_seconds += time.thread_time() - started
+
+
+async def _request(app: Any, method: str, target: str, body: bytes) -> int:
+    product = str(random.randint(1, PRODUCTS))
+    path, _, query = target.replace("{id}", product).partition("?")
+    body = body.replace(b"{id}", product.encode())
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": query.encode(), "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000), "state": {},
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client never disconnects
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(scope, receive, send)
+    return statuses[0]
+
+
+def cpu_per_request(app: Any, case: tuple[str, str, bytes], requests: int,
+                    concurrency: int) -> tuple[float, Counter[int]]:
+    """CPU microseconds per request (all threads of this process), and the statuses seen."""
+
+    async def load() -> tuple[float, Counter[int]]:
+        for _ in range(min(200, requests)):  # warm-up: caches, compiled statements
+            await _request(app, *case)
+        turns = asyncio.Semaphore(concurrency)
+
+        async def one() -> int:
+            async with turns:
+                return await _request(app, *case)
+
+        started = time.process_time()
+        statuses = await asyncio.gather(*(one() for _ in range(requests)))
+        return (time.process_time() - started) / requests * 1e6, Counter(statuses)
+
+    return uvloop.run(load())
+
+
+def service(url: str, without_own_middleware: bool) -> Any:
+    settings = Settings(_env_file=None, database_url=url)
+    app = create_app(settings)
+    app.state.database = TimedDatabase(app.state.engine, settings.db_threads,
+                                       settings.db_pool_timeout_seconds)
+    if without_own_middleware:
+        app.user_middleware = [m for m in app.user_middleware
+                               if m.cls.__name__ not in OWN_MIDDLEWARE]  # type: ignore[attr-defined]
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    bare, _ = cpu_per_request(bare_app, ("GET", "/", b""), args.requests, args.concurrency)
+    print(f"bare FastAPI GET /: {bare:.0f} µs CPU per request "
+          f"({args.concurrency} concurrent, {args.requests} requests)")
+    print("| case | service µs | without own middleware µs | unit of work µs | "
+          "framework + hop µs | own middleware µs | ratio of CPU to bare |")
+    print("|---|---|---|---|---|---|---|")
+    for name, case in CASES.items():
+        with fresh_database("sqlite") as url:
+            seed_products(url, PRODUCTS)
+            # The JSON log lines are part of the cost; they are written, to /dev/null.
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+                full, statuses = cpu_per_request(service(url, False), case, args.requests,
+                                                 args.concurrency)
+                TimedDatabase.unit_seconds = 0.0
+                lean, lean_statuses = cpu_per_request(service(url, True), case, args.requests,
+                                                      args.concurrency)
+            unit = TimedDatabase.unit_seconds / (args.requests + min(200, args.requests)) * 1e6
+        for seen in (statuses, lean_statuses):
+            assert set(seen) <= {200, 201}, f"{name}: unexpected statuses {dict(seen)}"
+        print(f"| {name} | {full:.0f} | {lean:.0f} | {unit:.0f} | {lean - unit:.0f} | "
+              f"{full - lean:.0f} | {bare / full:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
