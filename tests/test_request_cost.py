@@ -1,0 +1,26 @@
+"""bench/request_cost.py runs every case against a real service and prints a full table."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW = re.compile(r"^\| (?P<case>[^|]+) \| (?P<figures>(?:-?\d+ \| ){5}\d\.\d\d) \|$", re.M)
+
+
+def test_request_cost_measures_every_case_through_the_whole_service(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/request_cost.py", "--requests", "40", "--concurrency", "4",
+         "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {match["case"]: match["figures"] for match in ROW.finditer(result.stdout)}
+    assert set(rows) == {"GET /products/{id}", "GET /products?limit=20", "POST /orders"}
+    for figures in rows.values():
+        service_us, _lean, unit_us, *_ = (float(f) for f in figures.split(" | "))
+        assert 0 < unit_us < service_us
+    assert re.search(r"bare FastAPI GET /: \d+ µs; the same answer from a thread", result.stdout)
