@@ -1,4 +1,5 @@
-"""The database engine, request sessions, and the one way to open a writing transaction."""
+"""The database engine, the threads that run each request's unit of work, and the one way to
+open a writing transaction."""
 
 import asyncio
 import contextvars
