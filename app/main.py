@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("serving on %s", app.state.engine.url.render_as_string(hide_password=True))
+        engine_url = app.state.database.engine.url
+        log.info("serving on %s", engine_url.render_as_string(hide_password=True))
         ttl = timedelta(hours=settings.idempotency_ttl_hours)
         chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl))
         yield
@@ -47,8 +48,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.database = create_database(settings, engine)
-    app.state.engine = app.state.database.engine
-    metrics.setup(app.state.engine, settings.prometheus_multiproc_dir)
+    metrics.setup(app.state.database.engine, settings.prometheus_multiproc_dir)
     # The last added runs first: request id, metrics and log line, API key, body limit, routes.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     security.install_api_keys(app, settings.api_keys)

@@ -108,7 +108,7 @@ def cpu_per_request(app: Any, case: tuple[str, str, bytes], requests: int,
 def service(url: str, without_own_middleware: bool) -> Any:
     settings = Settings(_env_file=None, database_url=url)
     app = create_app(settings)
-    app.state.database = TimedDatabase(app.state.engine, settings.db_threads,
+    app.state.database = TimedDatabase(app.state.database.engine, settings.db_threads,
                                        settings.db_pool_timeout_seconds)
     if without_own_middleware:
         app.user_middleware = [m for m in app.user_middleware
