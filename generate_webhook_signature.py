@@ -33,17 +33,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("body", nargs="?", help="the JSON body (default: read from stdin)")
     source.add_argument("--file", type=Path, help="read the body from this file, byte for byte")
-    parser.add_argument("--secret", default=os.environ.get("WEBHOOK_SECRET"),
-                        help="the shared secret; several, comma-separated, sign with each "
-                        "(default: $WEBHOOK_SECRET)")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("WEBHOOK_SECRET"),
+        help="the shared secret; several, comma-separated, sign with each "
+        "(default: $WEBHOOK_SECRET)",
+    )
     parser.add_argument("--event-id", default=None, help="the event id (default: a new UUID)")
-    parser.add_argument("--timestamp", type=int, default=None,
-                        help="Unix seconds to sign at (default: now)")
-    parser.add_argument("--base-url", default=os.environ.get("BASE_URL", "http://127.0.0.1:8000"),
-                        help="where the service runs (default: $BASE_URL or %(default)s)")
-    parser.add_argument("--standard", action="store_true",
-                        help="print Standard Webhooks headers (webhook-id, webhook-timestamp, "
-                        "webhook-signature: v1,<base64>) instead of the X-* ones")
+    parser.add_argument(
+        "--timestamp", type=int, default=None, help="Unix seconds to sign at (default: now)"
+    )
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("BASE_URL", "http://127.0.0.1:8000"),
+        help="where the service runs (default: $BASE_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--standard",
+        action="store_true",
+        help="print Standard Webhooks headers (webhook-id, webhook-timestamp, "
+        "webhook-signature: v1,<base64>) instead of the X-* ones",
+    )
     return parser.parse_args(argv)
 
 
@@ -57,8 +67,10 @@ def read_body(args: argparse.Namespace) -> bytes:
 
 def curl_command(base_url: str, headers: dict[str, str], body: bytes, file: Path | None) -> str:
     data = f"@{file}" if file is not None else body.decode("utf-8")
-    parts = [f"curl -sS -i -X POST {shlex.quote(base_url.rstrip('/') + WEBHOOK_PATH)}",
-             "-H 'Content-Type: application/json'"]
+    parts = [
+        f"curl -sS -i -X POST {shlex.quote(base_url.rstrip('/') + WEBHOOK_PATH)}",
+        "-H 'Content-Type: application/json'",
+    ]
     parts += [f"-H {shlex.quote(f'{name}: {value}')}" for name, value in headers.items()]
     parts.append(f"--data-binary {shlex.quote(data)}")
     return " \\\n  ".join(parts)
@@ -85,13 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         json.loads(body)
     except ValueError:
-        print("warning: the body is not valid JSON; the service will answer 400",
-              file=sys.stderr)
+        print("warning: the body is not valid JSON; the service will answer 400", file=sys.stderr)
     event_id = args.event_id or str(uuid.uuid4())
     timestamp = int(time.time()) if args.timestamp is None else args.timestamp
     try:
-        headers = signing.signed_headers(secrets, event_id, timestamp, body,
-                                         standard=args.standard)
+        headers = signing.signed_headers(secrets, event_id, timestamp, body, standard=args.standard)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -25,8 +25,18 @@ from bench.stock_check import auth_headers, check_stock
 API_KEY = os.environ.get("API_KEY") or None
 CATALOG_SIZE = int(os.environ.get("LOCUST_CATALOG_SIZE", "20"))
 RUN_ID = uuid.uuid4().hex[:8]
-NAMES = ["Coffee mug", "Tea cup", "Water bottle", "Notebook", "Pen set", "Desk lamp",
-         "T-shirt", "Hoodie", "Backpack", "Sticker pack"]
+NAMES = [
+    "Coffee mug",
+    "Tea cup",
+    "Water bottle",
+    "Notebook",
+    "Pen set",
+    "Desk lamp",
+    "T-shirt",
+    "Hoodie",
+    "Backpack",
+    "Sticker pack",
+]
 
 log = logging.getLogger("locustfile")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # seeding and checking: one line each
@@ -44,14 +54,20 @@ def seed_catalog(environment: Environment, **_: Any) -> None:
     """A small catalog of our own, through the API; a few products with little stock sell out."""
     catalog.clear()
     stock_violations.clear()
-    with httpx.Client(base_url=_base_url(environment), headers=auth_headers(API_KEY),
-                      timeout=30) as client:
+    with httpx.Client(
+        base_url=_base_url(environment), headers=auth_headers(API_KEY), timeout=30
+    ) as client:
         for n in range(CATALOG_SIZE):
             stock = 20 if n % 4 == 0 else 5_000
-            response = client.post("/products", json={
-                "sku": f"LOAD-{RUN_ID}-{n}", "name": f"{NAMES[n % len(NAMES)]} {RUN_ID}",
-                "price": f"{random.randint(100, 9_999) / 100:.2f}", "stock": stock,
-            })
+            response = client.post(
+                "/products",
+                json={
+                    "sku": f"LOAD-{RUN_ID}-{n}",
+                    "name": f"{NAMES[n % len(NAMES)]} {RUN_ID}",
+                    "price": f"{random.randint(100, 9_999) / 100:.2f}",
+                    "stock": stock,
+                },
+            )
             response.raise_for_status()
             catalog[response.json()["id"]] = stock
     log.info("seeded %d products (run %s)", len(catalog), RUN_ID)

@@ -20,13 +20,23 @@ _LIVE_PRODUCT = select(Product).where(
 
 
 def product_not_found(product_id: int) -> ApiError:
-    return ApiError(404, "product_not_found", "Product not found",
-                    f"Product {product_id} does not exist.", product_id=product_id)
+    return ApiError(
+        404,
+        "product_not_found",
+        "Product not found",
+        f"Product {product_id} does not exist.",
+        product_id=product_id,
+    )
 
 
 def _sku_conflict(sku: str | None) -> ApiError:
-    return ApiError(409, "sku_conflict", "SKU already in use",
-                    f"SKU {sku!r} is already used by another product.", sku=sku)
+    return ApiError(
+        409,
+        "sku_conflict",
+        "SKU already in use",
+        f"SKU {sku!r} is already used by another product.",
+        sku=sku,
+    )
 
 
 def etag(product: Product) -> str:
@@ -45,8 +55,13 @@ def _if_match_allows(if_match: str | None, current: str) -> bool:
 def create_product(session: Session, data: ProductCreate) -> Product:
     now = utcnow()
     product = Product(
-        sku=data.sku, name=data.name, description=data.description,
-        price_cents=to_cents(data.price), stock=data.stock, created_at=now, updated_at=now,
+        sku=data.sku,
+        name=data.name,
+        description=data.description,
+        price_cents=to_cents(data.price),
+        stock=data.stock,
+        created_at=now,
+        updated_at=now,
     )
     try:
         with write_transaction(session):
@@ -64,8 +79,13 @@ def get_product(session: Session, product_id: int) -> Product:
 
 
 def list_products(
-    session: Session, *, limit: int, offset: int, sku: str | None = None,
-    q: str | None = None, in_stock: bool | None = None,
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    sku: str | None = None,
+    q: str | None = None,
+    in_stock: bool | None = None,
 ) -> tuple[list[Product], int]:
     conditions: list[Any] = [col(Product.archived_at).is_(None)]
     if sku is not None:
@@ -97,9 +117,13 @@ def update_product(
             if product is None:
                 raise product_not_found(product_id)
             if not _if_match_allows(if_match, etag(product)):
-                raise ApiError(412, "precondition_failed", "Precondition failed",
-                               "If-Match does not match the product's current ETag.",
-                               etag=etag(product))
+                raise ApiError(
+                    412,
+                    "precondition_failed",
+                    "Precondition failed",
+                    "If-Match does not match the product's current ETag.",
+                    etag=etag(product),
+                )
             if fields:
                 product.sqlmodel_update({**fields, "updated_at": utcnow()})
                 session.add(product)

@@ -10,17 +10,31 @@ from app import signing
 
 DEFAULT_SQLITE_URL = "sqlite:///./data/orders.db"
 # Example values from docs and templates: refused as secrets when APP_ENV=production.
-PLACEHOLDER_SECRETS = frozenset({
-    "change-me", "changeme", "change_me", "secret", "your-secret-key-here", "your-secret",
-    "your-webhook-secret", "webhook-secret", "replace-me", "todo", "xxx", "test", "password",
-})
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "change_me",
+        "secret",
+        "your-secret-key-here",
+        "your-secret",
+        "your-webhook-secret",
+        "webhook-secret",
+        "replace-me",
+        "todo",
+        "xxx",
+        "test",
+        "password",
+    }
+)
 
 
 # The service's configuration; each field is documented in .env.example and README.md.
 class Settings(BaseSettings):
     # Errors never echo the input: it may be a key, a secret or a password-bearing URL.
-    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore",
-                                      hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", hide_input_in_errors=True
+    )
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL
@@ -79,8 +93,10 @@ class Settings(BaseSettings):
     def a_connection_for_every_database_thread(self) -> "Settings":
         connections = self.db_pool_size + self.db_max_overflow
         if self.db_threads > connections:
-            raise ValueError(f"DB_THREADS ({self.db_threads}) exceeds the connections the pool "
-                             f"may open (DB_POOL_SIZE + DB_MAX_OVERFLOW = {connections})")
+            raise ValueError(
+                f"DB_THREADS ({self.db_threads}) exceeds the connections the pool "
+                f"may open (DB_POOL_SIZE + DB_MAX_OVERFLOW = {connections})"
+            )
         return self
 
     @model_validator(mode="after")

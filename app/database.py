@@ -38,8 +38,11 @@ _sqlite_writer_locks: WeakKeyDictionary[Engine, WriterLock] = WeakKeyDictionary(
 
 
 def create_db_engine(settings: Settings) -> Engine:
-    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
-            "pool_timeout": settings.db_pool_timeout_seconds}
+    pool = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
     if settings.is_sqlite:
         engine = _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms, pool)
     else:
@@ -165,9 +168,7 @@ class Database:
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(self._threads, context.run, call)
 
-    def _in_session(
-        self, queued_at: float, work: Callable[..., R], *args: Any, **kwargs: Any
-    ) -> R:
+    def _in_session(self, queued_at: float, work: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         if time.monotonic() - queued_at > self.queue_timeout:
             raise PoolTimeoutError("no database thread became free in time")
         with Session(self.engine, expire_on_commit=False) as session:
@@ -180,8 +181,11 @@ class Database:
 
 
 def create_database(settings: Settings, engine: Engine | None = None) -> Database:
-    return Database(engine or create_db_engine(settings), threads=settings.db_threads,
-                    queue_timeout=settings.db_pool_timeout_seconds)
+    return Database(
+        engine or create_db_engine(settings),
+        threads=settings.db_threads,
+        queue_timeout=settings.db_pool_timeout_seconds,
+    )
 
 
 async def get_database(request: Request) -> Database:

@@ -18,8 +18,11 @@ Products, stock and orders for a shop, and the payment provider's webhook that m
 """
 TAGS = [
     {"name": "products", "description": "The catalog: create, list, read, update, archive."},
-    {"name": "orders", "description": "Place orders (stock is reserved), move their status, "
-     "cancel (stock is returned)."},
+    {
+        "name": "orders",
+        "description": "Place orders (stock is reserved), move their status, "
+        "cancel (stock is returned).",
+    },
     {"name": "webhooks", "description": "Signed payment events from the payment provider."},
     {"name": "operations", "description": "Health and readiness probes."},
 ]
@@ -34,8 +37,12 @@ def _declare_malformed_json(schema: dict[str, Any]) -> None:
 
 
 def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    return [op for path in schema.get("paths", {}).values() for op in path.values()
-            if isinstance(op, dict)]
+    return [
+        op
+        for path in schema.get("paths", {}).values()
+        for op in path.values()
+        if isinstance(op, dict)
+    ]
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -44,8 +51,11 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description,
-                routes=app.routes, tags=app.openapi_tags,
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["Problem"] = Problem.model_json_schema()

@@ -50,8 +50,9 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def problem_body(scope: dict[str, Any], status: int, code: str, title: str, detail: str | None,
-                 **extra: Any) -> dict[str, Any]:
+def problem_body(
+    scope: dict[str, Any], status: int, code: str, title: str, detail: str | None, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail is not None:
         body["detail"] = detail
@@ -67,20 +68,24 @@ def problem_response(request: Request, error: ApiError) -> JSONResponse:
     body = problem_body(
         request.scope, error.status, error.code, error.title, error.detail, **error.extra
     )
-    return JSONResponse(body, status_code=error.status, headers=error.headers,
-                        media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=error.status, headers=error.headers, media_type=PROBLEM_JSON
+    )
 
 
 async def send_problem(scope: Scope, send: Send, error: ApiError) -> None:
     """Answer with `error` from pure ASGI middleware, which runs outside the handlers above."""
     scope.setdefault("state", {})["problem_code"] = error.code
-    payload = json.dumps(problem_body(
-        scope, error.status, error.code, error.title, error.detail, **error.extra
-    )).encode()
-    headers = [(b"content-type", PROBLEM_JSON.encode()),
-               (b"content-length", str(len(payload)).encode())]
-    headers += [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                for k, v in error.headers.items()]
+    payload = json.dumps(
+        problem_body(scope, error.status, error.code, error.title, error.detail, **error.extra)
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    headers += [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
+    ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -97,9 +102,11 @@ def _allowed_methods(request: Request) -> str:
     """Every method the path supports; Starlette's own 405 names only one route's methods."""
     routes = request.app.router.routes
     return ", ".join(
-        method for method in _METHODS
-        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
-               for route in routes)
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
     )
 
 
@@ -130,15 +137,16 @@ def _is_bad_request(errors: list[dict[str, Any]]) -> bool:
 
 def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    errors = [
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()
-    ]
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
     if _is_bad_request(error.errors()):
         problem = ApiError(400, "bad_request", "Bad request", errors[0]["msg"], errors=errors)
     else:
         problem = ApiError(
-            422, "validation_error", "Validation failed",
-            f"{len(errors)} field(s) failed validation.", errors=errors,
+            422,
+            "validation_error",
+            "Validation failed",
+            f"{len(errors)} field(s) failed validation.",
+            errors=errors,
         )
     return problem_response(request, problem)
 
@@ -147,9 +155,13 @@ def _on_database_unavailable(request: Request, error: Exception) -> JSONResponse
     log.warning("database unavailable: %s", type(error).__name__)
     return problem_response(
         request,
-        ApiError(503, "database_unavailable", "Database unavailable",
-                 "The database cannot be reached; try again shortly.",
-                 headers={"Retry-After": "1"}),
+        ApiError(
+            503,
+            "database_unavailable",
+            "Database unavailable",
+            "The database cannot be reached; try again shortly.",
+            headers={"Retry-After": "1"},
+        ),
     )
 
 

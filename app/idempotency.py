@@ -77,7 +77,9 @@ def _earlier_answer(
         return None
     if stored.request_fingerprint != request_fingerprint:
         raise ApiError(
-            422, "idempotency_key_reused", "Idempotency-Key reused",
+            422,
+            "idempotency_key_reused",
+            "Idempotency-Key reused",
             "This Idempotency-Key was used with a different request body.",
             idempotency_key=key,
         )
@@ -86,8 +88,13 @@ def _earlier_answer(
 
 def _claim(session: Session, key: str, request_fingerprint: str) -> bool:
     """Insert the key's row; False if another request committed it first."""
-    row = IdempotencyKey(key=key, request_fingerprint=request_fingerprint, status_code=0,
-                         response_body="", created_at=utcnow())
+    row = IdempotencyKey(
+        key=key,
+        request_fingerprint=request_fingerprint,
+        status_code=0,
+        response_body="",
+        created_at=utcnow(),
+    )
     try:
         with session.begin_nested(), no_lock_wait(session):
             session.add(row)
@@ -98,9 +105,12 @@ def _claim(session: Session, key: str, request_fingerprint: str) -> bool:
         if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
             raise
         raise ApiError(
-            409, "idempotency_key_in_use", "Idempotency-Key in use",
+            409,
+            "idempotency_key_in_use",
+            "Idempotency-Key in use",
             "A request with this Idempotency-Key is still being processed; retry shortly.",
-            idempotency_key=key, headers={"Retry-After": "1"},
+            idempotency_key=key,
+            headers={"Retry-After": "1"},
         ) from None
     return True
 

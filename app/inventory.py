@@ -30,8 +30,11 @@ log = logging.getLogger("app.orders")
 _products = Product.__table__
 _TAKE_STOCK = (
     update(_products)
-    .where(_products.c.id == bindparam("product_id"), _products.c.archived_at.is_(None),
-           _products.c.stock >= bindparam("quantity"))
+    .where(
+        _products.c.id == bindparam("product_id"),
+        _products.c.archived_at.is_(None),
+        _products.c.stock >= bindparam("quantity"),
+    )
     .values(stock=_products.c.stock - bindparam("quantity"), updated_at=bindparam("now"))
     .returning(_products.c.sku, _products.c.name, _products.c.price_cents)
 )
@@ -46,14 +49,21 @@ _RETURN_STOCK = (
 
 
 def order_not_found(order_id: int) -> ApiError:
-    return ApiError(404, "order_not_found", "Order not found",
-                    f"Order {order_id} does not exist.", order_id=order_id)
+    return ApiError(
+        404,
+        "order_not_found",
+        "Order not found",
+        f"Order {order_id} does not exist.",
+        order_id=order_id,
+    )
 
 
 def invalid_transition(current: OrderStatus, target: OrderStatus) -> ApiError:
     allowed = [status.value for status in TRANSITIONS[current]]
     return ApiError(
-        409, "invalid_status_transition", "Invalid status transition",
+        409,
+        "invalid_status_transition",
+        "Invalid status transition",
         f"An order in {current.value} cannot move to {target.value}.",
         **{"from": current.value, "to": target.value, "allowed": allowed},
     )
@@ -75,16 +85,21 @@ def record_order(session: Session, request: OrderCreate) -> Order:
     }
     lines = [
         OrderLine(
-            product_id=line.product_id, sku=reserved[line.product_id].sku,
-            name=reserved[line.product_id].name, quantity=line.quantity,
+            product_id=line.product_id,
+            sku=reserved[line.product_id].sku,
+            name=reserved[line.product_id].name,
+            quantity=line.quantity,
             unit_price_cents=reserved[line.product_id].price_cents,
             line_total_cents=reserved[line.product_id].price_cents * line.quantity,
         )
         for line in request.items
     ]
     order = Order(
-        status=OrderStatus.PENDING, total_cents=sum(line.line_total_cents for line in lines),
-        created_at=now, updated_at=now, lines=lines,
+        status=OrderStatus.PENDING,
+        total_cents=sum(line.line_total_cents for line in lines),
+        created_at=now,
+        updated_at=now,
+        lines=lines,
     )
     session.add(order)
     session.flush()
@@ -109,9 +124,13 @@ def _reserve(session: Session, product_id: int, quantity: int, now: datetime) ->
         raise product_not_found(product_id)
     metrics.order_rejected("insufficient_stock")
     raise ApiError(
-        409, "insufficient_stock", "Insufficient stock",
+        409,
+        "insufficient_stock",
+        "Insufficient stock",
         f"Product {product_id} has {available} in stock; {quantity} requested.",
-        product_id=product_id, requested=quantity, available=available,
+        product_id=product_id,
+        requested=quantity,
+        available=available,
     )
 
 
@@ -126,7 +145,9 @@ def _restock(session: Session, order: Order) -> None:
 def lock_order(session: Session, order_id: int) -> Order:
     """Read an order inside a write transaction, holding its row until the transaction ends."""
     order = session.exec(
-        select(Order).where(Order.id == order_id).with_for_update()
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     ).first()
     if order is None:
@@ -170,7 +191,11 @@ def get_order(session: Session, order_id: int) -> Order:
 
 
 def list_orders(
-    session: Session, *, limit: int, offset: int, status: OrderStatus | None = None,
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    status: OrderStatus | None = None,
     product_id: int | None = None,
 ) -> tuple[list[Order], int]:
     conditions = []

@@ -15,9 +15,14 @@ class BodyTooLarge(Exception):
 
 
 def payload_too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", "Payload too large",
-                    f"The request body is over the limit of {limit} bytes.",
-                    headers={"Connection": "close"}, limit=limit)
+    return ApiError(
+        413,
+        "payload_too_large",
+        "Payload too large",
+        f"The request body is over the limit of {limit} bytes.",
+        headers={"Connection": "close"},
+        limit=limit,
+    )
 
 
 def _declared_length(scope: Scope) -> int | None:

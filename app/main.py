@@ -43,8 +43,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
-        title=docs.TITLE, version=__version__, description=docs.DESCRIPTION,
-        openapi_tags=docs.TAGS, lifespan=lifespan,
+        title=docs.TITLE,
+        version=__version__,
+        description=docs.DESCRIPTION,
+        openapi_tags=docs.TAGS,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.database = create_database(settings, engine)

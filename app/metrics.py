@@ -36,29 +36,28 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0,
 disable_created_metrics()  # no `_created` series: half the exposition, nothing alerts use
 
 HTTP_REQUESTS = Counter(
-    "http_requests", "HTTP requests answered, by method, route template and status.",
+    "http_requests",
+    "HTTP requests answered, by method, route template and status.",
     ["method", "route", "status"],
 )
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
     "Time from receiving a request to sending its last byte, by method, route and status.",
-    ["method", "route", "status"], buckets=LATENCY_BUCKETS,
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
 )
 ORDERS_PLACED = Counter("orders_placed", "Orders placed (stock reserved).")
-ORDERS_REJECTED = Counter(
-    "orders_rejected", "Order requests refused, by reason.", ["reason"]
-)
+ORDERS_REJECTED = Counter("orders_rejected", "Order requests refused, by reason.", ["reason"])
 STOCK_REJECTIONS = Counter(
     "stock_rejections", "Orders refused because a line asked for more than was in stock."
 )
-ORDER_STATUS_CHANGES = Counter(
-    "order_status_changes", "Orders moved to a new status.", ["status"]
-)
+ORDER_STATUS_CHANGES = Counter("order_status_changes", "Orders moved to a new status.", ["status"])
 WEBHOOK_DELIVERIES = Counter(
     "webhook_deliveries", "Payment webhook deliveries, by outcome.", ["outcome"]
 )
 DB_POOL_CHECKED_OUT = Gauge(
-    "db_pool_checked_out_connections", "Database connections in use, over the live workers.",
+    "db_pool_checked_out_connections",
+    "Database connections in use, over the live workers.",
     multiprocess_mode="livesum",
 )
 DB_POOL_MAX = Gauge(
@@ -123,8 +122,10 @@ def request_observed(method: str, route: str, status: int, seconds: float) -> No
 def setup(engine: Engine, configured_dir: str | None) -> None:
     """Watch the engine's pool; warn when the multiprocess directory is set where it cannot act."""
     if configured_dir and not multiprocess_dir():
-        log.warning("PROMETHEUS_MULTIPROC_DIR is set in .env only: prometheus-client reads it "
-                    "from the environment, so /metrics shows one worker's figures")
+        log.warning(
+            "PROMETHEUS_MULTIPROC_DIR is set in .env only: prometheus-client reads it "
+            "from the environment, so /metrics shows one worker's figures"
+        )
     watch_pool(engine)
 
 

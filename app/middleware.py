@@ -57,14 +57,21 @@ class RequestIdMiddleware:
 
 async def _send_internal_error(scope: Scope, send: Any) -> None:
     body = problem_body(
-        scope, 500, "internal_error", "Internal server error",
+        scope,
+        500,
+        "internal_error",
+        "Internal server error",
         "An unexpected error occurred; it has been logged with this request's id.",
     )
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 500,
-        "headers": [(b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(payload)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

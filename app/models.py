@@ -65,9 +65,7 @@ class Product(SQLModel, table=True):
         CheckConstraint("price_cents > 0", name="price_positive"),
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         # SKUs are unique among live products only, so archiving frees a SKU.
-        Index(
-            "uq_products_live_sku", "sku", unique=True, sqlite_where=LIVE, postgresql_where=LIVE
-        ),
+        Index("uq_products_live_sku", "sku", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
@@ -279,7 +277,6 @@ class Page(BaseModel, Generic[ItemT]):
     total: int
     limit: int
     offset: int
-
 
 
 # ---------------------------------------------------------------- payment events

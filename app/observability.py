@@ -86,8 +86,13 @@ def _record(scope: Scope, status: int, seconds: float) -> None:
     _count_refusal(method, route, status, code)
     level = logging.WARNING if status >= 500 else logging.INFO
     if log.isEnabledFor(level):
-        fields: dict[str, Any] = {"method": method, "route": route, "path": scope["path"],
-                                  "status": status, "duration_ms": round(seconds * 1000, 2)}
+        fields: dict[str, Any] = {
+            "method": method,
+            "route": route,
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+        }
         if code is not None:
             fields["code"] = code
         log.log(level, "request", extra=fields)

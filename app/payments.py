@@ -22,8 +22,9 @@ TARGETS = {"payment.succeeded": OrderStatus.PAID, "payment.failed": OrderStatus.
 
 
 @retry_on_conflict()
-def apply_event(session: Session, event_id: str, signed_at: int, event: PaymentEventCreate,
-                raw_body: bytes) -> PaymentEventReceipt:
+def apply_event(
+    session: Session, event_id: str, signed_at: int, event: PaymentEventCreate, raw_body: bytes
+) -> PaymentEventReceipt:
     """Apply a verified event and record it, or answer that it was already applied."""
     try:
         with write_transaction(session):
@@ -33,8 +34,12 @@ def apply_event(session: Session, event_id: str, signed_at: int, event: PaymentE
             session.add(_record(event_id, signed_at, event, raw_body))
             session.flush()  # a repeated event id fails here, before anything else changes
             _move(session, order, event)
-            return PaymentEventReceipt(event_id=event_id, duplicate=False, order_id=order.id,
-                                       order_status=OrderStatus(order.status))
+            return PaymentEventReceipt(
+                event_id=event_id,
+                duplicate=False,
+                order_id=order.id,
+                order_status=OrderStatus(order.status),
+            )
     except IntegrityError:
         receipt = duplicate_receipt(session, event_id)
         if receipt is None:
@@ -52,17 +57,23 @@ def duplicate_receipt(session: Session, event_id: str) -> PaymentEventReceipt | 
     ).first()
     if row is None:
         return None
-    return PaymentEventReceipt(event_id=event_id, duplicate=True, order_id=row[0],
-                               order_status=OrderStatus(row[1]))
+    return PaymentEventReceipt(
+        event_id=event_id, duplicate=True, order_id=row[0], order_status=OrderStatus(row[1])
+    )
 
 
-def _record(event_id: str, signed_at: int, event: PaymentEventCreate,
-            raw_body: bytes) -> PaymentEvent:
+def _record(
+    event_id: str, signed_at: int, event: PaymentEventCreate, raw_body: bytes
+) -> PaymentEvent:
     return PaymentEvent(
-        event_id=event_id, order_id=event.order_id, type=event.type,
-        payment_id=event.payment_id, amount_cents=to_cents(event.amount),
+        event_id=event_id,
+        order_id=event.order_id,
+        type=event.type,
+        payment_id=event.payment_id,
+        amount_cents=to_cents(event.amount),
         raw_body=raw_body.decode("utf-8"),
-        signed_at=datetime.fromtimestamp(signed_at, UTC), processed_at=utcnow(),
+        signed_at=datetime.fromtimestamp(signed_at, UTC),
+        processed_at=utcnow(),
     )
 
 
@@ -72,8 +83,10 @@ def _move(session: Session, order: Order, event: PaymentEventCreate) -> None:
         raise amount_mismatch(order, event)
     if event.type == "payment.failed" and current != OrderStatus.PENDING:
         error = invalid_transition(current, target)
-        error.detail = f"A payment.failed event cancels only a PENDING order; order " \
-                       f"{order.id} is {current.value}."
+        error.detail = (
+            f"A payment.failed event cancels only a PENDING order; order "
+            f"{order.id} is {current.value}."
+        )
         raise error
     # PENDING -> PAID or CANCELED (stock returned); PAID again is a no-op; the rest is 409.
     move_locked_order(session, order, target)
@@ -82,8 +95,12 @@ def _move(session: Session, order: Order, event: PaymentEventCreate) -> None:
 def amount_mismatch(order: Order, event: PaymentEventCreate) -> ApiError:
     total = from_cents(order.total_cents)
     return ApiError(
-        422, "amount_mismatch", "Amount mismatch",
+        422,
+        "amount_mismatch",
+        "Amount mismatch",
         f"The payment of {event.amount:.2f} does not equal order {order.id}'s total of "
         f"{total:.2f}.",
-        order_id=order.id, amount=f"{event.amount:.2f}", total=f"{total:.2f}",
+        order_id=order.id,
+        amount=f"{event.amount:.2f}",
+        total=f"{total:.2f}",
     )

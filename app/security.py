@@ -53,9 +53,13 @@ def _presented_keys(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
 
 
 def unauthorized() -> ApiError:
-    return ApiError(401, "unauthorized", "Unauthorized",
-                    "Send a valid API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
-                    headers={"WWW-Authenticate": "Bearer"})
+    return ApiError(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        "Send a valid API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 # Refuses every non-exempt request that does not carry one of the configured keys.
@@ -99,10 +103,17 @@ def document_api_keys(app: FastAPI) -> None:
         schema = generate()
         schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
         if BEARER_SCHEME not in schemes:
-            schemes[BEARER_SCHEME] = {"type": "http", "scheme": "bearer",
-                                      "description": "An API key from API_KEYS."}
-            schemes[HEADER_SCHEME] = {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                                      "description": "The same key, in X-API-Key."}
+            schemes[BEARER_SCHEME] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key from API_KEYS.",
+            }
+            schemes[HEADER_SCHEME] = {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "The same key, in X-API-Key.",
+            }
             _protect_operations(schema)
         return schema
 

@@ -54,7 +54,7 @@ def secret_key(secret: str) -> bytes:
         if not secret:
             raise ValueError("a webhook secret may not be empty")
         return secret.encode("utf-8")
-    encoded = secret[len(STANDARD_SECRET_PREFIX):]
+    encoded = secret[len(STANDARD_SECRET_PREFIX) :]
     try:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except binascii.Error as error:
@@ -84,14 +84,18 @@ def sign_standard(secret: str, event_id: str, timestamp: int | str, body: bytes)
     return "v1," + base64.b64encode(_digest(secret, event_id, timestamp, body)).decode("ascii")
 
 
-def signed_headers(secrets: Sequence[str], event_id: str, timestamp: int, body: bytes, *,
-                   standard: bool = False) -> dict[str, str]:
+def signed_headers(
+    secrets: Sequence[str], event_id: str, timestamp: int, body: bytes, *, standard: bool = False
+) -> dict[str, str]:
     """The three headers a sender attaches, with one signature per secret."""
     id_name, timestamp_name, signature_name = STANDARD_HEADERS if standard else OUR_HEADERS
     signer = sign_standard if standard else sign
     signatures = [signer(secret, event_id, timestamp, body) for secret in secrets]
-    return {id_name: event_id, timestamp_name: str(timestamp),
-            signature_name: (" " if standard else ",").join(signatures)}
+    return {
+        id_name: event_id,
+        timestamp_name: str(timestamp),
+        signature_name: (" " if standard else ",").join(signatures),
+    }
 
 
 def read_headers(headers: Mapping[str, str]) -> SignedHeaders:
@@ -120,20 +124,29 @@ def _check_format(headers: SignedHeaders) -> tuple[str, str, list[bytes]]:
     if not headers.signature:
         raise SignatureError("invalid_signature", "The request carries no signature header.")
     if headers.event_id is None or not _EVENT_ID.match(headers.event_id):
-        raise SignatureError("invalid_signature",
-                             "The event id header must be 1-128 printable ASCII characters.")
+        raise SignatureError(
+            "invalid_signature", "The event id header must be 1-128 printable ASCII characters."
+        )
     if headers.timestamp is None or not _TIMESTAMP.match(headers.timestamp):
-        raise SignatureError("invalid_signature",
-                             "The timestamp header must be Unix seconds (digits only).")
+        raise SignatureError(
+            "invalid_signature", "The timestamp header must be Unix seconds (digits only)."
+        )
     candidates = _candidates(headers.signature)
     if not candidates:
-        raise SignatureError("invalid_signature",
-                             "No signature is in a known form (sha256=<hex> or v1,<base64>).")
+        raise SignatureError(
+            "invalid_signature", "No signature is in a known form (sha256=<hex> or v1,<base64>)."
+        )
     return headers.event_id, headers.timestamp, candidates
 
 
-def verify(secrets: Sequence[str], headers: SignedHeaders, body: bytes, *,
-           tolerance: int = DEFAULT_TOLERANCE_SECONDS, now: float | None = None) -> int:
+def verify(
+    secrets: Sequence[str],
+    headers: SignedHeaders,
+    body: bytes,
+    *,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> int:
     """Check a delivery's signature, then its timestamp; return the timestamp.
 
     Raises SignatureError with code `invalid_signature` (headers missing or malformed, or no
@@ -148,8 +161,9 @@ def verify(secrets: Sequence[str], headers: SignedHeaders, body: bytes, *,
             # No early exit: every pair is compared, whatever matches.
             matched |= hmac.compare_digest(candidate, digest)
     if not matched:
-        raise SignatureError("invalid_signature",
-                             "No signature matches the event id, timestamp and body.")
+        raise SignatureError(
+            "invalid_signature", "No signature matches the event id, timestamp and body."
+        )
     signed_at = int(timestamp)
     current = time.time() if now is None else now
     if abs(current - signed_at) > tolerance:

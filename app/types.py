@@ -55,8 +55,7 @@ def _plain_money_text(value: Any) -> Any:
 # What OpenAPI says of a price, as exactly as JSON Schema can: a number in cents, or a string.
 _PRICE_SCHEMA = {
     "anyOf": [
-        {"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_PRICE),
-         "multipleOf": 0.01},
+        {"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_PRICE), "multipleOf": 0.01},
         {"type": "string", "pattern": r"^(?!0+(\.0+)?$)[0-9]{1,8}(\.[0-9]{1,2})?$"},
     ],
     "description": "More than 0, at most 99999999.99, at most 2 decimal places; "
@@ -83,8 +82,11 @@ Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SKU_
 TEXT_PATTERN = r"^[^\u0000]*$"
 # What a name is trimmed of: Unicode's White_Space characters. The pattern spells them out so
 # that the service, Swagger UI and fuzzers read it alike (regex `\s` differs between them).
-_SPACES = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
-    "\u2028\u2029\u202f\u205f\u3000")
+_SPACES = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
+)
 _SPACE_CLASS = "".join(f"\\u{ord(char):04x}" for char in _SPACES)
 NAME_PATTERN = rf"^[^\u0000]*[^\u0000{_SPACE_CLASS}][^\u0000]*$"
 
@@ -108,8 +110,15 @@ ProductName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200),
     AfterValidator(_name),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200,
-                    "pattern": NAME_PATTERN, "description": "Trimmed; not blank."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": NAME_PATTERN,
+            "description": "Trimmed; not blank.",
+        }
+    ),
 ]
 Description = Annotated[
     str,

@@ -28,17 +28,27 @@ def statuses(responses: list[httpx.Response]) -> dict:
 
 def races(kind: str, base: str) -> None:
     product = new_product(base, 10)
-    placed = all_at_once(60, lambda c, _: c.post(
-        "/orders", json={"product_id": product["id"], "quantity": 1}), base)
-    print(f"{kind}: 60 orders vs stock 10 -> {statuses(placed)}, "
-          f"stock {stock_of(base, product['id'])}")
+    placed = all_at_once(
+        60, lambda c, _: c.post("/orders", json={"product_id": product["id"], "quantity": 1}), base
+    )
+    print(
+        f"{kind}: 60 orders vs stock 10 -> {statuses(placed)}, "
+        f"stock {stock_of(base, product['id'])}"
+    )
 
     ids = [new_product(base, 15)["id"] for _ in range(3)]
 
     def opposite(client: httpx.Client, index: int) -> httpx.Response:
         lines = ids if index % 2 else list(reversed(ids))
-        return client.post("/orders", json={"items": [
-            {"product_id": pid, "quantity": 1 + (index + n) % 2} for n, pid in enumerate(lines)]})
+        return client.post(
+            "/orders",
+            json={
+                "items": [
+                    {"product_id": pid, "quantity": 1 + (index + n) % 2}
+                    for n, pid in enumerate(lines)
+                ]
+            },
+        )
 
     multi = all_at_once(20, opposite, base)
     taken: Counter = Counter()
@@ -46,24 +56,37 @@ def races(kind: str, base: str) -> None:
         if response.status_code == 201:
             for item in response.json()["items"]:
                 taken[item["product_id"]] += item["quantity"]
-    print(f"{kind}: 20 opposite-order multi-line orders -> {statuses(multi)}, stock "
-          f"{[stock_of(base, i) for i in ids]} = 15 - {[taken[i] for i in ids]}")
+    print(
+        f"{kind}: 20 opposite-order multi-line orders -> {statuses(multi)}, stock "
+        f"{[stock_of(base, i) for i in ids]} = 15 - {[taken[i] for i in ids]}"
+    )
 
     product = new_product(base, 10)
     order = httpx.post(f"{base}/orders", json={"product_id": product["id"], "quantity": 7}).json()
     cancels = all_at_once(10, lambda c, _: c.delete(f"/orders/{order['id']}"), base)
-    print(f"{kind}: 10 concurrent cancels -> {statuses(cancels)}, "
-          f"stock {stock_of(base, product['id'])} (10 before the order)")
+    print(
+        f"{kind}: 10 concurrent cancels -> {statuses(cancels)}, "
+        f"stock {stock_of(base, product['id'])} (10 before the order)"
+    )
 
     product = new_product(base, 100)
-    keyed = all_at_once(10, lambda c, _: c.post(
-        "/orders", json={"product_id": product["id"], "quantity": 3},
-        headers={"Idempotency-Key": "one-key"}), base)
-    kinds = Counter("replayed" if r.headers.get("idempotent-replayed") else r.status_code
-                    for r in keyed)
+    keyed = all_at_once(
+        10,
+        lambda c, _: c.post(
+            "/orders",
+            json={"product_id": product["id"], "quantity": 3},
+            headers={"Idempotency-Key": "one-key"},
+        ),
+        base,
+    )
+    kinds = Counter(
+        "replayed" if r.headers.get("idempotent-replayed") else r.status_code for r in keyed
+    )
     orders = httpx.get(f"{base}/orders", params={"product_id": product["id"]}).json()["total"]
-    print(f"{kind}: 10 requests with one Idempotency-Key -> {dict(kinds)}, {orders} order(s), "
-          f"stock {stock_of(base, product['id'])} (100 before)")
+    print(
+        f"{kind}: 10 requests with one Idempotency-Key -> {dict(kinds)}, {orders} order(s), "
+        f"stock {stock_of(base, product['id'])} (100 before)"
+    )
 
 
 def crash(kind: str, url: str) -> None:
@@ -71,14 +94,18 @@ def crash(kind: str, url: str) -> None:
     with LiveServer(url, workers=1) as restarted:
         taken = committed_quantities(restarted.base_url)
         stocks = [httpx.get(f"{restarted.base_url}/products/{i}").json()["stock"] for i in ids]
-    print(f"{kind}: SIGKILL mid-load ({dict(seen)}) -> stock {stocks}, "
-          f"initial - live orders {[INITIAL_STOCK - taken[i] for i in ids]}")
+    print(
+        f"{kind}: SIGKILL mid-load ({dict(seen)}) -> stock {stocks}, "
+        f"initial - live orders {[INITIAL_STOCK - taken[i] for i in ids]}"
+    )
 
 
 def main() -> None:
     for kind in ENGINES:
-        with database_url(kind, Path(tempfile.mkdtemp())) as url, \
-                LiveServer(url, workers=4) as server:
+        with (
+            database_url(kind, Path(tempfile.mkdtemp())) as url,
+            LiveServer(url, workers=4) as server,
+        ):
             races(kind, server.base_url)
         with database_url(kind, Path(tempfile.mkdtemp())) as url:
             crash(kind, url)

@@ -40,8 +40,12 @@ CASES = {
     "GET /products?limit=20": ("GET", "/products?limit=20", b""),
     "POST /orders": ("POST", "/orders", b'{"product_id": {id}, "quantity": 1}'),
 }
-OWN_MIDDLEWARE = {"RequestIdMiddleware", "RequestMetricsMiddleware", "ApiKeyMiddleware",
-                  "BodySizeLimitMiddleware"}
+OWN_MIDDLEWARE = {
+    "RequestIdMiddleware",
+    "RequestMetricsMiddleware",
+    "ApiKeyMiddleware",
+    "BodySizeLimitMiddleware",
+}
 
 
 # Adds up the CPU time the units of work take in their database threads.
@@ -61,12 +65,23 @@ async def _request(app: Any, method: str, target: str, body: bytes) -> int:
     path, _, query = target.replace("{id}", product).partition("?")
     body = body.replace(b"{id}", product.encode())
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": query.encode(), "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000), "state": {},
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
     }
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     statuses: list[int] = []
@@ -85,8 +100,9 @@ async def _request(app: Any, method: str, target: str, body: bytes) -> int:
     return statuses[0]
 
 
-def cpu_per_request(app: Any, case: tuple[str, str, bytes], requests: int,
-                    concurrency: int) -> tuple[float, Counter[int]]:
+def cpu_per_request(
+    app: Any, case: tuple[str, str, bytes], requests: int, concurrency: int
+) -> tuple[float, Counter[int]]:
     """CPU microseconds per request (all threads of this process), and the statuses seen."""
 
     async def load() -> tuple[float, Counter[int]]:
@@ -108,16 +124,19 @@ def cpu_per_request(app: Any, case: tuple[str, str, bytes], requests: int,
 def service(url: str, without_own_middleware: bool) -> Any:
     settings = Settings(_env_file=None, database_url=url)
     app = create_app(settings)
-    app.state.database = TimedDatabase(app.state.database.engine, settings.db_threads,
-                                       settings.db_pool_timeout_seconds)
+    app.state.database = TimedDatabase(
+        app.state.database.engine, settings.db_threads, settings.db_pool_timeout_seconds
+    )
     if without_own_middleware:
-        app.user_middleware = [m for m in app.user_middleware
-                               if m.cls.__name__ not in OWN_MIDDLEWARE]  # type: ignore[attr-defined]
+        app.user_middleware = [
+            m for m in app.user_middleware if m.cls.__name__ not in OWN_MIDDLEWARE
+        ]  # type: ignore[attr-defined]
     return app
 
 
-def measure_case(url: str, name: str, case: tuple[str, str, bytes],
-                 args: argparse.Namespace) -> tuple[float, float, float]:
+def measure_case(
+    url: str, name: str, case: tuple[str, str, bytes], args: argparse.Namespace
+) -> tuple[float, float, float]:
     """Best of the rounds, interleaved: the service, without its middleware, the unit of work."""
     full, lean, unit = (float("inf"),) * 3
     # The JSON log lines are part of the cost; they are written, to /dev/null.
@@ -125,8 +144,9 @@ def measure_case(url: str, name: str, case: tuple[str, str, bytes],
         for _ in range(args.rounds):
             for without_own_middleware in (False, True):
                 TimedDatabase.unit_seconds = 0.0
-                cpu, statuses = cpu_per_request(service(url, without_own_middleware), case,
-                                                args.requests, args.concurrency)
+                cpu, statuses = cpu_per_request(
+                    service(url, without_own_middleware), case, args.requests, args.concurrency
+                )
                 assert set(statuses) <= {200, 201}, f"{name}: statuses {dict(statuses)}"
                 units = args.requests + min(200, args.requests)  # the warm-up's too
                 unit = min(unit, TimedDatabase.unit_seconds / units * 1e6)
@@ -143,23 +163,35 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    bare = min(cpu_per_request(bare_app, ("GET", "/", b""), args.requests, args.concurrency)[0]
-               for _ in range(args.rounds))
-    hop = min(cpu_per_request(bare_app, ("GET", "/hop", b""), args.requests, args.concurrency)[0]
-              for _ in range(args.rounds))
-    print(f"{args.concurrency} concurrent, {args.requests} requests a case, best of "
-          f"{args.rounds} rounds; CPU per request:")
-    print(f"bare FastAPI GET /: {bare:.0f} µs; the same answer from a thread (GET /hop): "
-          f"{hop:.0f} µs, {bare / hop:.2f} of bare\n")
-    print("| case | service µs | without own middleware µs | unit of work µs | "
-          "framework + hop µs | own middleware µs | ratio of CPU to bare |")
+    bare = min(
+        cpu_per_request(bare_app, ("GET", "/", b""), args.requests, args.concurrency)[0]
+        for _ in range(args.rounds)
+    )
+    hop = min(
+        cpu_per_request(bare_app, ("GET", "/hop", b""), args.requests, args.concurrency)[0]
+        for _ in range(args.rounds)
+    )
+    print(
+        f"{args.concurrency} concurrent, {args.requests} requests a case, best of "
+        f"{args.rounds} rounds; CPU per request:"
+    )
+    print(
+        f"bare FastAPI GET /: {bare:.0f} µs; the same answer from a thread (GET /hop): "
+        f"{hop:.0f} µs, {bare / hop:.2f} of bare\n"
+    )
+    print(
+        "| case | service µs | without own middleware µs | unit of work µs | "
+        "framework + hop µs | own middleware µs | ratio of CPU to bare |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, case in CASES.items():
         with fresh_database("sqlite") as url:
             seed_products(url, PRODUCTS)
             full, lean, unit = measure_case(url, name, case, args)
-        print(f"| {name} | {full:.0f} | {lean:.0f} | {unit:.0f} | {lean - unit:.0f} | "
-              f"{full - lean:.0f} | {bare / full:.2f} |")
+        print(
+            f"| {name} | {full:.0f} | {lean:.0f} | {unit:.0f} | {lean - unit:.0f} | "
+            f"{full - lean:.0f} | {bare / full:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -67,17 +67,29 @@ def ensure_wrk() -> str:
 
 def wrk(base_url: str, case: tuple[str, str], seconds: float, connections: int) -> dict[str, Any]:
     path, script = case
-    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s",
-               "--timeout", "2s", "-s", f"bench/wrk/{script}", base_url + path]
-    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True,
-                            timeout=seconds + 60).stdout
+    command = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "2s",
+        "-s",
+        f"bench/wrk/{script}",
+        base_url + path,
+    ]
+    output = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
     figures = json.loads(output.split("BENCH ", 1)[1])
     seconds_run = figures["duration_us"] / 1e6
     return {
         "rps": figures["requests"] / seconds_run,
-        "p50_ms": figures["p50_us"] / 1000, "p99_ms": figures["p99_us"] / 1000,
+        "p50_ms": figures["p50_us"] / 1000,
+        "p99_ms": figures["p99_us"] / 1000,
         "errors": figures["connect"] + figures["read"] + figures["write"] + figures["status"],
-        "non_2xx": figures["status"], "timeouts": figures["timeout"],
+        "non_2xx": figures["status"],
+        "timeouts": figures["timeout"],
     }
 
 
@@ -95,29 +107,43 @@ def run_config(engine: str, workers: int, round_no: int, args: argparse.Namespac
     with serve("bench.bare_app:app", workers, ready_path="/") as server:
         bare = measure(server, ("/", "get.lua"), args)
     results.append({"case": BARE, "engine": "-", "workers": workers, "round": round_no, **bare})
-    print(f"  {BARE:26} w={workers} {bare['rps']:8.0f} req/s "
-          f"cpu {bare['cpu_ms']:.3f} ms/req", flush=True)
+    print(
+        f"  {BARE:26} w={workers} {bare['rps']:8.0f} req/s cpu {bare['cpu_ms']:.3f} ms/req",
+        flush=True,
+    )
     with fresh_database(engine) as database_url:
         seed_products(database_url, PRODUCTS)
         with serve("app.main:app", workers, database_url) as server:
             for name in args.cases:
                 figures = measure(server, CASES[name], args)
                 figures["ratio"] = figures["rps"] / bare["rps"]
-                results.append({"case": name, "engine": engine, "workers": workers,
-                                "round": round_no, **figures})
-                print(f"  {name:26} {engine}:{workers} {figures['rps']:8.0f} req/s "
-                      f"ratio {figures['ratio']:.2f} p99 {figures['p99_ms']:.1f} ms "
-                      f"errors {figures['errors']} timeouts {figures['timeouts']} "
-                      f"cpu {figures['cpu_ms']:.3f} ms/req", flush=True)
+                results.append(
+                    {
+                        "case": name,
+                        "engine": engine,
+                        "workers": workers,
+                        "round": round_no,
+                        **figures,
+                    }
+                )
+                print(
+                    f"  {name:26} {engine}:{workers} {figures['rps']:8.0f} req/s "
+                    f"ratio {figures['ratio']:.2f} p99 {figures['p99_ms']:.1f} ms "
+                    f"errors {figures['errors']} timeouts {figures['timeouts']} "
+                    f"cpu {figures['cpu_ms']:.3f} ms/req",
+                    flush=True,
+                )
     return results
 
 
 def verdict(key: tuple[str, str, int], runs: list[dict]) -> str:
     target = TARGETS.get(key)
     if target is None:
-        return "report" if key[1] == "postgresql" and not any(
-            r["non_2xx"] for r in runs) else ("**5xx/non-2xx**" if key[1] == "postgresql"
-                                              else "")
+        return (
+            "report"
+            if key[1] == "postgresql" and not any(r["non_2xx"] for r in runs)
+            else ("**5xx/non-2xx**" if key[1] == "postgresql" else "")
+        )
     least, p99, no_errors, no_timeouts = target
     ok = mean(r["ratio"] for r in runs) >= least
     ok &= p99 is None or max(r["p99_ms"] for r in runs) <= p99
@@ -131,9 +157,11 @@ def table(results: list[dict]) -> str:
     keys: dict[tuple[str, str, int], list[dict]] = {}
     for result in results:
         keys.setdefault((result["case"], result["engine"], result["workers"]), []).append(result)
-    lines = ["| case | engine | workers | req/s (each run) | ratio (each run) | p50 ms | p99 ms "
-             "(worst) | errors | timeouts | server CPU ms/request | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | engine | workers | req/s (each run) | ratio (each run) | p50 ms | p99 ms "
+        "(worst) | errors | timeouts | server CPU ms/request | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, runs in keys.items():
         case, engine, workers = key
         ratios = " / ".join(f"{r['ratio']:.2f}" for r in runs) if case != BARE else "1"
@@ -150,22 +178,43 @@ def table(results: list[dict]) -> str:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").open()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").open()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    packages = ", ".join(f"{name} {version(name)}" for name in
-                         ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy",
-                          "sqlmodel", "psycopg", "uvloop", "httptools"))
-    return (f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores; Linux "
-            f"{platform.release()}; Python {platform.python_version()}; SQLite "
-            f"{sqlite3.sqlite_version}; {_postgres_version()}; wrk {wrk_version}; {packages}; "
-            f"uvicorn flags as ./run.sh: {' '.join(UVICORN_FLAGS) or 'none'}; commit {commit}")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    packages = ", ".join(
+        f"{name} {version(name)}"
+        for name in (
+            "fastapi",
+            "starlette",
+            "uvicorn",
+            "pydantic",
+            "sqlalchemy",
+            "sqlmodel",
+            "psycopg",
+            "uvloop",
+            "httptools",
+        )
+    )
+    return (
+        f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores; Linux "
+        f"{platform.release()}; Python {platform.python_version()}; SQLite "
+        f"{sqlite3.sqlite_version}; {_postgres_version()}; wrk {wrk_version}; {packages}; "
+        f"uvicorn flags as ./run.sh: {' '.join(UVICORN_FLAGS) or 'none'}; commit {commit}"
+    )
 
 
 def _postgres_version() -> str:
     from sqlalchemy import create_engine, text
+
     engine = create_engine(POSTGRES_URL)
     with engine.connect() as connection:
         server = connection.execute(text("SHOW server_version")).scalar()
@@ -180,18 +229,27 @@ def benchmark(args: argparse.Namespace) -> str:
         for engine, workers in configs if round_no % 2 == 0 else configs[::-1]:
             print(f"round {round_no + 1}: {engine}, {workers} worker(s)", flush=True)
             results += run_config(engine, workers, round_no, args)
-    results.sort(key=lambda r: (r["workers"], ("-", "sqlite", "postgresql").index(r["engine"]),
-                                list(CASES).index(r["case"]) if r["case"] in CASES else -1))
-    report = (f"Machine: {machine()}\n\nwrk: 2 threads, {args.connections} connections, "
-              f"{args.duration:g} s after a {args.warmup:g} s warm-up, 2 s timeout; "
-              f"{args.rounds} round(s), interleaved.\n\n{table(results)}\n")
+    results.sort(
+        key=lambda r: (
+            r["workers"],
+            ("-", "sqlite", "postgresql").index(r["engine"]),
+            list(CASES).index(r["case"]) if r["case"] in CASES else -1,
+        )
+    )
+    report = (
+        f"Machine: {machine()}\n\nwrk: 2 threads, {args.connections} connections, "
+        f"{args.duration:g} s after a {args.warmup:g} s warm-up, 2 s timeout; "
+        f"{args.rounds} round(s), interleaved.\n\n{table(results)}\n"
+    )
     return _save("bench", results, report)
 
 
 def scale(args: argparse.Namespace) -> str:
     """GET /orders newest first, all and PAID only, at each size: latency with one client."""
-    lines = ["| engine | orders | case | p50 ms | p99 ms | req/s (1 connection) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| engine | orders | case | p50 ms | p99 ms | req/s (1 connection) |",
+        "|---|---|---|---|---|---|",
+    ]
     results = []
     for engine in args.engines.split(","):
         for count in (10_000, 1_000_000):
@@ -199,17 +257,20 @@ def scale(args: argparse.Namespace) -> str:
                 started = time.monotonic()
                 seed_products(database_url, PRODUCTS)
                 seed_orders(database_url, count, PRODUCTS)
-                print(f"{engine}: seeded {count} orders in {time.monotonic() - started:.0f} s",
-                      flush=True)
+                print(
+                    f"{engine}: seeded {count} orders in {time.monotonic() - started:.0f} s",
+                    flush=True,
+                )
                 with serve("app.main:app", 1, database_url) as server:
                     for path in ("/orders?limit=20", "/orders?limit=20&status=PAID"):
                         wrk(server.url, (path, "get.lua"), 1, 1)
                         figures = wrk(server.url, (path, "get.lua"), args.duration, 1)
-                        results.append({"engine": engine, "orders": count, "case": path,
-                                        **figures})
-                        lines.append(f"| {engine} | {count:,} | GET {path} | "
-                                     f"{figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | "
-                                     f"{figures['rps']:.0f} |")
+                        results.append({"engine": engine, "orders": count, "case": path, **figures})
+                        lines.append(
+                            f"| {engine} | {count:,} | GET {path} | "
+                            f"{figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | "
+                            f"{figures['rps']:.0f} |"
+                        )
                         print(lines[-1], flush=True)
     return _save("scale", results, "\n".join(lines) + "\n")
 
@@ -225,8 +286,11 @@ def _save(kind: str, results: list[dict], report: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=("bench", "scale"), default="bench")
-    parser.add_argument("--configs", default="sqlite:1,sqlite:2,postgresql:1,postgresql:2",
-                        help="engine:workers, comma-separated")
+    parser.add_argument(
+        "--configs",
+        default="sqlite:1,sqlite:2,postgresql:1,postgresql:2",
+        help="engine:workers, comma-separated",
+    )
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--engines", default="sqlite,postgresql", help="scale mode only")
     parser.add_argument("--rounds", type=int, default=2)

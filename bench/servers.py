@@ -62,8 +62,14 @@ def fresh_database(kind: str) -> Iterator[str]:
 
 
 def _migrate(url: str) -> None:
-    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True,
-                   env={**os.environ, "DATABASE_URL": url}, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]
@@ -73,39 +79,58 @@ def _engine(url: str):  # type: ignore[no-untyped-def]
 def seed_products(url: str, count: int) -> None:
     """`count` products, ids 1..count, with more stock than any run can sell."""
     now = datetime.now(UTC)
-    rows = [{"id": n, "sku": f"BENCH-{n}", "name": f"Bench product {n}", "price_cents": 1250,
-             "stock": LARGE_STOCK, "created_at": now, "updated_at": now}
-            for n in range(1, count + 1)]
+    rows = [
+        {
+            "id": n,
+            "sku": f"BENCH-{n}",
+            "name": f"Bench product {n}",
+            "price_cents": 1250,
+            "stock": LARGE_STOCK,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in range(1, count + 1)
+    ]
     engine = _engine(url)
     with engine.begin() as connection:
         connection.execute(insert(Product), rows)
     engine.dispose()
 
 
-ORDER_STATUS_SQL = ("CASE i % 4 WHEN 0 THEN 'PENDING' WHEN 1 THEN 'PAID' "
-                    "WHEN 2 THEN 'SHIPPED' ELSE 'CANCELED' END")
+ORDER_STATUS_SQL = (
+    "CASE i % 4 WHEN 0 THEN 'PENDING' WHEN 1 THEN 'PAID' WHEN 2 THEN 'SHIPPED' ELSE 'CANCELED' END"
+)
 
 
 def seed_orders(url: str, count: int, products: int) -> None:
     """`count` one-line orders straight in SQL (a quarter in each status), for scale tests.
 
     They do not move stock: these figures are about reading orders, not the invariant."""
-    numbers = ("(WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq "
-               "WHERE i < :n) SELECT i FROM seq) AS numbers"
-               if url.startswith("sqlite") else "generate_series(1, :n) AS numbers(i)")
+    numbers = (
+        "(WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq "
+        "WHERE i < :n) SELECT i FROM seq) AS numbers"
+        if url.startswith("sqlite")
+        else "generate_series(1, :n) AS numbers(i)"
+    )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     engine = _engine(url)
     with engine.begin() as connection:
-        connection.execute(text(
-            f"INSERT INTO orders (id, status, total_cents, created_at, updated_at) "
-            f"SELECT i, {ORDER_STATUS_SQL}, 1250, '{stamp}', '{stamp}' FROM {numbers}"
-        ), {"n": count})
-        connection.execute(text(
-            f"INSERT INTO order_lines (id, order_id, product_id, sku, name, quantity, "
-            f"unit_price_cents, line_total_cents) "
-            f"SELECT i, i, i % {products} + 1, 'BENCH-' || (i % {products} + 1), "
-            f"'Bench product', 1, 1250, 1250 FROM {numbers}"
-        ), {"n": count})
+        connection.execute(
+            text(
+                f"INSERT INTO orders (id, status, total_cents, created_at, updated_at) "
+                f"SELECT i, {ORDER_STATUS_SQL}, 1250, '{stamp}', '{stamp}' FROM {numbers}"
+            ),
+            {"n": count},
+        )
+        connection.execute(
+            text(
+                f"INSERT INTO order_lines (id, order_id, product_id, sku, name, quantity, "
+                f"unit_price_cents, line_total_cents) "
+                f"SELECT i, i, i % {products} + 1, 'BENCH-' || (i % {products} + 1), "
+                f"'Bench product', 1, 1250, 1250 FROM {numbers}"
+            ),
+            {"n": count},
+        )
         if not url.startswith("sqlite"):
             connection.execute(text("ANALYZE"))
     engine.dispose()
@@ -123,8 +148,9 @@ class Served(NamedTuple):
 
 
 @contextmanager
-def serve(app: str, workers: int, database_url: str | None = None,
-          ready_path: str = "/readyz") -> Iterator[Served]:
+def serve(
+    app: str, workers: int, database_url: str | None = None, ready_path: str = "/readyz"
+) -> Iterator[Served]:
     """uvicorn serving `app` as ./run.sh would, stopped on exit."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("API_KEYS", "DATABASE_URL")}
@@ -132,9 +158,23 @@ def serve(app: str, workers: int, database_url: str | None = None,
         env["DATABASE_URL"] = database_url
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), *UVICORN_FLAGS],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *UVICORN_FLAGS,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -47,8 +47,9 @@ def violations(
 def _orders_of(client: httpx.Client, product_id: int) -> Iterable[dict[str, Any]]:
     offset = 0
     while True:
-        response = client.get("/orders", params={"product_id": product_id, "limit": PAGE,
-                                                 "offset": offset})
+        response = client.get(
+            "/orders", params={"product_id": product_id, "limit": PAGE, "offset": offset}
+        )
         response.raise_for_status()
         items = response.json()["items"]
         yield from items

@@ -25,8 +25,9 @@ def _configure(**kwargs: object) -> None:
 
 
 def run_migrations_offline() -> None:
-    _configure(url=Settings().database_url, literal_binds=True,
-               dialect_opts={"paramstyle": "named"})
+    _configure(
+        url=Settings().database_url, literal_binds=True, dialect_opts={"paramstyle": "named"}
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -54,8 +54,13 @@ async def best_of(app, rounds: int = 5, calls: int = 20_000) -> float:  # type: 
     for _ in range(rounds):
         started = time.perf_counter()
         for _ in range(calls):
-            scope = {"type": "http", "method": "GET", "path": "/products/1", "headers": HEADERS,
-                     "state": {}}
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/products/1",
+                "headers": HEADERS,
+                "state": {},
+            }
             await app(scope, receive, send)
         best = min(best, (time.perf_counter() - started) / calls * 1e6)
     return best
@@ -63,11 +68,12 @@ async def best_of(app, rounds: int = 5, calls: int = 20_000) -> float:  # type: 
 
 async def main() -> None:
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the log lines' destination
-    for label, level, app in [("bare endpoint", "WARNING", endpoint),
-                              ("request id only (before hardening)", "WARNING",
-                               RequestIdMiddleware(endpoint)),
-                              ("full stack, access log off", "WARNING", hardened()),
-                              ("full stack, access log on", "INFO", hardened())]:
+    for label, level, app in [
+        ("bare endpoint", "WARNING", endpoint),
+        ("request id only (before hardening)", "WARNING", RequestIdMiddleware(endpoint)),
+        ("full stack, access log off", "WARNING", hardened()),
+        ("full stack, access log on", "INFO", hardened()),
+    ]:
         configure_logging(level)
         print(f"{label:38} {await best_of(app):6.1f} µs/request", file=sys.stdout)
 

@@ -35,7 +35,8 @@ def quantile(q: float, buckets: dict[float, float]) -> float:
 
 def collect(text: str) -> dict[tuple[str, str], dict]:
     routes: dict[tuple[str, str], dict] = defaultdict(
-        lambda: {"count": 0.0, "5xx": 0.0, "buckets": defaultdict(float)})
+        lambda: {"count": 0.0, "5xx": 0.0, "buckets": defaultdict(float)}
+    )
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
@@ -73,9 +74,11 @@ def sli_lines(routes: dict[tuple[str, str], dict]) -> list[str]:
     for name, keys in groups.items():
         data = _merged(routes, keys)
         if data["count"]:
-            lines.append(f"SLI {name}: n={data['count']:.0f} 5xx={data['5xx']:.0f} "
-                         f"p50={quantile(0.5, data['buckets']) * 1000:.1f}ms "
-                         f"p99={quantile(0.99, data['buckets']) * 1000:.1f}ms")
+            lines.append(
+                f"SLI {name}: n={data['count']:.0f} 5xx={data['5xx']:.0f} "
+                f"p50={quantile(0.5, data['buckets']) * 1000:.1f}ms "
+                f"p99={quantile(0.99, data['buckets']) * 1000:.1f}ms"
+            )
     return lines
 
 
@@ -84,15 +87,21 @@ def report(text: str) -> str:
     total = errors = 0.0
     routes = collect(text)
     for (method, route), data in sorted(routes.items(), key=lambda kv: -kv[1]["count"]):
-        buckets, slo = data["buckets"], SLO_SECONDS.get(f"{method} {route}",
-                                                        SLO_SECONDS.get(method))
+        buckets, slo = (
+            data["buckets"],
+            SLO_SECONDS.get(f"{method} {route}", SLO_SECONDS.get(method)),
+        )
         within = f"{buckets[slo] / data['count']:.2%} ≤{slo * 1000:.0f}ms" if slo else ""
-        rows.append(f"{method:6} {route:26} {data['count']:9.0f} {data['5xx']:6.0f} "
-                    f"{quantile(0.5, buckets) * 1000:8.1f} {quantile(0.99, buckets) * 1000:8.1f}"
-                    f"  {within}")
+        rows.append(
+            f"{method:6} {route:26} {data['count']:9.0f} {data['5xx']:6.0f} "
+            f"{quantile(0.5, buckets) * 1000:8.1f} {quantile(0.99, buckets) * 1000:8.1f}"
+            f"  {within}"
+        )
         total, errors = total + data["count"], errors + data["5xx"]
-    rows.append(f"all: {total:.0f} requests, {errors:.0f} 5xx, availability "
-                f"{(1 - errors / total) if total else float('nan'):.4%}")
+    rows.append(
+        f"all: {total:.0f} requests, {errors:.0f} 5xx, availability "
+        f"{(1 - errors / total) if total else float('nan'):.4%}"
+    )
     return "\n".join(rows + sli_lines(routes))
 
 

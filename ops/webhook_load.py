@@ -39,9 +39,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def setup_orders(client: httpx.Client, count: int) -> list[dict]:
-    product = client.post("/products", json={"sku": f"WH-{uuid.uuid4().hex[:8]}",
-                                             "name": "Webhook load", "price": "3.50",
-                                             "stock": count * 2})
+    product = client.post(
+        "/products",
+        json={
+            "sku": f"WH-{uuid.uuid4().hex[:8]}",
+            "name": "Webhook load",
+            "price": "3.50",
+            "stock": count * 2,
+        },
+    )
     product.raise_for_status()
     orders = []
     for _ in range(count):
@@ -52,13 +58,21 @@ def setup_orders(client: httpx.Client, count: int) -> list[dict]:
 
 
 def deliver(base_url: str, secrets: list[str], order: dict, event_id: str) -> tuple[float, dict]:
-    body = httpx.Request("POST", "/", json={"type": "payment.succeeded", "order_id": order["id"],
-                                            "amount": order["total"],
-                                            "payment_id": f"pay_{event_id}"}).content
+    body = httpx.Request(
+        "POST",
+        "/",
+        json={
+            "type": "payment.succeeded",
+            "order_id": order["id"],
+            "amount": order["total"],
+            "payment_id": f"pay_{event_id}",
+        },
+    ).content
     headers = signing.signed_headers(secrets, event_id, int(time.time()), body)
     started = time.perf_counter()
     response = client_for_thread(base_url).post(
-        "/webhooks/payment", content=body, headers={**headers, "content-type": "application/json"})
+        "/webhooks/payment", content=body, headers={**headers, "content-type": "application/json"}
+    )
     elapsed = time.perf_counter() - started
     return elapsed, {"status": response.status_code, **(response.json() or {})}
 
@@ -78,10 +92,13 @@ def main() -> None:
         for kind, duplicate in (("first delivery", False), ("re-delivery", True)):
             results = list(pool.map(lambda e: deliver(base_url, secrets, *e), events))
             ms = [elapsed * 1000 for elapsed, _ in results]
-            unexpected += [r for _, r in results
-                           if r["status"] != 200 or r.get("duplicate") is not duplicate]
-            print(f"{kind:15} n={len(ms)} p50={statistics.median(ms):.1f}ms "
-                  f"p99={percentile(ms, 0.99):.1f}ms max={max(ms):.1f}ms")
+            unexpected += [
+                r for _, r in results if r["status"] != 200 or r.get("duplicate") is not duplicate
+            ]
+            print(
+                f"{kind:15} n={len(ms)} p50={statistics.median(ms):.1f}ms "
+                f"p99={percentile(ms, 0.99):.1f}ms max={max(ms):.1f}ms"
+            )
     print(f"unexpected answers: {len(unexpected)}", *unexpected[:5], sep="\n  ")
     sys.exit(1 if unexpected else 0)
 

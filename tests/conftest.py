@@ -50,9 +50,7 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def live_server(
-    db_kind: str, tmp_path: Path
-) -> Callable[..., AbstractContextManager[LiveServer]]:
+def live_server(db_kind: str, tmp_path: Path) -> Callable[..., AbstractContextManager[LiveServer]]:
     """`with live_server(workers=2) as server:` a real uvicorn on a fresh database."""
 
     class _Server(AbstractContextManager[LiveServer]):
@@ -86,7 +84,10 @@ def client_server(
 
     `server.env` carries WEBHOOK_SECRET and API_KEY for the client under test.
     """
-    env = {"WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET, "API_KEYS": CLIENT_API_KEY,
-           "API_KEY": CLIENT_API_KEY}
+    env = {
+        "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
+        "API_KEYS": CLIENT_API_KEY,
+        "API_KEY": CLIENT_API_KEY,
+    }
     with live_server(env=env) as server:
         yield server

@@ -30,8 +30,10 @@ def postgres_unavailable_reason() -> str | None:
         with _postgres_admin().connect() as connection:
             connection.execute(text("SELECT 1"))
     except OperationalError as error:
-        return f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string()} is not answering: " \
-               f"{str(error.orig).strip().splitlines()[0]}"
+        return (
+            f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string()} is not answering: "
+            f"{str(error.orig).strip().splitlines()[0]}"
+        )
     return None
 
 

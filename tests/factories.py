@@ -12,8 +12,12 @@ _skus = itertools.count(1)
 
 
 def product_body(**overrides: object) -> dict[str, object]:
-    body: dict[str, object] = {"sku": f"SKU-{next(_skus)}", "name": "Coffee mug",
-                               "price": "12.50", "stock": 10}
+    body: dict[str, object] = {
+        "sku": f"SKU-{next(_skus)}",
+        "name": "Coffee mug",
+        "price": "12.50",
+        "stock": 10,
+    }
     body.update(overrides)
     return body
 

@@ -21,9 +21,12 @@ def free_port() -> int:
 
 def migrate(database_url: str, env: dict[str, str] | None = None) -> None:
     subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True,
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        check=True,
         env={**os.environ, **(env or {}), "DATABASE_URL": database_url},
-        capture_output=True, timeout=120,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -41,11 +44,16 @@ def _wait_group_gone(group: int, timeout: float = 10.0) -> None:
 class LiveServer:
     """`with LiveServer(url, workers=2) as server:` migrates, serves, and stops on exit."""
 
-    def __init__(self, database_url: str, *, workers: int = 1,
-                 env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.database_url, self.workers = database_url, workers
-        self.env = {**os.environ, "APP_ENV": "test", **(env or {}),
-                    "DATABASE_URL": database_url}
+        self.env = {**os.environ, "APP_ENV": "test", **(env or {}), "DATABASE_URL": database_url}
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -59,9 +67,23 @@ class LiveServer:
     def start(self) -> None:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             # Its own process group, so a stop reaches the workers as well as the supervisor.
             start_new_session=True,
         )

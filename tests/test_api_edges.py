@@ -41,16 +41,19 @@ def test_whole_floats_are_integers_but_strings_and_booleans_are_not(client: Test
     assert product.status_code == 201 and product.json()["stock"] == 5
     for stock in ("5", True, 5.5):
         assert client.post("/products", json=product_body(stock=stock)).status_code == 422
-    order = client.post("/orders", json={"product_id": float(product.json()["id"]),
-                                         "quantity": 2.0})
+    order = client.post(
+        "/orders", json={"product_id": float(product.json()["id"]), "quantity": 2.0}
+    )
     assert order.status_code == 201, order.text
     assert order.json()["items"][0]["quantity"] == 2
 
 
 def test_same_product_twice_as_int_and_float_is_one_product(client: TestClient) -> None:
     product_id = client.post("/products", json=product_body()).json()["id"]
-    lines = [{"product_id": product_id, "quantity": 1},
-             {"product_id": float(product_id), "quantity": 1}]
+    lines = [
+        {"product_id": product_id, "quantity": 1},
+        {"product_id": float(product_id), "quantity": 1},
+    ]
     response = client.post("/orders", json={"items": lines})
     assert response.status_code == 422
     assert client.get(f"/products/{product_id}").json()["stock"] == 10
@@ -89,13 +92,18 @@ def test_product_update_schema_does_not_offer_null_for_required_fields(
 
 def test_operations_with_a_body_declare_400_for_malformed_json(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    with_body = [(path, method) for path, item in paths.items()
-                 for method, operation in item.items() if "requestBody" in operation]
+    with_body = [
+        (path, method)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if "requestBody" in operation
+    ]
     assert ("/orders/{order_id}", "put") in with_body
     for path, method in with_body:
         assert "400" in paths[path][method]["responses"], (method, path)
-    response = client.put("/orders/1", content=b"\x00",
-                          headers={"Content-Type": "application/json"})
+    response = client.put(
+        "/orders/1", content=b"\x00", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and response.json()["code"] == "bad_request"
 
 
@@ -103,7 +111,6 @@ def test_blank_names_say_so_and_lone_surrogates_are_422(client: TestClient) -> N
     problem = client.post("/products", json=product_body(name=" \t ")).json()
     assert problem["errors"][0]["msg"] == "Value error, must not be blank"
     body = b'{"sku": "S-1", "name": "\\ud800", "price": "1.00"}'  # not encodable as UTF-8
-    response = client.post("/products", content=body,
-                           headers={"Content-Type": "application/json"})
+    response = client.post("/products", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422, response.text
     assert client.get("/products").json()["total"] == 0

@@ -46,20 +46,34 @@ def protected_operations() -> list[tuple[str, str]]:
     paths = make_client(api_keys=OLD_KEY).get("/openapi.json").json()["paths"]
     return [
         (method.upper(), path.replace("{product_id}", "1").replace("{order_id}", "1"))
-        for path, operations in paths.items() if not is_exempt(path)
+        for path, operations in paths.items()
+        if not is_exempt(path)
         for method in operations
     ]
 
 
 PROTECTED = protected_operations()
-EXEMPT = ["/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
-          "/static-offline-docs/swagger-ui-bundle.js", "/static-offline-docs/redoc.standalone.js"]
+EXEMPT = [
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+    "/static-offline-docs/swagger-ui-bundle.js",
+    "/static-offline-docs/redoc.standalone.js",
+]
 
 
 def test_every_resource_and_metrics_are_protected():
     operations = {(method, path) for method, path in PROTECTED}
-    assert {("GET", "/products"), ("POST", "/orders"), ("DELETE", "/orders/1"),
-            ("PATCH", "/products/1"), ("GET", "/metrics")} <= operations
+    assert {
+        ("GET", "/products"),
+        ("POST", "/orders"),
+        ("DELETE", "/orders/1"),
+        ("PATCH", "/products/1"),
+        ("GET", "/metrics"),
+    } <= operations
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
@@ -85,8 +99,11 @@ def test_unknown_path_without_key_is_401_not_404(client: TestClient):
 @pytest.mark.parametrize("header", ["authorization", "x-api-key"])
 def test_both_rotated_keys_work_in_both_header_forms(client: TestClient, key: str, header: str):
     value = f"Bearer {key}" if header == "authorization" else key
-    response = client.post("/products", headers={header: value},
-                           json={"sku": "MUG-1", "name": "Mug", "price": "3.00", "stock": 1})
+    response = client.post(
+        "/products",
+        headers={header: value},
+        json={"sku": "MUG-1", "name": "Mug", "price": "3.00", "stock": 1},
+    )
     assert response.status_code == 201
     assert client.get("/products", headers={header: value}).json()["total"] == 1
 
@@ -96,17 +113,29 @@ def test_bearer_scheme_is_case_insensitive(client: TestClient):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("headers", [
-    {"Authorization": "Bearer wrong-key-0000000000"},
-    {"X-API-Key": "wrong-key-0000000000"},
-    {"Authorization": f"Basic {OLD_KEY}"},
-    {"Authorization": OLD_KEY},
-    {"Authorization": "Bearer "},
-    {"X-API-Key": OLD_KEY[:-1]},
-    {"X-API-Key": OLD_KEY + "x"},
-    {"X-API-Key": f"{OLD_KEY},{NEW_KEY}"},
-], ids=["wrong-bearer", "wrong-header", "basic-scheme", "no-scheme", "empty-bearer",
-        "prefix-of-key", "key-plus-one", "both-keys-joined"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer wrong-key-0000000000"},
+        {"X-API-Key": "wrong-key-0000000000"},
+        {"Authorization": f"Basic {OLD_KEY}"},
+        {"Authorization": OLD_KEY},
+        {"Authorization": "Bearer "},
+        {"X-API-Key": OLD_KEY[:-1]},
+        {"X-API-Key": OLD_KEY + "x"},
+        {"X-API-Key": f"{OLD_KEY},{NEW_KEY}"},
+    ],
+    ids=[
+        "wrong-bearer",
+        "wrong-header",
+        "basic-scheme",
+        "no-scheme",
+        "empty-bearer",
+        "prefix-of-key",
+        "key-plus-one",
+        "both-keys-joined",
+    ],
+)
 def test_wrong_or_malformed_key_is_401(client: TestClient, headers: dict[str, str]):
     assert_unauthorized(client.get("/products", headers=headers))
 
@@ -122,8 +151,9 @@ def test_without_api_keys_the_api_is_open_and_the_start_up_log_says_so(caplog):
         client = make_client()
     assert client.get("/products").status_code == 200
     assert client.get("/metrics").status_code == 200
-    assert any("API is open" in r.getMessage() and r.levelno == logging.WARNING
-               for r in caplog.records)
+    assert any(
+        "API is open" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records
+    )
 
 
 def test_start_up_log_counts_keys_and_never_shows_them(caplog):
@@ -136,8 +166,11 @@ def test_start_up_log_counts_keys_and_never_shows_them(caplog):
 def test_openapi_declares_both_key_forms_on_protected_operations_only(client: TestClient):
     schema = client.get("/openapi.json").json()
     schemes = schema["components"]["securitySchemes"]
-    assert schemes["ApiKeyBearer"] == {"type": "http", "scheme": "bearer",
-                                       "description": "An API key from API_KEYS."}
+    assert schemes["ApiKeyBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from API_KEYS.",
+    }
     assert schemes["ApiKeyHeader"]["in"] == "header"
     assert schemes["ApiKeyHeader"]["name"] == "X-API-Key"
     create_order = schema["paths"]["/orders"]["post"]

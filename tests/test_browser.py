@@ -43,10 +43,19 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--window-size=1400,2400", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,2400",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
     service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "driver.log"))
     driver = webdriver.Chrome(options=options, service=service)
@@ -91,9 +100,13 @@ def _loaded_from_elsewhere(driver: object, base_url: str) -> list[str]:
     """
     resources = driver.execute_script(  # type: ignore[attr-defined]
         "return performance.getEntriesByType('resource')"
-        ".map(entry => [entry.name, entry.initiatorType])")
-    return [f"{kind}: {url}" for url, kind in resources
-            if not url.startswith(base_url) and kind != "img"]
+        ".map(entry => [entry.name, entry.initiatorType])"
+    )
+    return [
+        f"{kind}: {url}"
+        for url, kind in resources
+        if not url.startswith(base_url) and kind != "img"
+    ]
 
 
 def _operations(base_url: str) -> set[tuple[str, str]]:
@@ -111,11 +124,22 @@ def test_swagger_ui_renders_every_operation_and_try_it_out_creates(
     base = docs_server.base_url
     expected = _operations(base)
     browser.get(f"{base}/docs")  # type: ignore[attr-defined]
-    blocks = _wait(browser, lambda d: (found := d.find_elements(By.CSS_SELECTOR, ".opblock"))
-                   and len(found) >= len(expected) and found, "every operation to render")
-    shown = {(b.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.strip(),
-              b.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"))
-             for b in blocks}  # type: ignore[union-attr]
+    blocks = _wait(
+        browser,
+        lambda d: (
+            (found := d.find_elements(By.CSS_SELECTOR, ".opblock"))
+            and len(found) >= len(expected)
+            and found
+        ),
+        "every operation to render",
+    )
+    shown = {
+        (
+            b.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.strip(),
+            b.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"),
+        )
+        for b in blocks
+    }  # type: ignore[union-attr]
     assert shown == expected
     title = browser.find_element(By.CSS_SELECTOR, ".title").text  # type: ignore[attr-defined]
     assert "Orders & Inventory API" in title
@@ -136,24 +160,33 @@ def _try_it_out_create_product(browser: object, sku: str) -> tuple[str, str]:
     from selenium.webdriver.common.keys import Keys
 
     block = browser.find_element(  # type: ignore[attr-defined]
-        By.CSS_SELECTOR, "#operations-products-create_product_products_post")
+        By.CSS_SELECTOR, "#operations-products-create_product_products_post"
+    )
     block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
-    _wait(browser, lambda _: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"),
-          "the Try it out button")[0].click()
+    _wait(
+        browser,
+        lambda _: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"),
+        "the Try it out button",
+    )[0].click()
     editor = _wait(
-        browser, lambda _: block.find_elements(By.CSS_SELECTOR, "textarea.body-param__text"),
+        browser,
+        lambda _: block.find_elements(By.CSS_SELECTOR, "textarea.body-param__text"),
         "the request body editor",
     )[0]
     editor.send_keys(Keys.CONTROL, "a")
     editor.send_keys(Keys.DELETE)
-    editor.send_keys(json.dumps({"sku": sku, "name": "Browser mug", "price": "12.50",
-                                 "stock": 3}))
+    editor.send_keys(json.dumps({"sku": sku, "name": "Browser mug", "price": "12.50", "stock": 3}))
     block.find_element(By.CSS_SELECTOR, "button.execute").click()
-    status = _wait(browser, lambda _: block.find_elements(
-        By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"),
-        "the live response")[0]
+    status = _wait(
+        browser,
+        lambda _: block.find_elements(
+            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+        ),
+        "the live response",
+    )[0]
     body = block.find_element(
-        By.CSS_SELECTOR, ".live-responses-table .response-col_description pre")
+        By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
+    )
     return status.text.strip().split()[0], body.text
 
 
@@ -163,12 +196,19 @@ def test_redoc_renders_the_api(browser: object, docs_server: LiveServer) -> None
 
     base = docs_server.base_url
     browser.get(f"{base}/redoc")  # type: ignore[attr-defined]
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-section-id^='tag/']"),
-          "ReDoc to render the tags")
+    _wait(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, "[data-section-id^='tag/']"),
+        "ReDoc to render the tags",
+    )
     text = browser.find_element(By.TAG_NAME, "body").text  # type: ignore[attr-defined]
     _screenshot(browser, "redoc")
     assert "Orders & Inventory API" in text
-    for summary in ("Create a product", "Place an order", "Cancel an order",
-                    "Liveness: the process is running"):
+    for summary in (
+        "Create a product",
+        "Place an order",
+        "Cancel an order",
+        "Liveness: the process is running",
+    ):
         assert summary in text, summary
     assert _loaded_from_elsewhere(browser, base) == []

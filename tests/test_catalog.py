@@ -57,8 +57,9 @@ def test_update_with_stale_etag_is_refused_and_changes_nothing(session: Session)
 
 def test_update_with_current_etag_or_star_applies(session: Session):
     mug = make_product(session, name="Mug")
-    renamed = catalog.update_product(session, mug.id, ProductUpdate(name="A"),
-                                     if_match=f'"nope", {catalog.etag(mug)}').name
+    renamed = catalog.update_product(
+        session, mug.id, ProductUpdate(name="A"), if_match=f'"nope", {catalog.etag(mug)}'
+    ).name
     again = catalog.update_product(session, mug.id, ProductUpdate(name="B"), if_match="*").name
     assert (renamed, again) == ("A", "B")
 

@@ -34,12 +34,20 @@ def require_tool(name: str, *candidates: Path) -> str:
     pytest.skip(reason)
 
 
-def run_client(command: list[str], server: LiveServer, timeout: float = 180,
-               **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BASE_URL": server.base_url, "API_KEY": server.env["API_KEY"],
-           "WEBHOOK_SECRET": server.env["WEBHOOK_SECRET"], "NO_COLOR": "1", **extra_env}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=timeout, check=False)
+def run_client(
+    command: list[str], server: LiveServer, timeout: float = 180, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "BASE_URL": server.base_url,
+        "API_KEY": server.env["API_KEY"],
+        "WEBHOOK_SECRET": server.env["WEBHOOK_SECRET"],
+        "NO_COLOR": "1",
+        **extra_env,
+    }
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     print(result.stdout[-20_000:], result.stderr[-5_000:], sep="\n")  # shown when a test fails
     return result
 
@@ -49,8 +57,9 @@ def _logging_curl(tmp_path: Path) -> tuple[Path, Path]:
     real_curl, bin_dir, log = require_tool("curl"), tmp_path / "bin", tmp_path / "curl.log"
     bin_dir.mkdir()
     wrapper = bin_dir / "curl"
-    wrapper.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" "--end--" >>"{log}"\n'
-                       f'exec {real_curl} "$@"\n')
+    wrapper.write_text(
+        f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" "--end--" >>"{log}"\nexec {real_curl} "$@"\n'
+    )
     wrapper.chmod(0o755)
     return bin_dir, log
 
@@ -58,8 +67,9 @@ def _logging_curl(tmp_path: Path) -> tuple[Path, Path]:
 def test_curl_examples_walk_through_passes(client_server: LiveServer, tmp_path: Path) -> None:
     require_tool("openssl")
     bin_dir, log = _logging_curl(tmp_path)
-    result = run_client(["bash", "curl_examples.sh"], client_server,
-                        PATH=f"{bin_dir}:{os.environ['PATH']}")
+    result = run_client(
+        ["bash", "curl_examples.sh"], client_server, PATH=f"{bin_dir}:{os.environ['PATH']}"
+    )
     assert result.returncode == 0, result.stderr
     assert "All 36 calls answered as expected" in result.stdout
     assert '"duplicate":true' in result.stdout.replace(" ", "")
@@ -75,8 +85,9 @@ def test_curl_examples_walk_through_passes(client_server: LiveServer, tmp_path: 
 def test_curl_examples_stops_on_first_surprise(client_server: LiveServer) -> None:
     """A wrong webhook secret makes the signed payment 401: the script must say so and fail."""
     require_tool("curl")
-    result = run_client(["bash", "curl_examples.sh"], client_server,
-                        WEBHOOK_SECRET="not-the-server-secret")
+    result = run_client(
+        ["bash", "curl_examples.sh"], client_server, WEBHOOK_SECRET="not-the-server-secret"
+    )
     assert result.returncode != 0
     assert "FAIL: POST /webhooks/payment answered 401, expected 200" in result.stderr
     assert "calls answered as expected" not in result.stdout
@@ -91,8 +102,15 @@ def test_smoke_script_standalone_reports_and_exits_zero(client_server: LiveServe
 
 def test_smoke_script_standalone_fails_when_nothing_answers() -> None:
     env = {**os.environ, "BASE_URL": f"http://127.0.0.1:{free_port()}"}  # nothing listens
-    result = subprocess.run([sys.executable, "tests/test_smoke.py"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "tests/test_smoke.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1, result.stdout
     assert "FAIL  service is up: ConnectError" in result.stdout
     assert "SKIP  create product (an earlier step failed)" in result.stdout
@@ -102,11 +120,25 @@ def run_newman(
     server: LiveServer, report: Path, **variables: str
 ) -> subprocess.CompletedProcess[str]:
     newman = require_tool("newman", NEWMAN_LOCAL)
-    values = {"baseUrl": server.base_url, "apiKey": server.env["API_KEY"],
-              "webhookSecret": server.env["WEBHOOK_SECRET"], **variables}
-    command = [newman, "run", "postman_collection.json", "--reporters", "cli,json",
-               "--reporter-json-export", str(report), "--color", "off",
-               "--timeout-request", "15000"]
+    values = {
+        "baseUrl": server.base_url,
+        "apiKey": server.env["API_KEY"],
+        "webhookSecret": server.env["WEBHOOK_SECRET"],
+        **variables,
+    }
+    command = [
+        newman,
+        "run",
+        "postman_collection.json",
+        "--reporters",
+        "cli,json",
+        "--reporter-json-export",
+        str(report),
+        "--color",
+        "off",
+        "--timeout-request",
+        "15000",
+    ]
     for name, value in values.items():
         command += ["--env-var", f"{name}={value}"]
     return run_client(command, server)
@@ -148,8 +180,9 @@ def test_smoke_client_sends_the_api_key_everywhere_but_the_webhook() -> None:
         return httpx.Response(200, json={}, headers={"X-Request-ID": "r1"})
 
     smoke = Smoke("http://service.invalid", api_key="k1", webhook_secret="s1,s2")
-    smoke.http = httpx.Client(base_url="http://service.invalid",
-                              transport=httpx.MockTransport(answer))
+    smoke.http = httpx.Client(
+        base_url="http://service.invalid", transport=httpx.MockTransport(answer)
+    )
     smoke.call(200, "GET", "/products")
     smoke.webhook(200, "evt_1", {"type": "payment.succeeded"})
     assert seen == [("/products", "Bearer k1"), ("/webhooks/payment", None)]

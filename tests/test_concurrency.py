@@ -19,13 +19,16 @@ WORKERS = 4
 @pytest.fixture(scope="module", params=ENGINES)
 def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp(f"concurrency-{request.param}")
-    with database_url(request.param, tmp) as url, \
-            LiveServer(url, workers=WORKERS, log_path=tmp / "server.log") as live:
+    with (
+        database_url(request.param, tmp) as url,
+        LiveServer(url, workers=WORKERS, log_path=tmp / "server.log") as live,
+    ):
         yield live
 
 
-def all_at_once(count: int, call: Callable[[httpx.Client, int], httpx.Response],
-                base_url: str) -> list[httpx.Response]:
+def all_at_once(
+    count: int, call: Callable[[httpx.Client, int], httpx.Response], base_url: str
+) -> list[httpx.Response]:
     """Run `count` calls from `count` threads, released together by a barrier."""
     barrier = threading.Barrier(count)
 
@@ -52,8 +55,10 @@ def test_sixty_concurrent_orders_against_stock_ten_sell_exactly_ten(server: Live
     product = new_product(server.base_url, stock=10)
 
     responses = all_at_once(
-        60, lambda c, _: c.post("/orders", json={"product_id": product["id"], "quantity": 1}),
-        server.base_url)
+        60,
+        lambda c, _: c.post("/orders", json={"product_id": product["id"], "quantity": 1}),
+        server.base_url,
+    )
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 10, 409: 50}, statuses
@@ -67,13 +72,21 @@ def test_multi_line_orders_in_opposite_orders_neither_deadlock_nor_drift(server:
 
     def order(client: httpx.Client, index: int) -> httpx.Response:
         lines = ids if index % 2 else list(reversed(ids))
-        return client.post("/orders", json={"items": [
-            {"product_id": pid, "quantity": 1 + (index + n) % 2} for n, pid in enumerate(lines)]})
+        return client.post(
+            "/orders",
+            json={
+                "items": [
+                    {"product_id": pid, "quantity": 1 + (index + n) % 2}
+                    for n, pid in enumerate(lines)
+                ]
+            },
+        )
 
     responses = all_at_once(20, order, server.base_url)
 
     assert all(r.status_code in (201, 409) for r in responses), Counter(
-        r.status_code for r in responses)
+        r.status_code for r in responses
+    )
     taken = Counter()
     for response in responses:
         if response.status_code == 201:
@@ -85,11 +98,11 @@ def test_multi_line_orders_in_opposite_orders_neither_deadlock_nor_drift(server:
 
 def test_concurrent_cancels_restock_exactly_once(server: LiveServer):
     product = new_product(server.base_url, stock=10)
-    order = httpx.post(f"{server.base_url}/orders",
-                       json={"product_id": product["id"], "quantity": 7}, timeout=30).json()
+    order = httpx.post(
+        f"{server.base_url}/orders", json={"product_id": product["id"], "quantity": 7}, timeout=30
+    ).json()
 
-    responses = all_at_once(10, lambda c, _: c.delete(f"/orders/{order['id']}"),
-                            server.base_url)
+    responses = all_at_once(10, lambda c, _: c.delete(f"/orders/{order['id']}"), server.base_url)
 
     assert [r.status_code for r in responses] == [200] * 10
     assert {r.json()["status"] for r in responses} == {"CANCELED"}
@@ -101,8 +114,10 @@ def test_concurrent_requests_with_one_idempotency_key_place_one_order(server: Li
     body = {"product_id": product["id"], "quantity": 3}
 
     responses = all_at_once(
-        10, lambda c, _: c.post("/orders", json=body, headers={"Idempotency-Key": "same-key"}),
-        server.base_url)
+        10,
+        lambda c, _: c.post("/orders", json=body, headers={"Idempotency-Key": "same-key"}),
+        server.base_url,
+    )
 
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}, statuses
@@ -110,8 +125,10 @@ def test_concurrent_requests_with_one_idempotency_key_place_one_order(server: Li
     assert len({r.json()["id"] for r in created}) == 1
     assert sum("idempotent-replayed" not in r.headers for r in created) == 1
     assert {r.json()["code"] for r in responses if r.status_code == 409} <= {
-        "idempotency_key_in_use"}
+        "idempotency_key_in_use"
+    }
     assert stock_of(server.base_url, product["id"]) == 97
-    orders = httpx.get(f"{server.base_url}/orders", params={"product_id": product["id"]},
-                       timeout=30).json()
+    orders = httpx.get(
+        f"{server.base_url}/orders", params={"product_id": product["id"]}, timeout=30
+    ).json()
     assert orders["total"] == 1

@@ -28,8 +28,14 @@ def hammer(base_url: str, product_ids: list[int], stop: threading.Event, seen: C
                 return
             lines = rng.sample(product_ids, rng.randint(1, 3))
             try:
-                response = client.post("/orders", json={"items": [
-                    {"product_id": pid, "quantity": rng.randint(1, 3)} for pid in lines]})
+                response = client.post(
+                    "/orders",
+                    json={
+                        "items": [
+                            {"product_id": pid, "quantity": rng.randint(1, 3)} for pid in lines
+                        ]
+                    },
+                )
                 seen[response.status_code] += 1
                 if response.status_code == 201 and rng.random() < 0.2:
                     client.delete(f"/orders/{response.json()['id']}")
@@ -62,12 +68,17 @@ def kill_mid_load(url: str, log_dir: Path | None = None) -> tuple[list[int], Cou
     log_path = log_dir / "server.log" if log_dir else None
     server = LiveServer(url, workers=2, log_path=log_path).__enter__()
     try:
-        ids = [httpx.post(f"{server.base_url}/products", timeout=30,
-                          json=product_body(stock=INITIAL_STOCK)).json()["id"]
-               for _ in range(5)]
+        ids = [
+            httpx.post(
+                f"{server.base_url}/products", timeout=30, json=product_body(stock=INITIAL_STOCK)
+            ).json()["id"]
+            for _ in range(5)
+        ]
         stop, seen = threading.Event(), Counter()
-        threads = [threading.Thread(target=hammer, args=(server.base_url, ids, stop, seen))
-                   for _ in range(8)]
+        threads = [
+            threading.Thread(target=hammer, args=(server.base_url, ids, stop, seen))
+            for _ in range(8)
+        ]
         for thread in threads:
             thread.start()
         time.sleep(2.0)

@@ -59,8 +59,11 @@ def _takes_a_session(call: Callable[..., Any]) -> bool:
 
 def test_no_route_or_dependency_takes_a_session() -> None:
     routes = _routes()
-    database_users = [route for route in routes
-                      if any(node.call is get_database for node in _nodes(route.dependant))]
+    database_users = [
+        route
+        for route in routes
+        if any(node.call is get_database for node in _nodes(route.dependant))
+    ]
     assert len(database_users) > 10, "the walk over the routes' dependencies found too few"
     offenders = [
         f"{sorted(route.methods)} {route.path}: {node.call.__qualname__}"
@@ -137,13 +140,16 @@ def test_healthz_answers_while_every_worker_thread_waits_on_the_database(
     live_server: Callable[..., AbstractContextManager[LiveServer]],
 ) -> None:
     with live_server() as server:
-        created = httpx.post(f"{server.base_url}/products",
-                             json={"sku": "SLOW-1", "name": "Slow", "price": "1.00",
-                                   "stock": 1000})
+        created = httpx.post(
+            f"{server.base_url}/products",
+            json={"sku": "SLOW-1", "name": "Slow", "price": "1.00", "stock": 1000},
+        )
         assert created.status_code == 201
         engine = create_db_engine(Settings(_env_file=None, database_url=server.database_url))
-        with httpx.Client(base_url=server.base_url, timeout=60) as client, \
-                ThreadPoolExecutor(STUCK_REQUESTS) as pool:
+        with (
+            httpx.Client(base_url=server.base_url, timeout=60) as client,
+            ThreadPoolExecutor(STUCK_REQUESTS) as pool,
+        ):
             # Hold product 1 (PostgreSQL: its row lock; SQLite: the write lock), so every
             # order for it waits inside the database and holds a worker thread meanwhile.
             with Session(engine) as holder, write_transaction(holder):
@@ -168,17 +174,27 @@ def test_many_more_requests_than_connections_all_get_served(
     live_server: Callable[..., AbstractContextManager[LiveServer]],
 ) -> None:
     # One connection and one database thread: the tightest case of the thread/pool deadlock.
-    env = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_THREADS": "1",
-           "DB_POOL_TIMEOUT_SECONDS": "60"}
+    env = {
+        "DB_POOL_SIZE": "1",
+        "DB_MAX_OVERFLOW": "0",
+        "DB_THREADS": "1",
+        "DB_POOL_TIMEOUT_SECONDS": "60",
+    }
     with live_server(env=env) as server:
-        created = httpx.post(f"{server.base_url}/products",
-                             json={"sku": "P-1", "name": "Mug", "price": "1.00", "stock": 5})
+        created = httpx.post(
+            f"{server.base_url}/products",
+            json={"sku": "P-1", "name": "Mug", "price": "1.00", "stock": 5},
+        )
         assert created.status_code == 201
-        with httpx.Client(base_url=server.base_url, timeout=120,
-                          limits=httpx.Limits(max_connections=200)) as client, \
-                ThreadPoolExecutor(STUCK_REQUESTS * 2) as pool:
-            reads = list(pool.map(lambda _: client.get("/products/1").status_code,
-                                  range(STUCK_REQUESTS * 2)))
+        with (
+            httpx.Client(
+                base_url=server.base_url, timeout=120, limits=httpx.Limits(max_connections=200)
+            ) as client,
+            ThreadPoolExecutor(STUCK_REQUESTS * 2) as pool,
+        ):
+            reads = list(
+                pool.map(lambda _: client.get("/products/1").status_code, range(STUCK_REQUESTS * 2))
+            )
     assert reads == [200] * (STUCK_REQUESTS * 2)
 
 

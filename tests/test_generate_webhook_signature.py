@@ -19,8 +19,14 @@ BODY = '{"type": "payment.succeeded", "order_id": 1, "amount": "39.98", "payment
 
 def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
     environment = {k: v for k, v in os.environ.items() if k not in ("WEBHOOK_SECRET", "BASE_URL")}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], input=stdin, text=True,
-                          capture_output=True, timeout=60, env={**environment, **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        env={**environment, **(env or {})},
+    )
 
 
 def printed_headers(stdout: str) -> dict[str, str]:
@@ -40,8 +46,10 @@ def test_prints_our_three_headers_signed_with_app_signing():
 
     assert result.returncode == 0, result.stderr
     assert printed_headers(result.stdout) == {
-        "X-Event-Id": "evt_1", "X-Webhook-Timestamp": "1790000000",
-        "X-Webhook-Signature": signing.sign("s3cret", "evt_1", 1790000000, BODY.encode())}
+        "X-Event-Id": "evt_1",
+        "X-Webhook-Timestamp": "1790000000",
+        "X-Webhook-Signature": signing.sign("s3cret", "evt_1", 1790000000, BODY.encode()),
+    }
 
 
 def test_defaults_are_a_fresh_uuid_and_now_and_the_secret_from_the_environment():
@@ -57,18 +65,30 @@ def test_defaults_are_a_fresh_uuid_and_now_and_the_secret_from_the_environment()
 def test_reads_the_body_from_stdin_and_from_a_file_byte_for_byte(tmp_path: Path):
     raw = BODY + "\n"
     (tmp_path / "event.json").write_text(raw)
-    for result in (run("--secret", "k", "--event-id", "e", "--timestamp", "1", stdin=raw),
-                   run("--file", str(tmp_path / "event.json"), "--secret", "k",
-                       "--event-id", "e", "--timestamp", "1")):
-        assert printed_headers(result.stdout)["X-Webhook-Signature"] == \
-            signing.sign("k", "e", 1, raw.encode())
+    for result in (
+        run("--secret", "k", "--event-id", "e", "--timestamp", "1", stdin=raw),
+        run(
+            "--file",
+            str(tmp_path / "event.json"),
+            "--secret",
+            "k",
+            "--event-id",
+            "e",
+            "--timestamp",
+            "1",
+        ),
+    ):
+        assert printed_headers(result.stdout)["X-Webhook-Signature"] == signing.sign(
+            "k", "e", 1, raw.encode()
+        )
 
 
 def test_standard_option_prints_standard_webhooks_headers_one_signature_per_secret():
     result = run(BODY, "--secret", "old,new", "--standard", "--event-id", "m", "--timestamp", "5")
     headers = printed_headers(result.stdout)
     assert headers["webhook-signature"] == " ".join(
-        signing.sign_standard(secret, "m", 5, BODY.encode()) for secret in ("old", "new"))
+        signing.sign_standard(secret, "m", 5, BODY.encode()) for secret in ("old", "new")
+    )
 
 
 def test_without_a_secret_it_fails_with_a_message():
@@ -80,20 +100,28 @@ def test_without_a_secret_it_fails_with_a_message():
 @pytest.mark.live
 def test_the_printed_curl_command_is_accepted_by_a_live_server(live_server):
     if subprocess.run(["which", "curl"], capture_output=True).returncode != 0:
-        pytest.fail("curl is needed to run the printed command") if os.environ.get("CI") == "true" \
-            else pytest.skip("curl is not installed")
+        pytest.fail("curl is needed to run the printed command") if os.environ.get(
+            "CI"
+        ) == "true" else pytest.skip("curl is not installed")
     auth = {"Authorization": f"Bearer {os.environ['API_KEY']}"} if "API_KEY" in os.environ else {}
     with live_server(env={"WEBHOOK_SECRET": "curl-secret"}) as server:
-        product = httpx.post(f"{server.base_url}/products", headers=auth, json={
-            "sku": "CURL-1", "name": "Mug", "price": "19.99", "stock": 5}).json()
-        order = httpx.post(f"{server.base_url}/orders", headers=auth,
-                           json={"product_id": product["id"], "quantity": 2}).json()
+        product = httpx.post(
+            f"{server.base_url}/products",
+            headers=auth,
+            json={"sku": "CURL-1", "name": "Mug", "price": "19.99", "stock": 5},
+        ).json()
+        order = httpx.post(
+            f"{server.base_url}/orders",
+            headers=auth,
+            json={"product_id": product["id"], "quantity": 2},
+        ).json()
         body = BODY.replace('"order_id": 1', f'"order_id": {order["id"]}')
         printed = run(body, "--secret", "curl-secret", "--base-url", server.base_url).stdout
         command = printed.split("\n\n", 1)[1]
 
-        response = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                                  timeout=60)
+        response = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=60
+        )
 
         assert "HTTP/1.1 200" in response.stdout, response.stdout
         assert '"duplicate":false' in response.stdout

@@ -83,10 +83,16 @@ def test_api_replay_sets_idempotent_replayed_and_location(client, session: Sessi
     reordered = '{"items":[{"quantity":2,  "product_id":' + str(product["id"]) + "}]}"
 
     first = client.post("/orders", json=body, headers={"Idempotency-Key": "abc"})
-    again = client.post("/orders", content=reordered,
-                        headers={"Idempotency-Key": "abc", "content-type": "application/json"})
-    different = client.post("/orders", json={"product_id": product["id"], "quantity": 1},
-                            headers={"Idempotency-Key": "abc"})
+    again = client.post(
+        "/orders",
+        content=reordered,
+        headers={"Idempotency-Key": "abc", "content-type": "application/json"},
+    )
+    different = client.post(
+        "/orders",
+        json={"product_id": product["id"], "quantity": 1},
+        headers={"Idempotency-Key": "abc"},
+    )
 
     assert first.status_code == 201 and "idempotent-replayed" not in first.headers
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
@@ -101,7 +107,10 @@ def test_api_replay_sets_idempotent_replayed_and_location(client, session: Sessi
 @pytest.mark.parametrize("key", ["", "k" * 256])
 def test_api_rejects_keys_outside_1_to_255_characters(client, session: Session, key):
     product = client.post("/products", json=product_body(stock=5)).json()
-    response = client.post("/orders", json={"product_id": product["id"], "quantity": 1},
-                           headers={"Idempotency-Key": key})
+    response = client.post(
+        "/orders",
+        json={"product_id": product["id"], "quantity": 1},
+        headers={"Idempotency-Key": key},
+    )
     assert response.status_code == 422 and response.json()["code"] == "validation_error"
     assert orders_in_db(session) == 0

@@ -18,7 +18,9 @@ def test_place_order_takes_each_lines_quantity_and_snapshots_the_product(session
     assert order.status == OrderStatus.PENDING
     assert order.total_cents == 2 * 1250 + 3 * 2000
     assert [(line.name, line.quantity, line.unit_price_cents) for line in order.lines] == [
-        ("Mug", 2, 1250), ("Tee", 3, 2000)]
+        ("Mug", 2, 1250),
+        ("Tee", 3, 2000),
+    ]
     assert stock_of(session, mug.id) == 8
     assert stock_of(session, tee.id) == 0
 
@@ -41,8 +43,17 @@ def test_place_order_unknown_product_is_not_found_and_changes_nothing(session: S
     mug = make_product(session, stock=4)
 
     with pytest.raises(ApiError) as raised:
-        inventory.place_order(session, OrderCreate.model_validate(
-            {"items": [{"product_id": mug.id, "quantity": 1}, {"product_id": 999, "quantity": 1}]}))
+        inventory.place_order(
+            session,
+            OrderCreate.model_validate(
+                {
+                    "items": [
+                        {"product_id": mug.id, "quantity": 1},
+                        {"product_id": 999, "quantity": 1},
+                    ]
+                }
+            ),
+        )
 
     assert (raised.value.status, raised.value.code) == (404, "product_not_found")
     assert raised.value.extra["product_id"] == 999
@@ -51,6 +62,7 @@ def test_place_order_unknown_product_is_not_found_and_changes_nothing(session: S
 
 def test_archived_product_cannot_be_ordered(session: Session):
     from app import catalog
+
     mug = make_product(session, stock=4)
     catalog.archive_product(session, mug.id)
 
@@ -60,11 +72,14 @@ def test_archived_product_cannot_be_ordered(session: Session):
     assert raised.value.code == "product_not_found"
 
 
-@pytest.mark.parametrize(("path", "final"), [
-    ([OrderStatus.PAID, OrderStatus.SHIPPED], OrderStatus.SHIPPED),
-    ([OrderStatus.CANCELED], OrderStatus.CANCELED),
-    ([OrderStatus.PAID, OrderStatus.CANCELED], OrderStatus.CANCELED),
-])
+@pytest.mark.parametrize(
+    ("path", "final"),
+    [
+        ([OrderStatus.PAID, OrderStatus.SHIPPED], OrderStatus.SHIPPED),
+        ([OrderStatus.CANCELED], OrderStatus.CANCELED),
+        ([OrderStatus.PAID, OrderStatus.CANCELED], OrderStatus.CANCELED),
+    ],
+)
 def test_allowed_transitions(session: Session, path, final):
     order = make_order(session, (make_product(session), 1))
     for status in path:
@@ -72,13 +87,16 @@ def test_allowed_transitions(session: Session, path, final):
     assert order.status == final
 
 
-@pytest.mark.parametrize(("path", "target"), [
-    ([], OrderStatus.SHIPPED),
-    ([OrderStatus.PAID, OrderStatus.SHIPPED], OrderStatus.PENDING),
-    ([OrderStatus.PAID, OrderStatus.SHIPPED], OrderStatus.CANCELED),
-    ([OrderStatus.CANCELED], OrderStatus.PAID),
-    ([OrderStatus.PAID], OrderStatus.PENDING),
-])
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ([], OrderStatus.SHIPPED),
+        ([OrderStatus.PAID, OrderStatus.SHIPPED], OrderStatus.PENDING),
+        ([OrderStatus.PAID, OrderStatus.SHIPPED], OrderStatus.CANCELED),
+        ([OrderStatus.CANCELED], OrderStatus.PAID),
+        ([OrderStatus.PAID], OrderStatus.PENDING),
+    ],
+)
 def test_forbidden_transitions_name_from_to_and_allowed(session: Session, path, target):
     order = make_order(session, (make_product(session), 1))
     for status in path:

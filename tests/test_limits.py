@@ -32,7 +32,7 @@ def padded_product(size: int) -> bytes:
 
 def chunks(payload: bytes, size: int = 500) -> Iterator[bytes]:
     for start in range(0, len(payload), size):
-        yield payload[start:start + size]
+        yield payload[start : start + size]
 
 
 def products_in(engine: Engine) -> int:
@@ -44,17 +44,24 @@ def assert_too_large(response) -> None:
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert (body["code"], body["limit"], body["instance"]) == ("payload_too_large", LIMIT,
-                                                               "/products")
+    assert (body["code"], body["limit"], body["instance"]) == (
+        "payload_too_large",
+        LIMIT,
+        "/products",
+    )
     assert body["request_id"] == response.headers["x-request-id"]
 
 
 def test_declared_length_over_the_limit_is_413_and_nothing_is_created(
     small_limit_client: TestClient, engine: Engine
 ):
-    assert_too_large(small_limit_client.post(
-        "/products", content=padded_product(LIMIT + 1),
-        headers={"content-type": "application/json"}))
+    assert_too_large(
+        small_limit_client.post(
+            "/products",
+            content=padded_product(LIMIT + 1),
+            headers={"content-type": "application/json"},
+        )
+    )
     assert products_in(engine) == 0
 
 
@@ -62,8 +69,10 @@ def test_chunked_body_over_the_limit_is_413_and_nothing_is_created(
     small_limit_client: TestClient, engine: Engine
 ):
     response = small_limit_client.post(
-        "/products", content=chunks(padded_product(LIMIT + 1)),
-        headers={"content-type": "application/json"})
+        "/products",
+        content=chunks(padded_product(LIMIT + 1)),
+        headers={"content-type": "application/json"},
+    )
     assert "content-length" not in response.request.headers
     assert_too_large(response)
     assert products_in(engine) == 0
@@ -75,8 +84,10 @@ def test_body_of_exactly_the_limit_is_served(
 ):
     payload = padded_product(LIMIT)
     response = small_limit_client.post(
-        "/products", content=chunks(payload) if streamed else payload,
-        headers={"content-type": "application/json"})
+        "/products",
+        content=chunks(payload) if streamed else payload,
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 201, response.text
     assert products_in(engine) == 1
 

@@ -23,10 +23,28 @@ pytestmark = pytest.mark.live
 def _locust(base_url: str, reports: Path, run_time: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "API_KEY"}
     return subprocess.Popen(
-        [sys.executable, "-m", "locust", "--config", "bench/locust-light.conf",
-         "--host", base_url, "--run-time", run_time, "--spawn-rate", "25",
-         "--csv", str(reports / "light"), "--html", str(reports / "light.html")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "--config",
+            "bench/locust-light.conf",
+            "--host",
+            base_url,
+            "--run-time",
+            run_time,
+            "--spawn-rate",
+            "25",
+            "--csv",
+            str(reports / "light"),
+            "--html",
+            str(reports / "light.html"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -54,8 +72,9 @@ def test_light_scenario_has_no_failures_and_keeps_stock_conserved(
 
 
 def test_stock_changed_behind_the_runs_back_fails_the_run(tmp_path: Path) -> None:
-    with LiveServer(f"sqlite:///{tmp_path / 'orders.db'}", log_path=tmp_path / "server.log") \
-            as server:
+    with LiveServer(
+        f"sqlite:///{tmp_path / 'orders.db'}", log_path=tmp_path / "server.log"
+    ) as server:
         run = _locust(server.base_url, tmp_path, "6s")
         deadline = time.monotonic() + 30
         while httpx.get(f"{server.base_url}/products/20").status_code != 200:
@@ -63,8 +82,10 @@ def test_stock_changed_behind_the_runs_back_fails_the_run(tmp_path: Path) -> Non
             time.sleep(0.2)
         # A product update is the one thing besides orders that moves stock, and the run
         # does not know about it: the check must report the product and fail the run.
-        assert httpx.patch(f"{server.base_url}/products/1", json={"stock": 1_000_000}) \
-            .status_code == 200
+        assert (
+            httpx.patch(f"{server.base_url}/products/1", json={"stock": 1_000_000}).status_code
+            == 200
+        )
         output, _ = run.communicate(timeout=120)
 
     assert "stock invariant VIOLATED" in output, output[-3000:]
@@ -74,8 +95,10 @@ def test_stock_changed_behind_the_runs_back_fails_the_run(tmp_path: Path) -> Non
 
 def test_invariant_counts_every_order_but_canceled_ones() -> None:
     orders = [
-        {"status": "PENDING", "items": [{"product_id": 1, "quantity": 2},
-                                        {"product_id": 2, "quantity": 1}]},
+        {
+            "status": "PENDING",
+            "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
+        },
         {"status": "SHIPPED", "items": [{"product_id": 1, "quantity": 3}]},
         {"status": "CANCELED", "items": [{"product_id": 1, "quantity": 100}]},
         {"status": "PAID", "items": [{"product_id": 99, "quantity": 5}]},

@@ -27,8 +27,10 @@ def delta(before: dict, after: dict, name: str, **labels: str) -> float:
 
 
 def new_product(client: TestClient, stock: int) -> int:
-    response = client.post("/products", json={"sku": f"M-{stock}-{id(client)}", "name": "Mug",
-                                              "price": "2.50", "stock": stock})
+    response = client.post(
+        "/products",
+        json={"sku": f"M-{stock}-{id(client)}", "name": "Mug", "price": "2.50", "stock": stock},
+    )
     assert response.status_code == 201
     return response.json()["id"]
 
@@ -42,8 +44,12 @@ def test_orders_placed_and_rejected_by_reason_are_counted(client: TestClient):
     assert client.post("/orders", json={"product_id": product_id, "quantity": 5}).status_code == 409
     assert client.post("/orders", json={"product_id": 999_999, "quantity": 1}).status_code == 404
     assert client.post("/orders", json={"product_id": product_id}).status_code == 422
-    assert client.post("/orders", content=b"{not json",
-                       headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        client.post(
+            "/orders", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
 
     after = scrape(client)
     assert delta(before, after, "orders_placed_total") == 2
@@ -65,16 +71,39 @@ def test_requests_are_counted_by_route_template_method_and_status(client: TestCl
 
     after = scrape(client)
     template = "/orders/{order_id}"
-    assert delta(before, after, "http_requests_total",
-                 method="GET", route=template, status="200") == 1
-    assert delta(before, after, "http_requests_total",
-                 method="GET", route=template, status="404") == 1
-    assert delta(before, after, "http_request_duration_seconds_count",
-                 method="DELETE", route=template, status="200") == 1
-    assert delta(before, after, "http_request_duration_seconds_bucket",
-                 method="DELETE", route=template, status="200", le="+Inf") == 1
-    assert delta(before, after, "http_requests_total",
-                 method="GET", route="unmatched", status="404") == 1
+    assert (
+        delta(before, after, "http_requests_total", method="GET", route=template, status="200") == 1
+    )
+    assert (
+        delta(before, after, "http_requests_total", method="GET", route=template, status="404") == 1
+    )
+    assert (
+        delta(
+            before,
+            after,
+            "http_request_duration_seconds_count",
+            method="DELETE",
+            route=template,
+            status="200",
+        )
+        == 1
+    )
+    assert (
+        delta(
+            before,
+            after,
+            "http_request_duration_seconds_bucket",
+            method="DELETE",
+            route=template,
+            status="200",
+            le="+Inf",
+        )
+        == 1
+    )
+    assert (
+        delta(before, after, "http_requests_total", method="GET", route="unmatched", status="404")
+        == 1
+    )
     assert delta(before, after, "order_status_changes_total", status="CANCELED") == 1
     routes = {dict(labels).get("route") for _, labels in after}
     assert not any(route and str(order_id) in route for route in routes), routes
@@ -84,8 +113,10 @@ def test_unknown_methods_share_one_label(client: TestClient):
     before = scrape(client)
     client.request("BREW", "/products")
     after = scrape(client)
-    assert delta(before, after, "http_requests_total",
-                 method="OTHER", route="/products", status="405") == 1
+    assert (
+        delta(before, after, "http_requests_total", method="OTHER", route="/products", status="405")
+        == 1
+    )
 
 
 def test_every_labelled_series_exists_before_its_first_event(client: TestClient):
@@ -109,10 +140,13 @@ def test_webhook_delivery_counts_each_outcome(client: TestClient):
     assert delta(before, after, "webhook_deliveries_total", outcome="stale") == 0
 
 
-@pytest.mark.parametrize("call", [
-    lambda: metrics.webhook_delivery("exploded"),
-    lambda: metrics.order_rejected("because"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: metrics.webhook_delivery("exploded"),
+        lambda: metrics.order_rejected("because"),
+    ],
+)
 def test_unknown_label_values_are_refused(call):
     with pytest.raises(ValueError):
         call()

@@ -23,8 +23,21 @@ ALERTS = OPS / "alerts.yml"
 DASHBOARD = OPS / "grafana-dashboard.json"
 # Series Prometheus makes itself, not the service.
 PROMETHEUS_OWN = {"up"}
-PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-                "group_left", "group_right", "inf", "nan"}
+PROMQL_WORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+}
 
 
 def promtool() -> str:
@@ -43,8 +56,9 @@ def run_promtool(*args: str) -> None:
 
 
 def alert_rules() -> list[dict]:
-    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def dashboard_exprs() -> list[str]:
@@ -55,6 +69,7 @@ def dashboard_exprs() -> list[str]:
         if isinstance(node, list):
             return [e for item in node for e in walk(item)]
         return []
+
     return walk(json.loads(DASHBOARD.read_text()))
 
 
@@ -68,8 +83,9 @@ def metric_names(expr: str) -> set[str]:
     expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", expr)
     expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
     return {
-        match.group(0) for match in re.finditer(r"(?<![\w.])[A-Za-z_:][\w:]*", expr)
-        if match.group(0) not in PROMQL_WORDS and not expr[match.end():].lstrip().startswith("(")
+        match.group(0)
+        for match in re.finditer(r"(?<![\w.])[A-Za-z_:][\w:]*", expr)
+        if match.group(0) not in PROMQL_WORDS and not expr[match.end() :].lstrip().startswith("(")
     }
 
 
@@ -80,8 +96,9 @@ def exposed_names() -> set[str]:
     client = TestClient(create_app(settings, engine))
     client.get("/products")  # so the request series exist
     text = client.get("/metrics").text
-    return {sample.name for family in text_string_to_metric_families(text)
-            for sample in family.samples}
+    return {
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    }
 
 
 def test_alert_rules_pass_promtool_check():
@@ -97,9 +114,17 @@ def test_prometheus_scrape_config_is_valid():
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path):
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{n}", "expr": as_promql(expr)}
-        for n, expr in enumerate(dashboard_exprs())]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{n}", "expr": as_promql(expr)}
+                    for n, expr in enumerate(dashboard_exprs())
+                ],
+            }
+        ]
+    }
     check = tmp_path / "dashboard-rules.yml"
     check.write_text(yaml.safe_dump(rules))
     run_promtool("check", "rules", str(check))
@@ -123,5 +148,11 @@ def test_every_metric_in_the_dashboard_and_alerts_is_exposed():
 
 def test_alerts_cover_each_slo():
     alerts = {rule["alert"] for rule in alert_rules() if "alert" in rule}
-    assert {"ErrorBudgetFastBurn", "ErrorBudgetSlowBurn", "ReadLatencyHigh",
-            "OrderPlacementLatencyHigh", "WebhookFailing", "DatabasePoolSaturated"} <= alerts
+    assert {
+        "ErrorBudgetFastBurn",
+        "ErrorBudgetSlowBurn",
+        "ReadLatencyHigh",
+        "OrderPlacementLatencyHigh",
+        "WebhookFailing",
+        "DatabasePoolSaturated",
+    } <= alerts

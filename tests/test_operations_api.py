@@ -29,16 +29,20 @@ def test_wrong_method_is_a_405_problem(client):
 
 
 def test_malformed_json_is_400_bad_request(client):
-    response = client.post("/products", content=b'{"sku": ',
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/products", content=b'{"sku": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["code"] == "bad_request"
 
 
 def test_no_error_uses_fastapis_default_detail_shape(client):
-    for response in (client.get("/products/abc"), client.get("/orders/0"),
-                     client.post("/orders", json={})):
+    for response in (
+        client.get("/products/abc"),
+        client.get("/orders/0"),
+        client.post("/orders", json={}),
+    ):
         assert response.status_code == 422
         assert response.headers["content-type"] == PROBLEM
         assert response.json()["code"] == "validation_error"
@@ -55,9 +59,7 @@ def test_invalid_client_request_id_is_replaced(client, sent):
     assert got != sent and 1 <= len(got) <= 128
 
 
-def test_unexpected_exception_is_a_logged_500_problem_without_traceback(
-    settings, engine, caplog
-):
+def test_unexpected_exception_is_a_logged_500_problem_without_traceback(settings, engine, caplog):
     app = create_app(settings, engine)
 
     @app.get("/boom")
@@ -83,8 +85,11 @@ def test_probes(client):
 
 
 def test_readyz_is_503_when_the_database_is_unreachable():
-    settings = Settings(_env_file=None, database_url="postgresql://nobody@127.0.0.1:9/none",
-                        db_pool_timeout_seconds=1)
+    settings = Settings(
+        _env_file=None,
+        database_url="postgresql://nobody@127.0.0.1:9/none",
+        db_pool_timeout_seconds=1,
+    )
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")
         health = client.get("/healthz")
@@ -97,8 +102,11 @@ def test_readyz_is_503_when_the_database_is_unreachable():
 def test_docs_and_redoc_load_their_assets_from_the_service(client):
     docs, redoc = client.get("/docs").text, client.get("/redoc").text
     assert "cdn" not in (docs + redoc).lower()
-    for page, asset in ((docs, "swagger-ui-bundle.js"), (docs, "swagger-ui.css"),
-                        (redoc, "redoc.standalone.js")):
+    for page, asset in (
+        (docs, "swagger-ui-bundle.js"),
+        (docs, "swagger-ui.css"),
+        (redoc, "redoc.standalone.js"),
+    ):
         url = re.search(r'["\'](/[^"\']*/' + re.escape(asset) + r')["\']', page).group(1)
         served = client.get(url)
         assert served.status_code == 200 and len(served.content) > 10_000

@@ -25,16 +25,23 @@ def test_place_multi_line_order(client, session: Session):
     mug = new_product(client, price="12.50", stock=10)
     tee = new_product(client, price="20.00", stock=3)
 
-    response = client.post("/orders", json={"items": [
-        {"product_id": tee["id"], "quantity": 3}, {"product_id": mug["id"], "quantity": 2}]})
+    response = client.post(
+        "/orders",
+        json={
+            "items": [
+                {"product_id": tee["id"], "quantity": 3},
+                {"product_id": mug["id"], "quantity": 2},
+            ]
+        },
+    )
 
     assert response.status_code == 201
     order = response.json()
     assert response.headers["location"] == f"/orders/{order['id']}"
     assert order["status"] == "PENDING" and order["total"] == "85.00"
-    assert [(i["product_id"], i["quantity"], i["unit_price"], i["line_total"])
-            for i in order["items"]] == [(tee["id"], 3, "20.00", "60.00"),
-                                         (mug["id"], 2, "12.50", "25.00")]
+    assert [
+        (i["product_id"], i["quantity"], i["unit_price"], i["line_total"]) for i in order["items"]
+    ] == [(tee["id"], 3, "20.00", "60.00"), (mug["id"], 2, "12.50", "25.00")]
     assert (stock(session, mug["id"]), stock(session, tee["id"])) == (8, 0)
 
 
@@ -48,37 +55,62 @@ def test_place_one_line_shorthand(client, session: Session):
 def test_insufficient_stock_is_409_and_nothing_moves(client, session: Session):
     plenty, scarce = new_product(client, stock=10), new_product(client, stock=1)
 
-    response = client.post("/orders", json={"items": [
-        {"product_id": plenty["id"], "quantity": 5}, {"product_id": scarce["id"], "quantity": 2}]})
+    response = client.post(
+        "/orders",
+        json={
+            "items": [
+                {"product_id": plenty["id"], "quantity": 5},
+                {"product_id": scarce["id"], "quantity": 2},
+            ]
+        },
+    )
 
     assert response.status_code == 409
     problem = response.json()
     assert problem["code"] == "insufficient_stock"
     assert (problem["product_id"], problem["requested"], problem["available"]) == (
-        scarce["id"], 2, 1)
+        scarce["id"],
+        2,
+        1,
+    )
     assert (stock(session, plenty["id"]), stock(session, scarce["id"])) == (10, 1)
     assert orders_in_db(session) == 0
 
 
 def test_unknown_product_is_404_naming_it_and_nothing_moves(client, session: Session):
     mug = new_product(client, stock=3)
-    response = client.post("/orders", json={"items": [
-        {"product_id": mug["id"], "quantity": 1}, {"product_id": 424242, "quantity": 1}]})
+    response = client.post(
+        "/orders",
+        json={
+            "items": [
+                {"product_id": mug["id"], "quantity": 1},
+                {"product_id": 424242, "quantity": 1},
+            ]
+        },
+    )
     assert response.status_code == 404
     assert response.json()["code"] == "product_not_found"
     assert response.json()["product_id"] == 424242
     assert stock(session, mug["id"]) == 3 and orders_in_db(session) == 0
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"items": []}, {"items": [{"product_id": 1, "quantity": 0}]},
-    {"items": [{"product_id": 1, "quantity": 10_001}]},
-    {"items": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]},
-    {"items": [{"product_id": i, "quantity": 1} for i in range(1, 52)]},
-    {"product_id": 1}, {"product_id": 1, "quantity": 1, "coupon": "X"},
-    {"items": [{"product_id": "one", "quantity": 1}]}, {"items": "lots"},
-    {"items": [{"product_id": 1, "quantity": 1.5}]}, [],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"items": []},
+        {"items": [{"product_id": 1, "quantity": 0}]},
+        {"items": [{"product_id": 1, "quantity": 10_001}]},
+        {"items": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]},
+        {"items": [{"product_id": i, "quantity": 1} for i in range(1, 52)]},
+        {"product_id": 1},
+        {"product_id": 1, "quantity": 1, "coupon": "X"},
+        {"items": [{"product_id": "one", "quantity": 1}]},
+        {"items": "lots"},
+        {"items": [{"product_id": 1, "quantity": 1.5}]},
+        [],
+    ],
+)
 def test_invalid_order_bodies_are_422(client, session: Session, body):
     response = client.post("/orders", json=body)
     assert response.status_code == 422
@@ -104,8 +136,9 @@ def test_list_orders_newest_first_with_filters(client):
 
 
 def test_get_order_and_unknown_order(client):
-    order = client.post("/orders", json={"product_id": new_product(client)["id"],
-                                         "quantity": 1}).json()
+    order = client.post(
+        "/orders", json={"product_id": new_product(client)["id"], "quantity": 1}
+    ).json()
     assert client.get(f"/orders/{order['id']}").json() == order
     missing = client.get("/orders/31337")
     assert (missing.status_code, missing.json()["code"]) == (404, "order_not_found")
@@ -113,8 +146,9 @@ def test_get_order_and_unknown_order(client):
 
 @pytest.mark.parametrize("method", ["put", "patch"])
 def test_status_moves_through_its_machine(client, method):
-    order = client.post("/orders", json={"product_id": new_product(client)["id"],
-                                         "quantity": 1}).json()
+    order = client.post(
+        "/orders", json={"product_id": new_product(client)["id"], "quantity": 1}
+    ).json()
     move = getattr(client, method)
 
     paid = move(f"/orders/{order['id']}", json={"status": "PAID"})
@@ -131,8 +165,9 @@ def test_status_moves_through_its_machine(client, method):
 
 
 def test_status_body_takes_status_and_nothing_else(client):
-    order = client.post("/orders", json={"product_id": new_product(client)["id"],
-                                         "quantity": 1}).json()
+    order = client.post(
+        "/orders", json={"product_id": new_product(client)["id"], "quantity": 1}
+    ).json()
     for body in ({"status": "PAID", "total": "0"}, {"status": "paid"}, {}, {"items": []}):
         response = client.put(f"/orders/{order['id']}", json=body)
         assert response.status_code == 422, body

@@ -24,10 +24,15 @@ def order(session: Session, mug: Product) -> Order:
     return make_order(session, (mug, 3))  # total 37.50, stock 10 -> 7
 
 
-def event(order: Order, type_: str = "payment.succeeded", amount: str = "37.50",
-          order_id: int | None = None) -> PaymentEventCreate:
-    return PaymentEventCreate(type=type_, order_id=order_id or order.id, amount=Decimal(amount),
-                              payment_id="pay_1")
+def event(
+    order: Order,
+    type_: str = "payment.succeeded",
+    amount: str = "37.50",
+    order_id: int | None = None,
+) -> PaymentEventCreate:
+    return PaymentEventCreate(
+        type=type_, order_id=order_id or order.id, amount=Decimal(amount), payment_id="pay_1"
+    )
 
 
 def apply(session: Session, event_id: str, payment: PaymentEventCreate):
@@ -45,8 +50,11 @@ def test_succeeded_pays_the_order_and_records_the_event_with_its_raw_body(sessio
     [record] = payment_events(session)
     assert record.raw_body == payment.model_dump_json()
     assert record.signed_at.timestamp() == SIGNED_AT
-    assert (record.type, record.amount_cents, record.payment_id) == \
-        ("payment.succeeded", 3750, "pay_1")
+    assert (record.type, record.amount_cents, record.payment_id) == (
+        "payment.succeeded",
+        3750,
+        "pay_1",
+    )
 
 
 def test_failed_cancels_and_returns_the_stock(session, order, mug):
@@ -61,8 +69,11 @@ def test_the_same_event_id_twice_is_a_duplicate_with_no_second_effect(session, o
 
     receipt = apply(session, "evt_1", event(order, "payment.failed"))
 
-    assert (receipt.duplicate, receipt.order_id, receipt.order_status) == \
-        (True, order.id, OrderStatus.CANCELED)
+    assert (receipt.duplicate, receipt.order_id, receipt.order_status) == (
+        True,
+        order.id,
+        OrderStatus.CANCELED,
+    )
     assert stock_of(session, mug.id) == 10
     assert len(payment_events(session)) == 1
 

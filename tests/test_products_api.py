@@ -16,8 +16,9 @@ def create(client: TestClient, **overrides) -> dict:
 
 
 def test_create_product_answers_201_with_location_and_money_as_string(client, session: Session):
-    response = client.post("/products", json=product_body(sku="MUG-1", name="  Mug  ",
-                                                          price=19.9, stock=5))
+    response = client.post(
+        "/products", json=product_body(sku="MUG-1", name="  Mug  ", price=19.9, stock=5)
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -41,12 +42,20 @@ def test_create_product_with_taken_sku_is_409_and_stores_nothing(client, session
 
 def test_create_product_validation_errors_are_422_with_errors(client):
     bad_bodies = [
-        product_body(price=0), product_body(price="1.999"), product_body(price=-1),
-        product_body(price="100000000.00"), product_body(stock=-1),
-        product_body(stock=2_147_483_648), product_body(sku="-starts-with-dash"),
-        product_body(sku="x" * 65), product_body(name="   "), product_body(name="n" * 201),
-        product_body(description="d" * 2001), product_body(colour="red"),
-        product_body(stock="5"), {"name": "no sku", "price": "1.00"},
+        product_body(price=0),
+        product_body(price="1.999"),
+        product_body(price=-1),
+        product_body(price="100000000.00"),
+        product_body(stock=-1),
+        product_body(stock=2_147_483_648),
+        product_body(sku="-starts-with-dash"),
+        product_body(sku="x" * 65),
+        product_body(name="   "),
+        product_body(name="n" * 201),
+        product_body(description="d" * 2001),
+        product_body(colour="red"),
+        product_body(stock="5"),
+        {"name": "no sku", "price": "1.00"},
     ]
     for body in bad_bodies:
         response = client.post("/products", json=body)
@@ -99,17 +108,23 @@ def test_put_and_patch_change_only_the_fields_sent(client, session: Session):
     assert patch.json()["description"] == "Blue"
     stored = session.get(Product, product["id"])
     assert (stored.name, stored.price_cents, stored.stock, stored.description) == (
-        "Mug", 600, 3, "Blue")
+        "Mug",
+        600,
+        3,
+        "Blue",
+    )
 
 
 def test_update_honours_if_match(client, session: Session):
     product = create(client, name="Mug")
     etag = client.get(f"/products/{product['id']}").headers["etag"]
 
-    first = client.patch(f"/products/{product['id']}", json={"name": "A"},
-                         headers={"If-Match": etag})
-    stale = client.patch(f"/products/{product['id']}", json={"name": "B"},
-                         headers={"If-Match": etag})
+    first = client.patch(
+        f"/products/{product['id']}", json={"name": "A"}, headers={"If-Match": etag}
+    )
+    stale = client.patch(
+        f"/products/{product['id']}", json={"name": "B"}, headers={"If-Match": etag}
+    )
 
     assert first.status_code == 200 and first.headers["etag"] != etag
     assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"

@@ -48,8 +48,11 @@ def test_secrets_are_generated_or_prompted_never_committed():
 
 def _render_env(url: str, port: int) -> dict[str, str]:
     """The environment Render would give the service, with generated and prompted values."""
-    env = {**os.environ, "PORT": str(port),
-           "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
     for var in WEB["envVars"]:
         if "value" in var:
             env[var["key"]] = str(var["value"])
@@ -66,11 +69,22 @@ def test_build_and_start_commands_work_here_with_port_set(db_kind: str, tmp_path
         # Render hands out postgres:// URLs; the service must accept them as they come.
         url = re.sub(r"^postgresql\+psycopg://", "postgres://", url)
         env = _render_env(url, port)
-        subprocess.run(["bash", "-c", WEB["buildCommand"]], cwd=ROOT, env=env, check=True,
-                       capture_output=True, timeout=300)
-        server = subprocess.Popen(["bash", "-c", WEB["startCommand"]], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        subprocess.run(
+            ["bash", "-c", WEB["buildCommand"]],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        server = subprocess.Popen(
+            ["bash", "-c", WEB["startCommand"]],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             assert _answers(f"http://127.0.0.1:{port}{WEB['healthCheckPath']}", server)
         finally:

@@ -11,9 +11,20 @@ ROW = re.compile(r"^\| (?P<case>[^|]+) \| (?P<figures>(?:-?\d+ \| ){5}\d\.\d\d) 
 
 def test_request_cost_measures_every_case_through_the_whole_service(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "bench/request_cost.py", "--requests", "40", "--concurrency", "4",
-         "--rounds", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "bench/request_cost.py",
+            "--requests",
+            "40",
+            "--concurrency",
+            "4",
+            "--rounds",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
     )
 

@@ -47,17 +47,23 @@ def _own_openapi() -> dict[str, Any]:
     (schemathesis' lazy `from_fixture` loader does not work with pytest 9.)
     `test_live_server_serves_the_schema_that_is_fuzzed` checks the live server serves the same.
     """
-    settings_ = Settings(_env_file=None, app_env="test", database_url="sqlite://",
-                         api_keys=CLIENT_API_KEY)
+    settings_ = Settings(
+        _env_file=None, app_env="test", database_url="sqlite://", api_keys=CLIENT_API_KEY
+    )
     return create_app(settings_).openapi()
 
 
 # A schema-valid request may still fail a precondition no schema can state: a random If-Match
 # is 412, like an unknown id is 404 or a taken SKU is 409 (both already expected).
-CONFIG = schemathesis.config.SchemathesisConfig.from_dict({
-    "checks": {"positive_data_acceptance": {
-        "expected-statuses": ["2XX", "401", "403", "404", "409", "412"]}},
-})
+CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
+    {
+        "checks": {
+            "positive_data_acceptance": {
+                "expected-statuses": ["2XX", "401", "403", "404", "409", "412"]
+            }
+        },
+    }
+)
 OPENAPI = _own_openapi()
 schema = schemathesis.openapi.from_dict(OPENAPI, config=CONFIG)
 
@@ -84,8 +90,13 @@ def test_live_server_serves_the_schema_that_is_fuzzed(fuzzed_server: LiveServer)
 @schema.parametrize()
 # In CI the examples are the same every run (a gate must not flicker); on a laptop each run
 # explores new ones.
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
-          print_blob=True, derandomize=os.environ.get("CI") == "true")
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+    derandomize=os.environ.get("CI") == "true",
+)
 def test_every_operation_conforms_to_its_schema(
     case: schemathesis.Case, fuzzed_server: LiveServer
 ) -> None:

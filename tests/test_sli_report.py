@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 _SPEC = importlib.util.spec_from_file_location(
-    "sli_report", Path(__file__).resolve().parent.parent / "ops" / "sli_report.py")
+    "sli_report", Path(__file__).resolve().parent.parent / "ops" / "sli_report.py"
+)
 assert _SPEC is not None and _SPEC.loader is not None
 sli_report = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(sli_report)
@@ -31,14 +32,19 @@ def test_quantile_of_nothing_is_nan():
 
 def test_report_sums_statuses_and_groups_the_slis():
     get = 'method="GET",route="/products"'
-    exposition = "\n".join([
-        f'http_requests_total{{{get},status="200"}} 90',
-        f'http_requests_total{{{get},status="503"}} 10',
-        f'http_request_duration_seconds_bucket{{{get},status="200",le="0.1"}} 90',
-        f'http_request_duration_seconds_bucket{{{get},status="200",le="+Inf"}} 90',
-        f'http_request_duration_seconds_bucket{{{get},status="503",le="0.1"}} 0',
-        f'http_request_duration_seconds_bucket{{{get},status="503",le="+Inf"}} 10',
-    ]) + "\n"
+    exposition = (
+        "\n".join(
+            [
+                f'http_requests_total{{{get},status="200"}} 90',
+                f'http_requests_total{{{get},status="503"}} 10',
+                f'http_request_duration_seconds_bucket{{{get},status="200",le="0.1"}} 90',
+                f'http_request_duration_seconds_bucket{{{get},status="200",le="+Inf"}} 90',
+                f'http_request_duration_seconds_bucket{{{get},status="503",le="0.1"}} 0',
+                f'http_request_duration_seconds_bucket{{{get},status="503",le="+Inf"}} 10',
+            ]
+        )
+        + "\n"
+    )
     text = sli_report.report(exposition)
     assert "100 requests, 10 5xx, availability 90.0000%" in text
     assert "SLI reads (GET products/orders): n=100 5xx=10" in text

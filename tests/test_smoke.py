@@ -33,10 +33,13 @@ class Smoke:
         self.run = uuid.uuid4().hex[:10]
         self.state: dict[str, Any] = {}
 
-    def call(self, expected: int, method: str, path: str, code: str | None = None,
-             **kwargs: Any) -> httpx.Response:
-        headers = {**({} if path.startswith("/webhooks/") else self.auth),
-                   **kwargs.pop("headers", {})}
+    def call(
+        self, expected: int, method: str, path: str, code: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {
+            **({} if path.startswith("/webhooks/") else self.auth),
+            **kwargs.pop("headers", {}),
+        }
         response = self.http.request(method, path, headers=headers, **kwargs)
         context = f"{method} {path} answered {response.status_code}: {response.text[:500]}"
         assert response.status_code == expected, f"expected {expected}; {context}"
@@ -49,23 +52,37 @@ class Smoke:
         return response
 
     def new_product(self, stock: int = 10, price: str = "12.50") -> dict[str, Any]:
-        body = {"sku": f"SMOKE-{self.run}-{uuid.uuid4().hex[:6]}", "name": f"Smoke mug {self.run}",
-                "price": price, "stock": stock}
+        body = {
+            "sku": f"SMOKE-{self.run}-{uuid.uuid4().hex[:6]}",
+            "name": f"Smoke mug {self.run}",
+            "price": price,
+            "stock": stock,
+        }
         return self.call(201, "POST", "/products", json=body).json()
 
     def stock(self, product_id: int) -> int:
         return self.call(200, "GET", f"/products/{product_id}").json()["stock"]
 
-    def webhook(self, expected: int, event_id: str, payload: dict[str, Any],
-                code: str | None = None, *, signature: str | None = None,
-                timestamp: int | None = None) -> httpx.Response:
+    def webhook(
+        self,
+        expected: int,
+        event_id: str,
+        payload: dict[str, Any],
+        code: str | None = None,
+        *,
+        signature: str | None = None,
+        timestamp: int | None = None,
+    ) -> httpx.Response:
         body = httpx.Request("POST", "/", json=payload).content
         timestamp = int(time.time()) if timestamp is None else timestamp
         signature = signature or "sha256=" + sign(self.secret, event_id, timestamp, body)
-        headers = {"Content-Type": "application/json", "X-Event-Id": event_id,
-                   "X-Webhook-Timestamp": str(timestamp), "X-Webhook-Signature": signature}
-        return self.call(expected, "POST", "/webhooks/payment", code, content=body,
-                         headers=headers)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Event-Id": event_id,
+            "X-Webhook-Timestamp": str(timestamp),
+            "X-Webhook-Signature": signature,
+        }
+        return self.call(expected, "POST", "/webhooks/payment", code, content=body, headers=headers)
 
 
 def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
@@ -88,8 +105,17 @@ def service_is_up(s: Smoke) -> None:
 
 
 def create_product(s: Smoke) -> None:
-    response = s.call(201, "POST", "/products", json={
-        "sku": f"SMOKE-{s.run}-MUG", "name": f"  Smoke mug {s.run}  ", "price": 12.5, "stock": 10})
+    response = s.call(
+        201,
+        "POST",
+        "/products",
+        json={
+            "sku": f"SMOKE-{s.run}-MUG",
+            "name": f"  Smoke mug {s.run}  ",
+            "price": 12.5,
+            "stock": 10,
+        },
+    )
     product = response.json()
     assert response.headers["location"] == f"/products/{product['id']}"
     assert product["price"] == "12.50" and product["name"] == f"Smoke mug {s.run}", product
@@ -109,15 +135,17 @@ def read_and_filter_products(s: Smoke) -> None:
 def update_product(s: Smoke) -> None:
     product_id = s.state["product"]["id"]
     etag = s.call(200, "GET", f"/products/{product_id}").headers["etag"]
-    updated = s.call(200, "PATCH", f"/products/{product_id}", json={"price": "9.99"},
-                     headers={"If-Match": etag}).json()
+    updated = s.call(
+        200, "PATCH", f"/products/{product_id}", json={"price": "9.99"}, headers={"If-Match": etag}
+    ).json()
     assert updated["price"] == "9.99" and updated["stock"] == 10, updated
 
 
 def place_order(s: Smoke) -> None:
     product_id = s.state["product"]["id"]
-    response = s.call(201, "POST", "/orders", json={"items": [
-        {"product_id": product_id, "quantity": 3}]})
+    response = s.call(
+        201, "POST", "/orders", json={"items": [{"product_id": product_id, "quantity": 3}]}
+    )
     order = response.json()
     assert response.headers["location"] == f"/orders/{order['id']}"
     assert order["status"] == "PENDING" and order["total"] == "29.97", order
@@ -133,8 +161,12 @@ def pay_by_webhook(s: Smoke) -> None:
     if not s.secret:
         s.call(200, "PUT", f"/orders/{order['id']}", json={"status": "PAID"})
         raise Skipped("WEBHOOK_SECRET not set: paid with PUT instead of the signed webhook")
-    event = {"type": "payment.succeeded", "order_id": order["id"], "amount": order["total"],
-             "payment_id": f"pay_{s.run}"}
+    event = {
+        "type": "payment.succeeded",
+        "order_id": order["id"],
+        "amount": order["total"],
+        "payment_id": f"pay_{s.run}",
+    }
     first = s.webhook(200, f"evt_smoke_{s.run}", event).json()
     assert first["duplicate"] is False and first["order_status"] == "PAID", first
     replay = s.webhook(200, f"evt_smoke_{s.run}", event).json()
@@ -166,8 +198,17 @@ def archive_product(s: Smoke) -> None:
     assert order["items"][0]["sku"] == s.state["product"]["sku"], order
 
 
-HAPPY_PATH = [service_is_up, create_product, read_and_filter_products, update_product,
-              place_order, pay_by_webhook, ship_order, cancel_restocks, archive_product]
+HAPPY_PATH = [
+    service_is_up,
+    create_product,
+    read_and_filter_products,
+    update_product,
+    place_order,
+    pay_by_webhook,
+    ship_order,
+    cancel_restocks,
+    archive_product,
+]
 
 
 # ---------------------------------------------------------------- error cases, each alone
@@ -177,36 +218,66 @@ def unknown_ids_are_404(s: Smoke) -> None:
     s.call(404, "GET", "/products/2147483647", "product_not_found")
     s.call(404, "GET", "/orders/2147483647", "order_not_found")
     s.call(404, "GET", "/no-such-route", "not_found")
-    s.call(404, "POST", "/orders", "product_not_found",
-           json={"product_id": 2147483647, "quantity": 1})
+    s.call(
+        404, "POST", "/orders", "product_not_found", json={"product_id": 2147483647, "quantity": 1}
+    )
 
 
 def invalid_bodies_are_422(s: Smoke) -> None:
-    problem = s.call(422, "POST", "/products", "validation_error",
-                     json={"sku": "ok-sku", "name": "x", "price": "1.999"}).json()
+    problem = s.call(
+        422,
+        "POST",
+        "/products",
+        "validation_error",
+        json={"sku": "ok-sku", "name": "x", "price": "1.999"},
+    ).json()
     assert problem["errors"] and {"loc", "msg", "type"} <= set(problem["errors"][0]), problem
-    s.call(422, "POST", "/products", "validation_error",
-           json={"sku": "ok-sku", "name": "x", "price": 1, "colour": "red"})
+    s.call(
+        422,
+        "POST",
+        "/products",
+        "validation_error",
+        json={"sku": "ok-sku", "name": "x", "price": 1, "colour": "red"},
+    )
     s.call(422, "GET", "/products", "validation_error", params={"limit": 0})
 
 
 def malformed_json_is_400(s: Smoke) -> None:
-    s.call(400, "POST", "/products", "bad_request", content=b'{"sku": ',
-           headers={"Content-Type": "application/json"})
+    s.call(
+        400,
+        "POST",
+        "/products",
+        "bad_request",
+        content=b'{"sku": ',
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def duplicate_sku_is_409(s: Smoke) -> None:
     product = s.new_product()
-    s.call(409, "POST", "/products", "sku_conflict",
-           json={"sku": product["sku"], "name": "Again", "price": "1.00"})
+    s.call(
+        409,
+        "POST",
+        "/products",
+        "sku_conflict",
+        json={"sku": product["sku"], "name": "Again", "price": "1.00"},
+    )
 
 
 def over_order_is_409_and_moves_nothing(s: Smoke) -> None:
     product = s.new_product(stock=2)
-    problem = s.call(409, "POST", "/orders", "insufficient_stock",
-                     json={"product_id": product["id"], "quantity": 5}).json()
+    problem = s.call(
+        409,
+        "POST",
+        "/orders",
+        "insufficient_stock",
+        json={"product_id": product["id"], "quantity": 5},
+    ).json()
     assert (problem["product_id"], problem["requested"], problem["available"]) == (
-        product["id"], 5, 2), problem
+        product["id"],
+        5,
+        2,
+    ), problem
     assert s.stock(product["id"]) == 2
 
 
@@ -215,15 +286,22 @@ def invalid_transition_is_409(s: Smoke) -> None:
     order = s.call(201, "POST", "/orders", json={"product_id": product["id"], "quantity": 1})
     order_id = order.json()["id"]
     s.call(200, "DELETE", f"/orders/{order_id}")
-    problem = s.call(409, "PUT", f"/orders/{order_id}", "invalid_status_transition",
-                     json={"status": "PAID"}).json()
+    problem = s.call(
+        409, "PUT", f"/orders/{order_id}", "invalid_status_transition", json={"status": "PAID"}
+    ).json()
     assert (problem["from"], problem["to"], problem["allowed"]) == ("CANCELED", "PAID", []), problem
 
 
 def stale_if_match_is_412(s: Smoke) -> None:
     product = s.new_product()
-    s.call(412, "PATCH", f"/products/{product['id']}", "precondition_failed",
-           json={"stock": 1}, headers={"If-Match": '"not-the-etag"'})
+    s.call(
+        412,
+        "PATCH",
+        f"/products/{product['id']}",
+        "precondition_failed",
+        json={"stock": 1},
+        headers={"If-Match": '"not-the-etag"'},
+    )
     assert s.stock(product["id"]) == 10
 
 
@@ -232,26 +310,44 @@ def bad_webhooks_are_401(s: Smoke) -> None:
         raise Skipped("WEBHOOK_SECRET not set")
     product = s.new_product()
     order = s.call(201, "POST", "/orders", json={"product_id": product["id"], "quantity": 1})
-    event = {"type": "payment.succeeded", "order_id": order.json()["id"],
-             "amount": order.json()["total"], "payment_id": f"pay_{s.run}_bad"}
-    s.webhook(401, f"evt_forged_{s.run}", event, "invalid_signature",
-              signature="sha256=" + "0" * 64)
-    s.webhook(401, f"evt_stale_{s.run}", event, "stale_timestamp",
-              timestamp=int(time.time()) - 3600)
+    event = {
+        "type": "payment.succeeded",
+        "order_id": order.json()["id"],
+        "amount": order.json()["total"],
+        "payment_id": f"pay_{s.run}_bad",
+    }
+    s.webhook(
+        401, f"evt_forged_{s.run}", event, "invalid_signature", signature="sha256=" + "0" * 64
+    )
+    s.webhook(
+        401, f"evt_stale_{s.run}", event, "stale_timestamp", timestamp=int(time.time()) - 3600
+    )
     s.webhook(422, f"evt_amount_{s.run}", {**event, "amount": "0.01"}, "amount_mismatch")
     assert s.call(200, "GET", f"/orders/{order.json()['id']}").json()["status"] == "PENDING"
 
 
-ERROR_CASES = [unknown_ids_are_404, invalid_bodies_are_422, malformed_json_is_400,
-               duplicate_sku_is_409, over_order_is_409_and_moves_nothing,
-               invalid_transition_is_409, stale_if_match_is_412, bad_webhooks_are_401]
+ERROR_CASES = [
+    unknown_ids_are_404,
+    invalid_bodies_are_422,
+    malformed_json_is_400,
+    duplicate_sku_is_409,
+    over_order_is_409_and_moves_nothing,
+    invalid_transition_is_409,
+    stale_if_match_is_412,
+    bad_webhooks_are_401,
+]
 
 
 # ---------------------------------------------------------------- running them
 
 
-def run_checks(smoke: Smoke, checks: list[Callable[[Smoke], None]], *, stop_on_failure: bool,
-               report: Callable[[str], None] = print) -> dict[str, list[str]]:
+def run_checks(
+    smoke: Smoke,
+    checks: list[Callable[[Smoke], None]],
+    *,
+    stop_on_failure: bool,
+    report: Callable[[str], None] = print,
+) -> dict[str, list[str]]:
     """Runs checks in order, reporting each; returns the names by outcome."""
     outcomes: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
     for check in checks:

@@ -45,8 +45,10 @@ def test_concurrent_writers_each_get_their_own_connection_and_all_succeed(
 
     assert len(set(connections)) == THREADS
     with Session(engine) as session:
-        assert session.exec(select(func.count()).select_from(Order)).one() == \
-            THREADS * ORDERS_PER_THREAD
+        assert (
+            session.exec(select(func.count()).select_from(Order)).one()
+            == THREADS * ORDERS_PER_THREAD
+        )
         assert stock_of(session, product.id) == 10_000 - THREADS * ORDERS_PER_THREAD
     engine.dispose()
 

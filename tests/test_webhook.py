@@ -39,38 +39,66 @@ class WebhookApi:
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def create_order(self, price: str = "19.99", quantity: int = 2) -> dict:
-        product = self.http.post("/products", headers=self.auth, json={
-            "sku": f"WH-{uuid.uuid4().hex[:12]}", "name": "Webhook check", "price": price,
-            "stock": 10})
+        product = self.http.post(
+            "/products",
+            headers=self.auth,
+            json={
+                "sku": f"WH-{uuid.uuid4().hex[:12]}",
+                "name": "Webhook check",
+                "price": price,
+                "stock": 10,
+            },
+        )
         assert product.status_code == 201, product.text
-        order = self.http.post("/orders", headers=self.auth, json={
-            "product_id": product.json()["id"], "quantity": quantity})
+        order = self.http.post(
+            "/orders",
+            headers=self.auth,
+            json={"product_id": product.json()["id"], "quantity": quantity},
+        )
         assert order.status_code == 201, order.text
         return order.json()
 
     def status(self, order: dict) -> str:
         return self.http.get(f"/orders/{order['id']}", headers=self.auth).json()["status"]
 
-    def deliver(self, body: bytes, *, secret: str | None = None, event_id: str | None = None,
-                timestamp: int | None = None, headers: dict | None = None) -> httpx.Response:
+    def deliver(
+        self,
+        body: bytes,
+        *,
+        secret: str | None = None,
+        event_id: str | None = None,
+        timestamp: int | None = None,
+        headers: dict | None = None,
+    ) -> httpx.Response:
         signed = signing.signed_headers(
-            [secret or self.secrets[0]], event_id or f"evt_{uuid.uuid4().hex}",
-            int(time.time()) if timestamp is None else timestamp, body)
+            [secret or self.secrets[0]],
+            event_id or f"evt_{uuid.uuid4().hex}",
+            int(time.time()) if timestamp is None else timestamp,
+            body,
+        )
         return self.post(body, {**signed, **(headers or {})})
 
     def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        return self.http.post(WEBHOOK, content=body,
-                              headers={"Content-Type": "application/json", **headers})
+        return self.http.post(
+            WEBHOOK, content=body, headers={"Content-Type": "application/json", **headers}
+        )
 
 
 def payment(order: dict, type_: str = "payment.succeeded", amount: str | None = None) -> bytes:
-    return json.dumps({"type": type_, "order_id": order["id"], "amount": amount or order["total"],
-                       "payment_id": f"pay_{uuid.uuid4().hex[:10]}"}).encode()
+    return json.dumps(
+        {
+            "type": type_,
+            "order_id": order["id"],
+            "amount": amount or order["total"],
+            "payment_id": f"pay_{uuid.uuid4().hex[:10]}",
+        }
+    ).encode()
 
 
 def expect(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: " \
-                                           f"{response.text}"
+    assert response.status_code == status, (
+        f"expected {status}, got {response.status_code}: {response.text}"
+    )
     body = response.json()
     if code is not None:
         assert body.get("code") == code, f"expected code {code}, got {body}"
@@ -83,8 +111,12 @@ def expect(response: httpx.Response, status: int, code: str | None = None) -> di
 def check_valid_signature(api: WebhookApi) -> None:
     order = api.create_order()
     body = expect(api.deliver(payment(order), event_id=f"evt_ok_{order['id']}"), 200)
-    assert body == {"event_id": f"evt_ok_{order['id']}", "duplicate": False,
-                    "order_id": order["id"], "order_status": "PAID"}, body
+    assert body == {
+        "event_id": f"evt_ok_{order['id']}",
+        "duplicate": False,
+        "order_id": order["id"],
+        "order_status": "PAID",
+    }, body
     assert api.status(order) == "PAID"
 
 
@@ -124,8 +156,11 @@ def check_captured_body_under_new_event_id(api: WebhookApi) -> None:
     order = api.create_order()
     body = payment(order)
     captured = signing.signed_headers(api.secrets[:1], "evt_captured", int(time.time()), body)
-    expect(api.post(body, {**captured, "X-Event-Id": f"evt_{uuid.uuid4().hex}"}),
-           401, "invalid_signature")
+    expect(
+        api.post(body, {**captured, "X-Event-Id": f"evt_{uuid.uuid4().hex}"}),
+        401,
+        "invalid_signature",
+    )
     assert api.status(order) == "PENDING"
 
 
@@ -145,8 +180,13 @@ def check_rotation(api: WebhookApi) -> None:
 
 
 CHECKS: list[Callable[[WebhookApi], None]] = [
-    check_valid_signature, check_wrong_signature, check_missing_headers, check_stale_timestamp,
-    check_replay_is_duplicate, check_captured_body_under_new_event_id, check_wrong_amount,
+    check_valid_signature,
+    check_wrong_signature,
+    check_missing_headers,
+    check_stale_timestamp,
+    check_replay_is_duplicate,
+    check_captured_body_under_new_event_id,
+    check_wrong_amount,
     check_rotation,
 ]
 
@@ -172,8 +212,11 @@ def run_all(api: WebhookApi) -> int:
             print(f"FAIL {name}: {error}")
             continue
         print(f"PASS {name}")
-    print(f"{len(CHECKS) - failures}/{len(CHECKS)} checks passed" if failures == 0 else
-          f"{failures} of {len(CHECKS)} checks failed")
+    print(
+        f"{len(CHECKS) - failures}/{len(CHECKS)} checks passed"
+        if failures == 0
+        else f"{failures} of {len(CHECKS)} checks failed"
+    )
     return failures
 
 
@@ -193,13 +236,16 @@ SECRETS = ["live-webhook-secret-old", "live-webhook-secret-new"]
 
 
 @pytest.fixture(scope="module", params=ENGINES)
-def webhook_api(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookApi]:
+def webhook_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebhookApi]:
     """One real server per engine (2 workers, two secrets) shared by this module's checks."""
     tmp = tmp_path_factory.mktemp(f"webhook-{request.param}")
     env = {"WEBHOOK_SECRET": ",".join(SECRETS)}
-    with database_url(request.param, tmp) as url, \
-            LiveServer(url, workers=2, env=env, log_path=tmp / "server.log") as server:
+    with (
+        database_url(request.param, tmp) as url,
+        LiveServer(url, workers=2, env=env, log_path=tmp / "server.log") as server,
+    ):
         yield WebhookApi(server.base_url, SECRETS, os.environ.get("API_KEY"))
 
 

@@ -31,7 +31,8 @@ from tests.webhooks import (
 def _client(settings: Settings, engine: Engine, secret: str | None) -> TestClient:
     """A client of the app with `secret`; its lifespan (which disposes `engine`) is not run."""
     configured = settings.model_copy(
-        update={"webhook_secret": SecretStr(secret) if secret else None})
+        update={"webhook_secret": SecretStr(secret) if secret else None}
+    )
     return TestClient(create_app(configured, engine))
 
 
@@ -74,13 +75,22 @@ def test_payment_succeeded_marks_the_order_paid_and_records_the_event(client, se
     response = deliver(client, body, event_id="evt_ok", timestamp=int(time.time()))
 
     assert response.status_code == 200
-    assert response.json() == {"event_id": "evt_ok", "duplicate": False, "order_id": order.id,
-                               "order_status": "PAID"}
+    assert response.json() == {
+        "event_id": "evt_ok",
+        "duplicate": False,
+        "order_id": order.id,
+        "order_status": "PAID",
+    }
     assert order_status(session, order.id) == "PAID"
     assert stock_of(session, mug.id) == 8
     [event] = payment_events(session)
-    assert (event.event_id, event.order_id, event.type, event.payment_id, event.amount_cents) == \
-        ("evt_ok", order.id, "payment.succeeded", "pay_123", 3998)
+    assert (event.event_id, event.order_id, event.type, event.payment_id, event.amount_cents) == (
+        "evt_ok",
+        order.id,
+        "payment.succeeded",
+        "pay_123",
+        3998,
+    )
     assert event.raw_body.encode() == body
 
 
@@ -98,8 +108,12 @@ def test_repeated_event_is_a_duplicate_and_changes_nothing(client, session, orde
     response = deliver(client, body, event_id="evt_twice")
 
     assert response.status_code == 200
-    assert response.json() == {"event_id": "evt_twice", "duplicate": True, "order_id": order.id,
-                               "order_status": "PAID"}
+    assert response.json() == {
+        "event_id": "evt_twice",
+        "duplicate": True,
+        "order_id": order.id,
+        "order_status": "PAID",
+    }
     assert current_order(session, order.id).updated_at == paid_at
     assert len(payment_events(session)) == 1
 
@@ -112,8 +126,12 @@ def test_payment_failed_cancels_and_releases_stock_once_even_when_repeated(
     first = deliver(client, body, event_id="evt_fail")
     again = deliver(client, body, event_id="evt_fail")
 
-    assert first.json() == {"event_id": "evt_fail", "duplicate": False, "order_id": order.id,
-                            "order_status": "CANCELED"}
+    assert first.json() == {
+        "event_id": "evt_fail",
+        "duplicate": False,
+        "order_id": order.id,
+        "order_status": "CANCELED",
+    }
     assert again.json()["duplicate"] is True
     assert again.json()["order_status"] == "CANCELED"
     assert order_status(session, order.id) == "CANCELED"
@@ -139,9 +157,12 @@ def test_standard_webhooks_headers_are_accepted(session, settings, engine, order
     client = _client(settings, engine, whsec)
     body = event_body(order)
     timestamp = int(time.time())
-    headers = {"webhook-id": "msg_std", "webhook-timestamp": str(timestamp),
-               "webhook-signature": _library_signature(whsec, "msg_std", timestamp, body),
-               "Content-Type": "application/json"}
+    headers = {
+        "webhook-id": "msg_std",
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": _library_signature(whsec, "msg_std", timestamp, body),
+        "Content-Type": "application/json",
+    }
     response = client.post(URL, content=body, headers=headers)
     assert response.json()["event_id"] == "msg_std"
     assert order_status(session, order.id) == "PAID"
@@ -151,6 +172,7 @@ def _library_signature(secret: str, event_id: str, timestamp: int, body: bytes) 
     from datetime import UTC, datetime
 
     from standardwebhooks.webhooks import Webhook
+
     return Webhook(secret).sign(event_id, datetime.fromtimestamp(timestamp, UTC), body.decode())
 
 
@@ -164,14 +186,16 @@ def test_either_secret_verifies_during_rotation(client, session, order, secret):
 
 
 def test_wrong_signature_is_401_and_changes_nothing(client, session, order, mug):
-    assert_problem(deliver(client, event_body(order), secret="not-the-secret"),
-                   401, "invalid_signature")
+    assert_problem(
+        deliver(client, event_body(order), secret="not-the-secret"), 401, "invalid_signature"
+    )
     assert_untouched(session, order, mug)
 
 
 def test_no_signing_headers_at_all_is_401(client, session, order, mug):
-    response = client.post(URL, content=event_body(order),
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        URL, content=event_body(order), headers={"Content-Type": "application/json"}
+    )
     assert_problem(response, 401, "invalid_signature")
     assert_untouched(session, order, mug)
 
@@ -216,8 +240,11 @@ def test_bad_signature_wins_over_stale_timestamp(client, order):
 
 
 def test_amount_mismatch_is_422_and_the_retry_is_judged_afresh(client, session, order, mug):
-    body = assert_problem(deliver(client, event_body(order, amount="39.97"), event_id="evt_amt"),
-                          422, "amount_mismatch")
+    body = assert_problem(
+        deliver(client, event_body(order, amount="39.97"), event_id="evt_amt"),
+        422,
+        "amount_mismatch",
+    )
     assert (body["amount"], body["total"]) == ("39.97", "39.98")
     assert_untouched(session, order, mug)
 
@@ -227,8 +254,9 @@ def test_amount_mismatch_is_422_and_the_retry_is_judged_afresh(client, session, 
 
 
 def test_unknown_order_is_404_and_not_recorded(client, session, order, mug):
-    body = json.dumps({"type": "payment.succeeded", "order_id": 999_999, "amount": "1.00",
-                       "payment_id": "pay_x"}).encode()
+    body = json.dumps(
+        {"type": "payment.succeeded", "order_id": 999_999, "amount": "1.00", "payment_id": "pay_x"}
+    ).encode()
     assert_problem(deliver(client, body), 404, "order_not_found")
     assert_untouched(session, order, mug)
 
@@ -248,17 +276,27 @@ def test_payment_failed_for_an_order_not_pending_is_409(client, session, order, 
         assert client.patch(f"/orders/{order.id}", json={"status": status}).status_code == 200
     stock = stock_of(session, mug.id)
 
-    assert_problem(deliver(client, event_body(order, "payment.failed")),
-                   409, "invalid_status_transition")
+    assert_problem(
+        deliver(client, event_body(order, "payment.failed")), 409, "invalid_status_transition"
+    )
     assert order_status(session, order.id) == earlier
     assert stock_of(session, mug.id) == stock
     assert payment_events(session) == []
 
 
-@pytest.mark.parametrize("override", [
-    {"extra": "field"}, {"type": "payment.refunded"}, {"amount": "39.985"}, {"amount": "-1"},
-    {"amount": "abc"}, {"order_id": "1"}, {"order_id": 0}, {"payment_id": ""},
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"extra": "field"},
+        {"type": "payment.refunded"},
+        {"amount": "39.985"},
+        {"amount": "-1"},
+        {"amount": "abc"},
+        {"order_id": "1"},
+        {"order_id": 0},
+        {"payment_id": ""},
+    ],
+)
 def test_invalid_body_is_422(client, session, order, mug, override):
     assert_problem(deliver(client, event_body(order, **override)), 422, "validation_error")
     assert_untouched(session, order, mug)
@@ -286,8 +324,11 @@ def test_streamed_body_over_64_kib_is_413_without_being_read_whole(client, sessi
             sent.append(8192)
             yield b" " * 8192
 
-    response = client.post(URL, content=chunks(), headers=signing.signed_headers(
-        [SECRET], "evt_big", int(time.time()), b""))
+    response = client.post(
+        URL,
+        content=chunks(),
+        headers=signing.signed_headers([SECRET], "evt_big", int(time.time()), b""),
+    )
     assert response.request.headers.get("content-length") is None
     assert_problem(response, 413, "payload_too_large")
     assert_untouched(session, order, mug)
@@ -299,8 +340,9 @@ def test_body_of_exactly_64_kib_is_read(client, session, order):
     assert deliver(client, body).status_code == 200
 
 
-def test_without_a_secret_the_webhook_is_503_and_changes_nothing(settings, engine, session,
-                                                                 order, mug):
+def test_without_a_secret_the_webhook_is_503_and_changes_nothing(
+    settings, engine, session, order, mug
+):
     client = _client(settings, engine, None)
     assert_problem(deliver(client, event_body(order)), 503, "webhook_not_configured")
     assert_untouched(session, order, mug)
@@ -312,5 +354,6 @@ def test_openapi_documents_the_webhook_headers_and_errors(client):
     assert header_names == {"x-event-id", "x-webhook-timestamp", "x-webhook-signature"}
     assert operation["tags"] == ["webhooks"]
     assert {"401", "409", "413", "422", "503"} <= set(operation["responses"])
-    assert "amount" in operation["requestBody"]["content"]["application/json"]["schema"][
-        "properties"]
+    assert (
+        "amount" in operation["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    )

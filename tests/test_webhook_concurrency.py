@@ -23,8 +23,12 @@ def _deliver_at_once(base_url: str, body: bytes, headers: dict[str, str]) -> lis
 
     def send(_: int) -> httpx.Response:
         barrier.wait(timeout=30)
-        return httpx.post(base_url + WEBHOOK, content=body, timeout=60,
-                          headers={"Content-Type": "application/json", **headers})
+        return httpx.post(
+            base_url + WEBHOOK,
+            content=body,
+            timeout=60,
+            headers={"Content-Type": "application/json", **headers},
+        )
 
     with ThreadPoolExecutor(DELIVERIES) as pool:
         return list(pool.map(send, range(DELIVERIES)))
@@ -34,8 +38,11 @@ def _recorded(database_url: str, event_id: str) -> int:
     engine = create_engine(database_url)
     try:
         with Session(engine) as session:
-            return session.exec(select(func.count()).select_from(PaymentEvent)
-                                .where(PaymentEvent.event_id == event_id)).one()
+            return session.exec(
+                select(func.count())
+                .select_from(PaymentEvent)
+                .where(PaymentEvent.event_id == event_id)
+            ).one()
     finally:
         engine.dispose()
 
@@ -52,8 +59,9 @@ def test_concurrent_deliveries_of_one_event_apply_it_exactly_once(live_server, e
 
         responses = _deliver_at_once(server.base_url, body, headers)
 
-        assert [r.status_code for r in responses] == [200] * DELIVERIES, \
-            [r.text for r in responses if r.status_code != 200]
+        assert [r.status_code for r in responses] == [200] * DELIVERIES, [
+            r.text for r in responses if r.status_code != 200
+        ]
         firsts = [r.json() for r in responses if r.json()["duplicate"] is False]
         assert len(firsts) == 1, firsts
         expected = "CANCELED" if event_type == "payment.failed" else "PAID"

@@ -29,8 +29,9 @@ def test_empty_webhook_secret_means_not_configured(monkeypatch):
     assert settings().webhook_secrets == []
 
 
-@pytest.mark.parametrize("placeholder", ["change-me", "CHANGEME", "your-secret-key-here",
-                                         "secret", "real-one,change-me"])
+@pytest.mark.parametrize(
+    "placeholder", ["change-me", "CHANGEME", "your-secret-key-here", "secret", "real-one,change-me"]
+)
 def test_placeholder_secret_is_refused_in_production(placeholder: str):
     with pytest.raises(ValidationError, match="placeholder"):
         settings(app_env="production", webhook_secret=placeholder)
@@ -38,7 +39,8 @@ def test_placeholder_secret_is_refused_in_production(placeholder: str):
 
 def test_placeholder_secret_is_allowed_outside_production():
     assert settings(app_env="development", webhook_secret="change-me").webhook_secrets == [
-        "change-me"]
+        "change-me"
+    ]
 
 
 def test_real_secret_is_accepted_in_production():
@@ -62,9 +64,20 @@ def test_the_service_refuses_to_start_with_a_placeholder_secret_in_production(tm
     import sys
 
     from tests.live_server import ROOT
-    env = {**os.environ, "APP_ENV": "production", "WEBHOOK_SECRET": "change-me",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'never.db'}"}
-    result = subprocess.run([sys.executable, "-c", "import app.main"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "WEBHOOK_SECRET": "change-me",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'never.db'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.main"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "WEBHOOK_SECRET is a placeholder" in result.stderr

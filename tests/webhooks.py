@@ -18,21 +18,33 @@ URL = "/webhooks/payment"
 
 
 def event_body(order: Order, type_: str = "payment.succeeded", **overrides: Any) -> bytes:
-    body = {"type": type_, "order_id": order.id, "amount": f"{order.total_cents / 100:.2f}",
-            "payment_id": f"pay_{uuid.uuid4().hex[:12]}"}
+    body = {
+        "type": type_,
+        "order_id": order.id,
+        "amount": f"{order.total_cents / 100:.2f}",
+        "payment_id": f"pay_{uuid.uuid4().hex[:12]}",
+    }
     body.update(overrides)
     return json.dumps(body).encode()
 
 
-def deliver(client: TestClient, body: bytes, *, secret: str = SECRET,
-            event_id: str | None = None, timestamp: int | None = None,
-            standard: bool = False, headers: dict[str, str] | None = None) -> Response:
+def deliver(
+    client: TestClient,
+    body: bytes,
+    *,
+    secret: str = SECRET,
+    event_id: str | None = None,
+    timestamp: int | None = None,
+    standard: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """POST a body signed with `secret` (our header style unless `standard`)."""
     event_id = event_id or f"evt_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
     signed = signing.signed_headers([secret], event_id, timestamp, body, standard=standard)
-    return client.post(URL, content=body, headers={"Content-Type": "application/json",
-                                                   **signed, **(headers or {})})
+    return client.post(
+        URL, content=body, headers={"Content-Type": "application/json", **signed, **(headers or {})}
+    )
 
 
 # The readers below re-read rows from the database and end their read transaction, so none
@@ -40,9 +52,11 @@ def deliver(client: TestClient, body: bytes, *, secret: str = SECRET,
 
 
 def payment_events(session: Session) -> list[PaymentEvent]:
-    events = list(session.exec(
-        select(PaymentEvent).order_by(PaymentEvent.id).execution_options(populate_existing=True)
-    ).all())
+    events = list(
+        session.exec(
+            select(PaymentEvent).order_by(PaymentEvent.id).execution_options(populate_existing=True)
+        ).all()
+    )
     session.commit()
     return events
 

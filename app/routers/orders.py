@@ -37,11 +37,16 @@ CREATE_EXAMPLES = {
     "each product at most once, quantity 1–10000) or one line's `product_id` and `quantity`.",
     response_model=OrderPublic,
     responses={
-        201: {"description": "The order, placed (or replayed for a repeated Idempotency-Key).",
-              "headers": {
-                  "Location": {"schema": {"type": "string"}, "description": "The order's URL."},
-                  "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
-                                          "description": "Present on a replayed answer."}}},
+        201: {
+            "description": "The order, placed (or replayed for a repeated Idempotency-Key).",
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "The order's URL."},
+                "Idempotent-Replayed": {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "Present on a replayed answer.",
+                },
+            },
+        },
         **problem_responses(404, 409, 422),
     },
 )
@@ -49,10 +54,15 @@ async def create_order(
     body: Annotated[OrderCreate, Body(openapi_examples=CREATE_EXAMPLES)],
     database: DatabaseDep,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(
-        min_length=1, max_length=255,
-        description="Makes retries safe: the same key and body within 24 h replay the first "
-        "answer instead of placing a second order.")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Makes retries safe: the same key and body within 24 h replay the first "
+            "answer instead of placing a second order.",
+        ),
+    ] = None,
 ) -> JSONResponse:
     if idempotency_key is None:
         answer = idempotency.OrderAnswer.created(await database.run(inventory.place_order, body))
@@ -78,8 +88,7 @@ async def list_orders(
     orders, total = await database.run(
         inventory.list_orders, limit=limit, offset=offset, status=status, product_id=product_id
     )
-    return Page(items=[OrderPublic.of(o) for o in orders], total=total, limit=limit,
-                offset=offset)
+    return Page(items=[OrderPublic.of(o) for o in orders], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{order_id}", summary="Get an order", responses=problem_responses(404, 422))

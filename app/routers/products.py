@@ -16,8 +16,13 @@ router = APIRouter(prefix="/products", tags=["products"])
 CREATE_EXAMPLES = {
     "product": {
         "summary": "A product with stock",
-        "value": {"sku": "MUG-001", "name": "Coffee mug", "description": "Stoneware, 350 ml",
-                  "price": "12.50", "stock": 100},
+        "value": {
+            "sku": "MUG-001",
+            "name": "Coffee mug",
+            "description": "Stoneware, 350 ml",
+            "price": "12.50",
+            "stock": 100,
+        },
     },
     "price as a number": {
         "summary": "Price as a JSON number",
@@ -63,8 +68,11 @@ async def list_products(
     ] = None,
     q: Annotated[
         str | None,
-        Query(max_length=200, pattern=TEXT_PATTERN,
-              description="Case-insensitive substring of the name."),
+        Query(
+            max_length=200,
+            pattern=TEXT_PATTERN,
+            description="Case-insensitive substring of the name.",
+        ),
     ] = None,
     in_stock: Annotated[
         bool | None, Query(description="`true`: stock > 0; `false`: stock = 0.")
@@ -73,8 +81,9 @@ async def list_products(
     products, total = await database.run(
         catalog.list_products, limit=limit, offset=offset, sku=sku, q=q, in_stock=in_stock
     )
-    return Page(items=[ProductPublic.of(p) for p in products], total=total, limit=limit,
-                offset=offset)
+    return Page(
+        items=[ProductPublic.of(p) for p in products], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{product_id}", summary="Get a product", responses=problem_responses(404, 422))
@@ -85,7 +94,10 @@ async def get_product(
 
 
 async def _update(
-    product_id: int, body: ProductUpdate, database: DatabaseDep, response: Response,
+    product_id: int,
+    body: ProductUpdate,
+    database: DatabaseDep,
+    response: Response,
     if_match: str | None,
 ) -> ProductPublic:
     product = await database.run(catalog.update_product, product_id, body, if_match)
@@ -102,7 +114,10 @@ UPDATE_DOC = {
 
 @router.put("/{product_id}", summary="Update a product", **UPDATE_DOC)
 async def put_product(
-    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, response: Response,
+    product_id: ResourceId,
+    body: ProductUpdate,
+    database: DatabaseDep,
+    response: Response,
     if_match: IfMatch = None,
 ) -> ProductPublic:
     return await _update(product_id, body, database, response, if_match)
@@ -110,7 +125,10 @@ async def put_product(
 
 @router.patch("/{product_id}", summary="Update a product (partial)", **UPDATE_DOC)
 async def patch_product(
-    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, response: Response,
+    product_id: ResourceId,
+    body: ProductUpdate,
+    database: DatabaseDep,
+    response: Response,
     if_match: IfMatch = None,
 ) -> ProductPublic:
     return await _update(product_id, body, database, response, if_match)

@@ -47,13 +47,18 @@ async def verified_delivery(request: Request) -> Delivery:
     settings: Settings = request.app.state.settings
     secrets = settings.webhook_secrets
     if not secrets:
-        raise ApiError(503, "webhook_not_configured", "Webhook not configured",
-                       "No WEBHOOK_SECRET is set, so no delivery can be verified.")
+        raise ApiError(
+            503,
+            "webhook_not_configured",
+            "Webhook not configured",
+            "No WEBHOOK_SECRET is set, so no delivery can be verified.",
+        )
     body = await _read_body(request)
     headers = signing.read_headers(request.headers)
     try:
-        signed_at = signing.verify(secrets, headers, body,
-                                   tolerance=settings.webhook_tolerance_seconds)
+        signed_at = signing.verify(
+            secrets, headers, body, tolerance=settings.webhook_tolerance_seconds
+        )
     except signing.SignatureError as error:
         log.warning("webhook delivery refused: %s (%s)", error.code, error.detail)
         metrics.webhook_delivery("bad_signature" if error.code == "invalid_signature" else "stale")
@@ -73,12 +78,22 @@ def parse_event(body: bytes) -> PaymentEventCreate:
         ) from None
 
 
-EXAMPLE = {"type": "payment.succeeded", "order_id": 12, "amount": "39.98",
-           "payment_id": "pay_123"}
-BODY_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": PaymentEventCreate.model_json_schema(), "example": EXAMPLE}}}}
-HEADER_DOC = "Sign `{event_id}.{timestamp}.{raw body}`; see the README or the Standard " \
-             "Webhooks headers `webhook-id`, `webhook-timestamp`, `webhook-signature`."
+EXAMPLE = {"type": "payment.succeeded", "order_id": 12, "amount": "39.98", "payment_id": "pay_123"}
+BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": PaymentEventCreate.model_json_schema(),
+                "example": EXAMPLE,
+            }
+        },
+    }
+}
+HEADER_DOC = (
+    "Sign `{event_id}.{timestamp}.{raw body}`; see the README or the Standard "
+    "Webhooks headers `webhook-id`, `webhook-timestamp`, `webhook-signature`."
+)
 
 
 @router.post(
@@ -96,16 +111,20 @@ HEADER_DOC = "Sign `{event_id}.{timestamp}.{raw body}`; see the README or the St
 async def payment_webhook(
     delivery: Annotated[Delivery, Depends(verified_delivery)],
     database: DatabaseDep,
-    x_event_id: Annotated[str | None, Header(description="The sender's unique event id "
-                                             "(1-128 printable ASCII).")] = None,
-    x_webhook_timestamp: Annotated[str | None, Header(description="Unix seconds when the "
-                                                      "sender signed.")] = None,
-    x_webhook_signature: Annotated[str | None, Header(description="`sha256=<hex>`, several "
-                                                      "separated by commas. " + HEADER_DOC)] = None,
+    x_event_id: Annotated[
+        str | None, Header(description="The sender's unique event id (1-128 printable ASCII).")
+    ] = None,
+    x_webhook_timestamp: Annotated[
+        str | None, Header(description="Unix seconds when the sender signed.")
+    ] = None,
+    x_webhook_signature: Annotated[
+        str | None, Header(description="`sha256=<hex>`, several separated by commas. " + HEADER_DOC)
+    ] = None,
 ) -> PaymentEventReceipt:
     # The three headers are declared so Swagger UI shows them; verified_delivery reads them.
     event = parse_event(delivery.body)
-    receipt = await database.run(payments.apply_event, delivery.event_id, delivery.signed_at,
-                                 event, delivery.body)
+    receipt = await database.run(
+        payments.apply_event, delivery.event_id, delivery.signed_at, event, delivery.body
+    )
     metrics.webhook_delivery("duplicate" if receipt.duplicate else "processed")
     return receipt
