@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -51,7 +52,7 @@ class ApiError(Exception):
 
 
 def problem_body(
-    scope: dict[str, Any], status: int, code: str, title: str, detail: str | None, **extra: Any
+    scope: Mapping[str, Any], status: int, code: str, title: str, detail: str | None, **extra: Any
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail is not None:
@@ -127,7 +128,7 @@ def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-def _is_bad_request(errors: list[dict[str, Any]]) -> bool:
+def _is_bad_request(errors: Sequence[Mapping[str, Any]]) -> bool:
     """Malformed JSON and missing required headers are 400, not 422 (the contract)."""
     return any(
         e["type"] == "json_invalid" or (e["loc"][:1] == ("header",) and e["type"] == "missing")

@@ -49,6 +49,7 @@ class WriterLock:
         self._threads.release()
 
     def _lock_file(self, deadline: float) -> None:
+        assert self._file is not None
         while True:
             try:
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,7 +1,7 @@
 """Order endpoints: placing orders and moving their status over HTTP."""
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -96,7 +96,7 @@ async def get_order(order_id: ResourceId, database: DatabaseDep) -> OrderPublic:
     return OrderPublic.of(await database.run(inventory.get_order, order_id))
 
 
-STATUS_DOC = {
+STATUS_DOC: dict[str, Any] = {
     "description": "Moves the order along `PENDING → PAID → SHIPPED`, or to `CANCELED` from "
     "`PENDING` or `PAID` (stock is returned). Setting the current status again is a no-op.",
     "responses": problem_responses(404, 409, 422),

@@ -1,6 +1,6 @@
 """Product endpoints: the catalog over HTTP."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 
@@ -104,7 +104,7 @@ async def _update(
     return _with_etag(response, product)
 
 
-UPDATE_DOC = {
+UPDATE_DOC: dict[str, Any] = {
     "description": "Partial update: only the fields sent change (PUT and PATCH behave alike). "
     "Send `If-Match` with the ETag from a GET to refuse the change if someone else changed "
     "the product in the meantime.",
