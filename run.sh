@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ./run.sh          install into .venv, migrate, and serve the API (SQLite by default)
 # ./run.sh test     install into .venv and run the whole test suite (pytest arguments pass on)
+# ./run.sh lint     install into .venv and run ruff (lint and format check) and mypy
 # ./run.sh migrate  install into .venv and bring the database schema up to date
+# ./run.sh start    migrate and serve with the Python already installed (Render's start command)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -37,8 +39,48 @@ ensure_venv() {
   fi
 }
 
+# HOST, PORT and WEB_CONCURRENCY come from the environment, else from .env (as the service's
+# own settings do), else the defaults where they are used.
+from_dotenv() {
+  local name value
+  [[ -f .env ]] || return 0
+  for name in "$@"; do
+    [[ -z ${!name:-} ]] || continue
+    value=$(sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?$name[[:space:]]*=[[:space:]]*//p" .env | tail -n 1)
+    value=${value%\"} value=${value#\"} value=${value%\'} value=${value#\'}
+    [[ -z $value ]] || export "$name=$value"
+  done
+}
+
+# Brings the schema to Alembic's head and says what it did, from which revision to which.
 migrate() {
-  "$VENV/bin/python" -m alembic upgrade head
+  "$1" - <<'PY'
+import io
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+
+
+def current(config: Config) -> str:
+    config.stdout = io.StringIO()
+    command.current(config)
+    revisions = [line.split()[0] for line in config.stdout.getvalue().splitlines() if line]
+    return ", ".join(revisions) or "an empty database"
+
+
+config = Config(toml_file="pyproject.toml")
+where = make_url(Settings().database_url).render_as_string(hide_password=True)
+before = current(config)
+command.upgrade(config, "head")
+after = current(config)
+if before == after:
+    print(f"run.sh: migrate: {where} is already at head ({after})")
+else:
+    print(f"run.sh: migrate: {where} upgraded from {before} to {after} (head)")
+PY
 }
 
 # /metrics adds up every worker's figures from files in this directory (prometheus-client's
@@ -49,30 +91,54 @@ prepare_metrics_dir() {
   find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
 }
 
+# Migrates, then serves with the given interpreter: the one place the server's flags live.
+start() {
+  local python=$1
+  shift
+  from_dotenv HOST PORT WEB_CONCURRENCY
+  migrate "$python"
+  prepare_metrics_dir
+  # Each request is logged once, as JSON, by the app (app/observability.py).
+  exec "$python" -m uvicorn app.main:app --no-access-log \
+    --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
+}
+
+lint() {
+  local status=0
+  "$VENV/bin/ruff" check . || status=1
+  "$VENV/bin/ruff" format --check . || status=1
+  "$VENV/bin/mypy" || status=1
+  return $status
+}
+
 command=${1:-serve}
 [[ $# -gt 0 ]] && shift
 case $command in
   serve)
     ensure_venv
     install requirements.txt
-    migrate
-    prepare_metrics_dir
-    # Each request is logged once, as JSON, by the app (app/observability.py).
-    exec "$VENV/bin/python" -m uvicorn app.main:app --no-access-log \
-      --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
+    start "$VENV/bin/python" "$@"
+    ;;
+  start)
+    start "$PYTHON" "$@"
     ;;
   test)
     ensure_venv
     install requirements-dev.txt
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
+  lint)
+    ensure_venv
+    install requirements-dev.txt
+    lint
+    ;;
   migrate)
     ensure_venv
     install requirements.txt
-    migrate
+    migrate "$VENV/bin/python"
     ;;
   *)
-    echo "usage: ./run.sh [serve|test|migrate] [arguments]" >&2
+    echo "usage: ./run.sh [serve|start|test|lint|migrate] [arguments]" >&2
     exit 2
     ;;
 esac

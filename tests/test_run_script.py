@@ -1,0 +1,114 @@
+"""./run.sh as a newcomer runs it: `migrate` says what it did, and `.env` is honoured."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.databases import database_url
+from tests.live_server import ROOT, free_port
+
+pytestmark = pytest.mark.live
+
+
+def run_sh(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(cwd / "run.sh"), *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_migrate_says_what_it_applied_then_that_it_is_at_head(db_kind: str, tmp_path: Path):
+    with database_url(db_kind, tmp_path) as url:
+        first = run_sh("migrate", DATABASE_URL=url)
+        assert first.returncode == 0, first.stderr
+        head = _revision(url)
+        assert head is not None
+        assert re.search(rf"upgraded from an empty database to {head} \(head\)", first.stdout)
+        again = run_sh("migrate", DATABASE_URL=url)
+        assert again.returncode == 0, again.stderr
+        assert f"is already at head ({head})" in again.stdout
+
+
+def test_migrate_from_an_older_revision_names_both(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "alembic", "upgrade", "0001"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    result = run_sh("migrate", DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert f"upgraded from 0001 to {_revision(url)} (head)" in result.stdout
+
+
+def _checkout_with_dotenv(tmp_path: Path, dotenv: str) -> Path:
+    """The repository as a user has it, plus their .env (never written into the real one)."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in ("run.sh", ".venv", "app", "migrations", "pyproject.toml"):
+        (checkout / name).symlink_to(ROOT / name)
+    for requirements in ROOT.glob("requirements*.txt"):
+        (checkout / requirements.name).symlink_to(requirements)
+    (checkout / ".env").write_text(dotenv)
+    return checkout
+
+
+def _serves(checkout: Path, port: int, **env: str) -> bool:
+    server = subprocess.Popen(
+        ["bash", str(checkout / "run.sh")],
+        cwd=checkout,
+        env={
+            k: v
+            for k, v in {**os.environ, **env}.items()
+            if k not in ("HOST", "PORT", "WEB_CONCURRENCY") or k in env
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        return False
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_serve_reads_host_and_port_from_dotenv_and_the_environment_wins(tmp_path: Path):
+    dotenv_port, env_port = free_port(), free_port()
+    checkout = _checkout_with_dotenv(
+        tmp_path,
+        f"DATABASE_URL=sqlite:///{tmp_path / 'orders.db'}\n"
+        f"HOST=127.0.0.1\nPORT='{dotenv_port}'\nWEB_CONCURRENCY=1\n",
+    )
+    assert _serves(checkout, dotenv_port)
+    assert _serves(checkout, env_port, PORT=str(env_port))
