@@ -17,16 +17,69 @@ from tests.live_server import ROOT, free_port
 
 BLUEPRINT = yaml.safe_load((ROOT / "render.yaml").read_text())
 WEB = next(s for s in BLUEPRINT["services"] if s["type"] == "web")
+(DATABASE,) = BLUEPRINT["databases"]
+
+# The keys of Render's Blueprint YAML reference (https://render.com/docs/blueprint-spec), for
+# the kinds of entries this Blueprint uses: a key outside them is a typo Render would refuse.
+ROOT_KEYS = {"services", "databases", "envVarGroups", "previews", "projects", "ungrouped"}
+SERVICE_KEYS = {
+    "type", "name", "runtime", "plan", "region", "repo", "branch", "rootDir", "buildCommand",
+    "startCommand", "preDeployCommand", "healthCheckPath", "envVars", "autoDeploy",
+    "autoDeployTrigger", "buildFilter", "numInstances", "scaling", "domains", "disk",
+    "maxShutdownDelaySeconds", "previews", "dockerfilePath", "dockerContext", "dockerCommand",
+    "registryCredential", "image", "initialDeployHook",
+}  # fmt: skip
+DATABASE_KEYS = {
+    "name", "plan", "previewPlan", "region", "databaseName", "user", "postgresMajorVersion",
+    "ipAllowList", "diskSizeGB", "previewDiskSizeGB", "readReplicas", "highAvailability",
+}  # fmt: skip
+ENV_VAR_SOURCES = {"value", "generateValue", "sync", "fromDatabase", "fromService"}
+REGIONS = {"oregon", "ohio", "virginia", "frankfurt", "singapore"}
+WEB_PLANS = {"free", "starter", "standard", "pro", "pro plus", "pro max", "pro ultra"}
+DATABASE_PLANS = {"free", "basic-256mb", "basic-1gb", "basic-4gb"} | {
+    f"{tier}-{size}gb" for tier in ("pro", "accelerated") for size in (4, 8, 16, 32, 64, 128)
+}
 
 
-def test_blueprint_declares_a_python_web_service_with_health_check():
+def test_blueprint_uses_only_keys_of_renders_spec():
+    assert set(BLUEPRINT) <= ROOT_KEYS
+    assert set(WEB) <= SERVICE_KEYS, set(WEB) - SERVICE_KEYS
+    assert set(DATABASE) <= DATABASE_KEYS, set(DATABASE) - DATABASE_KEYS
+    for var in WEB["envVars"]:
+        assert set(var) - {"key"} <= ENV_VAR_SOURCES, var
+        assert len(set(var) & ENV_VAR_SOURCES) == 1, f"{var['key']}: exactly one value source"
+        if "value" in var:
+            assert isinstance(var["value"], str), f"{var['key']}: quote it, Render wants text"
+
+
+def test_blueprint_fixes_what_cannot_change_after_creation():
+    assert WEB["region"] in REGIONS
+    assert DATABASE["region"] == WEB["region"], "the internal URL works within one region"
+    # Quoted: Render reads it as text, and YAML would turn 16 into a number.
+    assert DATABASE["postgresMajorVersion"] in {str(v) for v in range(13, 19)}
+    assert DATABASE["databaseName"] and DATABASE["user"]
+    assert WEB["plan"] in WEB_PLANS
+    assert DATABASE["plan"] in DATABASE_PLANS
+
+
+def test_database_accepts_internal_connections_only():
+    assert DATABASE["ipAllowList"] == []
+
+
+def test_blueprint_declares_a_python_web_service_started_by_run_sh():
     for key in ("name", "runtime", "buildCommand", "startCommand", "healthCheckPath"):
         assert WEB.get(key), key
     assert WEB["runtime"] == "python"
     assert WEB["healthCheckPath"] == "/readyz"
-    assert re.search(r"--host 0\.0\.0\.0 --port \$PORT\b", WEB["startCommand"])
-    assert WEB["startCommand"].index("alembic upgrade head") < WEB["startCommand"].index("uvicorn")
-    assert re.search(r"--workers \S+", WEB["startCommand"])
+    # One script migrates, prepares the metrics directory and holds the uvicorn flags.
+    assert WEB["startCommand"] == "./run.sh start"
+    mode = subprocess.run(
+        ["git", "ls-files", "--stage", "run.sh"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()[:1]
+    assert mode in ([], ["100755"]), "run.sh must be committed executable for Render"
+    env = {var["key"]: var.get("value") for var in WEB["envVars"]}
+    assert env["HOST"] == "0.0.0.0", "Render's proxy reaches the service on every interface"
+    assert env["PENDING_ORDER_TTL_SECONDS"] == "1800"
 
 
 def test_every_from_database_names_a_declared_database():
