@@ -1,11 +1,12 @@
 """What Swagger UI and ReDoc show: metadata, tags, and the problem schema every error uses."""
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.errors import Problem, problem_responses
+from app.errors import PROBLEM_JSON, Problem, problem_doc, problem_responses
 
 TITLE = "Orders & Inventory API"
 DESCRIPTION = """
@@ -26,6 +27,118 @@ TAGS = [
     {"name": "webhooks", "description": "Signed payment events from the payment provider."},
     {"name": "operations", "description": "Health and readiness probes."},
 ]
+
+
+# Operation ids as a client generator names its functions, by method and path (path parameters
+# written `{}`, so a renamed parameter keeps its id). An operation missing here gets the id
+# `_derived_id` makes; the test of the document fails on any id that changes or repeats.
+OPERATION_IDS = {
+    ("POST", "/products"): "products-create",
+    ("GET", "/products"): "products-list",
+    ("GET", "/products/{}"): "products-get",
+    ("PUT", "/products/{}"): "products-update",
+    ("PATCH", "/products/{}"): "products-patch",
+    ("DELETE", "/products/{}"): "products-archive",
+    ("POST", "/products/{}/stock-adjustments"): "stock-adjustments-create",
+    ("GET", "/products/{}/stock-movements"): "stock-movements-list",
+    ("POST", "/orders"): "orders-create",
+    ("GET", "/orders"): "orders-list",
+    ("GET", "/orders/{}"): "orders-get",
+    ("PUT", "/orders/{}"): "orders-update",
+    ("PATCH", "/orders/{}"): "orders-patch",
+    ("DELETE", "/orders/{}"): "orders-cancel",
+    ("GET", "/events"): "events-list",
+    ("POST", "/event-subscriptions"): "event-subscriptions-create",
+    ("GET", "/event-subscriptions"): "event-subscriptions-list",
+    ("GET", "/event-subscriptions/{}"): "event-subscriptions-get",
+    ("DELETE", "/event-subscriptions/{}"): "event-subscriptions-delete",
+    ("GET", "/event-subscriptions/{}/deliveries"): "event-subscriptions-deliveries-list",
+    ("POST", "/webhooks/payment"): "webhooks-payment",
+    ("GET", "/healthz"): "health-live",
+    ("GET", "/readyz"): "health-ready",
+    ("GET", "/metrics"): "metrics-get",
+}
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+# The problem codes an operation can answer, where a status's codes are more than it can meet
+# (every other response lists every code of its status that applies everywhere).
+_PRODUCT = {404: ["product_not_found"]}
+_ORDER = {404: ["order_not_found"], 409: ["invalid_status_transition"]}
+OPERATION_CODES: dict[str, dict[int, list[str]]] = {
+    "products-create": {409: ["sku_conflict"], 422: ["validation_error"]},
+    "products-get": _PRODUCT,
+    "products-update": {**_PRODUCT, 409: ["sku_conflict"], 422: ["validation_error"]},
+    "products-patch": {**_PRODUCT, 409: ["sku_conflict"], 422: ["validation_error"]},
+    "products-archive": _PRODUCT,
+    "orders-create": {
+        **_PRODUCT,
+        409: ["insufficient_stock", "idempotency_key_in_use"],
+        422: ["validation_error", "idempotency_key_reused"],
+    },
+    "orders-get": _ORDER,
+    "orders-update": {**_ORDER, 422: ["validation_error"]},
+    "orders-patch": {**_ORDER, 422: ["validation_error"]},
+    "orders-cancel": _ORDER,
+    "webhooks-payment": {
+        401: ["invalid_signature", "stale_timestamp"],
+        404: ["order_not_found"],
+        409: ["invalid_status_transition"],
+        422: ["validation_error", "amount_mismatch"],
+        503: ["webhook_not_configured", "database_unavailable", "schema_out_of_date"],
+    },
+}
+# Any call that reaches the database may meet these, whatever the operation.
+_UNAVAILABLE = 503
+
+
+def _template(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path.rstrip("/") or "/")
+
+
+def _derived_id(method: str, path: str) -> str:
+    """`GET /foo/{}/bar`: `foo-bar-list`; `GET /foo/{}`: `foo-get`; `POST /foo`: `foo-create`."""
+    parts = [p for p in path.strip("/").split("/") if p and p != "{}"]
+    if method == "GET":
+        verb = "get" if path.endswith("{}") else "list"
+    else:
+        verb = _VERBS.get(method, method.lower())
+    return "-".join([*(re.sub(r"[^a-z0-9]+", "-", p.lower()) for p in parts), verb])
+
+
+def operation_id(method: str, path: str) -> str:
+    template = _template(path)
+    return OPERATION_IDS.get((method.upper(), template)) or _derived_id(method.upper(), template)
+
+
+def _set_operation_ids(schema: dict[str, Any]) -> None:
+    for path, method, operation in _operations_by_path(schema):
+        operation["operationId"] = operation_id(method, path)
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Every problem response lists the codes this operation can answer, with an example each;
+    every operation but the liveness probe declares the 503s of an unavailable database."""
+    for path, _method, operation in _operations_by_path(schema):
+        responses = operation.setdefault("responses", {})
+        if path != "/healthz":
+            responses.setdefault(str(_UNAVAILABLE), problem_doc(_UNAVAILABLE))
+        narrowed = OPERATION_CODES.get(operation["operationId"], {})
+        for status, response in responses.items():
+            if PROBLEM_JSON not in response.get("content", {}):
+                continue
+            doc = problem_doc(int(status), narrowed.get(int(status)))
+            for example in doc["content"][PROBLEM_JSON].get("examples", {}).values():
+                example["value"]["instance"] = re.sub(r"\{[^}]*\}", "7", path)
+            response.update(doc)
+
+
+def _operations_by_path(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method.upper(), op)
+        for path, item in schema.get("paths", {}).items()
+        for method, op in item.items()
+        if isinstance(op, dict)
+    ]
 
 
 def _declare_malformed_json(schema: dict[str, Any]) -> None:
@@ -60,6 +173,8 @@ def install_openapi(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["Problem"] = Problem.model_json_schema()
             _declare_malformed_json(schema)
+            _set_operation_ids(schema)
+            _document_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

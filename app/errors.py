@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +15,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope, Send
+
+from app import problem_codes
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("app.errors")
@@ -174,12 +176,39 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
 
 
+def problem_doc(status: int, codes: Iterable[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI response for `status`: the problem schema, the codes it may carry (`codes`,
+    or every code of the status that applies everywhere) and an example of each."""
+    entries = [
+        entry
+        for entry in problem_codes.codes_of(status)
+        if (entry.code in codes if codes is not None else entry.everywhere)
+    ]
+    lines = [f"- `{entry.code}`: {entry.when}" for entry in entries]
+    examples = {
+        entry.code: {
+            "summary": entry.code,
+            "value": {
+                "type": "about:blank",
+                "title": entry.title,
+                "status": status,
+                "detail": entry.detail,
+                "code": entry.code,
+                "request_id": "4be0c0c5d1a24e0b9a3f6c0e2b7d9f15",
+                **entry.extra,
+            },
+        }
+        for entry in entries
+    }
+    media: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    if examples:
+        media["examples"] = examples
+    return {
+        "description": "\n".join([HTTPStatus(status).phrase, "", *lines]).strip(),
+        "content": {PROBLEM_JSON: media},
+    }
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries declaring the problem schema for the given statuses."""
-    return {
-        status: {
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    return {status: problem_doc(status) for status in statuses}

@@ -71,10 +71,24 @@ Price = Annotated[
 # An amount a payment provider reports: >= 0, at most 2 decimal places.
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 # Money the service sends: always a string with two decimal places ("19.90").
+MONEY_OUT_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
 MoneyOut = Annotated[
-    Decimal, PlainSerializer(lambda amount: f"{amount:.2f}", return_type=str, when_used="json")
+    Decimal,
+    PlainSerializer(lambda amount: f"{amount:.2f}", return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "pattern": MONEY_OUT_PATTERN, "examples": ["19.99"]},
+        mode="serialization",
+    ),
 ]
-Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str, when_used="json")]
+# A moment the service sends: RFC 3339 in UTC, to the second ("2026-11-27T09:00:00Z").
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_rfc3339, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2026-11-27T09:00:00Z"]},
+        mode="serialization",
+    ),
+]
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SKU_PATTERN)]

@@ -160,7 +160,7 @@ def _try_it_out_create_product(browser: object, sku: str) -> tuple[str, str]:
     from selenium.webdriver.common.keys import Keys
 
     block = browser.find_element(  # type: ignore[attr-defined]
-        By.CSS_SELECTOR, "#operations-products-create_product_products_post"
+        By.CSS_SELECTOR, "#operations-products-products-create"
     )
     block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     _wait(
