@@ -3,8 +3,10 @@
 import re
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 
 from app.errors import PROBLEM_JSON, Problem, problem_doc, problem_responses
 
@@ -179,3 +181,29 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# What /redoc may load: only what the service serves (ReDoc's own script, the document), never
+# a third party. Its bundle shows Redocly's logo from Redocly's CDN in the footer: the browser
+# refuses that image (ReDoc then leaves it out), so reading the docs tells nobody.
+REDOC_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def install_redoc(app: FastAPI, static_url: str = "/static-offline-docs") -> None:
+    """/redoc from the service's own copy of ReDoc, under a policy that keeps it on the host."""
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{static_url}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{static_url}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = REDOC_POLICY
+        return page

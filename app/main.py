@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
+        redoc_url=None,  # docs.install_redoc serves it
         title=docs.TITLE,
         version=__version__,
         description=docs.DESCRIPTION,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in routers:
         app.include_router(router)
     docs.install_openapi(app)
+    docs.install_redoc(app)
     security.document_api_keys(app)
     return app
 

@@ -139,3 +139,14 @@ def test_every_code_the_service_raises_is_in_the_one_list() -> None:
         raised |= set(re.findall(r"problem_body\(\s*\w+,\s*\d{3},\s*\"([a-z_]+)\"", text))
     assert raised, "the scan should find the service's codes"
     assert raised <= all_codes(), raised - all_codes()
+
+
+def test_redoc_page_lets_the_browser_load_only_from_the_service() -> None:
+    from fastapi.testclient import TestClient
+
+    settings = Settings(_env_file=None, app_env="test", database_url="sqlite://")
+    page = TestClient(create_app(settings)).get("/redoc")
+    assert page.status_code == 200
+    assert "/static-offline-docs/redoc.standalone.js" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
