@@ -4,6 +4,7 @@ curl_examples.sh, the Postman collection under newman, and the smoke script on i
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.live_server import ROOT, LiveServer, free_port
 
 NEWMAN_LOCAL = ROOT / ".tools" / "node_modules" / ".bin" / "newman"
+POSTMAN = ROOT / "postman"
+LOCAL_ENVIRONMENT = POSTMAN / "local.postman_environment.json"
 pytestmark = pytest.mark.live
 
 
@@ -130,6 +134,8 @@ def run_newman(
         newman,
         "run",
         "postman_collection.json",
+        "--environment",
+        str(LOCAL_ENVIRONMENT),
         "--reporters",
         "cli,json",
         "--reporter-json-export",
@@ -142,6 +148,36 @@ def run_newman(
     for name, value in values.items():
         command += ["--env-var", f"{name}={value}"]
     return run_client(command, server)
+
+
+def _environment(path: Path) -> dict[str, str]:
+    return {v["key"]: v["value"] for v in json.loads(path.read_text())["values"] if v["enabled"]}
+
+
+def test_postman_environments_hold_what_the_collection_does_not_set() -> None:
+    collection_text = (ROOT / "postman_collection.json").read_text()
+    collection = json.loads(collection_text)
+    used = set(re.findall(r"\{\{(\w+)\}\}", collection_text)) | set(
+        re.findall(r"pm\.variables\.get\('(\w+)'\)", collection_text)
+    )
+    own = {v["key"] for v in collection["variable"]}
+    environments = sorted(POSTMAN.glob("*.postman_environment.json"))
+    assert [p.name for p in environments] == [
+        "local.postman_environment.json",
+        "render.postman_environment.json",
+    ]
+    for path in environments:
+        values = _environment(path)
+        assert set(values) == used - own, path.name
+        # Secrets are typed in by each user, never committed.
+        assert values["apiKey"] == values["webhookSecret"] == "", path.name
+    # The target variables live in the environments only, so no stale value can shadow them.
+    assert not own & {"baseUrl", "apiKey", "webhookSecret"}
+    assert _environment(LOCAL_ENVIRONMENT)["baseUrl"] == "http://127.0.0.1:8000"  # ./run.sh
+    blueprint = yaml.safe_load((ROOT / "render.yaml").read_text())
+    service = next(s for s in blueprint["services"] if s["type"] == "web")
+    render = _environment(POSTMAN / "render.postman_environment.json")
+    assert render["baseUrl"] == f"https://{service['name']}.onrender.com"
 
 
 def test_postman_collection_passes_under_newman(client_server: LiveServer, tmp_path: Path) -> None:
