@@ -1,4 +1,5 @@
-"""What Swagger UI and ReDoc show: metadata, tags, and the problem schema every error uses."""
+"""What Swagger UI, ReDoc and client generators read: metadata, tags, stable operation ids, the
+problem schema every error uses with an example of each code, and the /redoc page."""
 
 import re
 from typing import Any
@@ -146,18 +147,9 @@ def _operations_by_path(schema: dict[str, Any]) -> list[tuple[str, str, dict[str
 def _declare_malformed_json(schema: dict[str, Any]) -> None:
     """Any operation that takes a JSON body may answer 400 `bad_request` to malformed JSON."""
     (bad_request,) = problem_responses(400).values()
-    for operation in _operations(schema):
+    for _path, _method, operation in _operations_by_path(schema):
         if "requestBody" in operation:
             operation.setdefault("responses", {}).setdefault("400", bad_request)
-
-
-def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        op
-        for path in schema.get("paths", {}).values()
-        for op in path.values()
-        if isinstance(op, dict)
-    ]
 
 
 def install_openapi(app: FastAPI) -> None:
