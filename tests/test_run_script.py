@@ -112,3 +112,17 @@ def test_serve_reads_host_and_port_from_dotenv_and_the_environment_wins(tmp_path
     )
     assert _serves(checkout, dotenv_port)
     assert _serves(checkout, env_port, PORT=str(env_port))
+
+
+def test_ci_lints_then_runs_the_readmes_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    assert "./run.sh test" in readme and "./run.sh lint" in readme
+    assert ci.index("./run.sh lint") < ci.index("./run.sh test")
+
+
+def test_unknown_command_lists_the_commands():
+    result = run_sh("nonsense")
+    assert result.returncode == 2
+    for command in ("serve", "start", "test", "lint", "migrate"):
+        assert command in result.stderr
