@@ -29,7 +29,12 @@ CONTRACT_SETTINGS = {
     "EVENT_ALLOW_PRIVATE_URLS",
     "EVENT_RETENTION_DAYS",
 }
-RUN_SH_SETTINGS = {"HOST", "PORT", "WEB_CONCURRENCY"}
+# What ./run.sh itself reads (`${NAME:-default}`), but for the interpreter that creates .venv
+# and the temporary directory, which run.sh explains where it uses them.
+RUN_SH_SETTINGS = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-", (ROOT / "run.sh").read_text())) - {
+    "PYTHON",
+    "TMPDIR",
+}
 # Documents other parts of the service add; linked already so the README need not change then.
 COMING_DOCS = {"docs/data-layer.md", "docs/stock.md", "docs/events.md"}
 
