@@ -18,7 +18,8 @@ from sqlmodel import Session, col
 from app import inventory
 from app.database import no_lock_wait, retry_on_conflict, write_transaction
 from app.errors import ApiError
-from app.models import IdempotencyKey, Order, OrderCreate, OrderPublic
+from app.schemas import OrderCreate, OrderPublic
+from app.tables import IdempotencyKey, Order
 from app.types import utcnow
 
 # PostgreSQL's lock_not_available: another transaction holds the key right now.

@@ -6,7 +6,8 @@ from decimal import Decimal
 from sqlmodel import Session
 
 from app import catalog, inventory
-from app.models import Order, OrderCreate, OrderLineCreate, Product, ProductCreate
+from app.schemas import OrderCreate, OrderLineCreate, ProductCreate
+from app.tables import Order, Product
 
 _skus = itertools.count(1)
 

@@ -5,7 +5,8 @@ from sqlmodel import Session, func, select
 
 from app import inventory
 from app.errors import ApiError
-from app.models import Order, OrderCreate, OrderStatus
+from app.schemas import OrderCreate
+from app.tables import Order, OrderStatus
 from tests.factories import make_order, make_product, stock_of
 
 

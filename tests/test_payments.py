@@ -7,7 +7,8 @@ from sqlmodel import Session
 
 from app import inventory, payments
 from app.errors import ApiError
-from app.models import Order, OrderStatus, PaymentEventCreate, Product
+from app.schemas import PaymentEventCreate
+from app.tables import Order, OrderStatus, Product
 from tests.factories import make_order, make_product
 from tests.webhooks import current_order, payment_events, stock_of
 

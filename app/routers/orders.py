@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from app import idempotency, inventory
 from app.database import DatabaseDep
 from app.errors import problem_responses
-from app.models import OrderCreate, OrderPublic, OrderStatus, OrderStatusUpdate, Page
 from app.routers.params import Limit, Offset, ResourceId
+from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
+from app.tables import OrderStatus
 from app.types import MAX_ID
 
 router = APIRouter(prefix="/orders", tags=["orders"])
