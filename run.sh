@@ -57,8 +57,11 @@ case $command in
     install requirements.txt
     migrate
     prepare_metrics_dir
-    # Each request is logged once, as JSON, by the app (app/observability.py).
+    # Each request is logged once, as JSON, by the app (app/middleware.py). Idle connections
+    # close after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
     exec "$VENV/bin/python" -m uvicorn app.main:app --no-access-log \
+      --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-5}" \
+      --timeout-graceful-shutdown "${SHUTDOWN_TIMEOUT_SECONDS:-15}" \
       --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
     ;;
   test)

@@ -168,6 +168,8 @@ class RequestPath:
         self, scope: Scope, receive: Receive, answer: _Answer, headers: _Headers
     ) -> None:
         path, method = scope["path"], scope["method"]
+        if self.cors is not None:
+            answer.extra += self.cors.response_headers(headers.origin)
         if path == "/healthz":
             await answer.respond(200, _HEALTHZ)
             return
@@ -177,7 +179,6 @@ class RequestPath:
             )
             return
         if self.cors is not None:
-            answer.extra += self.cors.response_headers(headers.origin)
             if method == "OPTIONS" and headers.preflight and self.cors.allows(headers.origin):
                 await answer.respond(204, b"", self.cors.preflight_headers())
                 return
