@@ -15,9 +15,9 @@ router's redirects are off), and every GET route answers HEAD.
 """
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -145,7 +145,7 @@ class RequestPath:
         started = time.perf_counter()
         sent_path = scope["path"]
         headers = _Headers(scope["headers"])
-        request_id = headers.request_id or uuid.uuid4().hex
+        request_id = headers.request_id or os.urandom(16).hex()
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}

@@ -157,4 +157,5 @@ def test_alerts_cover_each_slo():
         "OrderPlacementLatencyHigh",
         "WebhookFailing",
         "DatabasePoolSaturated",
+        "RequestsShedForOverload",
     } <= alerts
