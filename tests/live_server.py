@@ -89,7 +89,11 @@ class LiveServer:
             # Its own process group, so a stop reaches the workers as well as the supervisor.
             start_new_session=True,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # a server that never became ready is not left running
+            raise
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
