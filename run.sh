@@ -95,11 +95,14 @@ prepare_metrics_dir() {
 start() {
   local python=$1
   shift
-  from_dotenv HOST PORT WEB_CONCURRENCY
+  from_dotenv HOST PORT WEB_CONCURRENCY KEEP_ALIVE_SECONDS SHUTDOWN_TIMEOUT_SECONDS
   migrate "$python"
   prepare_metrics_dir
-  # Each request is logged once, as JSON, by the app (app/observability.py).
+  # Each request is logged once, as JSON, by the app (app/middleware.py). Idle connections
+  # close after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
   exec "$python" -m uvicorn app.main:app --no-access-log \
+    --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-5}" \
+    --timeout-graceful-shutdown "${SHUTDOWN_TIMEOUT_SECONDS:-15}" \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
 }
 

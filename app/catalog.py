@@ -9,7 +9,8 @@ from sqlmodel import Session, col, select
 
 from app.database import write_transaction
 from app.errors import ApiError
-from app.models import Product, ProductCreate, ProductPublic, ProductUpdate
+from app.schemas import ProductCreate, ProductPublic, ProductUpdate
+from app.tables import Product
 from app.types import to_cents, utcnow
 
 # Built once: SQLAlchemy then reuses its compiled form instead of building and hashing the

@@ -68,6 +68,24 @@ class Settings(BaseSettings):
     # import, so it must be exported (./run.sh does, and cleans it at start), not only in .env.
     prometheus_multiproc_dir: str | None = None
 
+    # The request path (app/middleware.py). Origins allowed to call from a browser,
+    # comma-separated, or `*`; empty: no CORS headers at all.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Requests a worker works on at once; more wait, at most MAX_QUEUED of them and at most
+    # QUEUE_TIMEOUT_SECONDS each, then get 503 `overloaded` before any work is done.
+    max_in_flight: int = Field(default=64, ge=1)
+    max_queued: int = Field(default=256, ge=0)
+    queue_timeout_seconds: float = Field(default=2.0, gt=0)
+    # A request body must arrive within this time (408 `request_timeout` otherwise).
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Request headers over either limit are refused (431 `headers_too_large`).
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
+    # /readyz answers from a check of the database run in the background this often.
+    readiness_interval_seconds: float = Field(default=2.0, gt=0)
+    # SQLite: /readyz turns 503 `insufficient_storage` when the database's disk has less free.
+    min_free_disk_mib: int = Field(default=16, ge=0)
+
     @field_validator("database_url")
     @classmethod
     def use_psycopg_driver(cls, url: str) -> str:
@@ -111,6 +129,13 @@ class Settings(BaseSettings):
     def webhook_secrets(self) -> list[str]:
         value = self.webhook_secret.get_secret_value() if self.webhook_secret else None
         return signing.parse_secrets(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, origins: Any) -> Any:
+        if isinstance(origins, str):
+            return [origin.strip().rstrip("/") for origin in origins.split(",") if origin.strip()]
+        return origins
 
     @field_validator("api_keys", mode="before")
     @classmethod

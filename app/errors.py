@@ -17,9 +17,12 @@ from starlette.routing import Match
 from starlette.types import Scope, Send
 
 from app import problem_codes
+from app.logs import ThrottledWarning
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("app.errors")
+# An outage refuses every request: one warning per 10 s per worker says so, with a count.
+_outage_warning = ThrottledWarning(log, interval_seconds=10.0)
 
 
 # The problem+json body every 4xx and 5xx carries; extra members give details.
@@ -155,7 +158,7 @@ def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def _on_database_unavailable(request: Request, error: Exception) -> JSONResponse:
-    log.warning("database unavailable: %s", type(error).__name__)
+    _outage_warning.warning("database unavailable: %s", type(error).__name__)
     return problem_response(
         request,
         ApiError(

@@ -15,10 +15,11 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from app import inventory
+from app import orders
 from app.database import no_lock_wait, retry_on_conflict, write_transaction
 from app.errors import ApiError
-from app.models import IdempotencyKey, Order, OrderCreate, OrderPublic
+from app.schemas import OrderCreate, OrderPublic
+from app.tables import IdempotencyKey, Order
 from app.types import utcnow
 
 # PostgreSQL's lock_not_available: another transaction holds the key right now.
@@ -56,7 +57,7 @@ def place_order_once(
             earlier = _earlier_answer(session, key, request_fingerprint, ttl)
             assert earlier is not None
             return earlier
-        answer = OrderAnswer.created(inventory.record_order(session, request))
+        answer = OrderAnswer.created(orders.record_order(session, request))
         stored = session.get(IdempotencyKey, key)
         assert stored is not None
         stored.status_code, stored.order_id = answer.status_code, answer.body["id"]

@@ -1,17 +1,23 @@
-"""Request body size limit: refuse oversized bodies (413) before they are read whole.
+"""Limits on what a request may send: header size and count, body size, and body time.
 
-A declared Content-Length over the limit is refused before the app runs. A body without one
-(chunked) is counted as it streams in; past the limit the read fails, whatever the app then
-tries to answer is dropped, and the client gets the 413. Pure ASGI middleware.
+The request path (app/middleware.py) reads a request's body itself, whole, before any work
+starts: a body over the limit is refused (413) as soon as it is declared or, streamed, as soon
+as it passes the limit; one that does not arrive within the body-read timeout is refused (408)
+and its connection closed, so a stalled client holds neither a worker's turn nor a shutdown.
+Headers arrive before the app sees anything: uvicorn has no time limit on them (the proxy in
+front of the service has one, docs/deploy-render.md), but their size and count are checked
+here (431) before any other work.
 """
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from app.errors import ApiError, send_problem
+from starlette.types import Message, Receive
 
+from app.errors import ApiError
 
-class BodyTooLarge(Exception):
-    """Raised from `receive` once a streamed body passes the limit."""
+BodyResult = bytes | ApiError | None  # the body, a refusal, or None: the client left
 
 
 def payload_too_large(limit: int) -> ApiError:
@@ -25,55 +31,55 @@ def payload_too_large(limit: int) -> ApiError:
     )
 
 
-def _declared_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+def request_timeout(seconds: float) -> ApiError:
+    return ApiError(
+        408,
+        "request_timeout",
+        "Request timeout",
+        f"The request body did not arrive within {seconds:g} s.",
+        headers={"Connection": "close"},
+    )
 
 
-# Refuses request bodies over `max_bytes` with 413 payload_too_large.
-class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+def headers_too_large(max_bytes: int, max_count: int) -> ApiError:
+    return ApiError(
+        431,
+        "headers_too_large",
+        "Request header fields too large",
+        f"Request headers are limited to {max_count} fields and {max_bytes} bytes in all.",
+        headers={"Connection": "close"},
+        max_header_bytes=max_bytes,
+        max_headers=max_count,
+    )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await send_problem(scope, send, payload_too_large(self.max_bytes))
-        elif declared is not None:
-            # The server delivers no more than Content-Length bytes: nothing left to count.
-            await self.app(scope, receive, send)
-        else:
-            await self._counting(scope, receive, send)
 
-    async def _counting(self, scope: Scope, receive: Receive, send: Send) -> None:
-        received, exceeded, started = 0, False, False
+async def read_body(receive: Receive, limit: int, timeout: float) -> BodyResult:
+    """The whole body, within `limit` bytes and `timeout` seconds."""
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    return payload_too_large(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        return request_timeout(timeout)
 
-        async def counting_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    exceeded = True
-                    raise BodyTooLarge
-            return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if exceeded:
-                return  # the app's answer to its failed read is replaced by the 413 below
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+def replaying(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
+    """A `receive` that gives the app the body already read, then waits as the server's does."""
+    pending: list[dict[str, Any]] = [{"type": "http.request", "body": body, "more_body": False}]
 
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except Exception:
-            if not exceeded:
-                raise
-        if exceeded and not started:
-            await send_problem(scope, send, payload_too_large(self.max_bytes))
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay

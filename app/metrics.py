@@ -29,6 +29,15 @@ from sqlalchemy import Engine, event
 ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
 WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
 ORDER_STATUSES = ("PAID", "SHIPPED", "CANCELED")
+# Requests the request path refused before any work (app/middleware.py), by reason: the
+# problem's code, or client_gone for a client that left while it waited for its turn.
+REFUSAL_REASONS = (
+    "overloaded",
+    "request_timeout",
+    "headers_too_large",
+    "payload_too_large",
+    "client_gone",
+)
 log = logging.getLogger("app.metrics")
 # Buckets (seconds) include the SLO thresholds in REFLECTION.md, so the SLIs are exact.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
@@ -55,6 +64,11 @@ ORDER_STATUS_CHANGES = Counter("order_status_changes", "Orders moved to a new st
 WEBHOOK_DELIVERIES = Counter(
     "webhook_deliveries", "Payment webhook deliveries, by outcome.", ["outcome"]
 )
+HTTP_REFUSALS = Counter(
+    "http_refusals",
+    "Requests refused before any work was done for them, by reason.",
+    ["reason"],
+)
 DB_POOL_CHECKED_OUT = Gauge(
     "db_pool_checked_out_connections",
     "Database connections in use, over the live workers.",
@@ -73,6 +87,7 @@ for _status in ORDER_STATUSES:
     ORDER_STATUS_CHANGES.labels(_status)
 for _outcome in WEBHOOK_OUTCOMES:
     WEBHOOK_DELIVERIES.labels(_outcome)
+_refusals = {reason: HTTP_REFUSALS.labels(reason) for reason in REFUSAL_REASONS}
 
 
 def order_placed() -> None:
@@ -102,6 +117,13 @@ def webhook_delivery(outcome: str) -> None:
     if outcome not in WEBHOOK_OUTCOMES:
         raise ValueError(f"unknown webhook outcome {outcome!r}")
     WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def request_refused(reason: str) -> None:
+    """Count a refusal; reasons outside REFUSAL_REASONS (a 401, a 422) are counted by status."""
+    counter = _refusals.get(reason)
+    if counter is not None:
+        counter.inc()
 
 
 # Labelled children by (method, route, status): a dict hit instead of a labels() call per request.

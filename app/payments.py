@@ -13,8 +13,9 @@ from sqlmodel import Session, select
 
 from app.database import retry_on_conflict, write_transaction
 from app.errors import ApiError
-from app.inventory import invalid_transition, lock_order, move_locked_order
-from app.models import Order, OrderStatus, PaymentEvent, PaymentEventCreate, PaymentEventReceipt
+from app.orders import invalid_transition, lock_order, move_locked_order
+from app.schemas import PaymentEventCreate, PaymentEventReceipt
+from app.tables import Order, OrderStatus, PaymentEvent
 from app.types import from_cents, to_cents, utcnow
 
 # The status each event type moves a PENDING order to.

@@ -1,12 +1,15 @@
 """API keys: with API_KEYS set, every call but the probes, the docs and the webhook needs one.
 
-A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>`. It is compared, in constant
-time, with every configured key (several while rotating), and is never logged. `/metrics`
-needs a key too (Prometheus sends it with `authorization: {credentials_file: ...}`): it tells
-order volumes, which are the business's own.
+A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>`, exactly one of them: a
+request with several credentials (two headers, or both forms) is refused, so it cannot try
+many keys at once. The key is compared, in constant time, with every configured key (several
+while rotating), and is never logged. `/metrics` needs a key too (Prometheus sends it with
+`authorization: {credentials_file: ...}`): it tells order volumes, which are the business's own.
 
-Pure ASGI middleware, so a request without a valid key is refused before routing, body parsing
-or any database work, and unknown paths do not reveal which routes exist.
+The request path (app/middleware.py) checks the key before routing, body parsing or any
+database work, so unknown paths do not reveal which routes exist. The matching key's principal,
+a short id derived from its digest (never the key), goes to `scope["state"]["principal"]`:
+Idempotency-Keys are scoped by it.
 """
 
 import hashlib
@@ -17,15 +20,17 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import SecretStr
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import ApiError, problem_responses, send_problem
+from app.errors import ApiError, problem_responses
 
 # Reachable without a key: probes, the docs and their assets, and the signed webhook.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/webhooks/payment"})
 EXEMPT_PREFIXES = ("/docs", "/redoc", "/static-offline-docs")
 BEARER_SCHEME = "ApiKeyBearer"
 HEADER_SCHEME = "ApiKeyHeader"
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
+# Stands for a credential that can match no key (a Basic header, an empty bearer).
+_UNUSABLE = b""
 log = logging.getLogger("app.security")
 
 
@@ -40,16 +45,17 @@ def _digest(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()
 
 
-def _presented_keys(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
-    keys = []
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            if scheme.lower() == b"bearer" and credentials.strip():
-                keys.append(credentials.strip())
-        elif name == b"x-api-key" and value.strip():
-            keys.append(value.strip())
-    return keys
+def principal_of(digest: bytes) -> str:
+    """A stable, short id of a key, safe to store and log: a hash of its digest."""
+    return hashlib.sha256(b"principal:" + digest).hexdigest()[:16]
+
+
+def credential(name: bytes, value: bytes) -> bytes:
+    """The key a credential header carries (`_UNUSABLE` when it cannot carry one)."""
+    if name == b"x-api-key":
+        return value.strip()
+    scheme, _, key = value.partition(b" ")
+    return key.strip() if scheme.lower() == b"bearer" else _UNUSABLE
 
 
 def unauthorized() -> ApiError:
@@ -57,39 +63,35 @@ def unauthorized() -> ApiError:
         401,
         "unauthorized",
         "Unauthorized",
-        "Send a valid API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
+        "Send one valid API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
         headers={"WWW-Authenticate": "Bearer"},
     )
 
 
-# Refuses every non-exempt request that does not carry one of the configured keys.
-class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, keys: Iterable[SecretStr]) -> None:
-        self.app = app
-        self._digests = [_digest(key.get_secret_value().encode()) for key in keys]
+# The configured keys, as digests, and the principal each one stands for.
+class ApiKeys:
+    def __init__(self, keys: Iterable[SecretStr]) -> None:
+        digests = [_digest(key.get_secret_value().encode()) for key in keys]
+        self._known = [(digest, principal_of(digest)) for digest in digests]
 
-    def _allows(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
-        valid = False
-        for presented in _presented_keys(headers):
-            digest = _digest(presented)
-            for known in self._digests:  # every key, every time: no early exit to time
-                valid |= hmac.compare_digest(digest, known)
-        return valid
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_exempt(scope["path"]) or self._allows(scope["headers"]):
-            await self.app(scope, receive, send)
-            return
-        await send_problem(scope, send, unauthorized())
+    def authenticate(self, credentials: list[bytes]) -> str | None:
+        """The principal of the one credential sent, or None (none, several, or no match)."""
+        if len(credentials) != 1 or credentials[0] == _UNUSABLE:
+            return None
+        digest, found = _digest(credentials[0]), None
+        for known, principal in self._known:  # every key, every time: no early exit to time
+            if hmac.compare_digest(digest, known):
+                found = principal
+        return found
 
 
-def install_api_keys(app: FastAPI, keys: list[SecretStr]) -> None:
-    """Require a key when keys are configured; say at start-up that the API is open when not."""
+def api_keys(keys: list[SecretStr]) -> ApiKeys | None:
+    """The key check when keys are configured; say at start-up that the API is open when not."""
     if keys:
-        app.add_middleware(ApiKeyMiddleware, keys=keys)
         log.info("API keys required: %d key(s) configured", len(keys))
-    else:
-        log.warning("API_KEYS is not set: the API is open to anyone who can reach it")
+        return ApiKeys(keys)
+    log.warning("API_KEYS is not set: the API is open to anyone who can reach it")
+    return None
 
 
 def document_api_keys(app: FastAPI) -> None:

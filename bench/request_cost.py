@@ -40,12 +40,8 @@ CASES = {
     "GET /products?limit=20": ("GET", "/products?limit=20", b""),
     "POST /orders": ("POST", "/orders", b'{"product_id": {id}, "quantity": 1}'),
 }
-OWN_MIDDLEWARE = {
-    "RequestIdMiddleware",
-    "RequestMetricsMiddleware",
-    "ApiKeyMiddleware",
-    "BodySizeLimitMiddleware",
-}
+# The request path (app/middleware.py): request id, limits, keys, admission, metrics, log.
+OWN_MIDDLEWARE = {"RequestPath"}
 
 
 # Adds up the CPU time the units of work take in their database threads.

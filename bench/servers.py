@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.database import create_db_engine
-from app.models import Product
+from app.tables import Product
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 from app.config import Settings
 from app.database import create_db_engine
-from app.models import SQLModel
+from app.tables import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

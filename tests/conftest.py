@@ -13,7 +13,7 @@ from sqlmodel import Session, SQLModel
 from app.config import Settings
 from app.database import create_db_engine
 from app.main import create_app
-from tests.databases import ENGINES, database_url
+from tests.databases import ENGINES, database_url, stamp_head
 from tests.live_server import LiveServer
 
 
@@ -33,6 +33,7 @@ def settings(db_kind: str, tmp_path: Path) -> Iterator[Settings]:
 def engine(settings: Settings) -> Iterator[Engine]:
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
+    stamp_head(engine)
     yield engine
     engine.dispose()
 

@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -71,3 +73,13 @@ def database_url(kind: str, tmp_path: Path, *, in_memory: bool = False) -> Itera
         yield "sqlite://"
     else:
         yield f"sqlite:///{tmp_path / f'orders-{uuid.uuid4().hex[:8]}.db'}"
+
+
+def stamp_head(engine: Engine) -> None:
+    """Record the migration head in a schema made by `create_all`, as `alembic upgrade` does,
+    so the service's schema check (app/schema_check.py) finds it current."""
+    root = Path(__file__).resolve().parent.parent
+    config = Config(toml_file=str(root / "pyproject.toml"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.stamp(config, "head")

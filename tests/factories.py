@@ -5,8 +5,9 @@ from decimal import Decimal
 
 from sqlmodel import Session
 
-from app import catalog, inventory
-from app.models import Order, OrderCreate, OrderLineCreate, Product, ProductCreate
+from app import catalog, orders
+from app.schemas import OrderCreate, OrderLineCreate, ProductCreate
+from app.tables import Order, Product
 
 _skus = itertools.count(1)
 
@@ -30,7 +31,7 @@ def make_order(session: Session, *lines: tuple[Product, int]) -> Order:
     request = OrderCreate(
         items=[OrderLineCreate(product_id=product.id, quantity=qty) for product, qty in lines]
     )
-    return inventory.place_order(session, request)
+    return orders.place_order(session, request)
 
 
 def stock_of(session: Session, product_id: int) -> int:

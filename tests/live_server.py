@@ -51,12 +51,14 @@ class LiveServer:
         workers: int = 1,
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        uvicorn_args: tuple[str, ...] = ("--no-access-log",),
     ) -> None:
         self.database_url, self.workers = database_url, workers
         self.env = {**os.environ, "APP_ENV": "test", **(env or {}), "DATABASE_URL": database_url}
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.uvicorn_args = uvicorn_args
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "LiveServer":
@@ -78,7 +80,7 @@ class LiveServer:
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                "--no-access-log",
+                *self.uvicorn_args,
             ],
             cwd=ROOT,
             env=self.env,
@@ -87,7 +89,11 @@ class LiveServer:
             # Its own process group, so a stop reaches the workers as well as the supervisor.
             start_new_session=True,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # a server that never became ready is not left running
+            raise
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

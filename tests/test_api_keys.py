@@ -16,6 +16,7 @@ from app.config import Settings
 from app.database import create_db_engine
 from app.main import create_app
 from app.security import is_exempt
+from tests.databases import stamp_head
 
 OLD_KEY = "old-key-3f9a1c7e55d2"
 NEW_KEY = "new-key-b81e0d4477aa"
@@ -26,6 +27,7 @@ def make_client(**settings: object) -> TestClient:
     config = Settings(_env_file=None, app_env="test", database_url="sqlite://", **settings)
     engine = create_db_engine(config)
     SQLModel.metadata.create_all(engine)
+    stamp_head(engine)
     return TestClient(create_app(config, engine))
 
 

@@ -5,7 +5,7 @@ from sqlmodel import Session
 
 from app import catalog
 from app.errors import ApiError
-from app.models import ProductUpdate
+from app.schemas import ProductUpdate
 from tests.factories import make_order, make_product
 
 

@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 from app import routers
 from app.config import Settings
 from app.database import Database, create_db_engine, get_database, write_transaction
-from app.models import Product
+from app.tables import Product
 from tests.live_server import LiveServer
 
 STUCK_REQUESTS = 60  # many more than the worker's database threads

@@ -8,7 +8,8 @@ from sqlmodel import Session, func, select
 
 from app import idempotency
 from app.errors import ApiError
-from app.models import IdempotencyKey, Order, OrderCreate, Product
+from app.schemas import OrderCreate
+from app.tables import IdempotencyKey, Order, Product
 from app.types import utcnow
 from tests.factories import make_product, product_body
 

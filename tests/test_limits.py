@@ -10,7 +10,7 @@ from sqlmodel import Session, func, select
 
 from app.config import Settings
 from app.main import create_app
-from app.models import Product
+from app.tables import Product
 
 LIMIT = 2048
 

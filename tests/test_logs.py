@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 from app.config import Settings
 from app.database import create_db_engine
 from app.main import create_app
+from tests.databases import stamp_head
 
 KEY = "log-test-key-6d1f0c2b9e"
 
@@ -22,6 +23,7 @@ def keyed_client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
     )
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
+    stamp_head(engine)
     # Not entered: the lifespan's background chores would share the in-memory database.
     yield TestClient(create_app(settings, engine), headers={"X-API-Key": KEY})
 

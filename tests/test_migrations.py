@@ -10,7 +10,7 @@ from sqlalchemy import Connection, inspect
 
 from app.config import Settings
 from app.database import create_db_engine
-from app.models import SQLModel
+from app.tables import SQLModel
 from tests.databases import database_url
 
 ROOT = Path(__file__).resolve().parent.parent

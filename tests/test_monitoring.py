@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 from app.config import Settings
 from app.database import create_db_engine
 from app.main import create_app
+from tests.databases import stamp_head
 
 OPS = Path(__file__).resolve().parent.parent / "ops"
 ALERTS = OPS / "alerts.yml"
@@ -93,6 +94,7 @@ def exposed_names() -> set[str]:
     settings = Settings(_env_file=None, app_env="test", database_url="sqlite://")
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
+    stamp_head(engine)
     client = TestClient(create_app(settings, engine))
     client.get("/products")  # so the request series exist
     text = client.get("/metrics").text
@@ -155,4 +157,5 @@ def test_alerts_cover_each_slo():
         "OrderPlacementLatencyHigh",
         "WebhookFailing",
         "DatabasePoolSaturated",
+        "RequestsShedForOverload",
     } <= alerts

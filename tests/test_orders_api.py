@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from app.models import Order, Product
+from app.tables import Order, Product
 from tests.factories import product_body
 
 

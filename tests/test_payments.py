@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session
 
-from app import inventory, payments
+from app import orders, payments
 from app.errors import ApiError
-from app.models import Order, OrderStatus, PaymentEventCreate, Product
+from app.schemas import PaymentEventCreate
+from app.tables import Order, OrderStatus, Product
 from tests.factories import make_order, make_product
 from tests.webhooks import current_order, payment_events, stock_of
 
@@ -80,7 +81,7 @@ def test_the_same_event_id_twice_is_a_duplicate_with_no_second_effect(session, o
 
 def test_a_repeat_reports_the_orders_status_now(session, order):
     apply(session, "evt_1", event(order))
-    inventory.change_status(session, order.id, OrderStatus.SHIPPED)
+    orders.change_status(session, order.id, OrderStatus.SHIPPED)
 
     assert apply(session, "evt_1", event(order)).order_status == OrderStatus.SHIPPED
 
@@ -109,7 +110,7 @@ def test_failed_for_a_paid_order_is_an_invalid_transition(session, order, mug):
 
 def test_succeeded_for_a_shipped_order_is_an_invalid_transition(session, order):
     apply(session, "evt_1", event(order))
-    inventory.change_status(session, order.id, OrderStatus.SHIPPED)
+    orders.change_status(session, order.id, OrderStatus.SHIPPED)
 
     with pytest.raises(ApiError) as raised:
         apply(session, "evt_2", event(order))

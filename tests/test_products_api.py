@@ -3,7 +3,7 @@
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.models import Product
+from app.tables import Product
 from tests.factories import product_body
 
 PROBLEM = "application/problem+json"

@@ -71,7 +71,7 @@ schema = schemathesis.openapi.from_dict(OPENAPI, config=CONFIG)
 @schema.hook("filter_body").apply_to(method="POST", path="/orders")
 def each_product_once(_context: Any, body: Any) -> bool:
     """JSON Schema cannot say "each product on one line at most"; such orders are 422 by design
-    (tested in test_inventory), so the fuzzer does not send them as valid ones."""
+    (tested in test_orders), so the fuzzer does not send them as valid ones."""
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list):
         return True

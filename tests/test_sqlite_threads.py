@@ -12,7 +12,7 @@ from sqlmodel import Session, SQLModel, func, select
 
 from app.config import Settings
 from app.database import create_db_engine
-from app.models import Order, Product
+from app.tables import Order, Product
 from app.writer_lock import WriterLock
 from tests.factories import make_order, make_product, stock_of
 

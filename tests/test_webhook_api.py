@@ -13,7 +13,7 @@ from sqlmodel import Session
 from app import signing
 from app.config import Settings
 from app.main import create_app
-from app.models import Order, Product
+from app.tables import Order, Product
 from tests.factories import make_order, make_product
 from tests.webhooks import (
     NEXT_SECRET,

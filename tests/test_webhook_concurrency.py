@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
 
 from app import signing
-from app.models import PaymentEvent
+from app.tables import PaymentEvent
 from tests.test_webhook import WEBHOOK, WebhookApi, payment
 
 SECRET = "race-webhook-secret"

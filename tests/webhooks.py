@@ -10,7 +10,7 @@ from httpx import Response
 from sqlmodel import Session, select
 
 from app import signing
-from app.models import Order, PaymentEvent, Product
+from app.tables import Order, PaymentEvent, Product
 
 SECRET = "test-webhook-secret-old"
 NEXT_SECRET = "test-webhook-secret-new"

@@ -1,30 +1,30 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators.
 
-from fastapi import APIRouter
-from sqlalchemy import text
-from sqlmodel import Session
+Both are answered ahead of the admission queue (app/middleware.py): /healthz by the request
+path itself, before routing; /readyz from the background check's last result (app/readiness.py),
+so neither waits behind the requests of a busy instance.
+"""
 
-from app.database import DatabaseDep
-from app.errors import problem_responses
+from fastapi import APIRouter, Request
+
+from app.errors import ApiError, problem_responses
 
 router = APIRouter(tags=["operations"])
 
 
-# It touches no database, so it answers even when every database thread is busy.
+# Documents the probe; the request path answers it before this route is reached.
 @router.get("/healthz", summary="Liveness: the process is running")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _select_one(session: Session) -> None:
-    session.execute(text("SELECT 1"))
-
-
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers",
+    summary="Readiness: the database answers, at the schema's head, and can write",
     responses=problem_responses(503),
 )
-async def readyz(database: DatabaseDep) -> dict[str, str]:
-    await database.run(_select_one)
+async def readyz(request: Request) -> dict[str, str]:
+    problem: ApiError | None = await request.app.state.readiness.problem()
+    if problem is not None:
+        raise problem
     return {"status": "ok", "database": "ok"}

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from app import idempotency, inventory
+from app import idempotency
+from app import orders as order_rules
 from app.database import DatabaseDep
 from app.errors import problem_responses
-from app.models import OrderCreate, OrderPublic, OrderStatus, OrderStatusUpdate, Page
 from app.routers.params import Limit, Offset, ResourceId
+from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
+from app.tables import OrderStatus
 from app.types import MAX_ID
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -65,7 +67,7 @@ async def create_order(
     ] = None,
 ) -> JSONResponse:
     if idempotency_key is None:
-        answer = idempotency.OrderAnswer.created(await database.run(inventory.place_order, body))
+        answer = idempotency.OrderAnswer.created(await database.run(order_rules.place_order, body))
     else:
         ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
         answer = await database.run(idempotency.place_order_once, idempotency_key, body, ttl)
@@ -86,14 +88,14 @@ async def list_orders(
     ] = None,
 ) -> Page[OrderPublic]:
     orders, total = await database.run(
-        inventory.list_orders, limit=limit, offset=offset, status=status, product_id=product_id
+        order_rules.list_orders, limit=limit, offset=offset, status=status, product_id=product_id
     )
     return Page(items=[OrderPublic.of(o) for o in orders], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{order_id}", summary="Get an order", responses=problem_responses(404, 422))
 async def get_order(order_id: ResourceId, database: DatabaseDep) -> OrderPublic:
-    return OrderPublic.of(await database.run(inventory.get_order, order_id))
+    return OrderPublic.of(await database.run(order_rules.get_order, order_id))
 
 
 STATUS_DOC: dict[str, Any] = {
@@ -107,14 +109,14 @@ STATUS_DOC: dict[str, Any] = {
 async def put_order(
     order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
 ) -> OrderPublic:
-    return OrderPublic.of(await database.run(inventory.change_status, order_id, body.status))
+    return OrderPublic.of(await database.run(order_rules.change_status, order_id, body.status))
 
 
 @router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
 async def patch_order(
     order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
 ) -> OrderPublic:
-    return OrderPublic.of(await database.run(inventory.change_status, order_id, body.status))
+    return OrderPublic.of(await database.run(order_rules.change_status, order_id, body.status))
 
 
 @router.delete(
@@ -125,5 +127,5 @@ async def patch_order(
     responses=problem_responses(404, 409, 422),
 )
 async def cancel_order(order_id: ResourceId, database: DatabaseDep) -> OrderPublic:
-    canceled = await database.run(inventory.change_status, order_id, OrderStatus.CANCELED)
+    canceled = await database.run(order_rules.change_status, order_id, OrderStatus.CANCELED)
     return OrderPublic.of(canceled)

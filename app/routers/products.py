@@ -7,8 +7,8 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from app import catalog
 from app.database import DatabaseDep
 from app.errors import problem_responses
-from app.models import Page, ProductCreate, ProductPublic, ProductUpdate
 from app.routers.params import Limit, Offset, ResourceId
+from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate
 from app.types import SKU_PATTERN, TEXT_PATTERN
 
 router = APIRouter(prefix="/products", tags=["products"])

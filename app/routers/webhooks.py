@@ -13,7 +13,7 @@ from app.config import Settings
 from app.database import DatabaseDep
 from app.errors import ApiError, problem_responses
 from app.limits import payload_too_large
-from app.models import PaymentEventCreate, PaymentEventReceipt
+from app.schemas import PaymentEventCreate, PaymentEventReceipt
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 

@@ -3,9 +3,10 @@
 import pytest
 from sqlmodel import Session, func, select
 
-from app import inventory
+from app import orders
 from app.errors import ApiError
-from app.models import Order, OrderCreate, OrderStatus
+from app.schemas import OrderCreate
+from app.tables import Order, OrderStatus
 from tests.factories import make_order, make_product, stock_of
 
 
@@ -43,7 +44,7 @@ def test_place_order_unknown_product_is_not_found_and_changes_nothing(session: S
     mug = make_product(session, stock=4)
 
     with pytest.raises(ApiError) as raised:
-        inventory.place_order(
+        orders.place_order(
             session,
             OrderCreate.model_validate(
                 {
@@ -83,7 +84,7 @@ def test_archived_product_cannot_be_ordered(session: Session):
 def test_allowed_transitions(session: Session, path, final):
     order = make_order(session, (make_product(session), 1))
     for status in path:
-        order = inventory.change_status(session, order.id, status)
+        order = orders.change_status(session, order.id, status)
     assert order.status == final
 
 
@@ -100,20 +101,20 @@ def test_allowed_transitions(session: Session, path, final):
 def test_forbidden_transitions_name_from_to_and_allowed(session: Session, path, target):
     order = make_order(session, (make_product(session), 1))
     for status in path:
-        order = inventory.change_status(session, order.id, status)
+        order = orders.change_status(session, order.id, status)
 
     with pytest.raises(ApiError) as raised:
-        inventory.change_status(session, order.id, target)
+        orders.change_status(session, order.id, target)
 
     error = raised.value
     assert (error.status, error.code) == (409, "invalid_status_transition")
     assert error.extra["from"] == order.status and error.extra["to"] == target.value
-    assert error.extra["allowed"] == [s.value for s in inventory.TRANSITIONS[order.status]]
+    assert error.extra["allowed"] == [s.value for s in orders.TRANSITIONS[order.status]]
 
 
 def test_setting_the_current_status_is_a_no_op(session: Session):
     order = make_order(session, (make_product(session), 1))
-    assert inventory.change_status(session, order.id, OrderStatus.PENDING).status == "PENDING"
+    assert orders.change_status(session, order.id, OrderStatus.PENDING).status == "PENDING"
 
 
 @pytest.mark.parametrize("before_cancel", [[], [OrderStatus.PAID]])
@@ -121,10 +122,10 @@ def test_cancel_restocks_exactly_once(session: Session, before_cancel):
     mug = make_product(session, stock=10)
     order = make_order(session, (mug, 4))
     for status in before_cancel:
-        inventory.change_status(session, order.id, status)
+        orders.change_status(session, order.id, status)
 
-    inventory.change_status(session, order.id, OrderStatus.CANCELED)
-    inventory.change_status(session, order.id, OrderStatus.CANCELED)
+    orders.change_status(session, order.id, OrderStatus.CANCELED)
+    orders.change_status(session, order.id, OrderStatus.CANCELED)
 
     assert stock_of(session, mug.id) == 10
 
@@ -134,11 +135,11 @@ def test_list_orders_filters_by_status_and_product_newest_first(session: Session
     first = make_order(session, (mug, 1))
     second = make_order(session, (tee, 1))
     third = make_order(session, (mug, 1), (tee, 1))
-    inventory.change_status(session, second.id, OrderStatus.PAID)
+    orders.change_status(session, second.id, OrderStatus.PAID)
 
-    everything, total = inventory.list_orders(session, limit=10, offset=0)
-    with_mug, _ = inventory.list_orders(session, limit=10, offset=0, product_id=mug.id)
-    paid, paid_total = inventory.list_orders(session, limit=10, offset=0, status=OrderStatus.PAID)
+    everything, total = orders.list_orders(session, limit=10, offset=0)
+    with_mug, _ = orders.list_orders(session, limit=10, offset=0, product_id=mug.id)
+    paid, paid_total = orders.list_orders(session, limit=10, offset=0, status=OrderStatus.PAID)
 
     assert [o.id for o in everything] == [third.id, second.id, first.id] and total == 3
     assert [o.id for o in with_mug] == [third.id, first.id]

@@ -12,7 +12,8 @@ from app.catalog import product_not_found
 from app.database import retry_on_conflict, write_transaction
 from app.errors import ApiError
 from app.logs import business_event
-from app.models import Order, OrderCreate, OrderLine, OrderStatus, Product
+from app.schemas import OrderCreate
+from app.tables import Order, OrderLine, OrderStatus, Product
 from app.types import utcnow
 
 # Each status and the statuses it may move to; SHIPPED and CANCELED are final.

@@ -1,0 +1,183 @@
+"""The API's request and response schemas, one family per resource, and the list envelope."""
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from app.tables import Order, OrderStatus, Product
+from app.types import (
+    Amount,
+    Description,
+    MoneyOut,
+    OrderId,
+    Price,
+    ProductId,
+    ProductName,
+    Quantity,
+    Sku,
+    StockLevel,
+    Timestamp,
+    from_cents,
+)
+
+
+# Request bodies reject unknown fields, so a typo never passes silently.
+class RequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# The body of POST /products.
+class ProductCreate(RequestBody):
+    sku: Sku
+    name: ProductName
+    description: Description | None = None
+    price: Price
+    stock: StockLevel = 0
+
+
+# The body of PUT and PATCH /products/{id}: only the fields sent change. Only `description`
+# may be set to null (cleared); the schema says so, as SkipJsonSchema keeps null out of the rest.
+class ProductUpdate(RequestBody):
+    sku: Sku | SkipJsonSchema[None] = None
+    name: ProductName | SkipJsonSchema[None] = None
+    description: Description | None = None
+    price: Price | SkipJsonSchema[None] = None
+    stock: StockLevel | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def required_fields_are_not_null(self) -> "ProductUpdate":
+        for field in ("sku", "name", "price", "stock"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may be changed but not set to null")
+        return self
+
+
+# A product as the API shows it.
+class ProductPublic(BaseModel):
+    id: int
+    sku: str
+    name: str
+    description: str | None
+    price: MoneyOut
+    stock: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, product: Product) -> "ProductPublic":
+        return cls(
+            id=product.id,
+            sku=product.sku,
+            name=product.name,
+            description=product.description,
+            price=from_cents(product.price_cents),
+            stock=product.stock,
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+        )
+
+
+# One requested line of a new order.
+class OrderLineCreate(RequestBody):
+    product_id: ProductId
+    quantity: Quantity
+
+
+# The body of POST /orders: a list of lines, or one line's fields as a shorthand.
+class OrderCreate(RequestBody):
+    # Lines are distinct (each product at most once, which JSON Schema cannot say in full).
+    items: list[OrderLineCreate] = Field(
+        min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def expand_one_line_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "items" not in data and "product_id" in data:
+            return {"items": [data]}
+        return data
+
+    @field_validator("items")
+    @classmethod
+    def each_product_once(cls, items: list[OrderLineCreate]) -> list[OrderLineCreate]:
+        product_ids = [line.product_id for line in items]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValueError("each product may appear on at most one line")
+        return items
+
+
+# The body of PUT and PATCH /orders/{id}.
+class OrderStatusUpdate(RequestBody):
+    status: OrderStatus
+
+
+# One line of an order as the API shows it.
+class OrderLinePublic(BaseModel):
+    product_id: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: MoneyOut
+    line_total: MoneyOut
+
+
+# An order as the API shows it.
+class OrderPublic(BaseModel):
+    id: int
+    status: OrderStatus
+    items: list[OrderLinePublic]
+    total: MoneyOut
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, order: Order) -> "OrderPublic":
+        return cls(
+            id=order.id,
+            status=OrderStatus(order.status),
+            items=[
+                OrderLinePublic(
+                    product_id=line.product_id,
+                    sku=line.sku,
+                    name=line.name,
+                    quantity=line.quantity,
+                    unit_price=from_cents(line.unit_price_cents),
+                    line_total=from_cents(line.line_total_cents),
+                )
+                for line in order.lines
+            ],
+            total=from_cents(order.total_cents),
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+ItemT = TypeVar("ItemT")
+
+
+# A page of a collection: the items, how many match in all, and the window asked for.
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    total: int
+    limit: int
+    offset: int
+
+
+PaymentEventType = Literal["payment.succeeded", "payment.failed"]
+
+
+# The body of POST /webhooks/payment.
+class PaymentEventCreate(RequestBody):
+    type: PaymentEventType
+    order_id: OrderId
+    amount: Amount
+    payment_id: str = Field(min_length=1, max_length=255)
+
+
+# What the webhook answers: the event, whether it was a repeat, and the order's status now.
+class PaymentEventReceipt(BaseModel):
+    event_id: str
+    duplicate: bool
+    order_id: int
+    order_status: OrderStatus

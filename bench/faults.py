@@ -1,0 +1,217 @@
+"""The fault figures of docs/operations-faults.md: overload and SIGTERM with a stalled client.
+
+    .venv/bin/python bench/faults.py overload --engine sqlite --connections 1000
+    .venv/bin/python bench/faults.py overload --engine postgresql --connections 2000
+    .venv/bin/python bench/faults.py sigterm --engine sqlite
+
+`overload`: a real server (2 workers, API keys on, ./run.sh's uvicorn flags) on a fresh
+database; N connections each place orders in a loop for `--seconds`, every request with a 10 s
+client timeout (a client that times out closes its connection and starts over, as a client
+library does); meanwhile, from a process of its own, /healthz and /readyz are probed 8 times a
+second on fresh connections, 10 s timeout each. Prints: requests sent and answered, statuses,
+client timeouts, orders stored without a 201 (orders in the database minus 201s received), and
+the probes' p50/p99 and failures.
+
+`sigterm`: one client sends half a body and stalls; the time from SIGTERM to the server's exit.
+
+The client is a few lines of HTTP/1.1 over asyncio streams (httpx would spend more CPU than
+the server under test on this machine). 127.0.0.1 only; every loop is bounded in time.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from tests.databases import database_url  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+
+KEY = "bench-faults-key-0123456789ab"
+RUN_SH_FLAGS = ("--no-access-log", "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", "15")
+CLIENT_TIMEOUT = 10.0
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes, bool]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(length)
+    return status, body, b"\r\nconnection: close" in head.lower()
+
+
+def _post(path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _orderer(port: int, product_id: int, until: float, seen: Counter[str]) -> None:
+    request = _post("/orders", json.dumps({"product_id": product_id, "quantity": 1}).encode())
+    reader = writer = None
+    while time.monotonic() < until:
+        try:
+            if writer is None:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port), CLIENT_TIMEOUT
+                )
+            assert reader is not None
+            status, body, closing = await asyncio.wait_for(
+                _exchange(reader, writer, request), CLIENT_TIMEOUT
+            )
+            code = json.loads(body).get("code", "") if status >= 400 else ""
+            seen[f"{status} {code}".strip()] += 1
+            if closing:  # the server closes it too (413, 408, 431)
+                writer.close()
+                writer = None
+            if status == 503:  # as a polite client does with Retry-After, if briefly
+                await asyncio.sleep(0.05)
+        except TimeoutError:
+            seen["client timeout"] += 1
+            if writer is not None:
+                writer.close()
+            writer = None
+        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+            seen[type(error).__name__] += 1
+            if writer is not None:
+                writer.close()
+            writer = None
+            await asyncio.sleep(0.05)
+    if writer is not None:
+        writer.close()
+
+
+async def _probe(port: int, path: str, until: float, latencies: list[float], timeouts: list[int]):
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    while time.monotonic() < until:
+        started = time.monotonic()
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port), CLIENT_TIMEOUT
+            )
+            status, _, _ = await asyncio.wait_for(
+                _exchange(reader, writer, request), CLIENT_TIMEOUT
+            )
+            writer.close()
+            latencies.append(time.monotonic() - started)
+            if status != 200:
+                timeouts.append(status)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            timeouts.append(0)
+        await asyncio.sleep(max(0.0, 0.125 - (time.monotonic() - started)))
+
+
+def _quantiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return "n/a"
+    cuts = statistics.quantiles(values, n=100)
+    return f"p50 {cuts[49] * 1000:.0f} ms, p99 {cuts[98] * 1000:.0f} ms"
+
+
+def _probes(port: int, seconds: float, results: "multiprocessing.Queue[dict]") -> None:
+    """In a process of its own, so the load's client does not delay the probes' own loop."""
+
+    async def run() -> dict:
+        until = time.monotonic() + seconds
+        probes: dict = {path: ([], []) for path in ("/healthz", "/readyz")}
+        await asyncio.gather(*(_probe(port, path, until, *probes[path]) for path in probes))
+        return probes
+
+    results.put(asyncio.run(run()))
+
+
+async def _overload(port: int, product_id: int, connections: int, seconds: float) -> dict:
+    until = time.monotonic() + seconds
+    seen: Counter[str] = Counter()
+    results: multiprocessing.Queue[dict] = multiprocessing.Queue()
+    prober = multiprocessing.Process(target=_probes, args=(port, seconds, results))
+    prober.start()
+    await asyncio.gather(*(_orderer(port, product_id, until, seen) for _ in range(connections)))
+    probes = results.get(timeout=3 * CLIENT_TIMEOUT)
+    prober.join(timeout=CLIENT_TIMEOUT)
+    return {"seen": seen, "probes": probes}
+
+
+def overload(args: argparse.Namespace) -> None:
+    env = {"API_KEYS": KEY, "LOG_LEVEL": "WARNING"}
+    with tempfile.TemporaryDirectory() as tmp, database_url(args.engine, Path(tmp)) as url:
+        with LiveServer(url, workers=2, env=env, uvicorn_args=RUN_SH_FLAGS) as server:
+            auth = {"X-API-Key": KEY}
+            product = httpx.post(
+                f"{server.base_url}/products",
+                headers=auth,
+                json={"sku": "FAULT-1", "name": "Mug", "price": "1.00", "stock": 2_000_000_000},
+            ).json()
+            result = asyncio.run(
+                _overload(server.port, product["id"], args.connections, args.seconds)
+            )
+            time.sleep(1)  # let the last admitted requests finish
+            stored = httpx.get(f"{server.base_url}/orders?limit=1", headers=auth).json()["total"]
+    seen = result["seen"]
+    sent = sum(seen.values())
+    answered = (
+        sent
+        - seen["client timeout"]
+        - sum(n for k, n in seen.items() if not k[0].isdigit() and k != "client timeout")
+    )
+    print(f"{args.engine}, {args.connections} connections, {args.seconds:g} s, 2 workers")
+    print(f"  requests {sent}, answered {answered} ({answered / max(sent, 1):.1%})")
+    print(f"  outcomes {dict(seen.most_common())}")
+    print(f"  orders stored {stored}, 201s received {seen['201']}, ")
+    print(f"  orders stored without a 201: {stored - seen['201']}")
+    for path, (latencies, failures) in result["probes"].items():
+        print(
+            f"  {path}: {len(latencies)} answered, {_quantiles(latencies)}, failed {len(failures)}"
+        )
+
+
+def sigterm(args: argparse.Namespace) -> None:
+    env = {"API_KEYS": KEY, "LOG_LEVEL": "WARNING"}
+    with tempfile.TemporaryDirectory() as tmp, database_url(args.engine, Path(tmp)) as url:
+        with LiveServer(url, workers=2, env=env, uvicorn_args=RUN_SH_FLAGS) as server:
+            stalled = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            stalled.sendall(_post("/orders", b'{"product_id": 1, "quantity": 1}')[:-10])
+            time.sleep(0.5)
+            assert server.process is not None
+            started = time.monotonic()
+            os.killpg(server.process.pid, signal.SIGTERM)
+            stalled.settimeout(30)
+            answer = stalled.recv(4096)
+            server.process.wait(timeout=60)
+            elapsed = time.monotonic() - started
+            stalled.close()
+    status = answer.split(b"\r\n", 1)[0].decode() if answer else "(closed)"
+    print(f"{args.engine}: SIGTERM with a stalled client ended in {elapsed:.1f} s; it got {status}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=["overload", "sigterm"])
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    {"overload": overload, "sigterm": sigterm}[args.scenario](args)
+
+
+if __name__ == "__main__":
+    main()
