@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     # import, so it must be exported (./run.sh does, and cleans it at start), not only in .env.
     prometheus_multiproc_dir: str | None = None
 
+    # Outbound events (docs/events.md). Subscription URLs must resolve to public addresses
+    # unless this is true (development, tests: a receiver on 127.0.0.1).
+    event_allow_private_urls: bool = False
+    # How long one delivery attempt may take, response included, before it counts as failed.
+    event_delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Retry n waits this × 2^(n-1) seconds (with jitter, at most an hour).
+    event_retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Attempts per delivery before it is marked failed.
+    event_max_attempts: int = Field(default=12, ge=1, le=100)
+    # Events (and their delivery log) older than this are purged.
+    event_retention_days: int = Field(default=30, ge=1, le=3650)
+
     @field_validator("database_url")
     @classmethod
     def use_psycopg_driver(cls, url: str) -> str:

@@ -5,17 +5,21 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlmodel import Field as TableField
 from sqlmodel import Relationship, SQLModel
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 # Predictable constraint names keep migrations readable and diffable.
 SQLModel.metadata.naming_convention = {
@@ -129,3 +133,97 @@ class PaymentEvent(SQLModel, table=True):
     raw_body: str = TableField(sa_column=Column(Text, nullable=False))
     signed_at: datetime
     processed_at: datetime
+
+
+# ---------------------------------------------------------------- outbound events
+
+
+# What the service tells other systems; this one list drives the CHECK below, the feed's
+# `type` filter, the subscriptions' `types`, the metrics and docs/events.md.
+class EventType(StrEnum):
+    ORDER_CREATED = "order.created"
+    ORDER_PAID = "order.paid"
+    ORDER_SHIPPED = "order.shipped"
+    ORDER_CANCELED = "order.canceled"
+    STOCK_ADJUSTED = "stock.adjusted"
+
+
+# Each state of one event's delivery to one subscription.
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+def _one_of(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
+
+
+# The outbox: one row per event, inserted in the transaction of the change it reports.
+# The feed orders by (txid, seq): txid is the writing transaction's id on PostgreSQL (0 on
+# SQLite, whose single writer commits in seq order), so that a reader can be shown only events
+# no still-running transaction can sort before (app/events.py explains).
+events_table = Table(
+    "events",
+    SQLModel.metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("txid", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, index=True),
+    Column("data", Text, nullable=False),
+    CheckConstraint(_one_of("type", EventType), name="type_known"),
+    Index("ix_events_feed", "txid", "seq"),
+    Index("ix_events_type_feed", "type", "txid", "seq"),
+    # SQLite: never reuse a purged event's seq, or a consumer's cursor could skip new events.
+    sqlite_autoincrement=True,
+)
+
+# A receiver of push deliveries. `types` is a JSON array of event types, or ["*"].
+subscriptions_table = Table(
+    "event_subscriptions",
+    SQLModel.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("types", Text, nullable=False),
+    Column("description", String(500)),
+    Column("enabled", Boolean, nullable=False),
+    # The signing key, `whsec_<base64>`; shown once, at creation, never logged.
+    Column("secret", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# One event's delivery to one subscription: its state, its last attempt and, while a worker
+# holds it, the lease (token and expiry) that keeps other workers off it.
+deliveries_table = Table(
+    "event_deliveries",
+    SQLModel.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_seq", BigInteger, ForeignKey("events.seq", ondelete="CASCADE"), nullable=False),
+    Column(
+        "subscription_id",
+        Integer,
+        ForeignKey("event_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("response_status", Integer),
+    Column("error", String(500)),
+    Column("duration_ms", Integer),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("attempted_at", UTCDateTime()),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("lease_token", String(32)),
+    Column("lease_until", UTCDateTime()),
+    CheckConstraint(_one_of("status", DeliveryStatus), name="status_known"),
+    UniqueConstraint("event_seq", "subscription_id", name="uq_event_deliveries_event_seq"),
+    # The workers' queue: due deliveries, oldest due first.
+    Index(
+        "ix_event_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
