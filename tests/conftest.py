@@ -74,6 +74,7 @@ def live_server(db_kind: str, tmp_path: Path) -> Callable[..., AbstractContextMa
 # random per run, so no length or placeholder rule of the service can refuse them.
 CLIENT_WEBHOOK_SECRET = f"whtest-{secrets.token_hex(16)}"
 CLIENT_API_KEY = f"key-{secrets.token_hex(16)}"
+CLIENT_EVENT_RECEIVER_URL = "http://127.0.0.1:9/events"
 
 
 @pytest.fixture
@@ -82,12 +83,16 @@ def client_server(
 ) -> Iterator[LiveServer]:
     """A live server as a deployment runs it: webhook secret and an API key set.
 
-    `server.env` carries WEBHOOK_SECRET and API_KEY for the client under test.
+    `server.env` carries WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL for the client under test.
     """
     env = {
         "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
         "API_KEYS": CLIENT_API_KEY,
         "API_KEY": CLIENT_API_KEY,
+        # The clients subscribe a loopback URL where nothing listens (deliveries fail, harmless)
+        # and delete the subscription again.
+        "EVENT_ALLOW_PRIVATE_URLS": "true",
+        "EVENT_RECEIVER_URL": CLIENT_EVENT_RECEIVER_URL,
     }
     with live_server(env=env) as server:
         yield server
