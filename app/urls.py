@@ -101,7 +101,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 async def check(
-    url: str, *, allow_private: bool = False, resolver: Resolver = system_resolver
+    url: str, *, allow_private: bool = False, resolver: Resolver | None = None
 ) -> Target:
     """The delivery target of `url`, or UrlNotAllowed.
 
@@ -114,7 +114,7 @@ async def check(
     port = parts.port or SCHEMES[parts.scheme]
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
-            answers = await resolver(host, port)
+            answers = await (resolver or system_resolver)(host, port)
     except (OSError, TimeoutError, UnicodeError):
         raise UrlNotAllowed(f"The host {host!r} does not resolve.") from None
     if not answers:

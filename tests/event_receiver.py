@@ -25,11 +25,14 @@ class Received:
     nth: int  # 1 for the first request carrying this webhook-id at this path, 2 for a repeat...
 
 
-# What to answer: an HTTP status, after holding the request this many seconds.
+# What to answer: an HTTP status, after holding the request this many seconds; optionally a
+# body of `body_bytes` bytes (sent in pieces) and a Location header.
 @dataclass
 class Answer:
     status: int = 200
     hold_seconds: float = 0.0
+    body_bytes: int = 2
+    location: str | None = None
 
 
 Behaviour = Callable[[Received], Answer]
@@ -60,11 +63,16 @@ class Receiver:
                     time.sleep(answer.hold_seconds)
                 try:
                     self.send_response(answer.status)
-                    self.send_header("content-length", "2")
+                    self.send_header("content-length", str(answer.body_bytes))
+                    if answer.location:
+                        self.send_header("location", answer.location)
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    left = answer.body_bytes
+                    while left > 0:
+                        self.wfile.write(b"x" * min(left, 65536))
+                        left -= 65536
                 except OSError:
-                    pass  # the sender gave up waiting (a timeout test)
+                    pass  # the sender stopped reading or gave up waiting
 
             def log_message(self, *args: object) -> None:
                 pass
