@@ -23,6 +23,7 @@ class Received:
     verified: bool
     at: float  # time.time() when the request's body was read
     nth: int  # 1 for the first request carrying this webhook-id at this path, 2 for a repeat...
+    answered: int = 0  # the status the receiver answered with
 
 
 # What to answer: an HTTP status, after holding the request this many seconds; optionally a
@@ -59,6 +60,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 received = receiver._record(self.path, dict(self.headers.items()), body)
                 answer = receiver.behaviour(received)
+                received.answered = answer.status
                 if answer.hold_seconds:
                     time.sleep(answer.hold_seconds)
                 try:
@@ -101,6 +103,16 @@ class Receiver:
 
     def ids_at(self, path: str) -> Counter[str]:
         return Counter(r.webhook_id for r in self.at(path))
+
+    def duplicates_at(self, path: str) -> int:
+        """Requests for a webhook-id the receiver had already accepted (answered 2xx)."""
+        accepted: set[str] = set()
+        duplicates = 0
+        for received in self.at(path):
+            duplicates += received.webhook_id in accepted
+            if 200 <= received.answered < 300:
+                accepted.add(received.webhook_id)
+        return duplicates
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
