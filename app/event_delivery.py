@@ -62,10 +62,10 @@ _RELEASE = Sql(
     "UPDATE event_deliveries SET lease_token = NULL, lease_until = NULL,"
     " attempt = attempt - 1 WHERE lease_token = :token"
 )
-_BACKLOG = Sql(
-    "SELECT min(created_at) AS oldest, count(*) AS pending FROM event_deliveries"
-    " WHERE status = 'pending'"
+_OLDEST_PENDING = Sql(
+    "SELECT created_at FROM event_deliveries WHERE status = 'pending' ORDER BY created_at LIMIT 1"
 )
+_PENDING = Sql("SELECT count(*) FROM event_deliveries WHERE status = 'pending'")
 
 
 # One claimed delivery: the event to send and where, under which lease.
@@ -80,10 +80,8 @@ class Job:
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> "Job":
-        return cls(
-            row["id"], row["attempt"], row["lease_token"], events.public(row), row["url"],
-            row["secret"],
-        )  # fmt: skip
+        event = events.public({**row, "id": row["event_id"]})
+        return cls(row["id"], row["attempt"], row["lease_token"], event, row["url"], row["secret"])
 
 
 # What one attempt came to.
@@ -132,8 +130,8 @@ async def release(conn: Connection, token: str) -> int:
 
 
 async def backlog(conn: Connection) -> tuple[datetime | None, int]:
-    row = await conn.fetch_one(_BACKLOG)
-    return (row["oldest"], row["pending"]) if row else (None, 0)
+    """When the oldest pending delivery was created, and how many are pending."""
+    return await conn.fetch_value(_OLDEST_PENDING), await conn.fetch_value(_PENDING)
 
 
 def body_of(event: Mapping[str, Any]) -> bytes:
@@ -186,6 +184,9 @@ async def post(client: httpx.AsyncClient, job: Job, settings: Settings) -> Resul
         )
     except httpx.HTTPError as error:
         return done("network_error", error=f"{type(error).__name__}: {error}")
+    except Exception as error:  # a bug must not wedge the batch: count it as a failed attempt
+        log.exception("unexpected error delivering %s", job.event["id"])
+        return done("network_error", error=f"internal error: {type(error).__name__}")
     if 200 <= response.status_code < 300:
         return done("success", response.status_code)
     detail = answer.decode("utf-8", "replace").strip()[:200]
@@ -304,7 +305,7 @@ class DeliveryWorker:
         if time.monotonic() - self._backlog_at < BACKLOG_EVERY_SECONDS:
             return
         self._backlog_at = time.monotonic()
-        oldest, pending = await self.database.read(backlog)
+        oldest, pending = await self.database.scan(backlog)  # O(pending): off the loop
         event_metrics.backlog((now - oldest).total_seconds() if oldest else 0.0, pending)
 
 

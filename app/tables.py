@@ -226,4 +226,11 @@ deliveries_table = Table(
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
+    # The backlog's age: the oldest delivery still pending.
+    Index(
+        "ix_event_deliveries_pending_since",
+        "created_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
 )

@@ -5,6 +5,7 @@ commit out of order."""
 import asyncio
 import itertools
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -190,9 +191,18 @@ _TAKE_TXID = Sql(
 _SEQ_OF = Sql("SELECT seq FROM events WHERE data LIKE :pattern")
 
 
-async def _names(database: Database, after: tuple[int, int]) -> tuple[list[str], tuple]:
-    items, position = await database.read(events.feed, after=after, types=[], limit=100)
-    return [item["data"]["order"]["name"] for item in items], position
+async def _names(
+    database: Database, after: tuple[int, int], count: int = 0
+) -> tuple[list[str], tuple]:
+    """The names on the page after `after`; with `count`, wait (30 s at most) until that many
+    show: on PostgreSQL, any transaction open on the server, even another database's, holds
+    the feed back until it ends."""
+    deadline = time.monotonic() + 30
+    while True:
+        items, position = await database.read(events.feed, after=after, types=[], limit=100)
+        if len(items) >= count or time.monotonic() > deadline:
+            return [item["data"]["order"]["name"] for item in items], position
+        await asyncio.sleep(0.05)
 
 
 async def _out_of_order_on_postgresql(database: Database) -> dict[str, Any]:
@@ -213,7 +223,7 @@ async def _out_of_order_on_postgresql(database: Database) -> dict[str, Any]:
     seen["page1"], cursor = await _names(database, events.START)
     steps["b"].set()
     await holding
-    seen["page2"], cursor = await _names(database, cursor)
+    seen["page2"], cursor = await _names(database, cursor, 2)
 
     # 2. C's transaction starts (takes its id) first, D records and stays open, C then records
     # and commits: C has the smaller transaction id but the larger seq, and commits first.
@@ -233,11 +243,11 @@ async def _out_of_order_on_postgresql(database: Database) -> dict[str, Any]:
     await steps["c"].wait()
     d_task = asyncio.create_task(database.write(late_d))
     await c_task
-    seen["page3"], cursor = await _names(database, cursor)
+    seen["page3"], cursor = await _names(database, cursor, 1)
     gate.set()
     await d_task
-    seen["page4"], cursor = await _names(database, cursor)
-    seen["all"], _ = await _names(database, events.START)
+    seen["page4"], cursor = await _names(database, cursor, 1)
+    seen["all"], _ = await _names(database, events.START, 4)
     for name in "ABCD":
         seen[name] = await database.read(
             lambda conn, n=name: conn.fetch_value(_SEQ_OF, {"pattern": f'%"{n}"%'})

@@ -90,13 +90,17 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_event_deliveries_subscription_id"), "event_deliveries", ["subscription_id"]
     )
-    op.create_index(
-        "ix_event_deliveries_due",
-        "event_deliveries",
-        ["next_attempt_at"],
-        sqlite_where=sa.text("status = 'pending'"),
-        postgresql_where=sa.text("status = 'pending'"),
-    )
+    for name, column in (
+        ("ix_event_deliveries_due", "next_attempt_at"),
+        ("ix_event_deliveries_pending_since", "created_at"),
+    ):
+        op.create_index(
+            name,
+            "event_deliveries",
+            [column],
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        )
 
 
 def downgrade() -> None:
