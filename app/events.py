@@ -26,7 +26,7 @@ from typing import Any
 
 from app.database import Connection, Sql
 from app.errors import ApiError
-from app.tables import EventType
+from app.tables import EventType, OrderStatus
 from app.types import utcnow
 
 _TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
@@ -62,6 +62,12 @@ _TYPE_SLOTS = 5
 assert len(EventType) <= _TYPE_SLOTS and not any(set("%_") & set(t) for t in EventType)
 
 FEED = "events"  # the cursor kind of the feed
+# The event each status move records (whatever made the move: the API, a webhook, expiry).
+ORDER_EVENTS = {
+    OrderStatus.PAID: EventType.ORDER_PAID,
+    OrderStatus.SHIPPED: EventType.ORDER_SHIPPED,
+    OrderStatus.CANCELED: EventType.ORDER_CANCELED,
+}
 # Where a consumer that has seen nothing starts: before every event on both engines.
 START = (0, 0)
 # Called after each record (the delivery worker's wake-up); see app/event_delivery.py.
