@@ -15,18 +15,17 @@ deliveries) until it ends. SQLite has one writer at a time and AUTOINCREMENT seq
 happen in seq order: txid is 0 and every committed event is shown.
 """
 
-import base64
-import binascii
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from app import cursors
 from app.database import Connection, Sql
-from app.errors import ApiError
 from app.tables import EventType, OrderStatus
+from app.types import rfc3339 as timestamp_text
 from app.types import utcnow
 
 _TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
@@ -86,7 +85,7 @@ def new_event_id() -> str:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return rfc3339(value)
+        return timestamp_text(value)
     if isinstance(value, Decimal):
         return f"{value:.2f}"
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
@@ -97,9 +96,7 @@ def dumps(value: Any) -> str:
 
 
 def rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return None if moment is None else timestamp_text(moment)
 
 
 async def record(conn: Connection, type: EventType, data: Mapping[str, Any]) -> str:
@@ -114,33 +111,22 @@ async def record(conn: Connection, type: EventType, data: Mapping[str, Any]) -> 
 
 
 def encode_cursor(kind: str, *position: int) -> str:
-    """An opaque `next` value: the list's name and the position, base64url."""
-    raw = ":".join([kind, *map(str, position)]).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    """An opaque `next` value of list `kind` holding a position of one or more numbers."""
+    return cursors.encode(kind, ":".join(map(str, position)))
 
 
 def decode_cursor(kind: str, cursor: str, size: int) -> tuple[int, ...]:
     """The position in a `next` value of list `kind`; 422 invalid_cursor for anything else."""
-    try:
-        if len(cursor) > 96:
-            raise ValueError(cursor)
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        name, *numbers = raw.split(":")
-        position = tuple(int(number) for number in numbers)
-        if name != kind or len(position) != size or not all(0 <= n < 2**63 for n in position):
-            raise ValueError(cursor)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise invalid_cursor() from None
+    parts = cursors.decode_text(kind, cursor).split(":")
+    if len(parts) != size or not all(part.isascii() and part.isdigit() for part in parts):
+        raise cursors.invalid_cursor()
+    position = tuple(int(part) for part in parts)
+    if not all(number < 2**63 for number in position):
+        raise cursors.invalid_cursor()
     return position
 
 
-def invalid_cursor() -> ApiError:
-    return ApiError(
-        422,
-        "invalid_cursor",
-        "Invalid cursor",
-        "`after` must be a `next` value from an earlier page of this list.",
-    )
+invalid_cursor = cursors.invalid_cursor
 
 
 def public(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import __version__, docs, housekeeping, metrics, observability, security
+from app import __version__, docs, event_delivery, housekeeping, metrics, observability, security
 from app.config import Settings, get_settings
 from app.database import create_database
 from app.errors import install_error_handlers
@@ -18,7 +18,7 @@ from app.limits import BodySizeLimitMiddleware
 from app.logs import configure_logging
 from app.middleware import RequestIdMiddleware
 from app.observability import RequestMetricsMiddleware
-from app.routers import health, orders, products, webhooks
+from app.routers import events, health, orders, products, webhooks
 
 log = logging.getLogger("app")
 
@@ -31,8 +31,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("serving on %s", app.state.database.display_url)
         ttl = timedelta(hours=settings.idempotency_ttl_hours)
-        chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl))
+        retention = timedelta(days=settings.event_retention_days)
+        chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl, retention))
+        deliveries = event_delivery.start(app.state.database, settings)
         yield
+        await deliveries.stop()  # finishes (or releases) the deliveries in hand
         chores.cancel()
         with suppress(asyncio.CancelledError):
             await chores
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     routers = (products.router, orders.router, webhooks.router, health.router, observability.router)
     for router in routers:
         app.include_router(router)
+    app.include_router(events.router)
     docs.install_openapi(app)
     security.document_api_keys(app)
     return app

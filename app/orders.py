@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from app import cursors, metrics
+from app import cursors, events, metrics
 from app.catalog import product_not_found
 from app.database import Connection, Sql
 from app.errors import ApiError
@@ -174,6 +174,7 @@ async def place_order(conn: Connection, request: OrderCreate) -> dict[str, Any]:
     else:
         order_id, total_cents = await _place_line_by_line(conn, request, now)
     view = await order_view(conn, order_id)
+    await events.record(conn, events.EventType.ORDER_CREATED, {"order": view})
     metrics.order_placed()
     business_event(log, "order_placed", order_id=order_id, total_cents=total_cents)
     return view
@@ -277,7 +278,9 @@ async def change_status(
     await conn.execute(_SET_STATUS, {"status": target.value, "now": now, "order_id": order_id})
     metrics.order_status_changed(target.value)
     business_event(log, f"order_{target.value.lower()}", order_id=order_id, previous=current.value)
-    return await order_view(conn, order_id)
+    view = await order_view(conn, order_id)
+    await events.record(conn, events.ORDER_EVENTS[target], {"order": view})
+    return view
 
 
 @functools.cache

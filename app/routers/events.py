@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app import event_subscriptions, events, urls
+from app import cursors, event_subscriptions, events, urls
 from app.database import DatabaseDep
 from app.errors import ApiError, problem_responses
 from app.event_schemas import (
@@ -128,12 +128,12 @@ async def list_subscriptions(
             errors=[{"loc": ["query", "offset"], "msg": "offset and after exclude each other",
                      "type": "value_error"}],
         )  # fmt: skip
-    cursor = events.decode_cursor(SUBSCRIPTIONS, after, 1)[0] if after else None
+    cursor = cursors.decode_id(SUBSCRIPTIONS, after) if after else None
     items, total = await database.read(
         event_subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
     )
     more, items = len(items) > limit, items[:limit]
-    next_ = events.encode_cursor(SUBSCRIPTIONS, items[-1]["id"]) if more else None
+    next_ = cursors.encode(SUBSCRIPTIONS, items[-1]["id"]) if more else None
     window = {} if cursor else {"total": total, "offset": offset or 0}
     return JSONResponse(envelope(items, limit, next_, **window))
 
