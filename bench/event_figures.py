@@ -69,15 +69,14 @@ def load_and_deliveries(server: LiveServer, url: str) -> None:
             ).json()["id"]
             for n in range(3)
         ]
-        running = threading.Event()
-        running.set()
+        expected: dict[str, int] = {}
         with ThreadPoolExecutor(SHOPPERS + 1) as pool:
-            walker = pool.submit(walk_while, api, running)
+            walker = pool.submit(walk_while, api, expected)
             shoppers = [pool.submit(shop, api, products, ROUNDS, n) for n in range(SHOPPERS)]
             made = sum((shopper.result() for shopper in shoppers), Counter[str]())
-            running.clear()
+            expected["n"] = sum(made.values())
             walked = walker.result()
-        final = walk_while(api, threading.Event())
+        final = walk_while(api, expected)
         recorded = Counter(e["type"] for e in final)
         print(
             f"  changes committed {sum(made.values())}, events recorded {len(final)}: "

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -17,15 +18,23 @@ from app import cursors, events
 from app.config import Settings
 from app.database import Connection, Database, Sql, create_database
 from app.errors import ApiError
+from app.main import create_app
 from app.tables import EventType
+from tests import webhooks
 
 _skus = itertools.count(1)
 
 
-def feed(client: TestClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/events", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
+def feed(client: TestClient, at_least: int = 0, **params: Any) -> dict[str, Any]:
+    """A page of the feed; with `at_least`, once it shows that many items (30 s at most): on
+    PostgreSQL a transaction open anywhere on the server holds new events back until it ends."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.get("/events", params=params)
+        assert response.status_code == 200, response.text
+        if len(response.json()["items"]) >= at_least or time.monotonic() > deadline:
+            return response.json()
+        time.sleep(0.05)
 
 
 def walk(client: TestClient, after: str | None = None, **params: Any) -> tuple[list, str]:
@@ -54,7 +63,7 @@ def test_order_events_carry_the_order_as_it_was_right_after_each_change(client: 
     shipped = client.put(f"/orders/{order['id']}", json={"status": "SHIPPED"}).json()
     client.put(f"/orders/{order['id']}", json={"status": "SHIPPED"})  # a no-op: no event
 
-    page = feed(client)
+    page = feed(client, at_least=3)
 
     types = [e["type"] for e in page["items"] if e["type"].startswith("order.")]
     assert types == ["order.created", "order.paid", "order.shipped"]
@@ -74,7 +83,7 @@ def test_a_cancel_records_order_canceled_once(client: TestClient):
     canceled = client.delete(f"/orders/{order['id']}").json()
     client.delete(f"/orders/{order['id']}")  # already canceled: a no-op
 
-    items = feed(client, type="order.canceled")["items"]
+    items = feed(client, at_least=1, type="order.canceled")["items"]
 
     assert [e["data"]["order"] for e in items] == [canceled]
 
@@ -85,12 +94,14 @@ def test_paging_with_next_sees_every_event_once_in_order_and_next_is_never_null(
     mug = product(client, stock=100)
     for _ in range(5):
         client.post("/orders", json={"product_id": mug, "quantity": 1})
+    feed(client, at_least=5)
 
     seen, cursor = walk(client)
     assert feed(client, after=cursor) == {
         "items": [], "total": None, "limit": 20, "offset": None, "next": cursor
     }  # fmt: skip
     client.post("/orders", json={"product_id": mug, "quantity": 1})
+    feed(client, at_least=1, after=cursor)
     later, _ = walk(client, after=cursor)
 
     everything = feed(client, limit=100)["items"]
@@ -106,7 +117,7 @@ def test_type_filter_may_repeat(client: TestClient):
     second = client.post("/orders", json={"product_id": mug, "quantity": 1}).json()
     client.delete(f"/orders/{second['id']}")
 
-    items = feed(client, type=["order.paid", "order.canceled"])["items"]
+    items = feed(client, at_least=2, type=["order.paid", "order.canceled"])["items"]
     paged, _ = walk(client, type=["order.paid", "order.canceled"])
 
     assert [e["type"] for e in items] == ["order.paid", "order.canceled"]
@@ -318,3 +329,46 @@ def _held_writer_on_sqlite(settings: Settings, engine: Engine) -> None:
     assert seen["page2"] == []
     assert seen["page3"] == ["B", "C"]
     assert seen["all"] == ["A", "B", "C"]
+
+
+# ------------------------------------------------ the payment webhook records the same events
+
+
+@pytest.fixture
+def webhook_client(settings: Settings, engine: Engine) -> TestClient:
+    configured = settings.model_copy(update={"webhook_secret": SecretStr(webhooks.SECRET)})
+    return TestClient(create_app(configured, engine))
+
+
+def test_a_payment_webhook_records_order_paid_once_even_when_repeated(webhook_client: TestClient):
+    client = webhook_client
+    order = client.post("/orders", json={"product_id": product(client), "quantity": 2}).json()
+    body = webhooks.event_body(order)
+
+    first = webhooks.deliver(client, body, event_id="evt_pay_1")
+    again = webhooks.deliver(client, body, event_id="evt_pay_1")
+
+    assert first.status_code == again.status_code == 200 and again.json()["duplicate"] is True
+    paid = feed(client, at_least=1, type="order.paid")["items"]
+    assert [e["data"]["order"] for e in paid] == [client.get(f"/orders/{order['id']}").json()]
+
+
+def test_a_payment_failure_records_order_canceled(webhook_client: TestClient):
+    client = webhook_client
+    order = client.post("/orders", json={"product_id": product(client), "quantity": 1}).json()
+
+    failed = webhooks.deliver(client, webhooks.event_body(order, "payment.failed"))
+
+    assert failed.status_code == 200
+    (canceled,) = feed(client, at_least=1, type="order.canceled")["items"]
+    assert canceled["data"]["order"]["status"] == "CANCELED"
+
+
+def test_a_rejected_payment_records_nothing(webhook_client: TestClient):
+    client = webhook_client
+    order = client.post("/orders", json={"product_id": product(client), "quantity": 1}).json()
+
+    wrong = webhooks.deliver(client, webhooks.event_body(order, amount="0.01"))
+
+    assert wrong.status_code == 422 and wrong.json()["code"] == "amount_mismatch"
+    assert feed(client, type=["order.paid", "order.canceled"])["items"] == []
