@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # How long a request may queue for a database thread before it is answered 503.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # The payment window: a PENDING order not paid this many seconds after it was placed is
+    # canceled by the service and its stock returned. Unset: PENDING orders never expire.
+    pending_order_ttl_seconds: int | None = Field(default=None, ge=1)
+    # How often each worker looks for orders past their window (and other chores).
+    housekeeping_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+
     # How long an Idempotency-Key on POST /orders is remembered.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Shared secret(s) of the payment webhook, comma-separated for rotation; unset: 503.

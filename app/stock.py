@@ -1,0 +1,189 @@
+"""The stock ledger and adjustments: every change of a product's stock is a movement.
+
+`record_movement` is called by the rule that moves stock, inside its transaction, with the
+stock the conditional update returned; so for every product at every moment, stock = the sum
+of its movements' deltas, and the newest movement's `stock_after` is the stock. `audit` checks
+exactly that.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.catalog import product_not_found
+from app.database import Connection, Sql
+from app.errors import ApiError
+from app.logs import business_event
+from app.schemas import StockAdjustmentCreate
+from app.tables import MovementReason
+from app.types import utcnow
+
+log = logging.getLogger("app.stock")
+
+_RECORD = Sql(
+    "INSERT INTO stock_movements (product_id, delta, reason, order_id, reference, note, "
+    "stock_after, created_at) VALUES (:product_id, :delta, :reason, :order_id, :reference, "
+    ":note, :stock_after, :created_at) RETURNING id"
+)
+# Relative and conditional: concurrent orders and adjustments never lose each other, and
+# stock never goes below zero.
+_ADJUST = Sql(
+    "UPDATE products SET stock = stock + :delta, updated_at = :now "
+    "WHERE id = :product_id AND archived_at IS NULL AND stock + :delta >= 0 RETURNING stock"
+)
+_STOCK_OF_LIVE = Sql("SELECT stock FROM products WHERE id = :product_id AND archived_at IS NULL")
+_COLUMNS = "id, product_id, delta, reason, order_id, reference, note, stock_after, created_at"
+_PAGE = Sql(
+    f"SELECT {_COLUMNS} FROM stock_movements WHERE product_id = :product_id "
+    "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+)
+_PAGE_AFTER = Sql(
+    f"SELECT {_COLUMNS} FROM stock_movements WHERE product_id = :product_id AND id < :after "
+    "ORDER BY id DESC LIMIT :limit"
+)
+_ONE = Sql(f"SELECT {_COLUMNS} FROM stock_movements WHERE product_id = :product_id AND id = :id")
+_COUNT = Sql("SELECT COUNT(*) FROM stock_movements WHERE product_id = :product_id")
+# Per product: its stock, the sum and count of its movements, and the newest stock_after.
+_AUDIT = Sql(
+    "SELECT p.id AS product_id, p.stock AS stock, COALESCE(SUM(m.delta), 0) AS total, "
+    "COUNT(m.id) AS movements, (SELECT n.stock_after FROM stock_movements n "
+    "WHERE n.product_id = p.id ORDER BY n.id DESC LIMIT 1) AS newest "
+    "FROM products p LEFT JOIN stock_movements m ON m.product_id = p.id "
+    "GROUP BY p.id, p.stock ORDER BY p.id"
+)
+_REASONS = Sql("SELECT reason, COUNT(*) AS n FROM stock_movements GROUP BY reason")
+
+
+async def record_movement(
+    conn: Connection,
+    product_id: int,
+    delta: int,
+    reason: MovementReason | str,
+    order_id: int | None = None,
+    reference: str | None = None,
+    note: str | None = None,
+    *,
+    stock_after: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Record one movement (in the caller's transaction) and return it as the API shows it."""
+    movement = {
+        "product_id": product_id,
+        "delta": delta,
+        "reason": str(reason),
+        "order_id": order_id,
+        "reference": reference,
+        "note": note,
+        "stock_after": stock_after,
+        "created_at": now or utcnow(),
+    }
+    movement_id = await conn.fetch_value(_RECORD, movement)
+    return {"id": movement_id, **movement}
+
+
+async def adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate) -> dict[str, Any]:
+    """Apply `stock = stock + delta` in one conditional update and record it; the movement."""
+    now = utcnow()
+    params = {"product_id": product_id, "delta": body.delta, "now": now}
+    stock = await conn.fetch_value(_ADJUST, params)
+    if stock is None:
+        available = await conn.fetch_value(_STOCK_OF_LIVE, params)
+        if available is None:
+            raise product_not_found(product_id)
+        raise insufficient_stock(product_id, requested=-body.delta, available=available)
+    movement = await record_movement(
+        conn,
+        product_id,
+        body.delta,
+        body.reason,
+        reference=body.reference,
+        note=body.note,
+        stock_after=stock,
+        now=now,
+    )
+    business_event(
+        log,
+        "stock_adjusted",
+        product_id=product_id,
+        delta=body.delta,
+        reason=body.reason.value,
+        stock_after=stock,
+    )
+    return movement
+
+
+def insufficient_stock(product_id: int, *, requested: int, available: int) -> ApiError:
+    return ApiError(
+        409,
+        "insufficient_stock",
+        "Insufficient stock",
+        f"Product {product_id} has {available} in stock; {requested} requested.",
+        product_id=product_id,
+        requested=requested,
+        available=available,
+    )
+
+
+async def list_movements(
+    conn: Connection, product_id: int, *, limit: int, offset: int = 0, after: int | None = None
+) -> tuple[list[dict[str, Any]], int | None, int | None]:
+    """A product's movements, newest first: (page, total or None, the id to page after)."""
+    if await conn.fetch_value(_STOCK_OF_LIVE, {"product_id": product_id}) is None:
+        raise product_not_found(product_id)
+    params = {"product_id": product_id, "limit": limit + 1, "offset": offset, "after": after}
+    statement = _PAGE if after is None else _PAGE_AFTER
+    rows = [dict(row) for row in await conn.fetch_all(statement, params)]
+    page, more = rows[:limit], len(rows) > limit
+    total = None if after is not None else await conn.fetch_value(_COUNT, params)
+    return page, total, page[-1]["id"] if more else None
+
+
+async def get_movement(conn: Connection, product_id: int, movement_id: int) -> dict[str, Any]:
+    if await conn.fetch_value(_STOCK_OF_LIVE, {"product_id": product_id}) is None:
+        raise product_not_found(product_id)
+    row = await conn.fetch_one(_ONE, {"product_id": product_id, "id": movement_id})
+    if row is None:
+        raise ApiError(
+            404,
+            "not_found",
+            "Movement not found",
+            f"Product {product_id} has no stock movement {movement_id}.",
+        )
+    return dict(row)
+
+
+# The ledger's figures, and every product where it does not add up.
+@dataclass
+class Audit:
+    products: int = 0
+    movements: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+
+def ledger_violations(
+    product_id: int, stock: int, total: int, newest_stock_after: int | None
+) -> list[str]:
+    """What is wrong with one product's ledger: [] when stock = Σ delta = newest stock_after."""
+    found = []
+    if stock != total:
+        found.append(f"product {product_id}: stock {stock} but its movements sum to {total}")
+    if newest_stock_after is not None and newest_stock_after != stock:
+        found.append(
+            f"product {product_id}: stock {stock} but its newest movement says {newest_stock_after}"
+        )
+    return found
+
+
+async def audit(conn: Connection) -> Audit:
+    """Check the ledger over every product (a read: run it in one snapshot)."""
+    result = Audit()
+    for row in await conn.fetch_all(_AUDIT):
+        result.products += 1
+        result.movements += row["movements"]
+        result.violations += ledger_violations(
+            row["product_id"], row["stock"], row["total"], row["newest"]
+        )
+    result.by_reason = {row["reason"]: row["n"] for row in await conn.fetch_all(_REASONS)}
+    return result
