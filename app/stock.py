@@ -16,10 +16,11 @@ from app.database import Connection, Sql
 from app.errors import ApiError
 from app.logs import business_event
 from app.schemas import StockAdjustmentCreate
-from app.tables import MovementReason
+from app.tables import AdjustmentReason, MovementReason
 from app.types import utcnow
 
 log = logging.getLogger("app.stock")
+ADJUSTMENT_REASONS = frozenset(reason.value for reason in AdjustmentReason)
 
 _RECORD = Sql(
     "INSERT INTO stock_movements (product_id, delta, reason, order_id, reference, note, "
@@ -53,6 +54,13 @@ _AUDIT = Sql(
     "GROUP BY p.id, p.stock ORDER BY p.id"
 )
 _REASONS = Sql("SELECT reason, COUNT(*) AS n FROM stock_movements GROUP BY reason")
+# Movements whose stock_after is not the running sum of their product's deltas up to them:
+# each must have been read from the update it records, in the same transaction.
+_BROKEN_CHAIN = Sql(
+    "SELECT id, product_id, stock_after, running FROM (SELECT id, product_id, stock_after, "
+    "SUM(delta) OVER (PARTITION BY product_id ORDER BY id) AS running FROM stock_movements) "
+    "AS chain WHERE stock_after <> running ORDER BY id LIMIT 20"
+)
 
 
 async def record_movement(
@@ -177,7 +185,8 @@ def ledger_violations(
 
 
 async def audit(conn: Connection) -> Audit:
-    """Check the ledger over every product (a read: run it in one snapshot)."""
+    """Check the ledger over every product: stock = Σ delta = the newest stock_after, and
+    every movement's stock_after is the running sum up to it."""
     result = Audit()
     for row in await conn.fetch_all(_AUDIT):
         result.products += 1
@@ -186,4 +195,9 @@ async def audit(conn: Connection) -> Audit:
             row["product_id"], row["stock"], row["total"], row["newest"]
         )
     result.by_reason = {row["reason"]: row["n"] for row in await conn.fetch_all(_REASONS)}
+    result.violations += [
+        f"movement {row['id']} of product {row['product_id']}: stock_after "
+        f"{row['stock_after']} but the deltas up to it sum to {row['running']}"
+        for row in await conn.fetch_all(_BROKEN_CHAIN)
+    ]
     return result

@@ -15,12 +15,9 @@ from typing import Any
 
 import httpx
 
-from app.stock import ledger_violations
-from app.tables import AdjustmentReason
+from app.stock import ADJUSTMENT_REASONS, ledger_violations
 
 PAGE = 100
-# Movements a run makes on purpose besides orders: stock adjustments (never a stock_set).
-ADJUSTMENT_REASONS = frozenset(reason.value for reason in AdjustmentReason)
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -63,7 +60,7 @@ def violations(
     return found
 
 
-def _movements_of(client: httpx.Client, product_id: int) -> list[dict[str, Any]]:
+def movements_of(client: httpx.Client, product_id: int) -> list[dict[str, Any]]:
     """Every movement of a product, newest first, by cursor (no count per page)."""
     movements: list[dict[str, Any]] = []
     params: dict[str, Any] = {"limit": PAGE}
@@ -101,8 +98,9 @@ def check_once(
         response = client.get(f"/products/{product_id}")
         response.raise_for_status()
         current[product_id] = response.json()["stock"]
-        movements = _movements_of(client, product_id)
+        movements = movements_of(client, product_id)
         reasons.update(m["reason"] for m in movements)
+        # A run moves stock on purpose by orders and adjustments only (never a stock_set).
         adjusted[product_id] = sum(
             m["delta"] for m in movements if m["reason"] in ADJUSTMENT_REASONS
         )
