@@ -107,7 +107,6 @@ class Order(SQLModel, table=True):
             "status IN ('PENDING', 'PAID', 'SHIPPED', 'CANCELED')", name="status_known"
         ),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
-        Index("ix_orders_created_at", "created_at"),
         # The payment window's sweeper reads only the PENDING orders, soonest deadline first.
         Index(
             "ix_orders_pending_expires_at",

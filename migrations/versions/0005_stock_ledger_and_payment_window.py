@@ -73,7 +73,6 @@ def upgrade() -> None:
         )
     _backfill()
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.create_index("ix_orders_created_at", ["created_at"], unique=False)
         batch_op.create_index(
             "ix_orders_pending_expires_at",
             ["expires_at"],
@@ -105,7 +104,6 @@ def downgrade() -> None:
         batch_op.drop_index(
             "ix_orders_pending_expires_at", sqlite_where=PENDING, postgresql_where=PENDING
         )
-        batch_op.drop_index("ix_orders_created_at")
     # Not in batch mode: that rebuilds the table on SQLite, which its foreign keys forbid here;
     # SQLite (3.35 and later) drops a column in place, as PostgreSQL does.
     op.drop_column("orders", "expires_at")
