@@ -1,5 +1,6 @@
 """Every setting the service reads, from the environment or a `.env` file."""
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -135,6 +136,11 @@ class Settings(BaseSettings):
         ):
             raise ValueError("every API key needs at least 16 characters in production")
         return keys
+
+    @property
+    def payment_window(self) -> timedelta | None:
+        ttl = self.pending_order_ttl_seconds
+        return None if ttl is None else timedelta(seconds=ttl)
 
     @property
     def is_sqlite(self) -> bool:

@@ -7,19 +7,21 @@ exactly that.
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.catalog import product_not_found
+from app import catalog, cursors
 from app.database import Connection, Sql
 from app.errors import ApiError
 from app.logs import business_event
 from app.schemas import StockAdjustmentCreate
 from app.tables import AdjustmentReason, MovementReason
-from app.types import utcnow
+from app.types import rfc3339, utcnow
 
 log = logging.getLogger("app.stock")
+CURSOR_KIND = "stock-movements"
 ADJUSTMENT_REASONS = frozenset(reason.value for reason in AdjustmentReason)
 
 _RECORD = Sql(
@@ -98,7 +100,7 @@ async def adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate)
     if stock is None:
         available = await conn.fetch_value(_STOCK_OF_LIVE, params)
         if available is None:
-            raise product_not_found(product_id)
+            raise catalog.product_not_found(product_id)
         raise insufficient_stock(product_id, requested=-body.delta, available=available)
     movement = await record_movement(
         conn,
@@ -133,23 +135,53 @@ def insufficient_stock(product_id: int, *, requested: int, available: int) -> Ap
     )
 
 
-async def list_movements(
-    conn: Connection, product_id: int, *, limit: int, offset: int = 0, after: int | None = None
-) -> tuple[list[dict[str, Any]], int | None, int | None]:
-    """A product's movements, newest first: (page, total or None, the id to page after)."""
+def movement_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A movement as the API shows it (StockMovementPublic's JSON)."""
+    return {
+        "id": row["id"],
+        "product_id": row["product_id"],
+        "delta": row["delta"],
+        "reason": row["reason"],
+        "order_id": row["order_id"],
+        "reference": row["reference"],
+        "note": row["note"],
+        "stock_after": row["stock_after"],
+        "created_at": rfc3339(row["created_at"]),
+    }
+
+
+async def _live_product(conn: Connection, product_id: int) -> None:
     if await conn.fetch_value(_STOCK_OF_LIVE, {"product_id": product_id}) is None:
-        raise product_not_found(product_id)
-    params = {"product_id": product_id, "limit": limit + 1, "offset": offset, "after": after}
-    statement = _PAGE if after is None else _PAGE_AFTER
-    rows = [dict(row) for row in await conn.fetch_all(statement, params)]
-    page, more = rows[:limit], len(rows) > limit
+        raise catalog.product_not_found(product_id)
+
+
+async def list_movements(
+    conn: Connection,
+    product_id: int,
+    *,
+    limit: int,
+    offset: int | None = None,
+    after: str | None = None,
+) -> dict[str, Any]:
+    """A product's movements, newest first: by offset (with the total) or after a cursor."""
+    await _live_product(conn, product_id)
+    params: dict[str, Any] = {"product_id": product_id, "limit": limit + 1, "offset": offset or 0}
+    if after is not None:
+        params["after"] = cursors.decode_id(CURSOR_KIND, after)
+    rows = await conn.fetch_all(_PAGE if after is None else _PAGE_AFTER, params)
+    more, rows = len(rows) > limit, rows[:limit]
     total = None if after is not None else await conn.fetch_value(_COUNT, params)
-    return page, total, page[-1]["id"] if more else None
+    return {
+        "items": [movement_view(row) for row in rows],
+        "total": total,
+        "limit": limit,
+        "offset": None if after is not None else offset or 0,
+        "next": cursors.encode(CURSOR_KIND, rows[-1]["id"]) if more else None,
+    }
 
 
 async def get_movement(conn: Connection, product_id: int, movement_id: int) -> dict[str, Any]:
-    if await conn.fetch_value(_STOCK_OF_LIVE, {"product_id": product_id}) is None:
-        raise product_not_found(product_id)
+    await _live_product(conn, product_id)
     row = await conn.fetch_one(_ONE, {"product_id": product_id, "id": movement_id})
     if row is None:
         raise ApiError(
@@ -158,7 +190,7 @@ async def get_movement(conn: Connection, product_id: int, movement_id: int) -> d
             "Movement not found",
             f"Product {product_id} has no stock movement {movement_id}.",
         )
-    return dict(row)
+    return movement_view(row)
 
 
 # The ledger's figures, and every product where it does not add up.

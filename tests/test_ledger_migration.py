@@ -22,7 +22,7 @@ PREVIOUS = ScriptDirectory.from_config(CONFIG).get_revision(LEDGER).down_revisio
 
 
 def _engine(url: str) -> Engine:
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")

@@ -1,30 +1,21 @@
 """The ledger's rules straight against the database seam: adjustments, movements, the audit."""
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from app import catalog, orders, stock
-from app.database import Connection, Sql, create_database
+from app.database import Connection, Sql
 from app.errors import ApiError
 from app.schemas import OrderCreate, ProductCreate, StockAdjustmentCreate
-from tests.factories import product_body
+from tests.factories import Db, product_body
 
 
 @pytest.fixture
-def run(settings, engine) -> Iterator[Callable[..., Any]]:
-    """`run(unit, *args)`: the unit in one write transaction, on a loop of the test's own."""
-    loop = asyncio.new_event_loop()
-    database = create_database(settings, engine)
-
-    def write(unit, *args, **kwargs):
-        return loop.run_until_complete(database.write(unit, *args, **kwargs))
-
-    yield write
-    loop.run_until_complete(database.close())
-    loop.close()
+def run(db: Db) -> Callable[..., Any]:
+    """`run(unit, *args)`: the unit in one write transaction of the service's own seam."""
+    return db.write
 
 
 def _product(run, stock_level: int = 10) -> int:
@@ -37,8 +28,8 @@ def _adjustment(delta: int, reason: str = "received", **extra) -> StockAdjustmen
 
 
 async def _history(conn: Connection, product_id: int) -> list[tuple[str, int, int]]:
-    rows, _, _ = await stock.list_movements(conn, product_id, limit=100)
-    return [(row["reason"], row["delta"], row["stock_after"]) for row in rows]
+    page = await stock.list_movements(conn, product_id, limit=100)
+    return [(row["reason"], row["delta"], row["stock_after"]) for row in page["items"]]
 
 
 async def _stock(conn: Connection, product_id: int) -> int:
@@ -134,22 +125,19 @@ def test_a_refused_order_leaves_no_movement(run):
     assert run(_history, scarce) == [("initial", 1, 1)]
 
 
-def test_list_movements_pages_newest_first_by_offset_and_by_position(run):
+def test_list_movements_pages_newest_first_by_offset_and_by_cursor(run):
     pid = _product(run, 1)
     for delta in (1, 2, 3):
         run(stock.adjust, pid, _adjustment(delta))
 
-    async def pages(conn: Connection):
-        first, total, last = await stock.list_movements(conn, pid, limit=2)
-        rest, no_total, end = await stock.list_movements(conn, pid, limit=2, after=last)
-        skipped, _, _ = await stock.list_movements(conn, pid, limit=10, offset=3)
-        return first, total, last, rest, no_total, end, skipped
+    first = run(stock.list_movements, pid, limit=2)
+    rest = run(stock.list_movements, pid, limit=2, after=first["next"])
+    skipped = run(stock.list_movements, pid, limit=10, offset=3)
 
-    first, total, last, rest, no_total, end, skipped = run(pages)
-
-    assert [m["delta"] for m in first] == [3, 2] and total == 4 and last == first[-1]["id"]
-    assert [m["delta"] for m in rest] == [1, 1] and no_total is None and end is None
-    assert [m["delta"] for m in skipped] == [1]
+    assert [m["delta"] for m in first["items"]] == [3, 2] and first["total"] == 4
+    assert [m["delta"] for m in rest["items"]] == [1, 1]
+    assert (rest["total"], rest["offset"], rest["next"]) == (None, None, None)
+    assert [m["delta"] for m in skipped["items"]] == [1] and skipped["next"] is None
 
 
 def test_audit_names_a_product_whose_stock_moved_outside_the_ledger(run):
