@@ -41,17 +41,16 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    # SQLite: how long a writer waits for the write lock before giving up.
+    # SQLite: how long a writer waits for its turn and the write lock before a 503.
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
-    # Connections each worker keeps, and how many more it may open under load (PostgreSQL,
-    # and SQLite files).
+    # PostgreSQL: connections each worker's pool may open (DB_POOL_SIZE + DB_MAX_OVERFLOW).
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
-    # Threads per worker that run the requests' database work, one session each: how many
-    # requests of a worker use the database at once. Python runs one thread at a time, so a
-    # few are faster than many (bench/README.md); at most DB_POOL_SIZE + DB_MAX_OVERFLOW.
+    # SQLite: threads per worker for the statements that cost O(rows) (a list's count, the
+    # name search), so they never run on the event loop (docs/data-layer.md).
     db_threads: int = Field(default=4, ge=1)
-    # How long a request may queue for a database thread before it is answered 503.
+    # How long a request may wait for a database connection (PostgreSQL) before a 503; the
+    # time budget of a SQLite scan.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # The payment window: a PENDING order not paid this many seconds after it was placed is

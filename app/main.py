@@ -29,17 +29,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine_url = app.state.database.engine.url
-        log.info("serving on %s", engine_url.render_as_string(hide_password=True))
+        log.info("serving on %s", app.state.database.display_url)
         ttl = timedelta(hours=settings.idempotency_ttl_hours)
         chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl))
         yield
         chores.cancel()
-        # A purge already running in a database thread finishes in `close` below.
         with suppress(asyncio.CancelledError):
             await chores
         metrics.worker_stopped()
-        app.state.database.close()
+        await app.state.database.close()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
@@ -51,7 +49,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.database = create_database(settings, engine)
-    metrics.setup(app.state.database.engine, settings.prometheus_multiproc_dir)
+    metrics.setup(None, settings.prometheus_multiproc_dir)
     # The last added runs first: request id, metrics and log line, API key, body limit, routes.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     security.install_api_keys(app, settings.api_keys)

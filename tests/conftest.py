@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from app.config import Settings
-from app.database import create_db_engine
+from app.database import create_database, create_db_engine
 from app.main import create_app
 from tests.databases import ENGINES, database_url
+from tests.factories import Db
 from tests.live_server import LiveServer
 
 
@@ -31,6 +32,7 @@ def settings(db_kind: str, tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
+    """The fresh database's schema, made by SQLAlchemy from app/tables.py."""
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
     yield engine
@@ -38,9 +40,11 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+def db(settings: Settings, engine: Engine) -> Iterator[Db]:
+    """The service's own Database on the fresh database: rules run through the seam."""
+    db = Db(create_database(settings, engine))
+    yield db
+    db.close()
 
 
 @pytest.fixture

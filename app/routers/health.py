@@ -1,8 +1,6 @@
 """Liveness and readiness probes for load balancers and orchestrators."""
 
 from fastapi import APIRouter
-from sqlalchemy import text
-from sqlmodel import Session
 
 from app.database import DatabaseDep
 from app.errors import problem_responses
@@ -16,15 +14,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _select_one(session: Session) -> None:
-    session.execute(text("SELECT 1"))
-
-
 @router.get(
     "/readyz",
     summary="Readiness: the database answers",
     responses=problem_responses(503),
 )
 async def readyz(database: DatabaseDep) -> dict[str, str]:
-    await database.run(_select_one)
+    await database.ping()
     return {"status": "ok", "database": "ok"}

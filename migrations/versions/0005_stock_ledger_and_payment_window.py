@@ -17,7 +17,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0003"  # becomes "0004" once that revision is merged
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
