@@ -1,14 +1,28 @@
-"""Background chores each worker runs while it serves: forgetting expired Idempotency-Keys."""
+"""Background chores each worker runs while it serves: forgetting expired Idempotency-Keys, and
+the payment window (cancelling PENDING orders past their deadline)."""
 
 import asyncio
 import logging
 from datetime import timedelta
 
-from app import idempotency
+from app import idempotency, orders
+from app.config import Settings
 from app.database import Database
 
 PURGE_EVERY_SECONDS = 3600
+# Batches one expiry round runs at most before it waits for the next interval: a backlog is
+# worked off over a few rounds instead of holding the writer for one long stretch.
+EXPIRY_BATCHES_PER_ROUND = 10
 log = logging.getLogger("app.housekeeping")
+
+
+async def run(database: Database, settings: Settings) -> None:
+    """Every chore of a worker, until cancelled (at shutdown)."""
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    await asyncio.gather(
+        purge_forever(database, ttl),
+        expire_forever(database, settings.housekeeping_interval_seconds),
+    )
 
 
 async def purge_forever(database: Database, ttl: timedelta) -> None:
@@ -21,3 +35,20 @@ async def purge_forever(database: Database, ttl: timedelta) -> None:
         except Exception:
             log.warning("idempotency key purge failed; will retry", exc_info=True)
         await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+
+async def expire_forever(database: Database, interval: float) -> None:
+    """Every `interval` seconds, cancel the PENDING orders past their payment window.
+
+    It runs whether or not PENDING_ORDER_TTL_SECONDS is set now: an order placed while it was
+    set shows its deadline, and keeps it. Every worker of every instance runs this; the rule
+    expires each order once however many run at the same time.
+    """
+    while True:
+        try:
+            for _ in range(EXPIRY_BATCHES_PER_ROUND):
+                if await database.write(orders.expire_due) < orders.EXPIRY_BATCH:
+                    break
+        except Exception:
+            log.warning("order expiry failed; will retry", exc_info=True)
+        await asyncio.sleep(interval)

@@ -4,7 +4,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -18,7 +17,7 @@ from app.limits import BodySizeLimitMiddleware
 from app.logs import configure_logging
 from app.middleware import RequestIdMiddleware
 from app.observability import RequestMetricsMiddleware
-from app.routers import health, orders, products, webhooks
+from app.routers import health, orders, products, stock, webhooks
 
 log = logging.getLogger("app")
 
@@ -30,8 +29,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("serving on %s", app.state.database.display_url)
-        ttl = timedelta(hours=settings.idempotency_ttl_hours)
-        chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl))
+        chores = asyncio.create_task(housekeeping.run(app.state.database, settings))
         yield
         chores.cancel()
         with suppress(asyncio.CancelledError):
@@ -59,6 +57,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     routers = (products.router, orders.router, webhooks.router, health.router, observability.router)
     for router in routers:
         app.include_router(router)
+    app.include_router(stock.router)
     docs.install_openapi(app)
     security.document_api_keys(app)
     return app
