@@ -196,6 +196,32 @@ expect stock 8
 call 409 DELETE "/orders/$ORDER"
 expect code invalid_status_transition
 
+echo; echo "== Stock ledger: restocking with adjustments"
+ADJUST="{\"delta\": 12, \"reason\": \"received\", \"reference\": \"PO-$RUN\", \"note\": \"Pallet 1 of 1\"}"
+call 201 POST "/products/$MUG/stock-adjustments" "$ADJUST" -H "Idempotency-Key: restock-$RUN"
+MOVEMENT=$(field id)
+expect delta 12
+expect reason received
+expect stock_after 20
+call 201 POST "/products/$MUG/stock-adjustments" "$ADJUST" -H "Idempotency-Key: restock-$RUN" -D "$tmp/headers"
+expect id "$MOVEMENT"
+grep -qi '^idempotent-replayed: true' "$tmp/headers" || fail "the retry was not answered as a replay"
+printf '    %sIdempotent-Replayed: true OK%s\n' "$GREEN" "$OFF"
+call 200 GET "/products/$MUG"
+expect stock 20
+call 409 POST "/products/$MUG/stock-adjustments" '{"delta": -21, "reason": "damaged"}'
+expect code insufficient_stock
+expect available 20
+call 422 POST "/products/$MUG/stock-adjustments" '{"delta": 0, "reason": "received"}'
+expect code validation_error
+call 200 GET "/products/$MUG/stock-movements?limit=2"
+expect total 5
+call 200 GET "/products/$MUG/stock-movements/$MOVEMENT"
+expect stock_after 20
+SINCE=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v-1H +%Y-%m-%dT%H:%M:%SZ)
+call 200 GET "/orders?product_id=$MUG&created_after=$SINCE"
+expect total 2
+
 echo; echo "== Events: the feed and a push subscription"
 call 200 GET "/events?limit=100"
 NEXT=$(field next)

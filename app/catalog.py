@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 
-from app import cursors
+from app import cursors, stock
 from app.database import Connection, Sql, UniqueViolation
 from app.errors import ApiError
 from app.schemas import ProductCreate, ProductUpdate
+from app.tables import SystemReason
 from app.types import money_text, rfc3339, to_cents, utcnow
 
 COLUMNS = "id, sku, name, description, price_cents, stock, created_at, updated_at"
@@ -88,6 +89,8 @@ def _if_match_allows(if_match: str | None, current: str) -> bool:
 
 
 async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any]:
+    """A new product; its stock, if any, is its first movement (`initial`)."""
+    now = utcnow()
     row = await conn.fetch_one(
         _CREATE,
         {
@@ -96,11 +99,15 @@ async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any
             "description": data.description,
             "price_cents": to_cents(data.price),
             "stock": data.stock,
-            "now": utcnow(),
+            "now": now,
         },
     )
     if row is None:
         raise _sku_conflict(data.sku)
+    if row["stock"] != 0:
+        await stock.record_movement(
+            conn, row["id"], row["stock"], SystemReason.INITIAL, stock_after=row["stock"], now=now
+        )
     return product_view(row)
 
 
@@ -175,7 +182,8 @@ def _update_sql(fields: tuple[str, ...]) -> Sql:
 async def update_product(
     conn: Connection, product_id: int, changes: ProductUpdate, if_match: str | None = None
 ) -> dict[str, Any]:
-    """Only the fields sent change; `if_match` refuses the change if the product moved on."""
+    """Only the fields sent change; `if_match` refuses the change if the product moved on. A
+    change of `stock` is an absolute set, recorded as a `stock_set` movement of new − old."""
     fields = changes.model_dump(exclude_unset=True)
     if "price" in fields:
         fields["price_cents"] = to_cents(fields.pop("price"))
@@ -195,13 +203,21 @@ async def update_product(
     if not fields:
         return view
     statement = _update_sql(tuple(sorted(fields)))
+    now = utcnow()
     try:
         updated = await conn.fetch_one(
-            statement, {**fields, "updated_at": utcnow(), "product_id": product_id}
+            statement, {**fields, "updated_at": now, "product_id": product_id}
         )
     except UniqueViolation:
         raise _sku_conflict(fields.get("sku")) from None
     assert updated is not None
+    # The row is held since it was read (PostgreSQL; SQLite holds the writer turn), so the
+    # stock read then is the stock this set replaces.
+    if updated["stock"] != row["stock"]:
+        delta = updated["stock"] - row["stock"]
+        await stock.record_movement(
+            conn, product_id, delta, SystemReason.STOCK_SET, stock_after=updated["stock"], now=now
+        )
     return product_view(updated)
 
 

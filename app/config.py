@@ -1,5 +1,6 @@
 """Every setting the service reads, from the environment or a `.env` file."""
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -51,6 +52,12 @@ class Settings(BaseSettings):
     # How long a request may wait for a database connection (PostgreSQL) before a 503; the
     # time budget of a SQLite scan.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # The payment window: a PENDING order not paid this many seconds after it was placed is
+    # canceled by the service and its stock returned. Unset: PENDING orders never expire.
+    pending_order_ttl_seconds: int | None = Field(default=None, ge=1)
+    # How often each worker looks for orders past their window (and other chores).
+    housekeeping_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     # How long an Idempotency-Key on POST /orders is remembered.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
@@ -140,6 +147,11 @@ class Settings(BaseSettings):
         ):
             raise ValueError("every API key needs at least 16 characters in production")
         return keys
+
+    @property
+    def payment_window(self) -> timedelta | None:
+        ttl = self.pending_order_ttl_seconds
+        return None if ttl is None else timedelta(seconds=ttl)
 
     @property
     def is_sqlite(self) -> bool:

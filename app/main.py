@@ -4,7 +4,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -18,7 +17,7 @@ from app.limits import BodySizeLimitMiddleware
 from app.logs import configure_logging
 from app.middleware import RequestIdMiddleware
 from app.observability import RequestMetricsMiddleware
-from app.routers import events, health, orders, products, webhooks
+from app.routers import events, health, orders, products, stock, webhooks
 
 log = logging.getLogger("app")
 
@@ -30,9 +29,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("serving on %s", app.state.database.display_url)
-        ttl = timedelta(hours=settings.idempotency_ttl_hours)
-        retention = timedelta(days=settings.event_retention_days)
-        chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl, retention))
+        chores = asyncio.create_task(housekeeping.run(app.state.database, settings))
         deliveries = event_delivery.start(app.state.database, settings)
         yield
         await deliveries.stop()  # finishes (or releases) the deliveries in hand
@@ -62,6 +59,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     routers = (products.router, orders.router, webhooks.router, health.router, observability.router)
     for router in routers:
         app.include_router(router)
+    app.include_router(stock.router)
     app.include_router(events.router)
     docs.install_openapi(app)
     security.document_api_keys(app)

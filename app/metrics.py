@@ -52,6 +52,9 @@ STOCK_REJECTIONS = Counter(
     "stock_rejections", "Orders refused because a line asked for more than was in stock."
 )
 ORDER_STATUS_CHANGES = Counter("order_status_changes", "Orders moved to a new status.", ["status"])
+ORDERS_EXPIRED = Counter(
+    "orders_expired", "PENDING orders canceled at the end of their payment window."
+)
 WEBHOOK_DELIVERIES = Counter(
     "webhook_deliveries", "Payment webhook deliveries, by outcome.", ["outcome"]
 )
@@ -91,6 +94,10 @@ def order_rejected(reason: str) -> None:
 def order_status_changed(status: str) -> None:
     if status in ORDER_STATUSES:
         ORDER_STATUS_CHANGES.labels(status).inc()
+
+
+def orders_expired(count: int) -> None:
+    ORDERS_EXPIRED.inc(count)
 
 
 def webhook_delivery(outcome: str) -> None:

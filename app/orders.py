@@ -8,16 +8,16 @@ orders cannot deadlock.
 
 import functools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from app import cursors, events, metrics
+from app import cursors, events, metrics, stock
 from app.catalog import product_not_found
 from app.database import Connection, Sql
 from app.errors import ApiError
 from app.logs import business_event
 from app.schemas import OrderCreate
-from app.tables import OrderStatus
+from app.tables import CancelReason, OrderStatus, SystemReason
 from app.types import money_text, rfc3339, utcnow
 
 # Each status and the statuses it may move to; SHIPPED and CANCELED are final.
@@ -28,20 +28,24 @@ TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     OrderStatus.CANCELED: (),
 }
 CURSOR_KIND = "orders"
+# At most this many orders expire in one transaction (the sweeper runs again for the rest).
+EXPIRY_BATCH = 100
 log = logging.getLogger("app.orders")
 
-ORDER_COLUMNS = "o.id, o.status, o.total_cents, o.created_at, o.updated_at"
+ORDER_COLUMNS = (
+    "o.id, o.status, o.total_cents, o.created_at, o.updated_at, o.cancel_reason, o.expires_at"
+)
 LINE_COLUMNS = "l.product_id, l.sku, l.name, l.quantity, l.unit_price_cents, l.line_total_cents"
 
 # SQLite: one statement per line, microseconds each on the loop.
 _TAKE_STOCK = Sql(
     "UPDATE products SET stock = stock - :quantity, updated_at = :now "
     "WHERE id = :product_id AND archived_at IS NULL AND stock >= :quantity "
-    "RETURNING sku, name, price_cents"
+    "RETURNING sku, name, price_cents, stock"
 )
 _INSERT_ORDER = Sql(
-    "INSERT INTO orders (status, total_cents, created_at, updated_at) "
-    "VALUES ('PENDING', :total_cents, :now, :now) RETURNING id"
+    "INSERT INTO orders (status, total_cents, created_at, updated_at, expires_at) "
+    "VALUES ('PENDING', :total_cents, :now, :now, :expires_at) RETURNING id"
 )
 _INSERT_LINE = Sql(
     "INSERT INTO order_lines "
@@ -50,11 +54,11 @@ _INSERT_LINE = Sql(
     ":line_total_cents)"
 )
 # PostgreSQL: the whole order in one statement (one round trip instead of 2 + 2 per line):
-# lock the products in id order, take every line's stock, and insert the order and its lines
-# only if every line was taken. It returns the lines taken; if they are fewer than asked, the
-# caller raises and the transaction (the partial takes with it) rolls back.
+# lock the products in id order, take every line's stock, and insert the order, its lines and
+# their ledger movements only if every line was taken. It returns the lines taken; if they are
+# fewer than asked, the caller raises and the transaction (the partial takes with it) rolls back.
 _PLACE_ORDER_PG = Sql(
-    postgresql="""
+    postgresql=f"""
 WITH wanted AS (
     SELECT w.product_id, w.quantity, w.position
     FROM unnest(:product_ids::int[], :quantities::bigint[])
@@ -66,12 +70,16 @@ WITH wanted AS (
     UPDATE products p SET stock = p.stock - w.quantity, updated_at = :now
     FROM wanted w, locked l
     WHERE p.id = w.product_id AND l.id = p.id AND p.stock >= w.quantity
-    RETURNING p.id AS product_id, p.sku, p.name, p.price_cents, w.quantity, w.position
+    RETURNING p.id AS product_id, p.sku, p.name, p.price_cents, p.stock, w.quantity, w.position
 ), placed AS (
-    INSERT INTO orders (status, total_cents, created_at, updated_at)
-    SELECT 'PENDING', sum(price_cents * quantity), :now, :now FROM taken
-    HAVING count(*) = :line_count
+    INSERT INTO orders (status, total_cents, created_at, updated_at, expires_at)
+    SELECT 'PENDING', sum(price_cents * quantity), :now, :now, :expires_at::timestamptz
+    FROM taken HAVING count(*) = :line_count
     RETURNING id, total_cents
+), moved AS (
+    INSERT INTO stock_movements (product_id, delta, reason, order_id, stock_after, created_at)
+    SELECT t.product_id, -t.quantity, '{SystemReason.ORDER_PLACED}', placed.id, t.stock, :now
+    FROM placed, taken t ORDER BY t.product_id
 ), lines AS (
     INSERT INTO order_lines
         (order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents)
@@ -89,21 +97,55 @@ _ORDER_WITH_LINES = Sql(
     f"SELECT {ORDER_COLUMNS}, {LINE_COLUMNS} FROM orders o "
     "JOIN order_lines l ON l.order_id = o.id WHERE o.id = :order_id ORDER BY l.id"
 )
-_LOCK_ORDER = Sql(
-    sqlite="SELECT id, status, total_cents FROM orders WHERE id = :order_id",
-    postgresql="SELECT id, status, total_cents FROM orders WHERE id = :order_id FOR UPDATE",
+_LOCKED = "SELECT id, status, total_cents, expires_at FROM orders WHERE id = :order_id"
+_LOCK_ORDER = Sql(sqlite=_LOCKED, postgresql=_LOCKED + " FOR UPDATE")
+# SQLite: each line's quantity back, one statement per line (microseconds each on the loop).
+_LINES = Sql(
+    "SELECT product_id, quantity FROM order_lines WHERE order_id = :order_id ORDER BY product_id"
 )
-# Every line's quantity back, products taken in id order (PostgreSQL locks them first).
-_RESTOCK = Sql(
-    sqlite="UPDATE products SET stock = products.stock + l.quantity, updated_at = :now "
-    "FROM order_lines l WHERE l.order_id = :order_id AND products.id = l.product_id",
+_RETURN_LINE = Sql(
+    "UPDATE products SET stock = stock + :quantity, updated_at = :now WHERE id = :product_id "
+    "RETURNING stock"
+)
+# PostgreSQL: every line's quantity back and its movement in one statement, products locked in
+# id order first.
+_RESTOCK_PG = Sql(
     postgresql="WITH locked AS (SELECT p.id FROM products p JOIN order_lines l "
-    "ON l.product_id = p.id WHERE l.order_id = :order_id ORDER BY p.id FOR UPDATE OF p) "
-    "UPDATE products SET stock = products.stock + l.quantity, updated_at = :now "
+    "ON l.product_id = p.id WHERE l.order_id = :order_id ORDER BY p.id FOR UPDATE OF p), "
+    "restocked AS (UPDATE products SET stock = products.stock + l.quantity, updated_at = :now "
     "FROM order_lines l, locked WHERE l.order_id = :order_id AND products.id = l.product_id "
-    "AND locked.id = products.id",
+    "AND locked.id = products.id RETURNING products.id, products.stock, l.quantity) "
+    "INSERT INTO stock_movements (product_id, delta, reason, order_id, stock_after, created_at) "
+    "SELECT id, quantity, CAST(:reason AS varchar), :order_id, stock, :now FROM restocked "
+    "ORDER BY id",
+    sqlite="SELECT 'not used on SQLite'",
 )
-_SET_STATUS = Sql("UPDATE orders SET status = :status, updated_at = :now WHERE id = :order_id")
+_SET_STATUS = Sql(
+    "UPDATE orders SET status = :status, cancel_reason = :cancel_reason, updated_at = :now "
+    "WHERE id = :order_id"
+)
+# The payment window: claim a batch of due PENDING orders and cancel them, soonest deadline
+# first. PostgreSQL skips orders another transaction holds (a payment, a cancel, another
+# instance's sweeper) instead of queueing behind it; the status condition makes each expiry
+# happen once whoever gets there first.
+_DUE = (
+    "SELECT id FROM orders WHERE status = 'PENDING' AND expires_at <= :now "
+    "ORDER BY expires_at, id LIMIT :limit"
+)
+_EXPIRE = (
+    "UPDATE orders SET status = 'CANCELED', cancel_reason = :cancel_reason, updated_at = :now "
+    "WHERE status = 'PENDING' AND id IN ({due}) RETURNING id"
+)
+_EXPIRE_DUE = Sql(
+    sqlite=_EXPIRE.format(due=_DUE),
+    postgresql=_EXPIRE.format(due=_DUE + " FOR UPDATE SKIP LOCKED"),
+)
+# PostgreSQL: the products of a batch of orders, locked in id order before any is restocked.
+_LOCK_PRODUCTS_OF_PG = Sql(
+    postgresql="SELECT p.id FROM products p WHERE p.id IN (SELECT product_id FROM order_lines "
+    "WHERE order_id = ANY(:order_ids::int[])) ORDER BY p.id FOR UPDATE",
+    sqlite="SELECT 'not used on SQLite'",
+)
 
 
 def order_not_found(order_id: int) -> ApiError:
@@ -133,6 +175,7 @@ def _views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     current: dict[str, Any] | None = None
     for row in rows:
         if current is None or current["id"] != row["id"]:
+            expires_at = row["expires_at"]
             current = {
                 "id": row["id"],
                 "status": row["status"],
@@ -140,6 +183,8 @@ def _views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "total": money_text(row["total_cents"]),
                 "created_at": rfc3339(row["created_at"]),
                 "updated_at": rfc3339(row["updated_at"]),
+                "cancel_reason": row["cancel_reason"],
+                "expires_at": None if expires_at is None else rfc3339(expires_at),
             }
             views.append(current)
         current["items"].append(
@@ -166,13 +211,17 @@ async def order_view(conn: Connection, order_id: int) -> dict[str, Any]:
 get_order = order_view
 
 
-async def place_order(conn: Connection, request: OrderCreate) -> dict[str, Any]:
-    """Reserve every line's stock and record the order, all or nothing; returns its view."""
+async def place_order(
+    conn: Connection, request: OrderCreate, *, payment_window: timedelta | None = None
+) -> dict[str, Any]:
+    """Reserve every line's stock and record the order, all or nothing, with a movement per
+    line; it expires `payment_window` from now unless paid. Returns the order's view."""
     now = utcnow()
+    expires_at = None if payment_window is None else now + payment_window
     if conn.dialect == "postgresql":
-        order_id, total_cents = await _place_in_one_statement(conn, request, now)
+        order_id, total_cents = await _place_in_one_statement(conn, request, now, expires_at)
     else:
-        order_id, total_cents = await _place_line_by_line(conn, request, now)
+        order_id, total_cents = await _place_line_by_line(conn, request, now, expires_at)
     view = await order_view(conn, order_id)
     await events.record(conn, events.EventType.ORDER_CREATED, {"order": view})
     metrics.order_placed()
@@ -181,7 +230,7 @@ async def place_order(conn: Connection, request: OrderCreate) -> dict[str, Any]:
 
 
 async def _place_line_by_line(
-    conn: Connection, request: OrderCreate, now: datetime
+    conn: Connection, request: OrderCreate, now: datetime, expires_at: datetime | None
 ) -> tuple[int, int]:
     taken: dict[int, dict[str, Any]] = {}
     for line in sorted(request.items, key=lambda line: line.product_id):
@@ -190,8 +239,21 @@ async def _place_line_by_line(
         if row is None:
             await _refuse(conn, line.product_id, line.quantity)
         taken[line.product_id] = row  # type: ignore[assignment]
+    quantities = {line.product_id: line.quantity for line in request.items}
     total = sum(taken[line.product_id]["price_cents"] * line.quantity for line in request.items)
-    order_id = await conn.fetch_value(_INSERT_ORDER, {"total_cents": total, "now": now})
+    order_id = await conn.fetch_value(
+        _INSERT_ORDER, {"total_cents": total, "now": now, "expires_at": expires_at}
+    )
+    for product_id, product in taken.items():
+        await stock.record_movement(
+            conn,
+            product_id,
+            -quantities[product_id],
+            SystemReason.ORDER_PLACED,
+            order_id,
+            stock_after=product["stock"],
+            now=now,
+        )
     for line in request.items:
         product = taken[line.product_id]
         await conn.execute(
@@ -210,7 +272,7 @@ async def _place_line_by_line(
 
 
 async def _place_in_one_statement(
-    conn: Connection, request: OrderCreate, now: datetime
+    conn: Connection, request: OrderCreate, now: datetime, expires_at: datetime | None
 ) -> tuple[int, int]:
     rows = await conn.fetch_all(
         _PLACE_ORDER_PG,
@@ -219,6 +281,7 @@ async def _place_in_one_statement(
             "quantities": [line.quantity for line in request.items],
             "line_count": len(request.items),
             "now": now,
+            "expires_at": expires_at,
         },
     )
     if rows and rows[0]["order_id"] is not None:
@@ -240,15 +303,7 @@ async def _refuse(conn: Connection, product_id: int, quantity: int) -> None:
         metrics.order_rejected("product_not_found")
         raise product_not_found(product_id)
     metrics.order_rejected("insufficient_stock")
-    raise ApiError(
-        409,
-        "insufficient_stock",
-        "Insufficient stock",
-        f"Product {product_id} has {available} in stock; {quantity} requested.",
-        product_id=product_id,
-        requested=quantity,
-        available=available,
-    )
+    raise stock.insufficient_stock(product_id, requested=quantity, available=available)
 
 
 async def locked_order(conn: Connection, order_id: int) -> dict[str, Any]:
@@ -261,11 +316,15 @@ async def locked_order(conn: Connection, order_id: int) -> dict[str, Any]:
 
 
 async def change_status(
-    conn: Connection, order_id: int, target: OrderStatus, *, reason: str | None = None
+    conn: Connection,
+    order_id: int,
+    target: OrderStatus,
+    *,
+    reason: CancelReason = CancelReason.REQUESTED,
 ) -> dict[str, Any]:
-    """Move an order to `target`; moving to CANCELED returns its quantities to stock in the
-    same transaction, exactly once (a racing cancel waits for the row and sees CANCELED).
-    Setting the status it has is a no-op. Returns the order's view."""
+    """Move an order to `target`; moving to CANCELED (for `reason`) returns its quantities to
+    stock in the same transaction, exactly once (a racing cancel waits for the row and sees
+    CANCELED). Setting the status it has is a no-op. Returns the order's view."""
     order = await locked_order(conn, order_id)
     current = OrderStatus(order["status"])
     if current == target:
@@ -273,14 +332,84 @@ async def change_status(
     if target not in TRANSITIONS[current]:
         raise invalid_transition(current, target)
     now = utcnow()
+    if target == OrderStatus.PAID and _window_closed(order, now):
+        raise window_closed(order)
+    cancel_reason = CancelReason(reason).value if target == OrderStatus.CANCELED else None
+    params = {"status": target.value, "cancel_reason": cancel_reason, "now": now}
+    await conn.execute(_SET_STATUS, {**params, "order_id": order_id})
     if target == OrderStatus.CANCELED:
-        await conn.execute(_RESTOCK, {"order_id": order_id, "now": now})
-    await conn.execute(_SET_STATUS, {"status": target.value, "now": now, "order_id": order_id})
+        await _return_stock(conn, order_id, SystemReason.ORDER_CANCELED, now)
     metrics.order_status_changed(target.value)
     business_event(log, f"order_{target.value.lower()}", order_id=order_id, previous=current.value)
+    return await _moved(conn, order_id, target)
+
+
+async def _moved(conn: Connection, order_id: int, target: OrderStatus) -> dict[str, Any]:
+    """The order's view right after its move to `target`, recorded as the move's event: the
+    one place each move is reported, whichever path (API, webhook, expiry) made it."""
     view = await order_view(conn, order_id)
     await events.record(conn, events.ORDER_EVENTS[target], {"order": view})
     return view
+
+
+def _window_closed(order: dict[str, Any], now: datetime) -> bool:
+    return order["expires_at"] is not None and order["expires_at"] <= now
+
+
+def window_closed(order: dict[str, Any]) -> ApiError:
+    """A payment after the order's payment window: the order expires, it is never paid."""
+    error = invalid_transition(OrderStatus.PENDING, OrderStatus.PAID)
+    error.extra["allowed"] = [OrderStatus.CANCELED.value]
+    error.detail = (
+        f"Order {order['id']}'s payment window closed at {rfc3339(order['expires_at'])}: it "
+        "expires unpaid and cannot be paid any more."
+    )
+    return error
+
+
+async def _return_stock(
+    conn: Connection, order_id: int, reason: SystemReason, now: datetime
+) -> None:
+    """Give every line of a canceled order its quantity back, with a movement for each."""
+    if conn.dialect == "postgresql":
+        params = {"order_id": order_id, "reason": reason.value, "now": now}
+        await conn.execute(_RESTOCK_PG, params)
+        return
+    for line in await conn.fetch_all(_LINES, {"order_id": order_id}):
+        params = {"product_id": line["product_id"], "quantity": line["quantity"], "now": now}
+        stock_after = await conn.fetch_value(_RETURN_LINE, params)
+        await stock.record_movement(
+            conn,
+            line["product_id"],
+            line["quantity"],
+            reason,
+            order_id,
+            stock_after=stock_after,
+            now=now,
+        )
+
+
+async def expire_due(
+    conn: Connection, *, now: datetime | None = None, limit: int = EXPIRY_BATCH
+) -> int:
+    """Cancel up to `limit` PENDING orders past their payment window, returning their stock
+    (`order_expired` movements); returns how many expired. Each order expires once, however
+    many workers and instances run this at the same time."""
+    now = now or utcnow()
+    params = {"now": now, "limit": limit, "cancel_reason": CancelReason.EXPIRED.value}
+    expired = sorted(row["id"] for row in await conn.fetch_all(_EXPIRE_DUE, params))
+    if not expired:
+        return 0
+    if conn.dialect == "postgresql":
+        # Products in id order before any restock, as every other transaction takes them.
+        await conn.execute(_LOCK_PRODUCTS_OF_PG, {"order_ids": expired})
+    for order_id in expired:
+        await _return_stock(conn, order_id, SystemReason.ORDER_EXPIRED, now)
+        await _moved(conn, order_id, OrderStatus.CANCELED)
+        metrics.order_status_changed(OrderStatus.CANCELED.value)
+    metrics.orders_expired(len(expired))
+    business_event(log, "orders_expired", count=len(expired), order_ids=expired)
+    return len(expired)
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from app import orders
 from app.database import Connection, Sql
 from app.errors import ApiError
 from app.schemas import PaymentEventCreate
-from app.tables import OrderStatus
+from app.tables import CancelReason, OrderStatus
 from app.types import from_cents, to_cents, utcnow
 
 # The status each event type moves a PENDING order to.
@@ -91,8 +91,9 @@ async def _move(conn: Connection, order: dict[str, Any], event: PaymentEventCrea
             f"{order['id']} is {current.value}."
         )
         raise error
-    # PENDING -> PAID or CANCELED (stock returned); PAID again is a no-op; the rest is 409.
-    return await orders.change_status(conn, order["id"], target)
+    # PENDING -> PAID (unless its payment window closed) or CANCELED (stock returned); PAID
+    # again is a no-op; the rest is 409.
+    return await orders.change_status(conn, order["id"], target, reason=CancelReason.PAYMENT_FAILED)
 
 
 def amount_mismatch(order: dict[str, Any], event: PaymentEventCreate) -> ApiError:

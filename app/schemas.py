@@ -5,17 +5,20 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.tables import OrderStatus
+from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
 from app.types import (
     Amount,
     Description,
     MoneyOut,
+    Note,
     OrderId,
     Price,
     ProductId,
     ProductName,
     Quantity,
+    Reference,
     Sku,
+    StockDelta,
     StockLevel,
     StorableText,
     Timestamp,
@@ -117,6 +120,10 @@ class OrderPublic(BaseModel):
     total: MoneyOut
     created_at: Timestamp
     updated_at: Timestamp
+    # Why it was canceled; null unless CANCELED.
+    cancel_reason: CancelReason | None
+    # The end of its payment window (PENDING_ORDER_TTL_SECONDS); null when none was set.
+    expires_at: Timestamp | None
 
 
 ItemT = TypeVar("ItemT")
@@ -150,3 +157,29 @@ class PaymentEventReceipt(BaseModel):
     duplicate: bool
     order_id: int
     order_status: OrderStatus
+
+
+# ---------------------------------------------------------------- stock ledger
+
+
+# The body of POST /products/{id}/stock-adjustments: a relative change of stock and why.
+class StockAdjustmentCreate(RequestBody):
+    delta: StockDelta = Field(
+        description="Units to add (received, returned) or, when negative, to take away; not 0."
+    )
+    reason: AdjustmentReason
+    reference: Reference | None = None
+    note: Note | None = None
+
+
+# One change of a product's stock, as the API shows it.
+class StockMovementPublic(BaseModel):
+    id: int
+    product_id: int
+    delta: int
+    reason: MovementReason
+    order_id: int | None
+    reference: str | None
+    note: str | None
+    stock_after: int
+    created_at: Timestamp

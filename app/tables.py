@@ -1,5 +1,7 @@
-"""The tables Alembic migrates: what is stored, and the one list of order statuses."""
+"""The tables Alembic migrates: what is stored, and the one list of each set of values (order
+statuses, cancel reasons, stock movement reasons) that CHECK constraints, schemas and docs use."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -31,6 +33,7 @@ SQLModel.metadata.naming_convention = {
 }
 
 LIVE = text("archived_at IS NULL")
+PENDING = text("status = 'PENDING'")
 
 
 # The order lifecycle; transitions live in app.orders.
@@ -39,6 +42,44 @@ class OrderStatus(StrEnum):
     PAID = "PAID"
     SHIPPED = "SHIPPED"
     CANCELED = "CANCELED"
+
+
+# Why an order was canceled: by an API call, by a failed payment, or by the payment window.
+class CancelReason(StrEnum):
+    REQUESTED = "requested"
+    PAYMENT_FAILED = "payment_failed"
+    EXPIRED = "expired"
+
+
+# Why a warehouse adjusts stock (POST /products/{id}/stock-adjustments).
+class AdjustmentReason(StrEnum):
+    RECEIVED = "received"
+    RETURNED = "returned"
+    DAMAGED = "damaged"
+    LOST = "lost"
+    CORRECTION = "correction"
+
+
+# The reasons the service records by itself, as stock moves with the catalog and orders.
+class SystemReason(StrEnum):
+    INITIAL = "initial"
+    ORDER_PLACED = "order_placed"
+    ORDER_CANCELED = "order_canceled"
+    ORDER_EXPIRED = "order_expired"
+    STOCK_SET = "stock_set"
+
+
+# Every reason a stock movement may carry: the service's own, then the adjustments'.
+MovementReason = StrEnum(  # type: ignore[misc]
+    "MovementReason", [(r.name, r.value) for r in (*SystemReason, *AdjustmentReason)]
+)
+# The movements that belong to an order (and only those carry its id).
+ORDER_REASONS = (SystemReason.ORDER_PLACED, SystemReason.ORDER_CANCELED, SystemReason.ORDER_EXPIRED)
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """A CHECK constraint's condition: `column` holds one of `values`."""
+    return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
 
 
 # A product in the catalog; archived products keep their row for past orders' sake.
@@ -75,6 +116,13 @@ class Order(SQLModel, table=True):
         # Lists are newest first (id descending): by status, a page is a range of this index.
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_created_at", "created_at"),
+        # The payment window's sweeper reads only the PENDING orders, soonest deadline first.
+        Index(
+            "ix_orders_pending_expires_at",
+            "expires_at",
+            sqlite_where=PENDING,
+            postgresql_where=PENDING,
+        ),
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
@@ -82,6 +130,11 @@ class Order(SQLModel, table=True):
     total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime
+    # A CancelReason once CANCELED. No CHECK constraint: adding one to a table that others
+    # reference rebuilds it on SQLite, which its foreign keys forbid inside a migration.
+    cancel_reason: str | None = TableField(default=None, sa_column=Column(String(16)))
+    # The end of the payment window (PENDING_ORDER_TTL_SECONDS when the order was placed).
+    expires_at: datetime | None = None
 
     lines: list["OrderLine"] = Relationship(
         sa_relationship_kwargs={"lazy": "selectin", "order_by": "OrderLine.id"}
@@ -146,6 +199,37 @@ class PaymentEvent(SQLModel, table=True):
     raw_body: str = TableField(sa_column=Column(Text, nullable=False))
     signed_at: datetime
     processed_at: datetime
+
+
+# One change of a product's stock, written in the same transaction as the change: for every
+# product, stock = the sum of its movements' deltas, and the newest one's stock_after is stock.
+class StockMovement(SQLModel, table=True):
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        CheckConstraint("delta <> 0", name="delta_not_zero"),
+        CheckConstraint(one_of("reason", MovementReason), name="reason_known"),
+        CheckConstraint("stock_after >= 0", name="stock_after_not_negative"),
+        CheckConstraint(
+            f"({one_of('reason', ORDER_REASONS)}) = (order_id IS NOT NULL)",
+            name="order_id_iff_order_reason",
+        ),
+        # A product's history, newest first, and its sum: one index range either way.
+        Index("ix_stock_movements_product_id_id", "product_id", "id"),
+    )
+
+    id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
+    product_id: int = TableField(
+        sa_column=Column(Integer, ForeignKey("products.id"), nullable=False)
+    )
+    delta: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    reason: str = TableField(sa_column=Column(String(32), nullable=False))
+    order_id: int | None = TableField(
+        default=None, sa_column=Column(Integer, ForeignKey("orders.id"), index=True)
+    )
+    reference: str | None = TableField(default=None, sa_column=Column(String(128)))
+    note: str | None = TableField(default=None, sa_column=Column(String(500)))
+    stock_after: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime
 
 
 # ---------------------------------------------------------------- outbound events

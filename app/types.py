@@ -180,3 +180,33 @@ StockLevel = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), _WHOLE]
 Quantity = Annotated[StrictInt, Field(ge=1, le=10_000), _WHOLE]
 ProductId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), _WHOLE]
 OrderId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+
+# A stock adjustment's change: a whole number of units, never 0 (which would record nothing).
+MAX_DELTA = 1_000_000_000
+
+
+def _not_zero(delta: int) -> int:
+    if delta == 0:
+        raise ValueError("must not be 0: an adjustment changes stock")
+    return delta
+
+
+StockDelta = Annotated[
+    StrictInt,
+    Field(ge=-MAX_DELTA, le=MAX_DELTA, json_schema_extra={"not": {"const": 0}}),
+    _WHOLE,
+    AfterValidator(_not_zero),
+]
+# What an adjustment refers to (a purchase order, a return number), and a note on it.
+Reference = Annotated[
+    str,
+    StringConstraints(max_length=128),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "maxLength": 128, "pattern": TEXT_PATTERN}),
+]
+Note = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "maxLength": 500, "pattern": TEXT_PATTERN}),
+]

@@ -67,12 +67,15 @@ async def create_order(
         ),
     ] = None,
 ) -> Response:
+    window = request.app.state.settings.payment_window
     if idempotency_key is None:
-        answer = idempotency.Answer(201, await database.write(order_rules.place_order, body))
+        placed = await database.write(order_rules.place_order, body, payment_window=window)
+        answer = idempotency.Answer(201, placed)
     else:
         answer = await database.write(
             _place_once,
             body,
+            window,
             key=idempotency_key,
             principal=request.scope.get("state", {}).get("principal"),
             ttl=timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
@@ -84,10 +87,16 @@ async def create_order(
 
 
 async def _place_once(
-    conn: Connection, body: OrderCreate, *, key: str, principal: str | None, ttl: timedelta
+    conn: Connection,
+    body: OrderCreate,
+    window: timedelta | None,
+    *,
+    key: str,
+    principal: str | None,
+    ttl: timedelta,
 ) -> idempotency.Answer:
     async def place(conn: Connection) -> tuple[int, Any]:
-        return 201, await order_rules.place_order(conn, body)
+        return 201, await order_rules.place_order(conn, body, payment_window=window)
 
     return await idempotency.once(
         conn,
