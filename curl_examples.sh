@@ -13,6 +13,9 @@
 #   API_KEY         sent as `Authorization: Bearer <key>` on every call but the webhook
 #   WEBHOOK_SECRET  the server's webhook secret (the first one, if it holds several); without
 #                   it the payment steps are skipped and the order is marked paid with PUT.
+#   EVENT_RECEIVER_URL  a URL to subscribe to events (created, read and deleted again); without
+#                   it the subscription steps are skipped. It must be public unless the server
+#                   runs with EVENT_ALLOW_PRIVATE_URLS=true.
 # Needs curl, openssl (to sign the webhook) and jq or python3 (to read JSON).
 set -euo pipefail
 
@@ -20,6 +23,7 @@ BASE_URL=${BASE_URL:-http://127.0.0.1:8000}
 BASE_URL=${BASE_URL%/}
 API_KEY=${API_KEY:-}
 WEBHOOK_SECRET=${WEBHOOK_SECRET:-}
+EVENT_RECEIVER_URL=${EVENT_RECEIVER_URL:-}
 RUN="$(date +%s)-$$-$RANDOM"
 
 STATUS=""   # the last call's HTTP status
@@ -191,6 +195,57 @@ call 200 GET "/products/$MUG"
 expect stock 8
 call 409 DELETE "/orders/$ORDER"
 expect code invalid_status_transition
+
+echo; echo "== Stock ledger: restocking with adjustments"
+ADJUST="{\"delta\": 12, \"reason\": \"received\", \"reference\": \"PO-$RUN\", \"note\": \"Pallet 1 of 1\"}"
+call 201 POST "/products/$MUG/stock-adjustments" "$ADJUST" -H "Idempotency-Key: restock-$RUN"
+MOVEMENT=$(field id)
+expect delta 12
+expect reason received
+expect stock_after 20
+call 201 POST "/products/$MUG/stock-adjustments" "$ADJUST" -H "Idempotency-Key: restock-$RUN" -D "$tmp/headers"
+expect id "$MOVEMENT"
+grep -qi '^idempotent-replayed: true' "$tmp/headers" || fail "the retry was not answered as a replay"
+printf '    %sIdempotent-Replayed: true OK%s\n' "$GREEN" "$OFF"
+call 200 GET "/products/$MUG"
+expect stock 20
+call 409 POST "/products/$MUG/stock-adjustments" '{"delta": -21, "reason": "damaged"}'
+expect code insufficient_stock
+expect available 20
+call 422 POST "/products/$MUG/stock-adjustments" '{"delta": 0, "reason": "received"}'
+expect code validation_error
+call 200 GET "/products/$MUG/stock-movements?limit=2"
+expect total 5
+call 200 GET "/products/$MUG/stock-movements/$MOVEMENT"
+expect stock_after 20
+SINCE=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v-1H +%Y-%m-%dT%H:%M:%SZ)
+call 200 GET "/orders?product_id=$MUG&created_after=$SINCE"
+expect total 2
+
+echo; echo "== Events: the feed and a push subscription"
+call 200 GET "/events?limit=100"
+NEXT=$(field next)
+[[ -n $NEXT ]] || fail "GET /events gave no next cursor"
+call 200 GET "/events?type=order.paid&type=order.canceled&limit=5"
+call 200 GET "/events?after=$NEXT"
+expect next "$NEXT"
+call 422 GET "/events?after=not-a-cursor"
+expect code invalid_cursor
+call 422 POST /event-subscriptions '{"url": "ftp://127.0.0.1/hooks", "types": ["*"]}'
+expect code url_not_allowed
+if [[ -n $EVENT_RECEIVER_URL ]]; then
+  call 201 POST /event-subscriptions "{\"url\": \"$EVENT_RECEIVER_URL\", \"types\": [\"order.paid\", \"order.canceled\"], \"description\": \"curl walk-through $RUN\"}"
+  SUBSCRIPTION=$(field id)
+  [[ $(field secret) == whsec_* ]] || fail "the new subscription's secret is not whsec_..."
+  call 200 GET "/event-subscriptions/$SUBSCRIPTION"
+  expect secret ""
+  call 200 GET /event-subscriptions
+  call 200 GET "/event-subscriptions/$SUBSCRIPTION/deliveries"
+  call 204 DELETE "/event-subscriptions/$SUBSCRIPTION"
+  call 404 GET "/event-subscriptions/$SUBSCRIPTION"
+else
+  echo "EVENT_RECEIVER_URL is not set: skipping the subscription steps."
+fi
 
 echo; echo "== Archiving"
 call 204 DELETE "/products/$TEE"

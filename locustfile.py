@@ -1,19 +1,22 @@
-"""Load test: shoppers who browse the catalog and place orders, 80% reads and 20% writes.
+"""Load test: shoppers who browse the catalog and place orders, 80% reads and 20% writes,
+while a warehouse user restocks with stock adjustments.
 
     bench/locust.sh light                      # 25 users, against BASE_URL or 127.0.0.1:8000
     bench/locust.sh heavy --host https://...   # 200 users, against a deployed service
 
 At the start the run creates its own small catalog through the API (SKUs `LOAD-<run>-<n>`);
 users order only from it, so at the end the stock conservation invariant can be checked over
-that whole catalog (bench/stock_check.py): a violation makes the run exit non-zero. An order
-refused with 409 `insufficient_stock` is an expected outcome (the catalog sells out), not a
-failure. `API_KEY`, when set, is sent as `Authorization: Bearer <key>`.
+that whole catalog (bench/stock_check.py), with the stock ledger (stock = the sum of each
+product's movements): a violation makes the run exit non-zero. An order or a write-off refused
+with 409 `insufficient_stock` is an expected outcome (the catalog sells out), not a failure.
+`API_KEY`, when set, is sent as `Authorization: Bearer <key>`.
 """
 
 import logging
 import os
 import random
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -77,12 +80,17 @@ def seed_catalog(environment: Environment, **_: Any) -> None:
 def check_stock_invariant(environment: Environment, **_: Any) -> None:
     if not catalog:
         return
-    found = check_stock(_base_url(environment), catalog, API_KEY)
+    figures: Counter = Counter()
+    found = check_stock(_base_url(environment), catalog, API_KEY, figures=figures)
     stock_violations.extend(found)
     if found:
         log.error("stock invariant VIOLATED:\n  %s", "\n  ".join(found))
     else:
-        log.info("stock invariant holds over %d products", len(catalog))
+        log.info(
+            "stock invariant holds over %d products; ledger: %s",
+            len(catalog),
+            ", ".join(f"{name} {n}" for name, n in sorted(figures.items())),
+        )
 
 
 @events.quitting.add_listener
@@ -141,6 +149,46 @@ class ShopUser(HttpUser):
         if self.my_orders:
             order_id = self.my_orders.pop(random.randrange(len(self.my_orders)))
             self.client.delete(f"/orders/{order_id}", name="/orders/{id}")
+
+
+# The warehouse: one user restocks (a delivery of a few units, keyed so a retry never adds
+# twice), now and then writes off a damaged unit, and reads a product's history.
+class WarehouseUser(HttpUser):
+    host = ShopUser.host
+    fixed_count = 1
+    wait_time = between(1, 3)
+
+    def on_start(self) -> None:
+        self.client.headers.update(auth_headers(API_KEY))
+
+    @task(6)
+    def receive_delivery(self) -> None:
+        product = random.choice(list(catalog))
+        self.client.post(
+            f"/products/{product}/stock-adjustments",
+            json={"delta": random.randint(1, 20), "reason": "received", "reference": RUN_ID},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            name="/products/{id}/stock-adjustments",
+        )
+
+    @task(2)
+    def write_off_damaged(self) -> None:
+        product = random.choice(list(catalog))
+        with self.client.post(
+            f"/products/{product}/stock-adjustments",
+            json={"delta": -1, "reason": "damaged"},
+            name="/products/{id}/stock-adjustments",
+            catch_response=True,
+        ) as response:
+            if response.status_code == 409 and _code(response) == "insufficient_stock":
+                response.success()  # nothing left to write off
+
+    @task(2)
+    def read_history(self) -> None:
+        product = random.choice(list(catalog))
+        self.client.get(
+            f"/products/{product}/stock-movements?limit=20", name="/products/{id}/stock-movements"
+        )
 
 
 def _code(response: Any) -> str | None:

@@ -1,5 +1,6 @@
 """Every setting the service reads, from the environment or a `.env` file."""
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -40,18 +41,23 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    # SQLite: how long a writer waits for the write lock before giving up.
+    # SQLite: how long a writer waits for its turn and the write lock before a 503.
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
-    # Connections each worker keeps, and how many more it may open under load (PostgreSQL,
-    # and SQLite files).
+    # PostgreSQL: connections each worker's pool may open (DB_POOL_SIZE + DB_MAX_OVERFLOW).
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
-    # Threads per worker that run the requests' database work, one session each: how many
-    # requests of a worker use the database at once. Python runs one thread at a time, so a
-    # few are faster than many (bench/README.md); at most DB_POOL_SIZE + DB_MAX_OVERFLOW.
+    # SQLite: threads per worker for the statements that cost O(rows) (a list's count, the
+    # name search), so they never run on the event loop (docs/data-layer.md).
     db_threads: int = Field(default=4, ge=1)
-    # How long a request may queue for a database thread before it is answered 503.
+    # How long a request may wait for a database connection (PostgreSQL) before a 503; the
+    # time budget of a SQLite scan.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # The payment window: a PENDING order not paid this many seconds after it was placed is
+    # canceled by the service and its stock returned. Unset: PENDING orders never expire.
+    pending_order_ttl_seconds: int | None = Field(default=None, ge=1)
+    # How often each worker looks for orders past their window (and other chores).
+    housekeeping_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     # How long an Idempotency-Key on POST /orders is remembered.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
@@ -85,6 +91,17 @@ class Settings(BaseSettings):
     readiness_interval_seconds: float = Field(default=2.0, gt=0)
     # SQLite: /readyz turns 503 `insufficient_storage` when the database's disk has less free.
     min_free_disk_mib: int = Field(default=16, ge=0)
+    # Outbound events (docs/events.md). Subscription URLs must resolve to public addresses
+    # unless this is true (development, tests: a receiver on 127.0.0.1).
+    event_allow_private_urls: bool = False
+    # How long one delivery attempt may take, response included, before it counts as failed.
+    event_delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Retry n waits this × 2^(n-1) seconds (with jitter, at most an hour).
+    event_retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Attempts per delivery before it is marked failed.
+    event_max_attempts: int = Field(default=12, ge=1, le=100)
+    # Events (and their delivery log) older than this are purged.
+    event_retention_days: int = Field(default=30, ge=1, le=3650)
 
     @field_validator("database_url")
     @classmethod
@@ -154,6 +171,11 @@ class Settings(BaseSettings):
         ):
             raise ValueError("every API key needs at least 16 characters in production")
         return keys
+
+    @property
+    def payment_window(self) -> timedelta | None:
+        ttl = self.pending_order_ttl_seconds
+        return None if ttl is None else timedelta(seconds=ttl)
 
     @property
     def is_sqlite(self) -> bool:

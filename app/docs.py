@@ -27,6 +27,10 @@ TAGS = [
         "description": "Place orders (stock is reserved), move their status, "
         "cancel (stock is returned).",
     },
+    {
+        "name": "stock",
+        "description": "Restock and write off with adjustments; each product's stock ledger.",
+    },
     {"name": "webhooks", "description": "Signed payment events from the payment provider."},
     {"name": "operations", "description": "Health and readiness probes."},
 ]

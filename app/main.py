@@ -5,13 +5,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import __version__, docs, housekeeping, metrics, observability, security
+from app import __version__, docs, event_delivery, housekeeping, metrics, observability, security
 from app.admission import Admission
 from app.config import Settings, get_settings
 from app.cors import cors
@@ -21,7 +20,7 @@ from app.logs import configure_logging
 from app.middleware import RequestPath
 from app.readiness import Readiness
 from app.route_table import RouteTable
-from app.routers import health, orders, products, webhooks
+from app.routers import events, health, orders, products, stock, webhooks
 
 log = logging.getLogger("app")
 
@@ -38,23 +37,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine_url = app.state.database.engine.url
-        log.info("serving on %s", engine_url.render_as_string(hide_password=True))
+        log.info("serving on %s", app.state.database.display_url)
         await app.state.readiness.refresh()  # logs the schema check's ERROR if behind
         watch = asyncio.create_task(app.state.readiness.run_forever())
-        ttl = timedelta(hours=settings.idempotency_ttl_hours)
-        chores = asyncio.create_task(housekeeping.purge_forever(app.state.database, ttl))
+        chores = asyncio.create_task(housekeeping.run(app.state.database, settings))
+        deliveries = event_delivery.start(app.state.database, settings)
         # What start-up built lives as long as the process: out of the collector's way, so
         # full collections stop scanning it (they paused requests ~90 ms, bench/README.md).
         gc.collect()
         gc.freeze()
         yield
         gc.unfreeze()
+        await deliveries.stop()  # finishes (or releases) the deliveries in hand
         await _stop(watch)
-        # A purge already running in a database thread finishes in `close` below.
         await _stop(chores)
         metrics.worker_stopped()
-        app.state.database.close()
+        await app.state.database.close()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
@@ -68,12 +66,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.database = create_database(settings, engine)
-    metrics.setup(app.state.database.engine, settings.prometheus_multiproc_dir)
+    metrics.setup(None, settings.prometheus_multiproc_dir)
     app.state.readiness = Readiness(
         app.state.database, settings.readiness_interval_seconds, settings.min_free_disk_mib << 20
     )
     install_error_handlers(app)
-    routers = (products.router, orders.router, webhooks.router, health.router, observability.router)
+    routers = (
+        products.router,
+        stock.router,
+        orders.router,
+        webhooks.router,
+        events.router,
+        health.router,
+        observability.router,
+    )
     for router in routers:
         app.include_router(router)
     app.add_middleware(

@@ -5,20 +5,23 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.tables import Order, OrderStatus, Product
+from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
 from app.types import (
     Amount,
     Description,
     MoneyOut,
+    Note,
     OrderId,
     Price,
     ProductId,
     ProductName,
     Quantity,
+    Reference,
     Sku,
+    StockDelta,
     StockLevel,
+    StorableText,
     Timestamp,
-    from_cents,
 )
 
 
@@ -63,19 +66,6 @@ class ProductPublic(BaseModel):
     stock: int
     created_at: Timestamp
     updated_at: Timestamp
-
-    @classmethod
-    def of(cls, product: Product) -> "ProductPublic":
-        return cls(
-            id=product.id,
-            sku=product.sku,
-            name=product.name,
-            description=product.description,
-            price=from_cents(product.price_cents),
-            stock=product.stock,
-            created_at=product.created_at,
-            updated_at=product.updated_at,
-        )
 
 
 # One requested line of a new order.
@@ -130,38 +120,24 @@ class OrderPublic(BaseModel):
     total: MoneyOut
     created_at: Timestamp
     updated_at: Timestamp
-
-    @classmethod
-    def of(cls, order: Order) -> "OrderPublic":
-        return cls(
-            id=order.id,
-            status=OrderStatus(order.status),
-            items=[
-                OrderLinePublic(
-                    product_id=line.product_id,
-                    sku=line.sku,
-                    name=line.name,
-                    quantity=line.quantity,
-                    unit_price=from_cents(line.unit_price_cents),
-                    line_total=from_cents(line.line_total_cents),
-                )
-                for line in order.lines
-            ],
-            total=from_cents(order.total_cents),
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-        )
+    # Why it was canceled; null unless CANCELED.
+    cancel_reason: CancelReason | None
+    # The end of its payment window (PENDING_ORDER_TTL_SECONDS); null when none was set.
+    expires_at: Timestamp | None
 
 
 ItemT = TypeVar("ItemT")
 
 
-# A page of a collection: the items, how many match in all, and the window asked for.
+# A page of a collection (the contract's list envelope). Offset paging: `total` counts every
+# match; cursor paging (`after`): `total` and `offset` are null. `next`: the cursor of the page
+# after this one, or null on the last page.
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
-    total: int
+    total: int | None
     limit: int
-    offset: int
+    offset: int | None
+    next: str | None
 
 
 PaymentEventType = Literal["payment.succeeded", "payment.failed"]
@@ -172,7 +148,7 @@ class PaymentEventCreate(RequestBody):
     type: PaymentEventType
     order_id: OrderId
     amount: Amount
-    payment_id: str = Field(min_length=1, max_length=255)
+    payment_id: StorableText = Field(min_length=1, max_length=255)
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.
@@ -181,3 +157,29 @@ class PaymentEventReceipt(BaseModel):
     duplicate: bool
     order_id: int
     order_status: OrderStatus
+
+
+# ---------------------------------------------------------------- stock ledger
+
+
+# The body of POST /products/{id}/stock-adjustments: a relative change of stock and why.
+class StockAdjustmentCreate(RequestBody):
+    delta: StockDelta = Field(
+        description="Units to add (received, returned) or, when negative, to take away; not 0."
+    )
+    reason: AdjustmentReason
+    reference: Reference | None = None
+    note: Note | None = None
+
+
+# One change of a product's stock, as the API shows it.
+class StockMovementPublic(BaseModel):
+    id: int
+    product_id: int
+    delta: int
+    reason: MovementReason
+    order_id: int | None
+    reference: str | None
+    note: str | None
+    stock_after: int
+    created_at: Timestamp

@@ -1,21 +1,27 @@
-"""The tables Alembic migrates: what is stored, and the one list of order statuses."""
+"""The tables Alembic migrates: what is stored, and the one list of each set of values (order
+statuses, cancel reasons, stock movement reasons) that CHECK constraints, schemas and docs use."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlmodel import Field as TableField
 from sqlmodel import Relationship, SQLModel
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 # Predictable constraint names keep migrations readable and diffable.
 SQLModel.metadata.naming_convention = {
@@ -27,6 +33,7 @@ SQLModel.metadata.naming_convention = {
 }
 
 LIVE = text("archived_at IS NULL")
+PENDING = text("status = 'PENDING'")
 
 
 # The order lifecycle; transitions live in app.orders.
@@ -35,6 +42,44 @@ class OrderStatus(StrEnum):
     PAID = "PAID"
     SHIPPED = "SHIPPED"
     CANCELED = "CANCELED"
+
+
+# Why an order was canceled: by an API call, by a failed payment, or by the payment window.
+class CancelReason(StrEnum):
+    REQUESTED = "requested"
+    PAYMENT_FAILED = "payment_failed"
+    EXPIRED = "expired"
+
+
+# Why a warehouse adjusts stock (POST /products/{id}/stock-adjustments).
+class AdjustmentReason(StrEnum):
+    RECEIVED = "received"
+    RETURNED = "returned"
+    DAMAGED = "damaged"
+    LOST = "lost"
+    CORRECTION = "correction"
+
+
+# The reasons the service records by itself, as stock moves with the catalog and orders.
+class SystemReason(StrEnum):
+    INITIAL = "initial"
+    ORDER_PLACED = "order_placed"
+    ORDER_CANCELED = "order_canceled"
+    ORDER_EXPIRED = "order_expired"
+    STOCK_SET = "stock_set"
+
+
+# Every reason a stock movement may carry: the service's own, then the adjustments'.
+MovementReason = StrEnum(  # type: ignore[misc]
+    "MovementReason", [(r.name, r.value) for r in (*SystemReason, *AdjustmentReason)]
+)
+# The movements that belong to an order (and only those carry its id).
+ORDER_REASONS = (SystemReason.ORDER_PLACED, SystemReason.ORDER_CANCELED, SystemReason.ORDER_EXPIRED)
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """A CHECK constraint's condition: `column` holds one of `values`."""
+    return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
 
 
 # A product in the catalog; archived products keep their row for past orders' sake.
@@ -58,21 +103,38 @@ class Product(SQLModel, table=True):
     archived_at: datetime | None = None
 
 
+# The CHECK constraint that keeps `orders.status` to the statuses above.
+STATUS_KNOWN = "status IN (" + ", ".join(f"'{status.value}'" for status in OrderStatus) + ")"
+
+
 # An order: its lines are a snapshot of the products as they were when it was placed.
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('PENDING', 'PAID', 'SHIPPED', 'CANCELED')", name="status_known"
-        ),
+        CheckConstraint(STATUS_KNOWN, name="status_known"),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
+        # Lists are newest first (id descending): by status, a page is a range of this index.
+        Index("ix_orders_status_id", "status", "id"),
+        Index("ix_orders_created_at", "created_at"),
+        # The payment window's sweeper reads only the PENDING orders, soonest deadline first.
+        Index(
+            "ix_orders_pending_expires_at",
+            "expires_at",
+            sqlite_where=PENDING,
+            postgresql_where=PENDING,
+        ),
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    status: str = TableField(sa_column=Column(String(16), nullable=False, index=True))
+    status: str = TableField(sa_column=Column(String(16), nullable=False))
     total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime
+    # A CancelReason once CANCELED. No CHECK constraint: adding one to a table that others
+    # reference rebuilds it on SQLite, which its foreign keys forbid inside a migration.
+    cancel_reason: str | None = TableField(default=None, sa_column=Column(String(16)))
+    # The end of the payment window (PENDING_ORDER_TTL_SECONDS when the order was placed).
+    expires_at: datetime | None = None
 
     lines: list["OrderLine"] = Relationship(
         sa_relationship_kwargs={"lazy": "selectin", "order_by": "OrderLine.id"}
@@ -82,14 +144,18 @@ class Order(SQLModel, table=True):
 # One line of an order, with the product's SKU, name and price copied at placing time.
 class OrderLine(SQLModel, table=True):
     __tablename__ = "order_lines"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        # GET /orders?product_id=: the product's orders, newest first, from the index alone.
+        Index("ix_order_lines_product_id_order_id", "product_id", "order_id"),
+    )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
     order_id: int = TableField(
         sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
     )
     product_id: int = TableField(
-        sa_column=Column(Integer, ForeignKey("products.id"), nullable=False, index=True)
+        sa_column=Column(Integer, ForeignKey("products.id"), nullable=False)
     )
     sku: str = TableField(sa_column=Column(String(64), nullable=False))
     name: str = TableField(sa_column=Column(String(200), nullable=False))
@@ -98,10 +164,14 @@ class OrderLine(SQLModel, table=True):
     line_total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
 
 
-# An Idempotency-Key and the first response it produced, kept so that a retry replays it.
+# An Idempotency-Key and the first response it produced, kept so that a retry replays it. A key
+# lives in the key space of one operation ("orders", ...) and belongs to one API key (its
+# principal; "" when the API is open): the same key from two clients is two keys.
 class IdempotencyKey(SQLModel, table=True):
     __tablename__ = "idempotency_keys"
 
+    space: str = TableField(sa_column=Column(String(32), primary_key=True))
+    principal: str = TableField(sa_column=Column(String(64), primary_key=True))
     key: str = TableField(sa_column=Column(String(255), primary_key=True))
     # SHA-256 of the normalized request: the same key with another request is refused.
     request_fingerprint: str = TableField(sa_column=Column(String(64), nullable=False))
@@ -129,3 +199,135 @@ class PaymentEvent(SQLModel, table=True):
     raw_body: str = TableField(sa_column=Column(Text, nullable=False))
     signed_at: datetime
     processed_at: datetime
+
+
+# One change of a product's stock, written in the same transaction as the change: for every
+# product, stock = the sum of its movements' deltas, and the newest one's stock_after is stock.
+class StockMovement(SQLModel, table=True):
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        CheckConstraint("delta <> 0", name="delta_not_zero"),
+        CheckConstraint(one_of("reason", MovementReason), name="reason_known"),
+        CheckConstraint("stock_after >= 0", name="stock_after_not_negative"),
+        CheckConstraint(
+            f"({one_of('reason', ORDER_REASONS)}) = (order_id IS NOT NULL)",
+            name="order_id_iff_order_reason",
+        ),
+        # A product's history, newest first, and its sum: one index range either way.
+        Index("ix_stock_movements_product_id_id", "product_id", "id"),
+    )
+
+    id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
+    product_id: int = TableField(
+        sa_column=Column(Integer, ForeignKey("products.id"), nullable=False)
+    )
+    delta: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    reason: str = TableField(sa_column=Column(String(32), nullable=False))
+    order_id: int | None = TableField(
+        default=None, sa_column=Column(Integer, ForeignKey("orders.id"), index=True)
+    )
+    reference: str | None = TableField(default=None, sa_column=Column(String(128)))
+    note: str | None = TableField(default=None, sa_column=Column(String(500)))
+    stock_after: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- outbound events
+
+
+# What the service tells other systems; this one list drives the CHECK below, the feed's
+# `type` filter, the subscriptions' `types`, the metrics and docs/events.md.
+class EventType(StrEnum):
+    ORDER_CREATED = "order.created"
+    ORDER_PAID = "order.paid"
+    ORDER_SHIPPED = "order.shipped"
+    ORDER_CANCELED = "order.canceled"
+    STOCK_ADJUSTED = "stock.adjusted"
+
+
+# Each state of one event's delivery to one subscription.
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+def _one_of(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
+
+
+# The outbox: one row per event, inserted in the transaction of the change it reports.
+# The feed orders by (txid, seq): txid is the writing transaction's id on PostgreSQL (0 on
+# SQLite, whose single writer commits in seq order), so that a reader can be shown only events
+# no still-running transaction can sort before (app/events.py explains).
+events_table = Table(
+    "events",
+    SQLModel.metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("txid", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False, index=True),
+    Column("data", Text, nullable=False),
+    CheckConstraint(_one_of("type", EventType), name="type_known"),
+    Index("ix_events_feed", "txid", "seq"),
+    Index("ix_events_type_feed", "type", "txid", "seq"),
+    # SQLite: never reuse a purged event's seq, or a consumer's cursor could skip new events.
+    sqlite_autoincrement=True,
+)
+
+# A receiver of push deliveries. `types` is a JSON array of event types, or ["*"].
+subscriptions_table = Table(
+    "event_subscriptions",
+    SQLModel.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("types", Text, nullable=False),
+    Column("description", String(500)),
+    Column("enabled", Boolean, nullable=False),
+    # The signing key, `whsec_<base64>`; shown once, at creation, never logged.
+    Column("secret", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# One event's delivery to one subscription: its state, its last attempt and, while a worker
+# holds it, the lease (token and expiry) that keeps other workers off it.
+deliveries_table = Table(
+    "event_deliveries",
+    SQLModel.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_seq", BigInteger, ForeignKey("events.seq", ondelete="CASCADE"), nullable=False),
+    Column(
+        "subscription_id",
+        Integer,
+        ForeignKey("event_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("response_status", Integer),
+    Column("error", String(500)),
+    Column("duration_ms", Integer),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("attempted_at", UTCDateTime()),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("lease_token", String(32)),
+    Column("lease_until", UTCDateTime()),
+    CheckConstraint(_one_of("status", DeliveryStatus), name="status_known"),
+    UniqueConstraint("event_seq", "subscription_id", name="uq_event_deliveries_event_seq"),
+    # The workers' queue: due deliveries, oldest due first.
+    Index(
+        "ix_event_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    # The backlog's age: the oldest delivery still pending.
+    Index(
+        "ix_event_deliveries_pending_since",
+        "created_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)

@@ -3,7 +3,7 @@ tests/test_crash.py assert), for a closing note or a report:
 
     .venv/bin/python bench/concurrency_figures.py
 
-Starts its own servers on free loopback ports (4 workers; 2 for the crash), on a temporary
+Starts its own servers on free loopback ports (4 workers), on a temporary
 SQLite file and on a fresh schema of the local PostgreSQL.
 """
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from app.config import Settings
-from app.database import create_db_engine
+from app.database import create_database, create_db_engine
 from app.main import create_app
 from tests.databases import ENGINES, database_url, stamp_head
+from tests.factories import Db
 from tests.live_server import LiveServer
 
 
@@ -31,6 +32,7 @@ def settings(db_kind: str, tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
+    """The fresh database's schema, made by SQLAlchemy from app/tables.py."""
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
     stamp_head(engine)
@@ -39,9 +41,11 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+def db(settings: Settings, engine: Engine) -> Iterator[Db]:
+    """The service's own Database on the fresh database: rules run through the seam."""
+    db = Db(create_database(settings, engine))
+    yield db
+    db.close()
 
 
 @pytest.fixture
@@ -75,6 +79,7 @@ def live_server(db_kind: str, tmp_path: Path) -> Callable[..., AbstractContextMa
 # random per run, so no length or placeholder rule of the service can refuse them.
 CLIENT_WEBHOOK_SECRET = f"whtest-{secrets.token_hex(16)}"
 CLIENT_API_KEY = f"key-{secrets.token_hex(16)}"
+CLIENT_EVENT_RECEIVER_URL = "http://127.0.0.1:9/events"
 
 
 @pytest.fixture
@@ -83,12 +88,16 @@ def client_server(
 ) -> Iterator[LiveServer]:
     """A live server as a deployment runs it: webhook secret and an API key set.
 
-    `server.env` carries WEBHOOK_SECRET and API_KEY for the client under test.
+    `server.env` carries WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL for the client under test.
     """
     env = {
         "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
         "API_KEYS": CLIENT_API_KEY,
         "API_KEY": CLIENT_API_KEY,
+        # The clients subscribe a loopback URL where nothing listens (deliveries fail, harmless)
+        # and delete the subscription again.
+        "EVENT_ALLOW_PRIVATE_URLS": "true",
+        "EVENT_RECEIVER_URL": CLIENT_EVENT_RECEIVER_URL,
     }
     with live_server(env=env) as server:
         yield server

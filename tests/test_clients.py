@@ -46,6 +46,7 @@ def run_client(
         "BASE_URL": server.base_url,
         "API_KEY": server.env["API_KEY"],
         "WEBHOOK_SECRET": server.env["WEBHOOK_SECRET"],
+        "EVENT_RECEIVER_URL": server.env.get("EVENT_RECEIVER_URL", ""),
         "NO_COLOR": "1",
         **extra_env,
     }
@@ -75,11 +76,11 @@ def test_curl_examples_walk_through_passes(client_server: LiveServer, tmp_path: 
         ["bash", "curl_examples.sh"], client_server, PATH=f"{bin_dir}:{os.environ['PATH']}"
     )
     assert result.returncode == 0, result.stderr
-    assert "All 36 calls answered as expected" in result.stdout
+    assert "All 55 calls answered as expected" in result.stdout
     assert '"duplicate":true' in result.stdout.replace(" ", "")
     assert "FAIL" not in result.stdout + result.stderr
     calls = [call.splitlines() for call in log.read_text().split("--end--\n") if call]
-    assert len(calls) == 36
+    assert len(calls) == 55
     bearer = f"Authorization: Bearer {client_server.env['API_KEY']}"
     for args in calls:
         is_webhook = args[-1].endswith("/webhooks/payment")
@@ -128,6 +129,7 @@ def run_newman(
         "baseUrl": server.base_url,
         "apiKey": server.env["API_KEY"],
         "webhookSecret": server.env["WEBHOOK_SECRET"],
+        "eventReceiverUrl": server.env.get("EVENT_RECEIVER_URL", ""),
         **variables,
     }
     command = [

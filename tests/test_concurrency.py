@@ -1,4 +1,5 @@
-"""Stock under real concurrency: a real multi-worker uvicorn, real threads, on each engine."""
+"""Stock under real concurrency: a real multi-worker uvicorn, real threads, on each engine.
+Each test ends with the ledger's audit (stock = the sum of each product's movements)."""
 
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ import pytest
 
 from tests.databases import ENGINES, database_url
 from tests.factories import product_body
+from tests.ledger import assert_ledger_holds
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.live
@@ -64,6 +66,7 @@ def test_sixty_concurrent_orders_against_stock_ten_sell_exactly_ten(server: Live
     assert statuses == {201: 10, 409: 50}, statuses
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"insufficient_stock"}
     assert stock_of(server.base_url, product["id"]) == 0
+    assert_ledger_holds(server.database_url, "60 orders against stock 10")
 
 
 def test_multi_line_orders_in_opposite_orders_neither_deadlock_nor_drift(server: LiveServer):
@@ -94,6 +97,7 @@ def test_multi_line_orders_in_opposite_orders_neither_deadlock_nor_drift(server:
                 taken[item["product_id"]] += item["quantity"]
     for pid in ids:
         assert stock_of(server.base_url, pid) == 15 - taken[pid] >= 0
+    assert_ledger_holds(server.database_url, "multi-line orders in opposite orders")
 
 
 def test_concurrent_cancels_restock_exactly_once(server: LiveServer):
@@ -107,6 +111,7 @@ def test_concurrent_cancels_restock_exactly_once(server: LiveServer):
     assert [r.status_code for r in responses] == [200] * 10
     assert {r.json()["status"] for r in responses} == {"CANCELED"}
     assert stock_of(server.base_url, product["id"]) == 10
+    assert_ledger_holds(server.database_url, "10 concurrent cancels")
 
 
 def test_concurrent_requests_with_one_idempotency_key_place_one_order(server: LiveServer):
@@ -132,3 +137,4 @@ def test_concurrent_requests_with_one_idempotency_key_place_one_order(server: Li
         f"{server.base_url}/orders", params={"product_id": product["id"]}, timeout=30
     ).json()
     assert orders["total"] == 1
+    assert_ledger_holds(server.database_url, "10 requests with one Idempotency-Key")

@@ -1,5 +1,6 @@
 """A server killed with SIGKILL in the middle of an order load loses no stock and invents none:
-after a restart, every product's stock is its initial stock minus its non-canceled orders."""
+after a restart, every product's stock is its initial stock minus its non-canceled orders, and
+the sum of its movements (the ledger's audit)."""
 
 import random
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 from tests.databases import database_url
 from tests.factories import product_body
+from tests.ledger import assert_ledger_holds
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.live
@@ -62,11 +64,11 @@ def committed_quantities(base_url: str) -> Counter:
 
 
 def kill_mid_load(url: str, log_dir: Path | None = None) -> tuple[list[int], Counter]:
-    """Seed 5 products, load a 2-worker server with orders and cancels, SIGKILL it after 2 s.
+    """Seed 5 products, load a 4-worker server with orders and cancels, SIGKILL it after 2 s.
 
     Returns the product ids and the answers seen before the kill."""
     log_path = log_dir / "server.log" if log_dir else None
-    server = LiveServer(url, workers=2, log_path=log_path).__enter__()
+    server = LiveServer(url, workers=4, log_path=log_path).__enter__()
     try:
         ids = [
             httpx.post(
@@ -103,3 +105,4 @@ def test_sigkill_mid_load_keeps_stock_equal_to_initial_minus_live_orders(
             for pid in ids:
                 stock = httpx.get(f"{restarted.base_url}/products/{pid}", timeout=30).json()
                 assert stock["stock"] == INITIAL_STOCK - taken[pid], (pid, seen)
+        assert_ledger_holds(url, f"SIGKILL mid-load ({dict(seen)})")

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bench.stock_check import reserved_quantities, violations
+from tests.ledger import assert_ledger_holds
 from tests.live_server import ROOT, LiveServer
 
 pytestmark = pytest.mark.live
@@ -56,15 +57,17 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_light_scenario_has_no_failures_and_keeps_stock_conserved(
     live_server: Callable[..., AbstractContextManager[LiveServer]], tmp_path: Path
 ) -> None:
-    with live_server(workers=2) as server:
+    with live_server(workers=4) as server:
         run = _locust(server.base_url, tmp_path, "20s")
         output, _ = run.communicate(timeout=120)
+        assert_ledger_holds(server.database_url, "Locust light run")
 
     failures = _rows(tmp_path / "light_failures.csv")
     server_errors = [f for f in failures if any(f" {c}" in f["Error"] for c in range(500, 600))]
     assert server_errors == [], output[-3000:]
     assert failures == [], output[-3000:]
     assert "stock invariant holds over 20 products" in output, output[-3000:]
+    assert "movements.received" in output, output[-3000:]  # the warehouse user restocked
     assert run.returncode == 0, output[-3000:]
     totals = {row["Name"]: int(row["Request Count"]) for row in _rows(tmp_path / "light_stats.csv")}
     assert totals["POST /orders" if "POST /orders" in totals else "/orders"] > 0
@@ -108,4 +111,12 @@ def test_invariant_counts_every_order_but_canceled_ones() -> None:
     assert violations({1: 10, 2: 4}, {1: 5, 2: 3}, reserved) == []
     assert violations({1: 10, 2: 4}, {1: 6, 2: 3}, reserved) == [
         "product 1: stock 6, expected 10 - 5 = 5"
+    ]
+
+
+def test_invariant_counts_the_runs_adjustments() -> None:
+    reserved = {1: 5, 2: 0}
+    assert violations({1: 10, 2: 4}, {1: 15, 2: 3}, reserved, {1: 10, 2: -1}) == []
+    assert violations({1: 10, 2: 4}, {1: 5, 2: 4}, reserved, {1: 10}) == [
+        "product 1: stock 5, expected 10 + 10 - 5 = 15"
     ]

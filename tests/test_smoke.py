@@ -186,8 +186,40 @@ def cancel_restocks(s: Smoke) -> None:
     assert s.stock(product_id) == 3
     assert s.call(200, "DELETE", f"/orders/{order['id']}").json()["status"] == "CANCELED"
     assert s.stock(product_id) == 7
-    s.call(200, "DELETE", f"/orders/{order['id']}")  # a second cancel is a no-op
+    canceled = s.call(200, "DELETE", f"/orders/{order['id']}").json()  # a second one: no-op
+    assert canceled["cancel_reason"] == "requested", canceled
     assert s.stock(product_id) == 7
+
+
+def restock_with_adjustment(s: Smoke) -> None:
+    product_id = s.state["product"]["id"]
+    body = {"delta": 5, "reason": "received", "reference": f"PO-{s.run}"}
+    key = {"Idempotency-Key": f"restock-{s.run}"}
+    path = f"/products/{product_id}/stock-adjustments"
+    response = s.call(201, "POST", path, json=body, headers=key)
+    movement = response.json()
+    assert (
+        response.headers["location"] == f"/products/{product_id}/stock-movements/{movement['id']}"
+    )
+    assert (movement["delta"], movement["reason"], movement["stock_after"]) == (5, "received", 12)
+    replay = s.call(201, "POST", path, json=body, headers=key)
+    assert replay.headers.get("idempotent-replayed") == "true" and replay.json() == movement
+    assert s.stock(product_id) == 12
+    history = s.call(200, "GET", f"/products/{product_id}/stock-movements").json()
+    assert history["items"][0] == movement, history
+    # The ledger adds up: stock is the sum of the movements, the newest one holds it.
+    assert sum(m["delta"] for m in history["items"]) == 12, history
+
+
+def orders_filtered_by_creation_time(s: Smoke) -> None:
+    order = s.state["order"]
+    created = order["created_at"]
+    params = {"product_id": s.state["product"]["id"], "created_after": created}
+    listed = s.call(200, "GET", "/orders", params=params).json()
+    assert order["id"] in [o["id"] for o in listed["items"]], listed
+    params = {"product_id": s.state["product"]["id"], "created_before": created}
+    listed = s.call(200, "GET", "/orders", params=params).json()
+    assert order["id"] not in [o["id"] for o in listed["items"]], listed
 
 
 def archive_product(s: Smoke) -> None:
@@ -207,6 +239,8 @@ HAPPY_PATH = [
     pay_by_webhook,
     ship_order,
     cancel_restocks,
+    restock_with_adjustment,
+    orders_filtered_by_creation_time,
     archive_product,
 ]
 
@@ -326,6 +360,33 @@ def bad_webhooks_are_401(s: Smoke) -> None:
     assert s.call(200, "GET", f"/orders/{order.json()['id']}").json()["status"] == "PENDING"
 
 
+def bad_adjustments_change_nothing(s: Smoke) -> None:
+    product = s.new_product(stock=3)
+    path = f"/products/{product['id']}/stock-adjustments"
+    problem = s.call(
+        409, "POST", path, "insufficient_stock", json={"delta": -4, "reason": "lost"}
+    ).json()
+    assert (problem["requested"], problem["available"]) == (4, 3), problem
+    s.call(422, "POST", path, "validation_error", json={"delta": 0, "reason": "received"})
+    s.call(422, "POST", path, "validation_error", json={"delta": 1, "reason": "found"})
+    s.call(
+        404,
+        "POST",
+        "/products/2147483647/stock-adjustments",
+        "product_not_found",
+        json={"delta": 1, "reason": "received"},
+    )
+    s.call(
+        422,
+        "GET",
+        f"/products/{product['id']}/stock-movements",
+        "invalid_cursor",
+        params={"after": "not-a-cursor"},
+    )
+    s.call(422, "GET", "/orders", "validation_error", params={"created_after": "yesterday"})
+    assert s.stock(product["id"]) == 3
+
+
 ERROR_CASES = [
     unknown_ids_are_404,
     invalid_bodies_are_422,
@@ -335,6 +396,7 @@ ERROR_CASES = [
     invalid_transition_is_409,
     stale_if_match_is_412,
     bad_webhooks_are_401,
+    bad_adjustments_change_nothing,
 ]
 
 

@@ -1,0 +1,175 @@
+"""The outbox and the pull feed: what happened, for the shop's other systems.
+
+`record(conn, type, data)` inserts an event in the caller's transaction, so an event exists if
+and only if its change committed, and fans it out, in the same transaction, to a pending
+delivery for each subscription whose types match (app/event_delivery.py sends them).
+
+The feed's order, and why a cursor is safe. A sequence number handed out at insert is not
+enough on PostgreSQL: a transaction may take seq 5, another seq 6 and commit first; a reader
+that saw 6 and moved its cursor past it would never see 5. So each event also records the id
+of the transaction that wrote it (`txid`), the feed is ordered by (txid, seq), and a reader is
+shown only events whose txid is below its snapshot's xmin: every transaction below xmin has
+ended, and every transaction still to commit has a txid at or above it, so nothing can ever
+appear below a cursor already handed out. A long-running transaction holds the feed back (not
+deliveries) until it ends. SQLite has one writer at a time and AUTOINCREMENT seqs, so commits
+happen in seq order: txid is 0 and every committed event is shown.
+"""
+
+import json
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from app import cursors
+from app.database import Connection, Sql
+from app.tables import EventType, OrderStatus
+from app.types import rfc3339 as timestamp_text
+from app.types import utcnow
+
+_TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
+_HORIZON = "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
+_INSERT = (
+    "INSERT INTO events (id, type, txid, created_at, data)"
+    " VALUES (:id, :type, {}, :now, :data) RETURNING seq"
+)
+_INSERT_EVENT = Sql(sqlite=_INSERT.format("0"), postgresql=_INSERT.format(_TXID))
+# One pending delivery per matching subscription. `types` holds a JSON array of names that
+# contain no LIKE wildcard (`%`, `_`), so matching `"order.paid"` inside it is exact.
+_FAN_OUT_TEXT = (
+    "INSERT INTO event_deliveries"
+    " (event_seq, subscription_id, attempt, status, created_at, next_attempt_at)"
+    " SELECT {seq}, id, 0, 'pending', {now}, {now} FROM event_subscriptions"
+    " WHERE enabled AND (types = '[\"*\"]' OR types LIKE :pattern)"
+)
+# PostgreSQL types a parameter in a SELECT list as text unless told: cast it.
+_FAN_OUT = Sql(
+    sqlite=_FAN_OUT_TEXT.format(seq=":seq", now=":now"),
+    postgresql=_FAN_OUT_TEXT.format(seq="CAST(:seq AS bigint)", now="CAST(:now AS timestamptz)"),
+)
+_FEED = (
+    "SELECT seq, txid, id, type, created_at, data FROM events"
+    " WHERE (txid, seq) > (:txid, :seq) AND txid < {}{} ORDER BY txid, seq LIMIT :limit"
+)
+_OF_TYPES = " AND type IN (:t0, :t1, :t2, :t3, :t4)"
+_FEED_ALL = Sql(sqlite=_FEED.format("1", ""), postgresql=_FEED.format(_HORIZON, ""))
+_FEED_OF_TYPES = Sql(
+    sqlite=_FEED.format("1", _OF_TYPES), postgresql=_FEED.format(_HORIZON, _OF_TYPES)
+)
+_TYPE_SLOTS = 5
+assert len(EventType) <= _TYPE_SLOTS and not any(set("%_") & set(t) for t in EventType)
+
+FEED = "events"  # the cursor kind of the feed
+# The event each status move records (whatever made the move: the API, a webhook, expiry).
+ORDER_EVENTS = {
+    OrderStatus.PAID: EventType.ORDER_PAID,
+    OrderStatus.SHIPPED: EventType.ORDER_SHIPPED,
+    OrderStatus.CANCELED: EventType.ORDER_CANCELED,
+}
+# Where a consumer that has seen nothing starts: before every event on both engines.
+START = (0, 0)
+# Called after each record (the delivery worker's wake-up); see app/event_delivery.py.
+_listeners: list[Callable[[], None]] = []
+
+
+def on_record(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call `listener` whenever an event is recorded in this process (before its commit)."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def new_event_id() -> str:
+    return "evt_" + secrets.token_hex(12)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timestamp_text(value)
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    return None if moment is None else timestamp_text(moment)
+
+
+async def record(conn: Connection, type: EventType, data: Mapping[str, Any]) -> str:
+    """Insert an event into the outbox in the caller's transaction; return its id."""
+    event_id, now = new_event_id(), utcnow()
+    params = {"id": event_id, "type": str(type), "now": now, "data": dumps(data)}
+    seq = await conn.fetch_value(_INSERT_EVENT, params)
+    await conn.execute(_FAN_OUT, {"seq": seq, "now": now, "pattern": f'%"{type}"%'})
+    for listener in _listeners:
+        listener()
+    return event_id
+
+
+def encode_cursor(kind: str, *position: int) -> str:
+    """An opaque `next` value of list `kind` holding a position of one or more numbers."""
+    return cursors.encode(kind, ":".join(map(str, position)))
+
+
+def decode_cursor(kind: str, cursor: str, size: int) -> tuple[int, ...]:
+    """The position in a `next` value of list `kind`; 422 invalid_cursor for anything else."""
+    parts = cursors.decode_text(kind, cursor).split(":")
+    if len(parts) != size or not all(part.isascii() and part.isdigit() for part in parts):
+        raise cursors.invalid_cursor()
+    position = tuple(int(part) for part in parts)
+    if not all(number < 2**63 for number in position):
+        raise cursors.invalid_cursor()
+    return position
+
+
+invalid_cursor = cursors.invalid_cursor
+
+
+def public(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as the feed and the deliveries show it."""
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "created_at": rfc3339(row["created_at"]),
+        "data": json.loads(row["data"]),
+    }
+
+
+async def feed(
+    conn: Connection, *, after: tuple[int, int], types: Sequence[EventType], limit: int
+) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+    """A page of the feed after `after`, oldest first, and the position to read on from."""
+    params: dict[str, Any] = {"txid": after[0], "seq": after[1], "limit": limit}
+    if types and set(types) != set(EventType):
+        padded = [*types, *[types[0]] * _TYPE_SLOTS][:_TYPE_SLOTS]
+        params.update({f"t{n}": str(value) for n, value in enumerate(padded)})
+        rows = await conn.fetch_all(_FEED_OF_TYPES, params)
+    else:
+        rows = await conn.fetch_all(_FEED_ALL, params)
+    position = (rows[-1]["txid"], rows[-1]["seq"]) if rows else after
+    return [public(row) for row in rows], position
+
+
+_PURGE_DELIVERIES = Sql(
+    "DELETE FROM event_deliveries WHERE event_seq IN"
+    " (SELECT seq FROM events WHERE created_at < :cutoff ORDER BY seq LIMIT :limit)"
+)
+_PURGE_EVENTS = Sql(
+    "DELETE FROM events WHERE seq IN"
+    " (SELECT seq FROM events WHERE created_at < :cutoff ORDER BY seq LIMIT :limit)"
+)
+PURGE_BATCH = 1000
+
+
+async def purge_expired(conn: Connection, retention: timedelta) -> int:
+    """Delete up to PURGE_BATCH events older than `retention`, with their deliveries.
+
+    Bounded, so one purge never holds the writer long; call again while it returns a full batch.
+    """
+    params = {"cutoff": utcnow() - retention, "limit": PURGE_BATCH}
+    await conn.execute(_PURGE_DELIVERIES, params)
+    return await conn.execute(_PURGE_EVENTS, params)

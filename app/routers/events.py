@@ -1,0 +1,184 @@
+"""Event endpoints: the pull feed, and push subscriptions with their delivery log."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app import cursors, event_subscriptions, events, urls
+from app.database import DatabaseDep
+from app.errors import ApiError, problem_responses
+from app.event_schemas import (
+    CursorPage,
+    DeliveryPublic,
+    EventPublic,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPublic,
+)
+from app.routers.params import Limit, Offset, ResourceId
+from app.tables import EventType
+
+router = APIRouter(tags=["events"])
+SUBSCRIPTIONS, DELIVERIES = "subscriptions", "deliveries"
+After = Annotated[
+    str | None, Query(max_length=96, description="A `next` value from an earlier page.")
+]
+
+
+def only_query(*names: str) -> Any:
+    """Refuse query parameters the route does not take: `?typ=` must not list everything."""
+
+    def check(request: Request) -> None:
+        unknown = [name for name in request.query_params if name not in names]
+        if unknown:
+            errors = [
+                {
+                    "loc": ["query", name],
+                    "msg": "Unknown query parameter",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+            raise ApiError(
+                422,
+                "validation_error",
+                "Validation failed",
+                f"{len(errors)} field(s) failed validation.",
+                errors=errors,
+            )
+
+    return Depends(check)
+
+
+def envelope(items: list[Any], limit: int, next_: str | None, **window: Any) -> dict[str, Any]:
+    return {
+        "items": items,
+        "total": window.get("total"),
+        "limit": limit,
+        "offset": window.get("offset"),
+        "next": next_,
+    }
+
+
+@router.get(
+    "/events",
+    summary="The event feed, oldest first",
+    description="Pages through events oldest first. Keep the `next` of each page and send it "
+    "as `after` on the next call: `next` is never null, and on the last page (even an empty "
+    "one) it is where to poll from. Paging this way sees every event exactly once and in "
+    "order, even while other transactions commit. Filter with `type` (may repeat).",
+    response_model=CursorPage[EventPublic],
+    responses=problem_responses(422),
+    dependencies=[only_query("limit", "after", "type")],
+)
+async def list_events(
+    database: DatabaseDep,
+    limit: Limit = 20,
+    after: After = None,
+    type: Annotated[list[EventType] | None, Query(description="Only these types.")] = None,
+) -> JSONResponse:
+    position = events.decode_cursor(events.FEED, after, 2) if after else events.START
+    items, last = await database.read(
+        events.feed, after=(position[0], position[1]), types=type or [], limit=limit
+    )
+    return JSONResponse(envelope(items, limit, events.encode_cursor(events.FEED, *last)))
+
+
+@router.post(
+    "/event-subscriptions",
+    status_code=201,
+    summary="Subscribe a URL to events",
+    description="Each event created from now on whose type matches is POSTed to `url`, signed "
+    "the Standard Webhooks way with `secret`, which this answer alone shows: keep it. The URL "
+    "must be http(s) and resolve to public addresses (422 `url_not_allowed`).",
+    response_model=SubscriptionCreated,
+    responses=problem_responses(422),
+)
+async def create_subscription(
+    body: SubscriptionCreate, database: DatabaseDep, request: Request
+) -> JSONResponse:
+    settings = request.app.state.settings
+    try:
+        await urls.check(body.url, allow_private=settings.event_allow_private_urls)
+    except urls.UrlNotAllowed as error:
+        raise ApiError(
+            422, "url_not_allowed", "URL not allowed", str(error), url=body.url
+        ) from None
+    created = await database.write(
+        event_subscriptions.create, url=body.url, types=body.types, description=body.description
+    )
+    location = f"/event-subscriptions/{created['id']}"
+    return JSONResponse(created, status_code=201, headers={"Location": location})
+
+
+@router.get(
+    "/event-subscriptions",
+    summary="List subscriptions",
+    response_model=CursorPage[SubscriptionPublic],
+    responses=problem_responses(422),
+    dependencies=[only_query("limit", "offset", "after")],
+)
+async def list_subscriptions(
+    database: DatabaseDep, limit: Limit = 20, offset: Offset | None = None, after: After = None
+) -> JSONResponse:
+    if after is not None and offset is not None:
+        raise ApiError(
+            422, "validation_error", "Validation failed", "Send `after` or `offset`, not both.",
+            errors=[{"loc": ["query", "offset"], "msg": "offset and after exclude each other",
+                     "type": "value_error"}],
+        )  # fmt: skip
+    cursor = cursors.decode_id(SUBSCRIPTIONS, after) if after else None
+    items, total = await database.read(
+        event_subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
+    )
+    more, items = len(items) > limit, items[:limit]
+    next_ = cursors.encode(SUBSCRIPTIONS, items[-1]["id"]) if more else None
+    window = {} if cursor else {"total": total, "offset": offset or 0}
+    return JSONResponse(envelope(items, limit, next_, **window))
+
+
+@router.get(
+    "/event-subscriptions/{subscription_id}",
+    summary="Get a subscription",
+    response_model=SubscriptionPublic,
+    responses=problem_responses(404, 422),
+)
+async def get_subscription(subscription_id: ResourceId, database: DatabaseDep) -> JSONResponse:
+    return JSONResponse(await database.read(event_subscriptions.get, subscription_id))
+
+
+@router.delete(
+    "/event-subscriptions/{subscription_id}",
+    status_code=204,
+    summary="Delete a subscription",
+    description="Nothing more is sent to it; its pending deliveries are dropped.",
+    responses=problem_responses(404, 422),
+)
+async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep) -> Response:
+    await database.write(event_subscriptions.delete, subscription_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/event-subscriptions/{subscription_id}/deliveries",
+    summary="A subscription's deliveries, newest first",
+    response_model=CursorPage[DeliveryPublic],
+    responses=problem_responses(404, 422),
+    dependencies=[only_query("limit", "after")],
+)
+async def list_deliveries(
+    subscription_id: ResourceId, database: DatabaseDep, limit: Limit = 20, after: After = None
+) -> JSONResponse:
+    before = events.decode_cursor(DELIVERIES, after, 2) if after else None
+    if before is not None and before[0] != subscription_id:
+        raise events.invalid_cursor()
+    items = await database.read(
+        event_subscriptions.deliveries,
+        subscription_id,
+        limit=limit + 1,
+        before=before[1] if before else None,
+    )
+    more, items = len(items) > limit, items[:limit]
+    next_ = events.encode_cursor(DELIVERIES, subscription_id, items[-1]["id"]) if more else None
+    return JSONResponse(envelope(items, limit, next_))

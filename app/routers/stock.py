@@ -1,0 +1,148 @@
+"""Stock endpoints: adjustments (restocking, write-offs) and each product's ledger over HTTP."""
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Request, Response
+
+from app import idempotency, stock
+from app.database import Connection, DatabaseDep
+from app.errors import problem_responses
+from app.routers.json_io import StrictJsonRoute, json_response
+from app.routers.params import After, Limit, Offset, ResourceId, paging
+from app.schemas import Page, StockAdjustmentCreate, StockMovementPublic
+
+router = APIRouter(prefix="/products/{product_id}", tags=["stock"], route_class=StrictJsonRoute)
+IDEMPOTENCY_SPACE = "stock-adjustments"
+
+ADJUSTMENT_EXAMPLES = {
+    "delivery": {
+        "summary": "A delivery received",
+        "value": {"delta": 50, "reason": "received", "reference": "PO-2026-1142"},
+    },
+    "write-off": {
+        "summary": "Units found damaged",
+        "value": {"delta": -2, "reason": "damaged", "note": "Dropped in the warehouse"},
+    },
+}
+
+
+@router.post(
+    "/stock-adjustments",
+    status_code=201,
+    summary="Adjust a product's stock",
+    description="Adds `delta` to the stock (negative: takes it away) in one conditional "
+    "update, so orders placed at the same moment are never lost, and records it in the "
+    "product's ledger with its reason. Refused with 409 if it would take stock below zero. "
+    "Prefer this to setting `stock` with PUT/PATCH, an absolute set that erases whatever moved "
+    "in between. See docs/stock.md.",
+    response_model=StockMovementPublic,
+    responses={
+        201: {
+            "description": "The movement recorded (or replayed for a repeated Idempotency-Key).",
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "The movement's URL."},
+                "Idempotent-Replayed": {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "Present on a replayed answer.",
+                },
+            },
+        },
+        **problem_responses(404, 409, 422),
+    },
+)
+async def create_adjustment(
+    product_id: ResourceId,
+    body: Annotated[StockAdjustmentCreate, Body(openapi_examples=ADJUSTMENT_EXAMPLES)],
+    database: DatabaseDep,
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Makes retries safe: the same key and body within 24 h replay the first "
+            "answer instead of adjusting twice. Keys are scoped by API key, in a key space of "
+            "their own (a key used for an order is another key).",
+        ),
+    ] = None,
+) -> Response:
+    if idempotency_key is None:
+        answer = idempotency.Answer(201, await database.write(_adjust, product_id, body))
+    else:
+        answer = await database.write(
+            _adjust_once,
+            product_id,
+            body,
+            key=idempotency_key,
+            principal=request.scope.get("state", {}).get("principal"),
+            ttl=timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
+        )
+    headers = {"Location": f"/products/{product_id}/stock-movements/{answer.body['id']}"}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(answer.body, answer.status_code, headers)
+
+
+async def _adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate) -> Any:
+    return stock.movement_view(await stock.adjust(conn, product_id, body))
+
+
+async def _adjust_once(
+    conn: Connection,
+    product_id: int,
+    body: StockAdjustmentCreate,
+    *,
+    key: str,
+    principal: str | None,
+    ttl: timedelta,
+) -> idempotency.Answer:
+    async def create(conn: Connection) -> tuple[int, Any]:
+        return 201, await _adjust(conn, product_id, body)
+
+    return await idempotency.once(
+        conn,
+        space=IDEMPOTENCY_SPACE,
+        principal=principal,
+        key=key,
+        # The product is part of the request: the same key for another product is a reuse.
+        request={"product_id": product_id, **body.model_dump(mode="json")},
+        create=create,
+        ttl=ttl,
+    )
+
+
+@router.get(
+    "/stock-movements",
+    summary="A product's stock movements, newest first",
+    description="Every change of the product's stock, with its reason: stock is the sum of the "
+    "deltas, and the newest movement's `stock_after` is the stock. Offset paging (`offset`, "
+    "with `total`) or cursor paging (`after`: the `next` of an earlier page; `total` and "
+    "`offset` are then null, and a page costs the same however long the history grows).",
+    response_model=Page[StockMovementPublic],
+    responses=problem_responses(404, 422),
+)
+async def list_movements(
+    product_id: ResourceId,
+    database: DatabaseDep,
+    limit: Limit = 20,
+    offset: Offset = None,
+    after: After = None,
+) -> Response:
+    offset, after = paging(offset, after)
+    # The count behind `total` costs O(movements): `scan` keeps it off the event loop (SQLite).
+    run = database.read if after is not None else database.scan
+    page = await run(stock.list_movements, product_id, limit=limit, offset=offset, after=after)
+    return json_response(page)
+
+
+@router.get(
+    "/stock-movements/{movement_id}",
+    summary="One stock movement",
+    response_model=StockMovementPublic,
+    responses=problem_responses(404, 422),
+)
+async def get_movement(
+    product_id: ResourceId, movement_id: ResourceId, database: DatabaseDep
+) -> Response:
+    return json_response(await database.read(stock.get_movement, product_id, movement_id))

@@ -1,0 +1,155 @@
+"""Figures of outbound events, per engine, on real servers at 4 workers (all traffic to
+127.0.0.1, every loop bounded):
+
+1. events recorded vs changes committed under a concurrent load (must be equal);
+2. push deliveries to a receiver that fails every third request (all delivered; repeats of a
+   webhook-id the receiver had already accepted counted as duplicates);
+3. delivery latency from commit (the API's answer) to receipt, p50 and p99;
+4. the feed walked with `next` during the load (nothing missed), with how many events
+   committed out of seq order (the interleavings a plain sequence cursor would skip).
+
+    .venv/bin/python bench/event_figures.py [sqlite|postgresql ...]
+"""
+
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.databases import database_url  # noqa: E402
+from tests.event_receiver import Answer, Received, Receiver, subscribe  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+from tests.test_event_load import shop, walk_while  # noqa: E402
+
+ENV = {"EVENT_ALLOW_PRIVATE_URLS": "true", "EVENT_RETRY_BASE_SECONDS": "0.2"}
+SHOPPERS, ROUNDS, LATENCY_ORDERS = 6, 40, 200
+
+
+def every_third_fails() -> Receiver:
+    count = Counter[str]()
+    lock = threading.Lock()
+
+    def answer(received: Received) -> Answer:
+        with lock:
+            count["n"] += 1
+            return Answer(500) if count["n"] % 3 == 0 else Answer(200)
+
+    return Receiver(answer)
+
+
+def seq_inversions(url: str, ids: list[str]) -> int:
+    """Events that sort after one with a larger seq: each committed out of seq order."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        seqs = dict(connection.execute(text("SELECT id, seq FROM events")).all())
+    engine.dispose()
+    highest, inversions = 0, 0
+    for event_id in ids:
+        inversions += seqs[event_id] < highest
+        highest = max(highest, seqs[event_id])
+    return inversions
+
+
+def load_and_deliveries(server: LiveServer, url: str) -> None:
+    receiver = every_third_fails()
+    with receiver.running(), httpx.Client(base_url=server.base_url, timeout=30) as api:
+        subscription = subscribe(api, receiver, "/flaky", ["*"])
+        products = [
+            api.post(
+                "/products", json={"sku": f"FIG-{n}", "name": "Mug", "price": "3.00", "stock": 400}
+            ).json()["id"]
+            for n in range(3)
+        ]
+        expected: dict[str, int] = {}
+        with ThreadPoolExecutor(SHOPPERS + 1) as pool:
+            walker = pool.submit(walk_while, api, expected)
+            shoppers = [pool.submit(shop, api, products, ROUNDS, n) for n in range(SHOPPERS)]
+            made = sum((shopper.result() for shopper in shoppers), Counter[str]())
+            expected["n"] = sum(made.values())
+            walked = walker.result()
+        final = walk_while(api, expected)
+        recorded = Counter(e["type"] for e in final)
+        print(
+            f"  changes committed {sum(made.values())}, events recorded {len(final)}: "
+            f"{'equal' if recorded == made else 'DIFFERENT'} {dict(recorded)}"
+        )
+        missed = {e["id"] for e in final} - {e["id"] for e in walked}
+        repeated = len(walked) - len({e["id"] for e in walked})
+        in_order = [e["id"] for e in walked] == [e["id"] for e in final]
+        inversions = seq_inversions(url, [e["id"] for e in final])
+        print(
+            f"  feed walk during the load: {len(walked)} seen, {len(missed)} missed, "
+            f"{repeated} repeated, same order as the final feed: {in_order}; "
+            f"{inversions} events committed out of seq order"
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            page = api.get(
+                f"/event-subscriptions/{subscription['id']}/deliveries", params={"limit": 100}
+            ).json()
+            accepted = {r.webhook_id for r in receiver.at("/flaky") if r.event is not None}
+            if len(accepted) >= len(final) and not [
+                d for d in page["items"] if d["status"] == "pending"
+            ]:
+                break
+            time.sleep(0.2)
+        got = receiver.at("/flaky")
+        accepted = {r.webhook_id for r in got if 200 <= r.answered < 300}
+        delivered = {e["id"] for e in final} <= accepted
+        duplicates = receiver.duplicates_at("/flaky")
+        print(
+            f"  receiver failing 1 in 3: {len(final)} events, {len(got)} requests, all "
+            f"delivered: {delivered}, all verified: {all(r.verified for r in got)}, "
+            f"duplicates of an accepted delivery: {duplicates}"
+        )
+
+
+def latency(server: LiveServer) -> None:
+    receiver = Receiver()
+    with receiver.running(), httpx.Client(base_url=server.base_url, timeout=30) as api:
+        subscribe(api, receiver, "/latency", ["order.created"])
+        mug = api.post(
+            "/products", json={"sku": "LAT-1", "name": "Mug", "price": "1.00", "stock": 100000}
+        ).json()["id"]
+        committed: dict[int, float] = {}
+        for _ in range(LATENCY_ORDERS):
+            order = api.post("/orders", json={"product_id": mug, "quantity": 1}).json()
+            committed[order["id"]] = time.time()
+            time.sleep(0.02)
+        receiver.wait_for(lambda: len(receiver.at("/latency")) >= LATENCY_ORDERS, timeout=60)
+    delays = sorted(
+        (r.at - committed[r.event["data"]["order"]["id"]]) * 1000
+        for r in receiver.at("/latency")
+        if r.event and r.nth == 1
+    )
+    p50 = statistics.median(delays)
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    print(
+        f"  delivery latency, commit to receipt, {len(delays)} events: "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {delays[-1]:.1f} ms"
+    )
+
+
+def main(engines: list[str]) -> None:
+    for engine in engines:
+        print(f"== {engine}, 4 workers")
+        with tempfile.TemporaryDirectory() as tmp:
+            with database_url(engine, Path(tmp)) as url:
+                with LiveServer(url, workers=4, env=ENV) as server:
+                    load_and_deliveries(server, url)
+            with database_url(engine, Path(tmp)) as url:
+                with LiveServer(url, workers=4, env=ENV) as server:
+                    latency(server)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["sqlite", "postgresql"])

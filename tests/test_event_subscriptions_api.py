@@ -1,0 +1,156 @@
+"""/event-subscriptions over HTTP: create (secret shown once), list, get, delete, the delivery
+log, and the URLs that are refused.
+
+The refusal tests run with EVENT_ALLOW_PRIVATE_URLS unset, against loopback forms and private
+literals where no server listens; nothing records an event while they run, and a subscription
+that is wrongly accepted is deleted at once, before the test fails: no delivery can start.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from app.config import Settings
+from app.main import create_app
+
+RECEIVER = "http://127.0.0.1:9/hooks"  # loopback, nothing listens
+
+
+def make_client(settings: Settings, engine: Engine, **overrides: object) -> TestClient:
+    configured = settings.model_copy(update=overrides)
+    return TestClient(create_app(configured, engine))
+
+
+@pytest.fixture
+def allowed(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    with make_client(settings, engine, event_allow_private_urls=True) as client:
+        yield client
+
+
+@pytest.fixture
+def strict(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    # No lifespan: no delivery worker runs at all while URLs are probed.
+    yield make_client(settings, engine, event_allow_private_urls=False)
+
+
+def subscribe(client: TestClient, url: str = RECEIVER, **body: object):
+    return client.post("/event-subscriptions", json={"url": url, "types": ["*"], **body})
+
+
+def test_create_answers_201_with_location_and_the_secret_once(allowed: TestClient):
+    response = subscribe(allowed, types=["order.paid", "order.created"], description="erp")
+
+    assert response.status_code == 201
+    created = response.json()
+    assert response.headers["Location"] == f"/event-subscriptions/{created['id']}"
+    assert created["secret"].startswith("whsec_") and len(created["secret"]) > 30
+    assert created["types"] == ["order.created", "order.paid"]
+    assert created["enabled"] is True and created["description"] == "erp"
+    assert created["url"] == RECEIVER and created["created_at"].endswith("Z")
+
+    shown = allowed.get(f"/event-subscriptions/{created['id']}")
+    assert shown.status_code == 200
+    assert shown.json() == {k: v for k, v in created.items() if k != "secret"}
+    listed = allowed.get("/event-subscriptions").json()
+    assert listed["total"] == 1 and listed["next"] is None
+    assert "secret" not in listed["items"][0]
+    assert created["secret"] not in allowed.get("/event-subscriptions").text
+
+
+def test_two_subscriptions_get_different_secrets(allowed: TestClient):
+    assert subscribe(allowed).json()["secret"] != subscribe(allowed).json()["secret"]
+
+
+def test_delete_answers_204_then_404(allowed: TestClient):
+    created = subscribe(allowed).json()
+
+    assert allowed.delete(f"/event-subscriptions/{created['id']}").status_code == 204
+    gone = allowed.get(f"/event-subscriptions/{created['id']}")
+    assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+    assert allowed.delete(f"/event-subscriptions/{created['id']}").status_code == 404
+    assert allowed.get(f"/event-subscriptions/{created['id']}/deliveries").status_code == 404
+    assert allowed.get("/event-subscriptions").json()["total"] == 0
+
+
+def test_subscriptions_page_by_cursor(allowed: TestClient):
+    ids = [subscribe(allowed).json()["id"] for _ in range(5)]
+
+    first = allowed.get("/event-subscriptions", params={"limit": 2}).json()
+    second = allowed.get("/event-subscriptions", params={"limit": 2, "after": first["next"]})
+    rest = allowed.get("/event-subscriptions", params={"limit": 2, "after": second.json()["next"]})
+
+    assert [s["id"] for s in first["items"]] == ids[:2]
+    assert second.json()["total"] is None and second.json()["offset"] is None
+    assert [s["id"] for s in second.json()["items"] + rest.json()["items"]] == ids[2:]
+    assert rest.json()["next"] is None
+    both = allowed.get("/event-subscriptions", params={"after": first["next"], "offset": 1})
+    assert both.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"url": RECEIVER, "types": []},
+        {"url": RECEIVER, "types": ["order.refunded"]},
+        {"url": RECEIVER, "types": ["*", "order.paid"]},
+        {"url": RECEIVER, "types": ["order.paid", "order.paid"]},
+        {"url": RECEIVER},
+        {"url": "", "types": ["*"]},
+        {"url": RECEIVER, "types": ["*"], "secret": "whsec_mine"},
+        {"url": RECEIVER, "types": ["*"], "description": "x" * 501},
+    ],
+)
+def test_invalid_bodies_are_422_validation_error(allowed: TestClient, body: dict):
+    response = allowed.post("/event-subscriptions", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert allowed.get("/event-subscriptions").json()["total"] == 0
+
+
+REFUSED_URLS = [
+    "http://127.0.0.1:9/hooks",
+    "http://127.1.2.3:9/hooks",
+    "http://localhost:9/hooks",
+    "http://[::1]:9/hooks",
+    "http://0.0.0.0:9/hooks",
+    "http://2130706433:9/hooks",
+    "http://[::ffff:127.0.0.1]:9/hooks",
+    "http://10.0.0.1:9/hooks",
+    "http://172.16.0.1:9/hooks",
+    "http://192.168.0.1:9/hooks",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fe80::1]:9/hooks",
+    "http://224.0.0.1:9/hooks",
+    "ftp://127.0.0.1/hooks",
+    "file:///etc/passwd",
+    "javascript:alert(1)",
+    "http://user:password@127.0.0.1:9/hooks",
+    "not a url",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS)
+def test_non_public_urls_are_refused_and_nothing_is_stored(strict: TestClient, url: str):
+    response = subscribe(strict, url)
+    if response.status_code == 201:  # the refusal is broken: remove it before anything is sent
+        strict.delete(f"/event-subscriptions/{response.json()['id']}")
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "url_not_allowed"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert strict.get("/event-subscriptions").json()["total"] == 0
+
+
+def test_deliveries_of_a_new_subscription_are_an_empty_page(allowed: TestClient):
+    created = subscribe(allowed).json()
+
+    page = allowed.get(f"/event-subscriptions/{created['id']}/deliveries").json()
+
+    assert page == {"items": [], "total": None, "limit": 20, "offset": None, "next": None}
+    foreign = allowed.get(
+        f"/event-subscriptions/{created['id']}/deliveries", params={"after": "bm9wZQ"}
+    )
+    assert foreign.status_code == 422 and foreign.json()["code"] == "invalid_cursor"
