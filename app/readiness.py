@@ -90,6 +90,12 @@ class Readiness:
         return None
 
     def _set(self, problem: ApiError | None) -> None:
+        was = self._problem.code if self._problem is not None else None
+        now = problem.code if problem is not None else None
+        if now != was and now not in (None, "schema_out_of_date"):  # the schema logs its own
+            log.warning("not ready: %s", now)
+        elif now is None and was is not None and self._checked_at > -float("inf"):
+            log.info("ready again (was %s)", was)
         self._problem, self._checked_at = problem, time.monotonic()
 
     async def problem(self) -> ApiError | None:
