@@ -1,22 +1,39 @@
-"""The product catalog's rules: SKUs unique among live products, conditional updates, archiving."""
+"""The product catalog's rules: SKUs unique among live products, conditional updates, archiving.
 
+Rules take a `Connection` inside a transaction the caller's `Database.read/write` opened, and
+return products as the API shows them (`product_view`), so a router serializes them once.
+"""
+
+import functools
 import hashlib
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+import orjson
 
-from app.database import write_transaction
+from app import cursors
+from app.database import Connection, Sql, UniqueViolation
 from app.errors import ApiError
-from app.schemas import ProductCreate, ProductPublic, ProductUpdate
-from app.tables import Product
-from app.types import to_cents, utcnow
+from app.schemas import ProductCreate, ProductUpdate
+from app.types import money_text, rfc3339, to_cents, utcnow
 
-# Built once: SQLAlchemy then reuses its compiled form instead of building and hashing the
-# statement again for every request, which was about 40 % of reading a product.
-_LIVE_PRODUCT = select(Product).where(
-    Product.id == bindparam("product_id"), col(Product.archived_at).is_(None)
+COLUMNS = "id, sku, name, description, price_cents, stock, created_at, updated_at"
+CURSOR_KIND = "products"
+
+_CREATE = Sql(
+    "INSERT INTO products (sku, name, description, price_cents, stock, created_at, updated_at) "
+    "VALUES (:sku, :name, :description, :price_cents, :stock, :now, :now) "
+    # The live-SKU index refuses a taken SKU; DO NOTHING makes that an answer, not an error.
+    f"ON CONFLICT (sku) WHERE archived_at IS NULL DO NOTHING RETURNING {COLUMNS}"
+)
+_LIVE_PRODUCT = Sql(
+    f"SELECT {COLUMNS} FROM products WHERE id = :product_id AND archived_at IS NULL"
+)
+_LOCK_LIVE_PRODUCT = Sql(
+    sqlite=_LIVE_PRODUCT.text("sqlite"),
+    postgresql=_LIVE_PRODUCT.text("postgresql") + " FOR UPDATE",
+)
+_ARCHIVE = Sql(
+    "UPDATE products SET archived_at = :now WHERE id = :product_id AND archived_at IS NULL"
 )
 
 
@@ -40,10 +57,27 @@ def _sku_conflict(sku: str | None) -> ApiError:
     )
 
 
-def etag(product: Product) -> str:
-    """A strong validator that changes whenever anything a client sees of the product does."""
-    representation = ProductPublic.of(product).model_dump_json()
-    return '"' + hashlib.sha256(representation.encode()).hexdigest()[:32] + '"'
+def product_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A product row as the API shows it (ProductPublic's JSON)."""
+    return {
+        "id": row["id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "price": money_text(row["price_cents"]),
+        "stock": row["stock"],
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
+    }
+
+
+def etag_of(body: bytes) -> str:
+    """A strong validator of a representation: changes whenever any byte a client sees does."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag(view: dict[str, Any]) -> str:
+    return etag_of(orjson.dumps(view))
 
 
 def _if_match_allows(if_match: str | None, current: str) -> bool:
@@ -53,95 +87,125 @@ def _if_match_allows(if_match: str | None, current: str) -> bool:
     return "*" in candidates or current in candidates
 
 
-def create_product(session: Session, data: ProductCreate) -> Product:
-    now = utcnow()
-    product = Product(
-        sku=data.sku,
-        name=data.name,
-        description=data.description,
-        price_cents=to_cents(data.price),
-        stock=data.stock,
-        created_at=now,
-        updated_at=now,
+async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any]:
+    row = await conn.fetch_one(
+        _CREATE,
+        {
+            "sku": data.sku,
+            "name": data.name,
+            "description": data.description,
+            "price_cents": to_cents(data.price),
+            "stock": data.stock,
+            "now": utcnow(),
+        },
     )
-    try:
-        with write_transaction(session):
-            session.add(product)
-    except IntegrityError:
-        raise _sku_conflict(data.sku) from None
-    return product
+    if row is None:
+        raise _sku_conflict(data.sku)
+    return product_view(row)
 
 
-def get_product(session: Session, product_id: int) -> Product:
-    product = session.exec(_LIVE_PRODUCT, params={"product_id": product_id}).first()
-    if product is None:
+async def get_product(conn: Connection, product_id: int) -> dict[str, Any]:
+    row = await conn.fetch_one(_LIVE_PRODUCT, {"product_id": product_id})
+    if row is None:
         raise product_not_found(product_id)
-    return product
+    return product_view(row)
 
 
-def list_products(
-    session: Session,
+@functools.cache
+def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: bool) -> Sql:
+    """The list statement for one combination of filters, built once."""
+    conditions = ["archived_at IS NULL"]
+    if sku:
+        conditions.append("sku = :sku")
+    if q:
+        conditions.append("lower(name) LIKE :pattern ESCAPE '/'")
+    if in_stock is not None:
+        conditions.append("stock > 0" if in_stock else "stock = 0")
+    if count:
+        return Sql(f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}")
+    if after:
+        conditions.append("id > :after")
+    where = " AND ".join(conditions)
+    paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
+    return Sql(f"SELECT {COLUMNS} FROM products WHERE {where} ORDER BY id {paging}")
+
+
+def _like_pattern(q: str) -> str:
+    escaped = q.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+async def list_products(
+    conn: Connection,
     *,
     limit: int,
-    offset: int,
+    offset: int | None = None,
+    after: str | None = None,
     sku: str | None = None,
     q: str | None = None,
     in_stock: bool | None = None,
-) -> tuple[list[Product], int]:
-    conditions: list[Any] = [col(Product.archived_at).is_(None)]
-    if sku is not None:
-        conditions.append(Product.sku == sku)
+) -> dict[str, Any]:
+    """One page, ordered by id: by offset (with the total) or after a cursor (no count)."""
+    params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
     if q:
-        conditions.append(func.lower(Product.name).contains(q.lower(), autoescape=True))
-    if in_stock is not None:
-        conditions.append(col(Product.stock) > 0 if in_stock else Product.stock == 0)
-    total = session.exec(select(func.count()).select_from(Product).where(*conditions)).one()
-    page = session.exec(
-        select(Product).where(*conditions).order_by(col(Product.id)).limit(limit).offset(offset)
-    ).all()
-    return list(page), total
+        params["pattern"] = _like_pattern(q)
+    if after is not None:
+        params["after"] = cursors.decode_id(CURSOR_KIND, after)
+    shape = (sku is not None, bool(q), in_stock)
+    rows = await conn.fetch_all(_list_sql(*shape, after is not None, False), params)
+    more, rows = len(rows) > limit, rows[:limit]
+    total = None
+    if after is None:
+        total = await conn.fetch_value(_list_sql(*shape, False, True), params)
+    return {
+        "items": [product_view(row) for row in rows],
+        "total": total,
+        "limit": limit,
+        "offset": None if after is not None else offset or 0,
+        "next": cursors.encode(CURSOR_KIND, rows[-1]["id"]) if more else None,
+    }
 
 
-def update_product(
-    session: Session, product_id: int, changes: ProductUpdate, if_match: str | None = None
-) -> Product:
+@functools.cache
+def _update_sql(fields: tuple[str, ...]) -> Sql:
+    assignments = ", ".join(f"{field} = :{field}" for field in (*fields, "updated_at"))
+    return Sql(f"UPDATE products SET {assignments} WHERE id = :product_id RETURNING {COLUMNS}")
+
+
+async def update_product(
+    conn: Connection, product_id: int, changes: ProductUpdate, if_match: str | None = None
+) -> dict[str, Any]:
+    """Only the fields sent change; `if_match` refuses the change if the product moved on."""
     fields = changes.model_dump(exclude_unset=True)
     if "price" in fields:
         fields["price_cents"] = to_cents(fields.pop("price"))
-    try:
-        with write_transaction(session):
-            product = session.exec(
-                select(Product)
-                .where(Product.id == product_id, col(Product.archived_at).is_(None))
-                .with_for_update()
-            ).first()
-            if product is None:
-                raise product_not_found(product_id)
-            if not _if_match_allows(if_match, etag(product)):
-                raise ApiError(
-                    412,
-                    "precondition_failed",
-                    "Precondition failed",
-                    "If-Match does not match the product's current ETag.",
-                    etag=etag(product),
-                )
-            if fields:
-                product.sqlmodel_update({**fields, "updated_at": utcnow()})
-                session.add(product)
-                session.flush()
-    except IntegrityError:
-        raise _sku_conflict(fields.get("sku")) from None
-    return product
-
-
-def archive_product(session: Session, product_id: int) -> None:
-    """Archive, not erase: past orders keep their snapshot, and the SKU is free again."""
-    with write_transaction(session):
-        archived = session.execute(
-            update(Product)
-            .where(col(Product.id) == product_id, col(Product.archived_at).is_(None))
-            .values(archived_at=utcnow())
-            .execution_options(synchronize_session=False)
+    row = await conn.fetch_one(_LOCK_LIVE_PRODUCT, {"product_id": product_id})
+    if row is None:
+        raise product_not_found(product_id)
+    view = product_view(row)
+    current = etag(view)
+    if not _if_match_allows(if_match, current):
+        raise ApiError(
+            412,
+            "precondition_failed",
+            "Precondition failed",
+            "If-Match does not match the product's current ETag.",
+            etag=current,
         )
-        if archived.rowcount == 0:
-            raise product_not_found(product_id)
+    if not fields:
+        return view
+    statement = _update_sql(tuple(sorted(fields)))
+    try:
+        updated = await conn.fetch_one(
+            statement, {**fields, "updated_at": utcnow(), "product_id": product_id}
+        )
+    except UniqueViolation:
+        raise _sku_conflict(fields.get("sku")) from None
+    assert updated is not None
+    return product_view(updated)
+
+
+async def archive_product(conn: Connection, product_id: int) -> None:
+    """Archive, not erase: past orders keep their snapshot, and the SKU is free again."""
+    if await conn.execute(_ARCHIVE, {"product_id": product_id, "now": utcnow()}) == 0:
+        raise product_not_found(product_id)

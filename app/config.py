@@ -40,17 +40,16 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    # SQLite: how long a writer waits for the write lock before giving up.
+    # SQLite: how long a writer waits for its turn and the write lock before a 503.
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
-    # Connections each worker keeps, and how many more it may open under load (PostgreSQL,
-    # and SQLite files).
+    # PostgreSQL: connections each worker's pool may open (DB_POOL_SIZE + DB_MAX_OVERFLOW).
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
-    # Threads per worker that run the requests' database work, one session each: how many
-    # requests of a worker use the database at once. Python runs one thread at a time, so a
-    # few are faster than many (bench/README.md); at most DB_POOL_SIZE + DB_MAX_OVERFLOW.
+    # SQLite: threads per worker for the statements that cost O(rows) (a list's count, the
+    # name search), so they never run on the event loop (docs/data-layer.md).
     db_threads: int = Field(default=4, ge=1)
-    # How long a request may queue for a database thread before it is answered 503.
+    # How long a request may wait for a database connection (PostgreSQL) before a 503; the
+    # time budget of a SQLite scan.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # How long an Idempotency-Key on POST /orders is remembered.
@@ -71,9 +70,11 @@ class Settings(BaseSettings):
     # The request path (app/middleware.py). Origins allowed to call from a browser,
     # comma-separated, or `*`; empty: no CORS headers at all.
     cors_origins: Annotated[list[str], NoDecode] = []
-    # Requests a worker works on at once; more wait, at most MAX_QUEUED of them and at most
-    # QUEUE_TIMEOUT_SECONDS each, then get 503 `overloaded` before any work is done.
-    max_in_flight: int = Field(default=64, ge=1)
+    # Requests a worker works on at once (unset: 64 on SQLite; on PostgreSQL the pool's
+    # DB_POOL_SIZE + DB_MAX_OVERFLOW, so no admitted request waits for a connection); more
+    # wait, at most MAX_QUEUED of them and QUEUE_TIMEOUT_SECONDS each, then get 503
+    # `overloaded` before any work is done.
+    max_in_flight: int | None = Field(default=None, ge=1)
     max_queued: int = Field(default=256, ge=0)
     queue_timeout_seconds: float = Field(default=2.0, gt=0)
     # A request body must arrive within this time (408 `request_timeout` otherwise).
@@ -154,6 +155,12 @@ class Settings(BaseSettings):
         ):
             raise ValueError("every API key needs at least 16 characters in production")
         return keys
+
+    @property
+    def in_flight_limit(self) -> int:
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        return 64 if self.is_sqlite else self.db_pool_size + self.db_max_overflow
 
     @property
     def is_sqlite(self) -> bool:

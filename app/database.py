@@ -1,196 +1,294 @@
-"""The database engine, the threads that run each request's unit of work, and the one way to
-open a writing transaction."""
+"""The one seam for transactions: `Database.read` and `Database.write` run a unit of work.
 
-import asyncio
-import contextvars
-import functools
+A unit of work is `async def unit(conn, *args, **kwargs)`: plain rules over a `Connection`
+that never begin, commit or retry, so one rule may call another inside the same transaction.
+The seam opens the transaction, takes the SQLite writer turn, retries a unit that lost a race,
+commits, and rolls back on any exception. Statements are `Sql` objects built once at import
+time. The drivers (raw sqlite3 on the event loop, asyncpg) live in app/db/; docs/data-layer.md
+says why, with the figures in bench/README.md.
+
+SQLAlchemy remains the schema Alembic migrates (app/tables.py) and the engine the migrations
+and tests use (`create_db_engine`); nothing on the request path executes through it.
+"""
+
 import logging
+import re
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
-from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session
 
 from app.config import Settings
-from app.writer_lock import WriterLock
+from app.errors import ApiError
 
-# Execution option read by the SQLite `begin` hook below; other engines ignore it.
-_SQLITE_BEGIN = "sqlite_begin"
-# PostgreSQL's SQLSTATEs for a transaction that lost a race and may simply run again:
-# serialization_failure and deadlock_detected.
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 log = logging.getLogger("app.database")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Per SQLite engine: the queue its writers wait in (see app/writer_lock.py).
-_sqlite_writer_locks: WeakKeyDictionary[Engine, WriterLock] = WeakKeyDictionary()
+# `:name` placeholders, but not PostgreSQL's `::type` casts nor anything in quotes.
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+
+# Set per request (by the request-path middleware) to a function that says whether the client
+# has disconnected; `Database.write` checks it just before COMMIT.
+client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("client_gone", default=None)
+
+
+class Sql:
+    """A statement with `:name` placeholders, compiled once per dialect on first use.
+
+    One text serves both engines unless one needs its own (`sqlite=`, `postgresql=`).
+    """
+
+    __slots__ = ("_texts", "_compiled")
+
+    def __init__(
+        self, text: str | None = None, *, sqlite: str | None = None, postgresql: str | None = None
+    ) -> None:
+        if text is None and (sqlite is None or postgresql is None):
+            raise ValueError("give one text for both engines, or both sqlite= and postgresql=")
+        self._texts = {"sqlite": sqlite or text, "postgresql": postgresql or text}
+        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def text(self, dialect: str) -> str:
+        text = self._texts[dialect]
+        assert text is not None
+        return text
+
+    def compiled(self, dialect: str) -> tuple[str, tuple[str, ...]]:
+        """SQLite keeps `:name`; PostgreSQL (asyncpg) gets `$1..` and the names in order."""
+        found = self._compiled.get(dialect)
+        if found is None:
+            found = self._compile(dialect)
+            self._compiled[dialect] = found
+        return found
+
+    def _compile(self, dialect: str) -> tuple[str, tuple[str, ...]]:
+        text = self.text(dialect)
+        if dialect == "sqlite":
+            return text, ()
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) is None:
+                return match.group(0)
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        return _PLACEHOLDER.sub(number, text), tuple(names)
+
+    def __repr__(self) -> str:
+        return f"Sql({self.text('sqlite')[:60]!r}...)"
+
+
+class Connection:
+    """What a unit of work gets, inside its transaction. Rows are dicts keyed by column;
+    timestamps in and out are aware UTC datetimes on both engines."""
+
+    dialect: str
+
+    async def execute(self, sql: Sql, params: Mapping[str, Any] | None = None) -> int:
+        """Runs a statement; returns how many rows it changed."""
+        raise NotImplementedError
+
+    async def fetch_one(
+        self, sql: Sql, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def fetch_all(
+        self, sql: Sql, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def fetch_value(self, sql: Sql, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None without a row."""
+        row = await self.fetch_one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+
+class UniqueViolation(Exception):
+    """A unique constraint refused a write (both engines); `constraint` names it if known."""
+
+    def __init__(self, constraint: str | None = None) -> None:
+        super().__init__(f"unique constraint violated: {constraint or 'unknown'}")
+        self.constraint = constraint
+
+
+class RaceLost(Exception):
+    """The unit lost a race it cannot settle inside its transaction (another transaction
+    committed what it was about to write): the seam rolls back and runs it again."""
+
+
+class DatabaseError(Exception):
+    """A driver error the service did not expect, with the driver's code and class but never
+    the statement's parameters (the original exception is not chained: it may carry them)."""
+
+
+class ClientGone(ApiError):
+    """The client disconnected before COMMIT: the unit was rolled back instead (499)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            499,
+            "client_closed_request",
+            "Client closed request",
+            "The client disconnected before the change was committed; nothing was changed.",
+        )
+
+
+def database_unavailable(
+    detail: str = "The database cannot be reached; try again shortly.",
+) -> ApiError:
+    return ApiError(
+        503,
+        "database_unavailable",
+        "Database unavailable",
+        detail,
+        headers={"Retry-After": "1"},
+    )
+
+
+def insufficient_storage() -> ApiError:
+    return ApiError(
+        507,
+        "insufficient_storage",
+        "Insufficient storage",
+        "The database's disk is full; nothing was changed.",
+    )
+
+
+def database_read_only() -> ApiError:
+    return ApiError(
+        503,
+        "database_read_only",
+        "Database is read-only",
+        "The database refuses writes right now; nothing was changed.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def statement_too_slow() -> ApiError:
+    return database_unavailable("The database did not answer within its time budget.")
+
+
+# One line per storage failure kind and cause per interval, so an outage does not flood the log.
+_LOG_EVERY_SECONDS = 10.0
+_last_logged: dict[tuple[str, str], float] = {}
+
+
+def log_storage_error(code: str, cause: str) -> None:
+    from app.readiness import report_storage_error  # /readyz says so too, for a while
+
+    report_storage_error(code)
+    now = time.monotonic()
+    key = (code, cause)
+    if now - _last_logged.get(key, -_LOG_EVERY_SECONDS) >= _LOG_EVERY_SECONDS:
+        _last_logged[key] = now
+        log.warning("database refused the work: %s", code, extra={"code": code, "cause": cause})
+
+
+def gone() -> bool:
+    check = client_gone.get()
+    return check is not None and check()
+
+
+Unit = Callable[Concatenate[Connection, P], Awaitable[R]]
+
+
+class Database:
+    """Runs units of work; one subclass per engine (app/db/sqlite.py, app/db/postgresql.py)."""
+
+    dialect: str
+    # The URL without its password, for the start-up log.
+    display_url: str
+
+    async def read(self, unit: Unit[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """A unit that only reads; each statement sees the latest committed state."""
+        raise NotImplementedError
+
+    async def scan(self, unit: Unit[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """A read whose statements cost O(rows) (a count, a large offset, a substring scan):
+        on SQLite it runs in a database thread so the event loop keeps serving."""
+        return await self.read(unit, *args, **kwargs)
+
+    async def write(self, unit: Unit[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """A unit in one write transaction: committed at the end, rolled back on any exception
+        (an ApiError included) and re-raised; retried when it lost a race."""
+        raise NotImplementedError
+
+    async def ping(self) -> None:
+        """SELECT 1, for readiness: raises an ApiError when the database does not answer."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+def create_database(settings: Settings, engine: Engine | None = None) -> Database:
+    """The driver the URL names. `engine`: an in-memory SQLite engine whose connection (and so
+    whose tables) the database shares, for tests; otherwise unused (files and servers are shared
+    through their URL)."""
+    if settings.is_sqlite:
+        from app.db.sqlite import SqliteDatabase
+
+        return SqliteDatabase.from_settings(settings, engine)
+    from app.db.postgresql import PostgresDatabase
+
+    return PostgresDatabase.from_settings(settings)
 
 
 def create_db_engine(settings: Settings) -> Engine:
-    pool = {
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
-        "pool_timeout": settings.db_pool_timeout_seconds,
-    }
-    if settings.is_sqlite:
-        engine = _sqlite_engine(settings.database_url, settings.sqlite_busy_timeout_ms, pool)
-    else:
-        engine = create_engine(settings.database_url, pool_pre_ping=True, **pool)
-    return engine
-
-
-def _sqlite_engine(url: str, busy_timeout_ms: int, pool: dict[str, Any]) -> Engine:
-    database = make_url(url).database
-    in_memory = database in (None, "", ":memory:")
+    """A SQLAlchemy engine for Alembic and tests (never on the request path): parameters are
+    never rendered into its errors or logs."""
+    url = make_url(settings.database_url)
+    if not settings.is_sqlite:
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    in_memory = url.database in (None, "", ":memory:")
     if not in_memory:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-        # One shared connection keeps an in-memory database alive for the engine's life.
-        **({"poolclass": StaticPool} if in_memory else pool),
-    )
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if in_memory:
+        from app.db.sqlite import open_connection
+
+        # One shared connection keeps an in-memory database alive for the engine's life, and
+        # the service's database (create_database with this engine) uses that same connection.
+        engine = create_engine(
+            url,
+            hide_parameters=True,
+            creator=lambda: open_connection(":memory:", in_memory=True),
+            poolclass=StaticPool,
+            native_datetime=True,
+        )
+    else:
+        engine = create_engine(url, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def configure_connection(dbapi_connection: Any, _record: Any) -> None:
         # Hand BEGIN to SQLAlchemy (see `begin` below) instead of the driver's implicit one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def begin(connection: Any) -> None:
-        # Writers take the write lock up front (IMMEDIATE) so concurrent writers queue on the
-        # busy timeout; a DEFERRED writer that upgrades from a read lock fails at once instead.
-        mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        connection.exec_driver_sql("BEGIN")
 
-    lock_path = None if in_memory else database
-    _sqlite_writer_locks[engine] = WriterLock(lock_path, busy_timeout_ms / 1000)
     return engine
-
-
-@contextmanager
-def write_transaction(session: Session) -> Iterator[Session]:
-    """One unit of work that writes: committed at the end, rolled back on any exception."""
-    if session.in_transaction():
-        # Writes only ever happen in here, so an open transaction has only read: end it, so
-        # the unit of work starts with the write lock (SQLite) and sees fresh rows.
-        session.commit()
-    with _writer_turn(session), session.begin():
-        session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
-        yield session
-
-
-def retry_on_conflict(attempts: int = 3) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Run a unit of work again when the database aborted it for a race it lost.
-
-    Rows are locked in a fixed order, so this should not happen; if it ever does, the client
-    gets its answer a few milliseconds later instead of a 500.
-    """
-
-    def decorate(unit_of_work: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(unit_of_work)
-        def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            for attempt in range(1, attempts + 1):
-                try:
-                    return unit_of_work(*args, **kwargs)
-                except DBAPIError as error:
-                    sqlstate = getattr(error.orig, "sqlstate", None)
-                    if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
-                        raise
-                    log.warning("retrying %s after %s", unit_of_work.__name__, sqlstate)
-            raise AssertionError("unreachable")
-
-        return run
-
-    return decorate
-
-
-@contextmanager
-def no_lock_wait(session: Session) -> Iterator[None]:
-    """Statements inside fail at once instead of waiting for another transaction's lock.
-
-    For PostgreSQL, `lock_timeout` for just these statements; use it inside a savepoint, which
-    also undoes the setting if a statement fails. SQLite's writers already hold the one write
-    lock, so there is nothing to wait for there.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        yield
-        return
-    session.execute(text("SET LOCAL lock_timeout = '100ms'"))
-    yield
-    session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
-
-
-def _writer_turn(session: Session) -> AbstractContextManager[Any]:
-    lock = _sqlite_writer_locks.get(session.get_bind())  # type: ignore[arg-type]
-    return lock if lock is not None else nullcontext()
-
-
-class Database:
-    """The engine, and the threads that run the requests' units of work against it.
-
-    A route hands its whole unit of work, session included, to one of these threads and
-    awaits the result on the event loop: one thread hop per request, and the loop itself
-    never waits for the database. Each thread holds at most one session, and there are no
-    more threads than pooled connections, so a unit of work never waits for a connection
-    either: requests queue here, in arrival order, and one that has queued longer than the
-    pool timeout is answered 503 without running rather than served late.
-    """
-
-    def __init__(self, engine: Engine, threads: int, queue_timeout: float) -> None:
-        self.engine = engine
-        self.queue_timeout = queue_timeout
-        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="database")
-
-    async def run(
-        self, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """`work(session, *args, **kwargs)` in a database thread, with a session of its own."""
-        call = functools.partial(self._in_session, time.monotonic(), work, *args, **kwargs)
-        # The request's context (its id, for the logs) goes along into the thread.
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._threads, context.run, call)
-
-    def _in_session(self, queued_at: float, work: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        if time.monotonic() - queued_at > self.queue_timeout:
-            raise PoolTimeoutError("no database thread became free in time")
-        with Session(self.engine, expire_on_commit=False) as session:
-            return work(session, *args, **kwargs)
-
-    def close(self) -> None:
-        """Let the units of work in hand finish, then close every connection."""
-        self._threads.shutdown(wait=True)
-        self.engine.dispose()
-
-
-def create_database(settings: Settings, engine: Engine | None = None) -> Database:
-    return Database(
-        engine or create_db_engine(settings),
-        threads=settings.db_threads,
-        queue_timeout=settings.db_pool_timeout_seconds,
-    )
 
 
 async def get_database(request: Request) -> Database:
     return request.app.state.database  # type: ignore[no-any-return]
 
 
-# `async def` routes take this and `await database.run(rule, ...)`; they never hold a session.
+# Routes take this and `await database.read(rule, ...)` / `database.write(rule, ...)`.
 DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -1,26 +1,24 @@
 """What readiness asks the database: does it answer, at which schema revision, can it write.
 
-The one place the probes touch the database, so a new data layer changes only this module.
-Each check runs on a connection of its own in a thread of its own (never in the queue of the
-requests' units of work, so a busy service still answers its probes) and costs three short
-statements, every READINESS_INTERVAL_SECONDS, never per request.
+The one place the probes touch the database. A check is one read unit of three short
+statements, run every READINESS_INTERVAL_SECONDS by the background check (never per request);
+on SQLite a read runs on the event loop and takes no writer turn, on PostgreSQL it takes a
+pooled connection, which admission keeps from being all taken for long.
 """
 
-import asyncio
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from app.database import Connection, Database, Sql
 
-from app.database import Database
-
-ALEMBIC_TABLE = "alembic_version"
-_PG_READ_ONLY = text(
-    "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()"
+_HAS_ALEMBIC = Sql(
+    sqlite="SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'",
+    postgresql="SELECT count(*) FROM pg_catalog.pg_tables "
+    "WHERE tablename = 'alembic_version' AND schemaname = current_schema()",
 )
+_REVISIONS = Sql("SELECT version_num FROM alembic_version")
+# A read unit runs outside an explicit transaction: this is the server's or session's default.
+_PG_READ_ONLY = Sql("SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()")
 
 
 # What one check found; `storage` is an error code, or None when the database can write.
@@ -30,51 +28,30 @@ class DatabaseState:
     storage: str | None
 
 
-def _revisions(connection: Connection) -> frozenset[str]:
-    if not inspect(connection).has_table(ALEMBIC_TABLE):
-        return frozenset()
-    rows = connection.execute(text(f"SELECT version_num FROM {ALEMBIC_TABLE}"))
-    return frozenset(row[0] for row in rows)
+async def _inspect(conn: Connection) -> tuple[frozenset[str], bool]:
+    revisions: frozenset[str] = frozenset()
+    if await conn.fetch_value(_HAS_ALEMBIC):
+        revisions = frozenset(row["version_num"] for row in await conn.fetch_all(_REVISIONS))
+    read_only = conn.dialect == "postgresql" and bool(await conn.fetch_value(_PG_READ_ONLY))
+    return revisions, read_only
 
 
-def _sqlite_storage(engine: Engine, min_free_bytes: int) -> str | None:
-    database = make_url(str(engine.url)).database
-    if database in (None, "", ":memory:") or database.startswith("file:"):
-        return None
-    path = Path(database)
-    folder = path.parent
+def _sqlite_storage(path: str, min_free_bytes: int) -> str | None:
+    folder = os.path.dirname(os.path.abspath(path))
     stats = os.statvfs(folder)
     if stats.f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK):
         return "database_read_only"
-    if path.exists() and not os.access(path, os.W_OK):
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         return "database_read_only"
     if stats.f_bavail * stats.f_frsize < min_free_bytes:
         return "insufficient_storage"
     return None
 
 
-def _check(connection: Connection, engine: Engine, min_free_bytes: int) -> DatabaseState:
-    revisions = _revisions(connection)
-    if connection.dialect.name == "postgresql":
-        storage = "database_read_only" if connection.execute(_PG_READ_ONLY).scalar() else None
-    else:
-        storage = _sqlite_storage(engine, min_free_bytes)
-    return DatabaseState(revisions, storage)
-
-
-def _check_own_connection(engine: Engine, min_free_bytes: int) -> DatabaseState:
-    with engine.connect() as connection:
-        return _check(connection, engine, min_free_bytes)
-
-
-def _check_in_session(session: Session, min_free_bytes: int) -> DatabaseState:
-    connection = session.connection()
-    return _check(connection, connection.engine, min_free_bytes)
-
-
 async def check(database: Database, min_free_bytes: int) -> DatabaseState:
-    engine = database.engine
-    if engine.url.database in (None, "", ":memory:"):
-        # One shared in-memory connection (tests): its own thread would share a transaction.
-        return await database.run(_check_in_session, min_free_bytes)
-    return await asyncio.to_thread(_check_own_connection, engine, min_free_bytes)
+    revisions, read_only = await database.read(_inspect)
+    storage = "database_read_only" if read_only else None
+    path = getattr(database, "path", None)
+    if storage is None and path and not getattr(database, "in_memory", False):
+        storage = _sqlite_storage(path, min_free_bytes)
+    return DatabaseState(revisions, storage)

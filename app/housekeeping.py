@@ -15,7 +15,7 @@ async def purge_forever(database: Database, ttl: timedelta) -> None:
     """Purge at start-up and then hourly; a failed round is logged and tried again later."""
     while True:
         try:
-            purged = await database.run(idempotency.purge_expired, ttl)
+            purged = await database.write(idempotency.purge_expired, ttl)
             if purged:
                 log.info("purged %d expired idempotency keys", purged)
         except Exception:

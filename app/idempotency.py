@@ -1,125 +1,129 @@
-"""Idempotency-Key on POST /orders: a retry replays the first answer instead of ordering twice.
+"""Idempotency-Key: a retry replays the first answer instead of doing the work twice.
 
-The key is claimed in the same transaction that places the order, so the two commit or vanish
-together: a failed attempt (409, 404) leaves no key behind, and a key whose request died with
-its process is free again as soon as the database has rolled that transaction back.
+One mechanism for every operation that takes a key, each in a key space of its own
+("orders", "stock-adjustments", ...), and scoped by the caller's API key (its principal), so
+the same key sent by two clients is two keys. The key is stored in the same transaction as
+the work it guards, so the two commit or vanish together: a failed attempt (409, 404) leaves
+no key behind, and a key whose request died with its process is free again as soon as the
+database has rolled that transaction back.
+
+While a first request holds a key, a second one with the same key is 409
+`idempotency_key_in_use`: on SQLite the writer turn already serializes them (the second finds
+the first's committed key and replays it); on PostgreSQL a transaction-scoped advisory lock on
+the key, tried without waiting, says so.
 """
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, col
-
-from app import orders
-from app.database import no_lock_wait, retry_on_conflict, write_transaction
+from app.database import Connection, RaceLost, Sql
 from app.errors import ApiError
-from app.schemas import OrderCreate, OrderPublic
-from app.tables import IdempotencyKey, Order
 from app.types import utcnow
 
-# PostgreSQL's lock_not_available: another transaction holds the key right now.
-_LOCK_NOT_AVAILABLE = "55P03"
+_STORED = (
+    "k.request_fingerprint, k.status_code, k.response_body, k.created_at "
+    "FROM (SELECT 1 AS one) AS one LEFT JOIN idempotency_keys AS k "
+    "ON k.space = :space AND k.principal = :principal AND k.key = :key"
+)
+_CLAIM = Sql(
+    sqlite=f"SELECT 1 AS free, {_STORED}",
+    postgresql=f"SELECT pg_try_advisory_xact_lock(hashtextextended(:lock_name, 0)) AS free, "
+    f"{_STORED}",
+)
+_FORGET = Sql(
+    "DELETE FROM idempotency_keys WHERE space = :space AND principal = :principal AND key = :key"
+)
+_STORE = Sql(
+    "INSERT INTO idempotency_keys (space, principal, key, request_fingerprint, status_code, "
+    "response_body, created_at) VALUES (:space, :principal, :key, :fingerprint, :status_code, "
+    ":response_body, :now) ON CONFLICT DO NOTHING RETURNING 1"
+)
+_PURGE = Sql("DELETE FROM idempotency_keys WHERE created_at < :cutoff")
 
 
-# What POST /orders answers: the order just placed, or the first answer replayed.
+# An answer: the work just done, or the first answer replayed.
 @dataclass(frozen=True)
-class OrderAnswer:
+class Answer:
     status_code: int
-    body: dict[str, Any]
+    body: Any
     replayed: bool = False
 
-    @classmethod
-    def created(cls, order: Order) -> "OrderAnswer":
-        return cls(201, OrderPublic.of(order).model_dump(mode="json"))
 
-
-def fingerprint(request: OrderCreate) -> str:
+def fingerprint(request: Any) -> str:
     """The same JSON value (key order and spacing aside) always gives the same fingerprint."""
-    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@retry_on_conflict()
-def place_order_once(
-    session: Session, key: str, request: OrderCreate, ttl: timedelta
-) -> OrderAnswer:
-    request_fingerprint = fingerprint(request)
-    with write_transaction(session):
-        earlier = _earlier_answer(session, key, request_fingerprint, ttl)
-        if earlier is not None:
-            return earlier
-        if not _claim(session, key, request_fingerprint):
-            # A concurrent request with this key committed between our read and our claim.
-            earlier = _earlier_answer(session, key, request_fingerprint, ttl)
-            assert earlier is not None
-            return earlier
-        answer = OrderAnswer.created(orders.record_order(session, request))
-        stored = session.get(IdempotencyKey, key)
-        assert stored is not None
-        stored.status_code, stored.order_id = answer.status_code, answer.body["id"]
-        stored.response_body = json.dumps(answer.body)
-        session.add(stored)
-    return answer
-
-
-def _earlier_answer(
-    session: Session, key: str, request_fingerprint: str, ttl: timedelta
-) -> OrderAnswer | None:
-    stored = session.get(IdempotencyKey, key, populate_existing=True)
-    if stored is None:
-        return None
-    if stored.created_at < utcnow() - ttl:
-        session.delete(stored)
-        session.flush()
-        return None
-    if stored.request_fingerprint != request_fingerprint:
-        raise ApiError(
-            422,
-            "idempotency_key_reused",
-            "Idempotency-Key reused",
-            "This Idempotency-Key was used with a different request body.",
-            idempotency_key=key,
-        )
-    return OrderAnswer(stored.status_code, json.loads(stored.response_body), replayed=True)
-
-
-def _claim(session: Session, key: str, request_fingerprint: str) -> bool:
-    """Insert the key's row; False if another request committed it first."""
-    row = IdempotencyKey(
-        key=key,
-        request_fingerprint=request_fingerprint,
-        status_code=0,
-        response_body="",
-        created_at=utcnow(),
+def _in_use(key: str) -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_key_in_use",
+        "Idempotency-Key in use",
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        idempotency_key=key,
+        headers={"Retry-After": "1"},
     )
-    try:
-        with session.begin_nested(), no_lock_wait(session):
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        return False
-    except OperationalError as error:
-        if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
-            raise
-        raise ApiError(
-            409,
-            "idempotency_key_in_use",
-            "Idempotency-Key in use",
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-            idempotency_key=key,
-            headers={"Retry-After": "1"},
-        ) from None
-    return True
 
 
-def purge_expired(session: Session, ttl: timedelta) -> int:
+def _reused(key: str) -> ApiError:
+    return ApiError(
+        422,
+        "idempotency_key_reused",
+        "Idempotency-Key reused",
+        "This Idempotency-Key was used with a different request body.",
+        idempotency_key=key,
+    )
+
+
+async def once(
+    conn: Connection,
+    *,
+    space: str,
+    principal: str | None,
+    key: str,
+    request: Any,
+    create: Callable[[Connection], Awaitable[tuple[int, Any]]],
+    ttl: timedelta,
+) -> Answer:
+    """`create(conn)` once per (space, principal, key); a retry with the same `request` (a JSON
+    value) replays its (status, body); another request under the key is 422."""
+    names = {"space": space, "principal": principal or "", "key": key}
+    request_fingerprint = fingerprint(request)
+    stored = await conn.fetch_one(
+        _CLAIM, {**names, "lock_name": f"{space}\x1f{names['principal']}\x1f{key}"}
+    )
+    assert stored is not None
+    if not stored["free"]:
+        raise _in_use(key)
+    if stored["request_fingerprint"] is not None:
+        if stored["created_at"] < utcnow() - ttl:
+            await conn.execute(_FORGET, names)
+        elif stored["request_fingerprint"] != request_fingerprint:
+            raise _reused(key)
+        else:
+            return Answer(stored["status_code"], json.loads(stored["response_body"]), True)
+    status_code, body = await create(conn)
+    kept = await conn.fetch_value(
+        _STORE,
+        {
+            **names,
+            "fingerprint": request_fingerprint,
+            "status_code": status_code,
+            "response_body": json.dumps(body),
+            "now": utcnow(),
+        },
+    )
+    if kept is None:
+        # Another request stored this key after our look: run again, and replay its answer.
+        raise RaceLost(f"idempotency key {space} stored concurrently")
+    return Answer(status_code, body)
+
+
+async def purge_expired(conn: Connection, ttl: timedelta) -> int:
     """Forget keys older than the retention window; returns how many were removed."""
-    with write_transaction(session):
-        result = session.execute(
-            delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < utcnow() - ttl)
-        )
-    return result.rowcount
+    return await conn.execute(_PURGE, {"cutoff": utcnow() - ttl})

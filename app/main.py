@@ -38,8 +38,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine_url = app.state.database.engine.url
-        log.info("serving on %s", engine_url.render_as_string(hide_password=True))
+        log.info("serving on %s", app.state.database.display_url)
         await app.state.readiness.refresh()  # logs the schema check's ERROR if behind
         watch = asyncio.create_task(app.state.readiness.run_forever())
         ttl = timedelta(hours=settings.idempotency_ttl_hours)
@@ -51,10 +50,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         yield
         gc.unfreeze()
         await _stop(watch)
-        # A purge already running in a database thread finishes in `close` below.
         await _stop(chores)
         metrics.worker_stopped()
-        app.state.database.close()
+        await app.state.database.close()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
@@ -67,7 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.database = create_database(settings, engine)
-    metrics.setup(app.state.database.engine, settings.prometheus_multiproc_dir)
+    metrics.setup(None, settings.prometheus_multiproc_dir)
     app.state.readiness = Readiness(
         app.state.database, settings.readiness_interval_seconds, settings.min_free_disk_mib << 20
     )
@@ -80,7 +78,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         routes=RouteTable(route for router in routers for route in router.routes),
         readiness=app.state.readiness,
         admission=Admission(
-            settings.max_in_flight, settings.max_queued, settings.queue_timeout_seconds
+            settings.in_flight_limit, settings.max_queued, settings.queue_timeout_seconds
         ),
         keys=security.api_keys(settings.api_keys),
         cors=cors(settings.cors_origins),

@@ -141,14 +141,27 @@ def request_observed(method: str, route: str, status: int, seconds: float) -> No
     series[1].observe(seconds)
 
 
-def setup(engine: Engine, configured_dir: str | None) -> None:
+def pool_capacity(connections: int) -> None:
+    DB_POOL_MAX.set(connections)
+
+
+def connection_checked_out() -> None:
+    DB_POOL_CHECKED_OUT.inc()
+
+
+def connection_checked_in() -> None:
+    DB_POOL_CHECKED_OUT.dec()
+
+
+def setup(engine: Engine | None, configured_dir: str | None) -> None:
     """Watch the engine's pool; warn when the multiprocess directory is set where it cannot act."""
     if configured_dir and not multiprocess_dir():
         log.warning(
             "PROMETHEUS_MULTIPROC_DIR is set in .env only: prometheus-client reads it "
             "from the environment, so /metrics shows one worker's figures"
         )
-    watch_pool(engine)
+    if engine is not None:
+        watch_pool(engine)
 
 
 def watch_pool(engine: Engine) -> None:

@@ -1,20 +1,24 @@
-"""Placing orders and moving their status: the stock rules, one transaction each."""
+"""Placing orders and moving their status: the stock rules.
 
+Each rule runs inside the transaction its caller's `Database.write` opened, so a rule of
+another module (payments, the ledger, events) calls these and adds to the same transaction.
+Stock moves only by conditional update, taken in ascending product id order so concurrent
+orders cannot deadlock.
+"""
+
+import functools
 import logging
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, exists, func, update
-from sqlalchemy.engine import Row
-from sqlmodel import Session, col, select
-
-from app import metrics
+from app import cursors, metrics
 from app.catalog import product_not_found
-from app.database import retry_on_conflict, write_transaction
+from app.database import Connection, Sql
 from app.errors import ApiError
 from app.logs import business_event
 from app.schemas import OrderCreate
-from app.tables import Order, OrderLine, OrderStatus, Product
-from app.types import utcnow
+from app.tables import OrderStatus
+from app.types import money_text, rfc3339, utcnow
 
 # Each status and the statuses it may move to; SHIPPED and CANCELED are final.
 TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
@@ -23,30 +27,83 @@ TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     OrderStatus.SHIPPED: (),
     OrderStatus.CANCELED: (),
 }
+CURSOR_KIND = "orders"
 log = logging.getLogger("app.orders")
 
-# The stock statements, built once and run on the products table directly: SQLAlchemy reuses
-# their compiled form, and no ORM bookkeeping runs for rows no session holds (together, a
-# reservation takes a third of the time it did; bench/README.md, "Where the time goes").
-_products = Product.__table__
-_TAKE_STOCK = (
-    update(_products)
-    .where(
-        _products.c.id == bindparam("product_id"),
-        _products.c.archived_at.is_(None),
-        _products.c.stock >= bindparam("quantity"),
-    )
-    .values(stock=_products.c.stock - bindparam("quantity"), updated_at=bindparam("now"))
-    .returning(_products.c.sku, _products.c.name, _products.c.price_cents)
+ORDER_COLUMNS = "o.id, o.status, o.total_cents, o.created_at, o.updated_at"
+LINE_COLUMNS = "l.product_id, l.sku, l.name, l.quantity, l.unit_price_cents, l.line_total_cents"
+
+# SQLite: one statement per line, microseconds each on the loop.
+_TAKE_STOCK = Sql(
+    "UPDATE products SET stock = stock - :quantity, updated_at = :now "
+    "WHERE id = :product_id AND archived_at IS NULL AND stock >= :quantity "
+    "RETURNING sku, name, price_cents"
 )
-_STOCK_OF_LIVE = select(_products.c.stock).where(
-    _products.c.id == bindparam("product_id"), _products.c.archived_at.is_(None)
+_INSERT_ORDER = Sql(
+    "INSERT INTO orders (status, total_cents, created_at, updated_at) "
+    "VALUES ('PENDING', :total_cents, :now, :now) RETURNING id"
 )
-_RETURN_STOCK = (
-    update(_products)
-    .where(_products.c.id == bindparam("product_id"))
-    .values(stock=_products.c.stock + bindparam("quantity"), updated_at=bindparam("now"))
+_INSERT_LINE = Sql(
+    "INSERT INTO order_lines "
+    "(order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents) "
+    "VALUES (:order_id, :product_id, :sku, :name, :quantity, :unit_price_cents, "
+    ":line_total_cents)"
 )
+# PostgreSQL: the whole order in one statement (one round trip instead of 2 + 2 per line):
+# lock the products in id order, take every line's stock, and insert the order and its lines
+# only if every line was taken. It returns the lines taken; if they are fewer than asked, the
+# caller raises and the transaction (the partial takes with it) rolls back.
+_PLACE_ORDER_PG = Sql(
+    postgresql="""
+WITH wanted AS (
+    SELECT w.product_id, w.quantity, w.position
+    FROM unnest(:product_ids::int[], :quantities::bigint[])
+        WITH ORDINALITY AS w(product_id, quantity, position)
+), locked AS (
+    SELECT p.id FROM products p JOIN wanted w ON w.product_id = p.id
+    WHERE p.archived_at IS NULL ORDER BY p.id FOR UPDATE OF p
+), taken AS (
+    UPDATE products p SET stock = p.stock - w.quantity, updated_at = :now
+    FROM wanted w, locked l
+    WHERE p.id = w.product_id AND l.id = p.id AND p.stock >= w.quantity
+    RETURNING p.id AS product_id, p.sku, p.name, p.price_cents, w.quantity, w.position
+), placed AS (
+    INSERT INTO orders (status, total_cents, created_at, updated_at)
+    SELECT 'PENDING', sum(price_cents * quantity), :now, :now FROM taken
+    HAVING count(*) = :line_count
+    RETURNING id, total_cents
+), lines AS (
+    INSERT INTO order_lines
+        (order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents)
+    SELECT placed.id, t.product_id, t.sku, t.name, t.quantity, t.price_cents,
+        t.price_cents * t.quantity
+    FROM placed, taken t ORDER BY t.position
+)
+SELECT placed.id AS order_id, placed.total_cents, t.product_id
+FROM taken t LEFT JOIN placed ON true
+""",
+    sqlite="SELECT 'not used on SQLite'",
+)
+_STOCK_OF_LIVE = Sql("SELECT stock FROM products WHERE id = :product_id AND archived_at IS NULL")
+_ORDER_WITH_LINES = Sql(
+    f"SELECT {ORDER_COLUMNS}, {LINE_COLUMNS} FROM orders o "
+    "JOIN order_lines l ON l.order_id = o.id WHERE o.id = :order_id ORDER BY l.id"
+)
+_LOCK_ORDER = Sql(
+    sqlite="SELECT id, status, total_cents FROM orders WHERE id = :order_id",
+    postgresql="SELECT id, status, total_cents FROM orders WHERE id = :order_id FOR UPDATE",
+)
+# Every line's quantity back, products taken in id order (PostgreSQL locks them first).
+_RESTOCK = Sql(
+    sqlite="UPDATE products SET stock = products.stock + l.quantity, updated_at = :now "
+    "FROM order_lines l WHERE l.order_id = :order_id AND products.id = l.product_id",
+    postgresql="WITH locked AS (SELECT p.id FROM products p JOIN order_lines l "
+    "ON l.product_id = p.id WHERE l.order_id = :order_id ORDER BY p.id FOR UPDATE OF p) "
+    "UPDATE products SET stock = products.stock + l.quantity, updated_at = :now "
+    "FROM order_lines l, locked WHERE l.order_id = :order_id AND products.id = l.product_id "
+    "AND locked.id = products.id",
+)
+_SET_STATUS = Sql("UPDATE orders SET status = :status, updated_at = :now WHERE id = :order_id")
 
 
 def order_not_found(order_id: int) -> ApiError:
@@ -70,56 +127,114 @@ def invalid_transition(current: OrderStatus, target: OrderStatus) -> ApiError:
     )
 
 
-@retry_on_conflict()
-def place_order(session: Session, request: OrderCreate) -> Order:
-    """Reserve every line's stock and record the order, all or nothing."""
-    with write_transaction(session):
-        return record_order(session, request)
-
-
-def record_order(session: Session, request: OrderCreate) -> Order:
-    """The body of `place_order`, for callers that add to the same write transaction."""
-    now = utcnow()
-    reserved = {
-        line.product_id: _reserve(session, line.product_id, line.quantity, now)
-        for line in sorted(request.items, key=lambda line: line.product_id)
-    }
-    lines = [
-        OrderLine(
-            product_id=line.product_id,
-            sku=reserved[line.product_id].sku,
-            name=reserved[line.product_id].name,
-            quantity=line.quantity,
-            unit_price_cents=reserved[line.product_id].price_cents,
-            line_total_cents=reserved[line.product_id].price_cents * line.quantity,
+def _views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Orders as the API shows them (OrderPublic's JSON) from rows of order and line columns."""
+    views: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for row in rows:
+        if current is None or current["id"] != row["id"]:
+            current = {
+                "id": row["id"],
+                "status": row["status"],
+                "items": [],
+                "total": money_text(row["total_cents"]),
+                "created_at": rfc3339(row["created_at"]),
+                "updated_at": rfc3339(row["updated_at"]),
+            }
+            views.append(current)
+        current["items"].append(
+            {
+                "product_id": row["product_id"],
+                "sku": row["sku"],
+                "name": row["name"],
+                "quantity": row["quantity"],
+                "unit_price": money_text(row["unit_price_cents"]),
+                "line_total": money_text(row["line_total_cents"]),
+            }
         )
-        for line in request.items
-    ]
-    order = Order(
-        status=OrderStatus.PENDING,
-        total_cents=sum(line.line_total_cents for line in lines),
-        created_at=now,
-        updated_at=now,
-        lines=lines,
-    )
-    session.add(order)
-    session.flush()
+    return views
+
+
+async def order_view(conn: Connection, order_id: int) -> dict[str, Any]:
+    """The order as GET /orders/{id} shows it; 404 if there is none."""
+    views = _views(await conn.fetch_all(_ORDER_WITH_LINES, {"order_id": order_id}))
+    if not views:
+        raise order_not_found(order_id)
+    return views[0]
+
+
+get_order = order_view
+
+
+async def place_order(conn: Connection, request: OrderCreate) -> dict[str, Any]:
+    """Reserve every line's stock and record the order, all or nothing; returns its view."""
+    now = utcnow()
+    if conn.dialect == "postgresql":
+        order_id, total_cents = await _place_in_one_statement(conn, request, now)
+    else:
+        order_id, total_cents = await _place_line_by_line(conn, request, now)
+    view = await order_view(conn, order_id)
     metrics.order_placed()
-    business_event(log, "order_placed", order_id=order.id, total_cents=order.total_cents)
-    return order
+    business_event(log, "order_placed", order_id=order_id, total_cents=total_cents)
+    return view
 
 
-def _reserve(session: Session, product_id: int, quantity: int, now: datetime) -> Row:
-    """Take `quantity` off a live product's stock in one conditional update, or explain why not.
+async def _place_line_by_line(
+    conn: Connection, request: OrderCreate, now: datetime
+) -> tuple[int, int]:
+    taken: dict[int, dict[str, Any]] = {}
+    for line in sorted(request.items, key=lambda line: line.product_id):
+        params = {"product_id": line.product_id, "quantity": line.quantity, "now": now}
+        row = await conn.fetch_one(_TAKE_STOCK, params)
+        if row is None:
+            await _refuse(conn, line.product_id, line.quantity)
+        taken[line.product_id] = row  # type: ignore[assignment]
+    total = sum(taken[line.product_id]["price_cents"] * line.quantity for line in request.items)
+    order_id = await conn.fetch_value(_INSERT_ORDER, {"total_cents": total, "now": now})
+    for line in request.items:
+        product = taken[line.product_id]
+        await conn.execute(
+            _INSERT_LINE,
+            {
+                "order_id": order_id,
+                "product_id": line.product_id,
+                "sku": product["sku"],
+                "name": product["name"],
+                "quantity": line.quantity,
+                "unit_price_cents": product["price_cents"],
+                "line_total_cents": product["price_cents"] * line.quantity,
+            },
+        )
+    return int(order_id), total
 
-    Callers take products in ascending id order, so concurrent orders lock rows in one order
-    and cannot deadlock.
-    """
-    params = {"product_id": product_id, "quantity": quantity, "now": now}
-    taken = session.execute(_TAKE_STOCK, params).one_or_none()
-    if taken is not None:
-        return taken
-    available = session.execute(_STOCK_OF_LIVE, params).scalar_one_or_none()
+
+async def _place_in_one_statement(
+    conn: Connection, request: OrderCreate, now: datetime
+) -> tuple[int, int]:
+    rows = await conn.fetch_all(
+        _PLACE_ORDER_PG,
+        {
+            "product_ids": [line.product_id for line in request.items],
+            "quantities": [line.quantity for line in request.items],
+            "line_count": len(request.items),
+            "now": now,
+        },
+    )
+    if rows and rows[0]["order_id"] is not None:
+        return int(rows[0]["order_id"]), int(rows[0]["total_cents"])
+    taken = {row["product_id"] for row in rows}
+    # The first line, in id order, that could not be taken is the one the client hears of.
+    refused = min(
+        (line for line in request.items if line.product_id not in taken),
+        key=lambda line: line.product_id,
+    )
+    await _refuse(conn, refused.product_id, refused.quantity)
+    raise AssertionError("unreachable")
+
+
+async def _refuse(conn: Connection, product_id: int, quantity: int) -> None:
+    """Explain why a line's stock could not be taken: unknown product, or not enough."""
+    available = await conn.fetch_value(_STOCK_OF_LIVE, {"product_id": product_id})
     if available is None:
         metrics.order_rejected("product_not_found")
         raise product_not_found(product_id)
@@ -135,79 +250,100 @@ def _reserve(session: Session, product_id: int, quantity: int, now: datetime) ->
     )
 
 
-def _restock(session: Session, order: Order) -> None:
-    now = utcnow()
-    for line in sorted(order.lines, key=lambda line: line.product_id):
-        session.execute(
-            _RETURN_STOCK, {"product_id": line.product_id, "quantity": line.quantity, "now": now}
-        )
-
-
-def lock_order(session: Session, order_id: int) -> Order:
-    """Read an order inside a write transaction, holding its row until the transaction ends."""
-    order = session.exec(
-        select(Order)
-        .where(Order.id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if order is None:
+async def locked_order(conn: Connection, order_id: int) -> dict[str, Any]:
+    """The order's id, status and total_cents, its row held (PostgreSQL) until the transaction
+    ends, so a racing status change waits and then sees this one's result."""
+    row = await conn.fetch_one(_LOCK_ORDER, {"order_id": order_id})
+    if row is None:
         raise order_not_found(order_id)
-    return order
+    return row
 
 
-def move_locked_order(session: Session, order: Order, target: OrderStatus) -> Order:
-    """Apply a status move to an order already locked by `lock_order`.
-
-    Moving to CANCELED returns the order's quantities to stock in the same transaction; the row
-    lock (PostgreSQL) or the write lock (SQLite) makes a racing cancel see CANCELED and no-op.
-    """
-    current = OrderStatus(order.status)
+async def change_status(
+    conn: Connection, order_id: int, target: OrderStatus, *, reason: str | None = None
+) -> dict[str, Any]:
+    """Move an order to `target`; moving to CANCELED returns its quantities to stock in the
+    same transaction, exactly once (a racing cancel waits for the row and sees CANCELED).
+    Setting the status it has is a no-op. Returns the order's view."""
+    order = await locked_order(conn, order_id)
+    current = OrderStatus(order["status"])
     if current == target:
-        return order
+        return await order_view(conn, order_id)
     if target not in TRANSITIONS[current]:
         raise invalid_transition(current, target)
+    now = utcnow()
     if target == OrderStatus.CANCELED:
-        _restock(session, order)
-    order.status = target
-    order.updated_at = utcnow()
-    session.add(order)
-    session.flush()
+        await conn.execute(_RESTOCK, {"order_id": order_id, "now": now})
+    await conn.execute(_SET_STATUS, {"status": target.value, "now": now, "order_id": order_id})
     metrics.order_status_changed(target.value)
-    business_event(log, f"order_{target.value.lower()}", order_id=order.id, previous=current.value)
-    return order
+    business_event(log, f"order_{target.value.lower()}", order_id=order_id, previous=current.value)
+    return await order_view(conn, order_id)
 
 
-@retry_on_conflict()
-def change_status(session: Session, order_id: int, target: OrderStatus) -> Order:
-    with write_transaction(session):
-        return move_locked_order(session, lock_order(session, order_id), target)
+@functools.cache
+def _list_sql(
+    status: bool, product: bool, after: bool, since: bool, until: bool, count: bool
+) -> Sql:
+    conditions = []
+    if status:
+        conditions.append("o.status = :status")
+    if product:
+        conditions.append(
+            "o.id IN (SELECT order_id FROM order_lines WHERE product_id = :product_id)"
+        )
+    if since:
+        conditions.append("o.created_at >= :created_after")
+    if until:
+        conditions.append("o.created_at < :created_before")
+    if count:
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return Sql(f"SELECT count(*) FROM orders o{where}")
+    if after:
+        conditions.append("o.id < :after")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
+    # One statement for the page and its lines: one round trip, one snapshot.
+    return Sql(
+        f"SELECT {ORDER_COLUMNS}, {LINE_COLUMNS} FROM "
+        f"(SELECT o.id FROM orders o{where} ORDER BY o.id DESC {paging}) page "
+        "JOIN orders o ON o.id = page.id JOIN order_lines l ON l.order_id = o.id "
+        "ORDER BY o.id DESC, l.id"
+    )
 
 
-def get_order(session: Session, order_id: int) -> Order:
-    order = session.get(Order, order_id)
-    if order is None:
-        raise order_not_found(order_id)
-    return order
-
-
-def list_orders(
-    session: Session,
+async def list_orders(
+    conn: Connection,
     *,
     limit: int,
-    offset: int,
+    offset: int | None = None,
+    after: str | None = None,
     status: OrderStatus | None = None,
     product_id: int | None = None,
-) -> tuple[list[Order], int]:
-    conditions = []
-    if status is not None:
-        conditions.append(Order.status == status.value)
-    if product_id is not None:
-        conditions.append(
-            exists().where(OrderLine.order_id == Order.id, OrderLine.product_id == product_id)
-        )
-    total = session.exec(select(func.count()).select_from(Order).where(*conditions)).one()
-    page = session.exec(
-        select(Order).where(*conditions).order_by(col(Order.id).desc()).limit(limit).offset(offset)
-    ).all()
-    return list(page), total
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> dict[str, Any]:
+    """One page, newest first: by offset (with the total) or after a cursor (no count)."""
+    params: dict[str, Any] = {
+        "limit": limit + 1,
+        "offset": offset or 0,
+        "status": status.value if status is not None else None,
+        "product_id": product_id,
+        "created_after": created_after,
+        "created_before": created_before,
+    }
+    if after is not None:
+        params["after"] = cursors.decode_id(CURSOR_KIND, after)
+    shape = (status is not None, product_id is not None)
+    shape += (after is not None, created_after is not None, created_before is not None)
+    views = _views(await conn.fetch_all(_list_sql(*shape, False), params))
+    more, views = len(views) > limit, views[:limit]
+    total = None
+    if after is None:
+        total = await conn.fetch_value(_list_sql(*shape, True), params)
+    return {
+        "items": views,
+        "total": total,
+        "limit": limit,
+        "offset": None if after is not None else offset or 0,
+        "next": cursors.encode(CURSOR_KIND, views[-1]["id"]) if more else None,
+    }

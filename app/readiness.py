@@ -21,14 +21,17 @@ from app.errors import ApiError
 
 # How long a storage error reported by the data layer keeps the instance unready.
 STORAGE_ERROR_HOLD_SECONDS = 30.0
+STORAGE_CODES = frozenset({"insufficient_storage", "database_read_only"})
 log = logging.getLogger("app.readiness")
 _reported: tuple[str, float] | None = None
 
 
 def report_storage_error(code: str) -> None:
-    """The data layer met `insufficient_storage` or `database_read_only`: /readyz says so."""
+    """The data layer met `insufficient_storage` or `database_read_only`: /readyz says so.
+    Other codes (an unreachable database) are the background check's own to find."""
     global _reported
-    _reported = (code, time.monotonic())
+    if code in STORAGE_CODES:
+        _reported = (code, time.monotonic())
 
 
 def database_unavailable() -> ApiError:

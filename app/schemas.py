@@ -5,7 +5,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.tables import Order, OrderStatus, Product
+from app.tables import OrderStatus
 from app.types import (
     Amount,
     Description,
@@ -17,8 +17,8 @@ from app.types import (
     Quantity,
     Sku,
     StockLevel,
+    StorableText,
     Timestamp,
-    from_cents,
 )
 
 
@@ -63,19 +63,6 @@ class ProductPublic(BaseModel):
     stock: int
     created_at: Timestamp
     updated_at: Timestamp
-
-    @classmethod
-    def of(cls, product: Product) -> "ProductPublic":
-        return cls(
-            id=product.id,
-            sku=product.sku,
-            name=product.name,
-            description=product.description,
-            price=from_cents(product.price_cents),
-            stock=product.stock,
-            created_at=product.created_at,
-            updated_at=product.updated_at,
-        )
 
 
 # One requested line of a new order.
@@ -131,37 +118,19 @@ class OrderPublic(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
 
-    @classmethod
-    def of(cls, order: Order) -> "OrderPublic":
-        return cls(
-            id=order.id,
-            status=OrderStatus(order.status),
-            items=[
-                OrderLinePublic(
-                    product_id=line.product_id,
-                    sku=line.sku,
-                    name=line.name,
-                    quantity=line.quantity,
-                    unit_price=from_cents(line.unit_price_cents),
-                    line_total=from_cents(line.line_total_cents),
-                )
-                for line in order.lines
-            ],
-            total=from_cents(order.total_cents),
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-        )
-
 
 ItemT = TypeVar("ItemT")
 
 
-# A page of a collection: the items, how many match in all, and the window asked for.
+# A page of a collection (the contract's list envelope). Offset paging: `total` counts every
+# match; cursor paging (`after`): `total` and `offset` are null. `next`: the cursor of the page
+# after this one, or null on the last page.
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
-    total: int
+    total: int | None
     limit: int
-    offset: int
+    offset: int | None
+    next: str | None
 
 
 PaymentEventType = Literal["payment.succeeded", "payment.failed"]
@@ -172,7 +141,7 @@ class PaymentEventCreate(RequestBody):
     type: PaymentEventType
     order_id: OrderId
     amount: Amount
-    payment_id: str = Field(min_length=1, max_length=255)
+    payment_id: StorableText = Field(min_length=1, max_length=255)
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.

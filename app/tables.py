@@ -58,18 +58,23 @@ class Product(SQLModel, table=True):
     archived_at: datetime | None = None
 
 
+# The CHECK constraint that keeps `orders.status` to the statuses above.
+STATUS_KNOWN = "status IN (" + ", ".join(f"'{status.value}'" for status in OrderStatus) + ")"
+
+
 # An order: its lines are a snapshot of the products as they were when it was placed.
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('PENDING', 'PAID', 'SHIPPED', 'CANCELED')", name="status_known"
-        ),
+        CheckConstraint(STATUS_KNOWN, name="status_known"),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
+        # Lists are newest first (id descending): by status, a page is a range of this index.
+        Index("ix_orders_status_id", "status", "id"),
+        Index("ix_orders_created_at", "created_at"),
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    status: str = TableField(sa_column=Column(String(16), nullable=False, index=True))
+    status: str = TableField(sa_column=Column(String(16), nullable=False))
     total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime
@@ -82,14 +87,18 @@ class Order(SQLModel, table=True):
 # One line of an order, with the product's SKU, name and price copied at placing time.
 class OrderLine(SQLModel, table=True):
     __tablename__ = "order_lines"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        # GET /orders?product_id=: the product's orders, newest first, from the index alone.
+        Index("ix_order_lines_product_id_order_id", "product_id", "order_id"),
+    )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
     order_id: int = TableField(
         sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
     )
     product_id: int = TableField(
-        sa_column=Column(Integer, ForeignKey("products.id"), nullable=False, index=True)
+        sa_column=Column(Integer, ForeignKey("products.id"), nullable=False)
     )
     sku: str = TableField(sa_column=Column(String(64), nullable=False))
     name: str = TableField(sa_column=Column(String(200), nullable=False))
@@ -98,10 +107,14 @@ class OrderLine(SQLModel, table=True):
     line_total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
 
 
-# An Idempotency-Key and the first response it produced, kept so that a retry replays it.
+# An Idempotency-Key and the first response it produced, kept so that a retry replays it. A key
+# lives in the key space of one operation ("orders", ...) and belongs to one API key (its
+# principal; "" when the API is open): the same key from two clients is two keys.
 class IdempotencyKey(SQLModel, table=True):
     __tablename__ = "idempotency_keys"
 
+    space: str = TableField(sa_column=Column(String(32), primary_key=True))
+    principal: str = TableField(sa_column=Column(String(64), primary_key=True))
     key: str = TableField(sa_column=Column(String(255), primary_key=True))
     # SHA-256 of the normalized request: the same key with another request is refused.
     request_fingerprint: str = TableField(sa_column=Column(String(64), nullable=False))

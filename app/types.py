@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BeforeValidator,
     Field,
     PlainSerializer,
@@ -34,11 +35,38 @@ def from_cents(cents: int) -> Decimal:
     return (Decimal(cents) * CENT).quantize(CENT)
 
 
-def _rfc3339(moment: datetime) -> str:
+def rfc3339(moment: datetime) -> str:
     """`2026-11-27T09:00:00Z`; stored times are UTC, and naive ones are read as UTC."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="seconds") + "Z"
+    if moment.tzinfo is not None and moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_rfc3339 = rfc3339
+
+
+def money_text(cents: int) -> str:
+    """Cents as the API sends money: `"19.90"` (as `f"{from_cents(cents):.2f}"`, faster)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # pydantic alone would also read `0.5` as a Unix time: the contract says RFC 3339.
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, like 2026-11-27T09:00:00Z")
+    return value
+
+
+# A timestamp a client sends (a query's `created_after`): RFC 3339, with its offset.
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 
 
 # Money sent as a string is plain ASCII digits with at most 2 decimal places ("19.99"):
@@ -92,9 +120,20 @@ NAME_PATTERN = rf"^[^\u0000]*[^\u0000{_SPACE_CLASS}][^\u0000]*$"
 
 
 def _no_nul(text: str) -> str:
+    """Text PostgreSQL can store: no NUL, and valid Unicode (no lone surrogates, which a JSON
+    `\\ud800` escape can produce)."""
     if "\x00" in text:
         raise ValueError("must not contain the NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     return text
+
+
+# Free text of a request body (ids from other systems, notes): stored as given, if storable.
+StorableText = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _name(text: str) -> str:

@@ -4,8 +4,10 @@ No server, no socket, no wrk: requests go straight into the app, `--concurrency`
 the figures are the app's own cost and hardly move with the machine's load. For each case it
 measures the bare FastAPI app (the benchmark's denominator), the service, the service without
 its own middleware (request id, metrics and JSON log line, API keys, body limit), and the CPU
-spent inside the unit of work in the database thread; the rest is the framework's share
-(routing, parameters, validation, serialization) plus the hop to the database thread.
+spent inside the unit of work (its statements and the building of its rows into views, on the
+event loop; a scan's in its database thread); the rest is the framework's share (routing,
+parameters, validation, serialization) plus the seam's own (writer turn, BEGIN/COMMIT, the
+one yield per request, a scan's thread hop).
 
     .venv/bin/python bench/request_cost.py          # SQLite, 3,000 requests a case, best of 3
     .venv/bin/python bench/request_cost.py --concurrency 1 --requests 1000 --rounds 5
@@ -28,8 +30,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="reque
 
 import uvloop  # noqa: E402
 
+from app import cursors  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.database import Database  # noqa: E402
 from app.main import create_app  # noqa: E402
 from bench.bare_app import app as bare_app  # noqa: E402
 from bench.servers import fresh_database, seed_products  # noqa: E402
@@ -38,22 +40,40 @@ PRODUCTS = 1000
 CASES = {
     "GET /products/{id}": ("GET", "/products/{id}", b""),
     "GET /products?limit=20": ("GET", "/products?limit=20", b""),
+    "GET /products?limit=20&after=": (
+        "GET",
+        f"/products?limit=20&after={cursors.encode('products', 1)}",
+        b"",
+    ),
     "POST /orders": ("POST", "/orders", b'{"product_id": {id}, "quantity": 1}'),
 }
 # The request path (app/middleware.py): request id, limits, keys, admission, metrics, log.
 OWN_MIDDLEWARE = {"RequestPath"}
 
 
-# Adds up the CPU time the units of work take in their database threads.
-class TimedDatabase(Database):
-    unit_seconds = 0.0
+# The CPU time the units of work take (on the loop, or in a scan's database thread).
+class UnitClock:
+    seconds = 0.0
 
-    def _in_session(self, queued_at: float, work: Any, *args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
-        try:
-            return super()._in_session(queued_at, work, *args, **kwargs)
-        finally:
-            TimedDatabase.unit_seconds += time.thread_time() - started
+
+def timed(database: Any) -> Any:
+    """Wrap the database's read/write/scan so each unit's own CPU time is added up; a SQLite
+    unit never suspends, so the thread time around it is its own."""
+    for name in ("read", "write", "scan"):
+        run = getattr(database, name)
+
+        def wrapper(unit: Any, /, *args: Any, _run: Any = run, **kwargs: Any) -> Any:
+            async def timed_unit(conn: Any, *unit_args: Any, **unit_kwargs: Any) -> Any:
+                started = time.thread_time()
+                try:
+                    return await unit(conn, *unit_args, **unit_kwargs)
+                finally:
+                    UnitClock.seconds += time.thread_time() - started
+
+            return _run(timed_unit, *args, **kwargs)
+
+        setattr(database, name, wrapper)
+    return database
 
 
 async def _request(app: Any, method: str, target: str, body: bytes) -> int:
@@ -120,9 +140,7 @@ def cpu_per_request(
 def service(url: str, without_own_middleware: bool) -> Any:
     settings = Settings(_env_file=None, database_url=url)
     app = create_app(settings)
-    app.state.database = TimedDatabase(
-        app.state.database.engine, settings.db_threads, settings.db_pool_timeout_seconds
-    )
+    timed(app.state.database)
     if without_own_middleware:
         app.user_middleware = [
             m for m in app.user_middleware if m.cls.__name__ not in OWN_MIDDLEWARE
@@ -139,13 +157,13 @@ def measure_case(
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
         for _ in range(args.rounds):
             for without_own_middleware in (False, True):
-                TimedDatabase.unit_seconds = 0.0
+                UnitClock.seconds = 0.0
                 cpu, statuses = cpu_per_request(
                     service(url, without_own_middleware), case, args.requests, args.concurrency
                 )
                 assert set(statuses) <= {200, 201}, f"{name}: statuses {dict(statuses)}"
                 units = args.requests + min(200, args.requests)  # the warm-up's too
-                unit = min(unit, TimedDatabase.unit_seconds / units * 1e6)
+                unit = min(unit, UnitClock.seconds / units * 1e6)
                 if without_own_middleware:
                     lean = min(lean, cpu)
                 else:

@@ -215,7 +215,7 @@ def machine() -> str:
 def _postgres_version() -> str:
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(POSTGRES_URL)
+    engine = create_engine(POSTGRES_URL, hide_parameters=True)
     with engine.connect() as connection:
         server = connection.execute(text("SHOW server_version")).scalar()
     engine.dispose()
@@ -244,6 +244,21 @@ def benchmark(args: argparse.Namespace) -> str:
     return _save("bench", results, report)
 
 
+def scale_paths(count: int) -> list[str]:
+    """The first page by offset (with its count), then cursor pages (no count): the second
+    page, and one from the middle of the table, all and PAID only."""
+    from app.cursors import encode
+
+    second, middle = encode("orders", count - 20), encode("orders", count // 2)
+    return [
+        "/orders?limit=20",
+        "/orders?limit=20&status=PAID",
+        f"/orders?limit=20&after={second}",
+        f"/orders?limit=20&after={middle}",
+        f"/orders?limit=20&status=PAID&after={middle}",
+    ]
+
+
 def scale(args: argparse.Namespace) -> str:
     """GET /orders newest first, all and PAID only, at each size: latency with one client."""
     lines = [
@@ -262,7 +277,7 @@ def scale(args: argparse.Namespace) -> str:
                     flush=True,
                 )
                 with serve("app.main:app", 1, database_url) as server:
-                    for path in ("/orders?limit=20", "/orders?limit=20&status=PAID"):
+                    for path in scale_paths(count):
                         wrk(server.url, (path, "get.lua"), 1, 1)
                         figures = wrk(server.url, (path, "get.lua"), args.duration, 1)
                         results.append({"engine": engine, "orders": count, "case": path, **figures})

@@ -1,11 +1,7 @@
 """What the benchmark runs against: fresh databases seeded in bulk, and uvicorn servers."""
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
 import psutil
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
@@ -21,20 +16,12 @@ from sqlalchemy.engine import make_url
 from app.config import Settings
 from app.database import create_db_engine
 from app.tables import Product
+from tests.live_server import UVICORN_FLAGS, LiveServer, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
-# The flags ./run.sh passes to uvicorn, besides host, port and workers (the service logs each
-# request itself, as JSON). Both the service and the bare app get exactly these, so the ratio
-# compares the apps and nothing else.
-UVICORN_FLAGS: list[str] = ["--no-access-log"]
 LARGE_STOCK = 1_000_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["UVICORN_FLAGS", "fresh_database", "seed_orders", "seed_products", "serve"]
 
 
 @contextmanager
@@ -47,7 +34,7 @@ def fresh_database(kind: str) -> Iterator[str]:
             _migrate(url)
             yield url
         return
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", hide_parameters=True)
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -62,14 +49,7 @@ def fresh_database(kind: str) -> Iterator[str]:
 
 
 def _migrate(url: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        timeout=120,
-    )
+    migrate(url)
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]
@@ -151,54 +131,18 @@ class Served(NamedTuple):
 def serve(
     app: str, workers: int, database_url: str | None = None, ready_path: str = "/readyz"
 ) -> Iterator[Served]:
-    """uvicorn serving `app` as ./run.sh would, stopped on exit."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("API_KEYS", "DATABASE_URL")}
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            *UVICORN_FLAGS,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(process, base_url + ready_path, log)
-        yield Served(base_url, psutil.Process(process.pid))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: object) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within 60 s")
+    """uvicorn serving `app` as ./run.sh would (tests/live_server.py), stopped on exit."""
+    keys = {"API_KEYS": "", "DATABASE_URL": database_url or ""}
+    with tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log") as log:
+        server = LiveServer(
+            database_url,
+            workers=workers,
+            env=keys,
+            log_path=Path(log.name),
+            app=app,
+            ready_path=ready_path,
+            migrate=False,
+        )
+        with server:
+            assert server.process is not None
+            yield Served(server.base_url, psutil.Process(server.process.pid))

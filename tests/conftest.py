@@ -8,13 +8,22 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
+from app import readiness
 from app.config import Settings
-from app.database import create_db_engine
+from app.database import create_database, create_db_engine
 from app.main import create_app
 from tests.databases import ENGINES, database_url, stamp_head
+from tests.factories import Db
 from tests.live_server import LiveServer
+
+
+@pytest.fixture(autouse=True)
+def _no_storage_error_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage error one test's database reported (kept per process, app/readiness.py) must
+    not leave the next test's service unready."""
+    monkeypatch.setattr(readiness, "_reported", None)
 
 
 @pytest.fixture(params=ENGINES)
@@ -31,6 +40,7 @@ def settings(db_kind: str, tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
+    """The fresh database's schema, made by SQLAlchemy from app/tables.py."""
     engine = create_db_engine(settings)
     SQLModel.metadata.create_all(engine)
     stamp_head(engine)
@@ -39,9 +49,11 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+def db(settings: Settings, engine: Engine) -> Iterator[Db]:
+    """The service's own Database on the fresh database: rules run through the seam."""
+    db = Db(create_database(settings, engine))
+    yield db
+    db.close()
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ ENGINES = ("sqlite", "postgresql")
 
 @cache
 def _postgres_admin() -> Engine:
-    return create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    return create_engine(
+        POSTGRES_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True, hide_parameters=True
+    )
 
 
 @cache

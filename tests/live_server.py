@@ -1,4 +1,7 @@
-"""A real uvicorn server in a subprocess, for tests that need real processes and sockets."""
+"""A real uvicorn server in a subprocess: the one harness of the live tests and of bench/.
+
+It serves as ./run.sh does (the same uvicorn flags), in a process group of its own so a stop
+(or a crash, SIGKILL) reaches every worker."""
 
 import os
 import signal
@@ -11,6 +14,15 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# The flags ./run.sh passes to uvicorn besides host, port and workers (the service logs each
+# request itself, as JSON). The bench's bare app gets exactly these too.
+UVICORN_FLAGS: list[str] = [
+    "--no-access-log",
+    "--timeout-keep-alive",
+    "5",
+    "--timeout-graceful-shutdown",
+    "15",
+]
 
 
 def free_port() -> int:
@@ -46,15 +58,21 @@ class LiveServer:
 
     def __init__(
         self,
-        database_url: str,
+        database_url: str | None,
         *,
         workers: int = 1,
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
-        uvicorn_args: tuple[str, ...] = ("--no-access-log",),
+        app: str = "app.main:app",
+        ready_path: str = "/readyz",
+        migrate: bool = True,
+        uvicorn_args: tuple[str, ...] | None = None,
     ) -> None:
         self.database_url, self.workers = database_url, workers
-        self.env = {**os.environ, "APP_ENV": "test", **(env or {}), "DATABASE_URL": database_url}
+        self.app, self.ready_path, self.migrate = app, ready_path, migrate and bool(database_url)
+        self.env = {**os.environ, "APP_ENV": "test", **(env or {})}
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -62,8 +80,14 @@ class LiveServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "LiveServer":
-        migrate(self.database_url, self.env)
-        self.start()
+        if self.migrate:
+            assert self.database_url is not None
+            migrate(self.database_url, self.env)
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def start(self) -> None:
@@ -73,14 +97,14 @@ class LiveServer:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "app.main:app",
+                self.app,
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                *self.uvicorn_args,
+                *(UVICORN_FLAGS if self.uvicorn_args is None else self.uvicorn_args),
             ],
             cwd=ROOT,
             env=self.env,
@@ -102,7 +126,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.base_url + self.ready_path, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

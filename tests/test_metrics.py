@@ -158,7 +158,7 @@ def test_multiprocess_dir_only_in_settings_is_reported(caplog, engine, monkeypat
     assert "PROMETHEUS_MULTIPROC_DIR is set in .env only" in caplog.text
 
 
-def test_webhook_deliveries_are_counted_by_outcome(settings, engine, session):
+def test_webhook_deliveries_are_counted_by_outcome(settings, engine, db):
     from pydantic import SecretStr
 
     from app.main import create_app
@@ -167,7 +167,7 @@ def test_webhook_deliveries_are_counted_by_outcome(settings, engine, session):
 
     configured = settings.model_copy(update={"webhook_secret": SecretStr(SECRET)})
     client = TestClient(create_app(configured, engine))
-    order = make_order(session, (make_product(session, stock=5), 1))
+    order = make_order(db, (make_product(db, stock=5), 1))
     before = scrape(client)
 
     assert deliver(client, event_body(order), event_id="evt-m-1").status_code == 200

@@ -47,3 +47,64 @@ def test_migrations_downgrade_to_nothing_and_back(db_kind: str, tmp_path: Path):
             upgrade(connection)
             assert "products" in inspect(connection).get_table_names()
         engine.dispose()
+
+
+def test_a_database_of_the_previous_version_keeps_working_after_upgrade(
+    db_kind: str, tmp_path: Path
+):
+    """Rows written by the previous version (SQLAlchemy's timestamp format, global keys) are
+    read by the new data layer; an old Idempotency-Key still replays for the open API."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from app import catalog, idempotency, orders
+    from app.database import create_database
+    from app.schemas import OrderCreate
+    from tests.factories import Db
+
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        then = datetime(2026, 11, 27, 9, 0, 0, 123456, tzinfo=UTC)
+        with engine.begin() as connection:
+            upgrade(connection, "0003")
+            connection.execute(
+                text(
+                    "INSERT INTO products (id, sku, name, price_cents, stock, created_at, "
+                    "updated_at) VALUES (1, 'OLD-1', 'Old mug', 1250, 5, :at, :at)"
+                ).bindparams(at=then)
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO idempotency_keys (key, request_fingerprint, status_code, "
+                    "response_body, created_at) VALUES ('old-key', :fp, 201, '{\"id\": 77}', :at)"
+                ).bindparams(
+                    fp=idempotency.fingerprint({"items": [{"product_id": 1, "quantity": 1}]}),
+                    at=datetime.now(UTC),
+                )
+            )
+            upgrade(connection)
+        engine.dispose()
+        db = Db(create_database(Settings(_env_file=None, database_url=url)))
+        product = db.read(catalog.get_product, 1)
+        request = OrderCreate.model_validate({"product_id": 1, "quantity": 1})
+
+        async def replay(conn):
+            async def create(conn):
+                return 201, await orders.place_order(conn, request)
+
+            return await idempotency.once(
+                conn,
+                space="orders",
+                principal=None,
+                key="old-key",
+                request=request.model_dump(mode="json"),
+                create=create,
+                ttl=timedelta(hours=24),
+            )
+
+        answer = db.write(replay)
+        db.close()
+
+    assert product["created_at"] == "2026-11-27T09:00:00Z" and product["stock"] == 5
+    assert answer.replayed and answer.body == {"id": 77}

@@ -1,76 +1,83 @@
-"""The order rules, straight against a session: reservation, all-or-nothing, transitions."""
+"""The order rules through the seam: reservation, all-or-nothing, transitions, lists."""
 
 import pytest
-from sqlmodel import Session, func, select
 
-from app import orders
+from app import catalog, orders
 from app.errors import ApiError
 from app.schemas import OrderCreate
-from app.tables import Order, OrderStatus
-from tests.factories import make_order, make_product, stock_of
+from app.tables import OrderStatus
+from tests.factories import Db, Record, make_order, make_product, orders_in_db, stock_of
 
 
-def test_place_order_takes_each_lines_quantity_and_snapshots_the_product(session: Session):
-    mug = make_product(session, name="Mug", price="12.50", stock=10)
-    tee = make_product(session, name="Tee", price="20.00", stock=3)
+def move(db: Db, order_id: int, status: OrderStatus) -> Record:
+    return Record(db.write(orders.change_status, order_id, status))
 
-    order = make_order(session, (mug, 2), (tee, 3))
+
+def test_place_order_takes_each_lines_quantity_and_snapshots_the_product(db: Db):
+    mug = make_product(db, name="Mug", price="12.50", stock=10)
+    tee = make_product(db, name="Tee", price="20.00", stock=3)
+
+    order = make_order(db, (tee, 3), (mug, 2))
 
     assert order.status == OrderStatus.PENDING
-    assert order.total_cents == 2 * 1250 + 3 * 2000
-    assert [(line.name, line.quantity, line.unit_price_cents) for line in order.lines] == [
-        ("Mug", 2, 1250),
-        ("Tee", 3, 2000),
+    assert order.total == "85.00"
+    assert [(line["name"], line["quantity"], line["unit_price"]) for line in order["items"]] == [
+        ("Tee", 3, "20.00"),
+        ("Mug", 2, "12.50"),
     ]
-    assert stock_of(session, mug.id) == 8
-    assert stock_of(session, tee.id) == 0
+    assert stock_of(db, mug.id) == 8
+    assert stock_of(db, tee.id) == 0
+    assert db.read(orders.order_view, order.id) == order
 
 
-def test_place_order_insufficient_stock_changes_nothing(session: Session):
-    plenty = make_product(session, stock=10)
-    scarce = make_product(session, stock=1)
+def test_place_order_insufficient_stock_changes_nothing(db: Db):
+    plenty = make_product(db, stock=10)
+    scarce = make_product(db, stock=1)
 
     with pytest.raises(ApiError) as raised:
-        make_order(session, (plenty, 5), (scarce, 2))
+        make_order(db, (plenty, 5), (scarce, 2))
 
     assert raised.value.code == "insufficient_stock"
     assert raised.value.extra == {"product_id": scarce.id, "requested": 2, "available": 1}
-    assert stock_of(session, plenty.id) == 10
-    assert stock_of(session, scarce.id) == 1
-    assert session.exec(select(func.count()).select_from(Order)).one() == 0
+    assert stock_of(db, plenty.id) == 10
+    assert stock_of(db, scarce.id) == 1
+    assert orders_in_db(db) == 0
 
 
-def test_place_order_unknown_product_is_not_found_and_changes_nothing(session: Session):
-    mug = make_product(session, stock=4)
+def test_the_first_refused_line_in_product_order_is_the_one_named(db: Db):
+    first, second = make_product(db, stock=1), make_product(db, stock=1)
 
     with pytest.raises(ApiError) as raised:
-        orders.place_order(
-            session,
-            OrderCreate.model_validate(
-                {
-                    "items": [
-                        {"product_id": mug.id, "quantity": 1},
-                        {"product_id": 999, "quantity": 1},
-                    ]
-                }
-            ),
-        )
+        make_order(db, (second, 5), (first, 5))
+
+    assert raised.value.extra["product_id"] == first.id
+    assert (stock_of(db, first.id), stock_of(db, second.id)) == (1, 1)
+
+
+def test_place_order_unknown_product_is_not_found_and_changes_nothing(db: Db):
+    mug = make_product(db, stock=4)
+    request = OrderCreate.model_validate(
+        {"items": [{"product_id": mug.id, "quantity": 1}, {"product_id": 999, "quantity": 1}]}
+    )
+
+    with pytest.raises(ApiError) as raised:
+        db.write(orders.place_order, request)
 
     assert (raised.value.status, raised.value.code) == (404, "product_not_found")
     assert raised.value.extra["product_id"] == 999
-    assert stock_of(session, mug.id) == 4
+    assert stock_of(db, mug.id) == 4
+    assert orders_in_db(db) == 0
 
 
-def test_archived_product_cannot_be_ordered(session: Session):
-    from app import catalog
-
-    mug = make_product(session, stock=4)
-    catalog.archive_product(session, mug.id)
+def test_archived_product_cannot_be_ordered(db: Db):
+    mug = make_product(db, stock=4)
+    db.write(catalog.archive_product, mug.id)
 
     with pytest.raises(ApiError) as raised:
-        make_order(session, (mug, 1))
+        make_order(db, (mug, 1))
 
     assert raised.value.code == "product_not_found"
+    assert stock_of(db, mug.id) == 4
 
 
 @pytest.mark.parametrize(
@@ -81,11 +88,12 @@ def test_archived_product_cannot_be_ordered(session: Session):
         ([OrderStatus.PAID, OrderStatus.CANCELED], OrderStatus.CANCELED),
     ],
 )
-def test_allowed_transitions(session: Session, path, final):
-    order = make_order(session, (make_product(session), 1))
+def test_allowed_transitions(db: Db, path, final):
+    order = make_order(db, (make_product(db), 1))
     for status in path:
-        order = orders.change_status(session, order.id, status)
-    assert order.status == final
+        order = move(db, order.id, status)
+    assert order["status"] == final
+    assert db.value("SELECT status FROM orders WHERE id = :id", id=order["id"]) == final
 
 
 @pytest.mark.parametrize(
@@ -98,49 +106,89 @@ def test_allowed_transitions(session: Session, path, final):
         ([OrderStatus.PAID], OrderStatus.PENDING),
     ],
 )
-def test_forbidden_transitions_name_from_to_and_allowed(session: Session, path, target):
-    order = make_order(session, (make_product(session), 1))
+def test_forbidden_transitions_name_from_to_and_allowed(db: Db, path, target):
+    order = make_order(db, (make_product(db), 1))
     for status in path:
-        order = orders.change_status(session, order.id, status)
+        order = move(db, order["id"], status)
 
     with pytest.raises(ApiError) as raised:
-        orders.change_status(session, order.id, target)
+        move(db, order["id"], target)
 
-    error = raised.value
+    error, current = raised.value, OrderStatus(order["status"])
     assert (error.status, error.code) == (409, "invalid_status_transition")
-    assert error.extra["from"] == order.status and error.extra["to"] == target.value
-    assert error.extra["allowed"] == [s.value for s in orders.TRANSITIONS[order.status]]
+    assert error.extra["from"] == current and error.extra["to"] == target.value
+    assert error.extra["allowed"] == [s.value for s in orders.TRANSITIONS[current]]
+    assert db.value("SELECT status FROM orders WHERE id = :id", id=order["id"]) == current
 
 
-def test_setting_the_current_status_is_a_no_op(session: Session):
-    order = make_order(session, (make_product(session), 1))
-    assert orders.change_status(session, order.id, OrderStatus.PENDING).status == "PENDING"
+def test_setting_the_current_status_is_a_no_op(db: Db):
+    order = make_order(db, (make_product(db), 1))
+    assert move(db, order.id, OrderStatus.PENDING) == db.read(orders.order_view, order.id)
 
 
 @pytest.mark.parametrize("before_cancel", [[], [OrderStatus.PAID]])
-def test_cancel_restocks_exactly_once(session: Session, before_cancel):
-    mug = make_product(session, stock=10)
-    order = make_order(session, (mug, 4))
+def test_cancel_restocks_exactly_once(db: Db, before_cancel):
+    mug, tee = make_product(db, stock=10), make_product(db, stock=5)
+    order = make_order(db, (mug, 4), (tee, 5))
     for status in before_cancel:
-        orders.change_status(session, order.id, status)
+        move(db, order.id, status)
 
-    orders.change_status(session, order.id, OrderStatus.CANCELED)
-    orders.change_status(session, order.id, OrderStatus.CANCELED)
+    move(db, order.id, OrderStatus.CANCELED)
+    move(db, order.id, OrderStatus.CANCELED)
 
-    assert stock_of(session, mug.id) == 10
+    assert (stock_of(db, mug.id), stock_of(db, tee.id)) == (10, 5)
 
 
-def test_list_orders_filters_by_status_and_product_newest_first(session: Session):
-    mug, tee = make_product(session), make_product(session)
-    first = make_order(session, (mug, 1))
-    second = make_order(session, (tee, 1))
-    third = make_order(session, (mug, 1), (tee, 1))
-    orders.change_status(session, second.id, OrderStatus.PAID)
+def test_a_rule_that_fails_rolls_back_what_the_unit_did_before(db: Db):
+    mug = make_product(db, stock=10)
+    order = make_order(db, (mug, 4))
 
-    everything, total = orders.list_orders(session, limit=10, offset=0)
-    with_mug, _ = orders.list_orders(session, limit=10, offset=0, product_id=mug.id)
-    paid, paid_total = orders.list_orders(session, limit=10, offset=0, status=OrderStatus.PAID)
+    async def cancel_then_fail(conn):
+        await orders.change_status(conn, order.id, OrderStatus.CANCELED)
+        await orders.change_status(conn, order.id, OrderStatus.SHIPPED)  # 409
 
-    assert [o.id for o in everything] == [third.id, second.id, first.id] and total == 3
-    assert [o.id for o in with_mug] == [third.id, first.id]
-    assert [o.id for o in paid] == [second.id] and paid_total == 1
+    with pytest.raises(ApiError):
+        db.write(cancel_then_fail)
+
+    assert stock_of(db, mug.id) == 6
+    assert db.value("SELECT status FROM orders WHERE id = :id", id=order.id) == "PENDING"
+
+
+def test_order_view_of_an_unknown_order_is_not_found(db: Db):
+    with pytest.raises(ApiError) as raised:
+        db.read(orders.order_view, 424242)
+    assert (raised.value.status, raised.value.code) == (404, "order_not_found")
+
+
+def test_list_orders_filters_by_status_and_product_newest_first(db: Db):
+    mug, tee = make_product(db), make_product(db)
+    first = make_order(db, (mug, 1))
+    second = make_order(db, (tee, 1))
+    third = make_order(db, (mug, 1), (tee, 1))
+    move(db, second.id, OrderStatus.PAID)
+
+    everything = db.scan(orders.list_orders, limit=10, offset=0)
+    with_mug = db.scan(orders.list_orders, limit=10, offset=0, product_id=mug.id)
+    paid = db.scan(orders.list_orders, limit=10, offset=0, status=OrderStatus.PAID)
+
+    assert [o["id"] for o in everything["items"]] == [third.id, second.id, first.id]
+    assert everything["total"] == 3 and everything["next"] is None
+    assert [len(o["items"]) for o in everything["items"]] == [2, 1, 1]
+    assert [o["id"] for o in with_mug["items"]] == [third.id, first.id]
+    assert [o["id"] for o in paid["items"]] == [second.id] and paid["total"] == 1
+
+
+def test_list_orders_by_cursor_walks_every_order_once_without_a_count(db: Db):
+    mug = make_product(db, stock=100)
+    placed = [make_order(db, (mug, 1))["id"] for _ in range(7)]
+
+    seen, after, pages = [], None, 0
+    first = db.scan(orders.list_orders, limit=3, offset=0)
+    seen, after, pages = [o["id"] for o in first["items"]], first["next"], 1
+    while after is not None:
+        page = db.read(orders.list_orders, limit=3, after=after)
+        assert page["total"] is None and page["offset"] is None
+        seen += [o["id"] for o in page["items"]]
+        after, pages = page["next"], pages + 1
+
+    assert seen == sorted(placed, reverse=True) and pages == 3

@@ -2,26 +2,19 @@
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, func, select
 
-from app.tables import Order, Product
-from tests.factories import product_body
+from tests.factories import Db, orders_in_db, product_body, stock_of
 
 
 def new_product(client: TestClient, **overrides) -> dict:
     return client.post("/products", json=product_body(**overrides)).json()
 
 
-def stock(session: Session, product_id: int) -> int:
-    session.expire_all()
-    return session.get(Product, product_id).stock
+def stock(db: Db, product_id: int) -> int:
+    return stock_of(db, product_id)
 
 
-def orders_in_db(session: Session) -> int:
-    return session.exec(select(func.count()).select_from(Order)).one()
-
-
-def test_place_multi_line_order(client, session: Session):
+def test_place_multi_line_order(client, db: Db):
     mug = new_product(client, price="12.50", stock=10)
     tee = new_product(client, price="20.00", stock=3)
 
@@ -42,17 +35,17 @@ def test_place_multi_line_order(client, session: Session):
     assert [
         (i["product_id"], i["quantity"], i["unit_price"], i["line_total"]) for i in order["items"]
     ] == [(tee["id"], 3, "20.00", "60.00"), (mug["id"], 2, "12.50", "25.00")]
-    assert (stock(session, mug["id"]), stock(session, tee["id"])) == (8, 0)
+    assert (stock(db, mug["id"]), stock(db, tee["id"])) == (8, 0)
 
 
-def test_place_one_line_shorthand(client, session: Session):
+def test_place_one_line_shorthand(client, db: Db):
     mug = new_product(client, stock=2)
     response = client.post("/orders", json={"product_id": mug["id"], "quantity": 2})
     assert response.status_code == 201 and len(response.json()["items"]) == 1
-    assert stock(session, mug["id"]) == 0
+    assert stock(db, mug["id"]) == 0
 
 
-def test_insufficient_stock_is_409_and_nothing_moves(client, session: Session):
+def test_insufficient_stock_is_409_and_nothing_moves(client, db: Db):
     plenty, scarce = new_product(client, stock=10), new_product(client, stock=1)
 
     response = client.post(
@@ -73,11 +66,11 @@ def test_insufficient_stock_is_409_and_nothing_moves(client, session: Session):
         2,
         1,
     )
-    assert (stock(session, plenty["id"]), stock(session, scarce["id"])) == (10, 1)
-    assert orders_in_db(session) == 0
+    assert (stock(db, plenty["id"]), stock(db, scarce["id"])) == (10, 1)
+    assert orders_in_db(db) == 0
 
 
-def test_unknown_product_is_404_naming_it_and_nothing_moves(client, session: Session):
+def test_unknown_product_is_404_naming_it_and_nothing_moves(client, db: Db):
     mug = new_product(client, stock=3)
     response = client.post(
         "/orders",
@@ -91,7 +84,7 @@ def test_unknown_product_is_404_naming_it_and_nothing_moves(client, session: Ses
     assert response.status_code == 404
     assert response.json()["code"] == "product_not_found"
     assert response.json()["product_id"] == 424242
-    assert stock(session, mug["id"]) == 3 and orders_in_db(session) == 0
+    assert stock(db, mug["id"]) == 3 and orders_in_db(db) == 0
 
 
 @pytest.mark.parametrize(
@@ -111,11 +104,11 @@ def test_unknown_product_is_404_naming_it_and_nothing_moves(client, session: Ses
         [],
     ],
 )
-def test_invalid_order_bodies_are_422(client, session: Session, body):
+def test_invalid_order_bodies_are_422(client, db: Db, body):
     response = client.post("/orders", json=body)
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
-    assert orders_in_db(session) == 0
+    assert orders_in_db(db) == 0
 
 
 def test_list_orders_newest_first_with_filters(client):
@@ -176,7 +169,7 @@ def test_status_body_takes_status_and_nothing_else(client):
 
 
 @pytest.mark.parametrize("how", ["delete", "put", "patch"])
-def test_cancel_restocks_exactly_once(client, session: Session, how):
+def test_cancel_restocks_exactly_once(client, db: Db, how):
     mug = new_product(client, stock=10)
     order = client.post("/orders", json={"product_id": mug["id"], "quantity": 4}).json()
     client.put(f"/orders/{order['id']}", json={"status": "PAID"})
@@ -190,10 +183,10 @@ def test_cancel_restocks_exactly_once(client, session: Session, how):
 
     assert (first.status_code, first.json()["status"]) == (200, "CANCELED")
     assert second.status_code == 200
-    assert stock(session, mug["id"]) == 10
+    assert stock(db, mug["id"]) == 10
 
 
-def test_shipped_order_cannot_be_canceled(client, session: Session):
+def test_shipped_order_cannot_be_canceled(client, db: Db):
     mug = new_product(client, stock=5)
     order = client.post("/orders", json={"product_id": mug["id"], "quantity": 2}).json()
     client.put(f"/orders/{order['id']}", json={"status": "PAID"})
@@ -203,5 +196,45 @@ def test_shipped_order_cannot_be_canceled(client, session: Session):
 
     assert response.status_code == 409
     assert response.json()["code"] == "invalid_status_transition"
-    assert stock(session, mug["id"]) == 3
+    assert stock(db, mug["id"]) == 3
     assert client.delete("/orders/999999").json()["code"] == "order_not_found"
+
+
+def test_orders_by_cursor_page_newest_first_without_a_count(client, db: Db):
+    mug = new_product(client, stock=50)
+    ids = [
+        client.post("/orders", json={"product_id": mug["id"], "quantity": 1}).json()["id"]
+        for _ in range(5)
+    ]
+    client.patch(f"/orders/{ids[1]}", json={"status": "PAID"})
+
+    first = client.get("/orders", params={"limit": 2}).json()
+    second = client.get("/orders", params={"limit": 2, "after": first["next"]}).json()
+    third = client.get("/orders", params={"limit": 2, "after": second["next"]}).json()
+    paid = client.get("/orders", params={"status": "PAID", "after": first["next"]}).json()
+
+    assert (first["total"], first["offset"], first["limit"]) == (5, 0, 2)
+    assert (second["total"], second["offset"]) == (None, None)
+    walked = [o["id"] for page in (first, second, third) for o in page["items"]]
+    assert walked == sorted(ids, reverse=True)
+    assert third["next"] is None
+    assert [o["id"] for o in paid["items"]] == [ids[1]]
+
+
+def test_orders_filter_by_creation_time(client, db: Db):
+    mug = new_product(client, stock=5)
+    from datetime import datetime, timedelta
+
+    order = client.post("/orders", json={"product_id": mug["id"], "quantity": 1}).json()
+    created = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+    minute = timedelta(minutes=1)
+
+    def total(**params) -> int:
+        return client.get("/orders", params=params).json()["total"]
+
+    assert total(created_after=(created - minute).isoformat()) == 1
+    assert total(created_after=(created + minute).isoformat()) == 0
+    assert total(created_before=(created + minute).isoformat()) == 1
+    assert total(created_before=(created - minute).isoformat()) == 0
+    naive = client.get("/orders", params={"created_before": "2000-01-01T00:00:00"})
+    assert naive.status_code == 422

@@ -1,10 +1,8 @@
 """Products over HTTP: every row of the contract's product table, with the database checked."""
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
-from app.tables import Product
-from tests.factories import product_body
+from tests.factories import Db, product_body, product_row
 
 PROBLEM = "application/problem+json"
 
@@ -15,7 +13,7 @@ def create(client: TestClient, **overrides) -> dict:
     return response.json()
 
 
-def test_create_product_answers_201_with_location_and_money_as_string(client, session: Session):
+def test_create_product_answers_201_with_location_and_money_as_string(client, db: Db):
     response = client.post(
         "/products", json=product_body(sku="MUG-1", name="  Mug  ", price=19.9, stock=5)
     )
@@ -25,11 +23,11 @@ def test_create_product_answers_201_with_location_and_money_as_string(client, se
     assert response.headers["location"] == f"/products/{body['id']}"
     assert (body["sku"], body["name"], body["price"], body["stock"]) == ("MUG-1", "Mug", "19.90", 5)
     assert body["created_at"].endswith("Z")
-    stored = session.get(Product, body["id"])
+    stored = product_row(db, body["id"])
     assert (stored.price_cents, stored.stock) == (1990, 5)
 
 
-def test_create_product_with_taken_sku_is_409_and_stores_nothing(client, session: Session):
+def test_create_product_with_taken_sku_is_409_and_stores_nothing(client, db: Db):
     create(client, sku="MUG-1")
 
     response = client.post("/products", json=product_body(sku="MUG-1"))
@@ -98,7 +96,7 @@ def test_get_product_has_etag_and_unknown_is_404(client):
     assert missing.json()["product_id"] == 999999
 
 
-def test_put_and_patch_change_only_the_fields_sent(client, session: Session):
+def test_put_and_patch_change_only_the_fields_sent(client, db: Db):
     product = create(client, name="Mug", price="5.00", stock=3)
 
     put = client.put(f"/products/{product['id']}", json={"price": 6})
@@ -106,7 +104,7 @@ def test_put_and_patch_change_only_the_fields_sent(client, session: Session):
 
     assert put.status_code == 200 and put.json()["price"] == "6.00"
     assert patch.json()["description"] == "Blue"
-    stored = session.get(Product, product["id"])
+    stored = product_row(db, product["id"])
     assert (stored.name, stored.price_cents, stored.stock, stored.description) == (
         "Mug",
         600,
@@ -115,7 +113,7 @@ def test_put_and_patch_change_only_the_fields_sent(client, session: Session):
     )
 
 
-def test_update_honours_if_match(client, session: Session):
+def test_update_honours_if_match(client, db: Db):
     product = create(client, name="Mug")
     etag = client.get(f"/products/{product['id']}").headers["etag"]
 
@@ -128,8 +126,7 @@ def test_update_honours_if_match(client, session: Session):
 
     assert first.status_code == 200 and first.headers["etag"] != etag
     assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
-    session.expire_all()
-    assert session.get(Product, product["id"]).name == "A"
+    assert product_row(db, product["id"]).name == "A"
 
 
 def test_update_errors(client):
@@ -147,7 +144,7 @@ def test_update_errors(client):
     assert client.get(f"/products/{two['id']}").json()["sku"] == "TWO"
 
 
-def test_delete_archives_frees_the_sku_and_keeps_order_snapshots(client, session: Session):
+def test_delete_archives_frees_the_sku_and_keeps_order_snapshots(client, db: Db):
     product = create(client, sku="MUG-1", name="Mug", stock=5)
     order = client.post("/orders", json={"product_id": product["id"], "quantity": 1}).json()
 
@@ -162,4 +159,4 @@ def test_delete_archives_frees_the_sku_and_keeps_order_snapshots(client, session
     assert (again.status_code, again.json()["code"]) == (404, "product_not_found")
     assert client.get(f"/orders/{order['id']}").json()["items"][0]["name"] == "Mug"
     assert client.post("/products", json=product_body(sku="MUG-1")).status_code == 201
-    assert session.get(Product, product["id"]).archived_at is not None
+    assert product_row(db, product["id"]).archived_at is not None

@@ -30,7 +30,12 @@ def test_request_cost_measures_every_case_through_the_whole_service(tmp_path: Pa
 
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {match["case"]: match["figures"] for match in ROW.finditer(result.stdout)}
-    assert set(rows) == {"GET /products/{id}", "GET /products?limit=20", "POST /orders"}
+    assert set(rows) == {
+        "GET /products/{id}",
+        "GET /products?limit=20",
+        "GET /products?limit=20&after=",
+        "POST /orders",
+    }
     for figures in rows.values():
         service_us, _lean, unit_us, *_ = (float(f) for f in figures.split(" | "))
         assert 0 < unit_us < service_us

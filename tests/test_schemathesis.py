@@ -65,7 +65,23 @@ CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
     }
 )
 OPENAPI = _own_openapi()
-schema = schemathesis.openapi.from_dict(OPENAPI, config=CONFIG)
+
+
+def _without_cursors(document: dict[str, Any]) -> dict[str, Any]:
+    """The document minus the lists' `after` parameter: a cursor is valid only if a list issued
+    it, which no schema can say (a made-up one is 422 invalid_cursor by design; the cursor
+    paths are tested in test_input_faults, test_orders_api and test_catalog)."""
+    fuzzed = json.loads(json.dumps(document))
+    for operations in fuzzed["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "parameters" in operation:
+                operation["parameters"] = [
+                    p for p in operation["parameters"] if p.get("name") != "after"
+                ]
+    return fuzzed
+
+
+schema = schemathesis.openapi.from_dict(_without_cursors(OPENAPI), config=CONFIG)
 
 
 @schema.hook("filter_body").apply_to(method="POST", path="/orders")

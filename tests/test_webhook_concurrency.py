@@ -35,7 +35,7 @@ def _deliver_at_once(base_url: str, body: bytes, headers: dict[str, str]) -> lis
 
 
 def _recorded(database_url: str, event_id: str) -> int:
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, hide_parameters=True)
     try:
         with Session(engine) as session:
             return session.exec(

@@ -7,21 +7,20 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlmodel import Session, select
 
 from app import signing
-from app.tables import Order, PaymentEvent, Product
+from tests.factories import Db, Record
 
 SECRET = "test-webhook-secret-old"
 NEXT_SECRET = "test-webhook-secret-new"
 URL = "/webhooks/payment"
 
 
-def event_body(order: Order, type_: str = "payment.succeeded", **overrides: Any) -> bytes:
+def event_body(order: Any, type_: str = "payment.succeeded", **overrides: Any) -> bytes:
     body = {
         "type": type_,
-        "order_id": order.id,
-        "amount": f"{order.total_cents / 100:.2f}",
+        "order_id": order["id"],
+        "amount": order["total"],
         "payment_id": f"pay_{uuid.uuid4().hex[:12]}",
     }
     body.update(overrides)
@@ -47,33 +46,22 @@ def deliver(
     )
 
 
-# The readers below re-read rows from the database and end their read transaction, so none
-# stays open on the connection the app shares with the test (in-memory SQLite has only one).
+# The readers below read the stored rows through the service's seam (latest committed state).
 
 
-def payment_events(session: Session) -> list[PaymentEvent]:
-    events = list(
-        session.exec(
-            select(PaymentEvent).order_by(PaymentEvent.id).execution_options(populate_existing=True)
-        ).all()
-    )
-    session.commit()
-    return events
+def payment_events(db: Db) -> list[Record]:
+    return [Record(row) for row in db.rows("SELECT * FROM payment_events ORDER BY id")]
 
 
-def current_order(session: Session, order_id: int) -> Order:
-    order = session.get(Order, order_id, populate_existing=True)
-    session.commit()
-    assert order is not None
-    return order
+def current_order(db: Db, order_id: int) -> Record:
+    rows = db.rows("SELECT * FROM orders WHERE id = :id", id=order_id)
+    assert rows, f"no order {order_id}"
+    return Record(rows[0])
 
 
-def order_status(session: Session, order_id: int) -> str:
-    return current_order(session, order_id).status
+def order_status(db: Db, order_id: int) -> str:
+    return current_order(db, order_id).status
 
 
-def stock_of(session: Session, product_id: int) -> int:
-    product = session.get(Product, product_id, populate_existing=True)
-    session.commit()
-    assert product is not None
-    return product.stock
+def stock_of(db: Db, product_id: int) -> int:
+    return int(db.value("SELECT stock FROM products WHERE id = :id", id=product_id))

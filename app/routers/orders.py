@@ -1,21 +1,22 @@
 """Order endpoints: placing orders and moving their status over HTTP."""
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app import idempotency
 from app import orders as order_rules
-from app.database import DatabaseDep
+from app.database import Connection, DatabaseDep
 from app.errors import problem_responses
-from app.routers.params import Limit, Offset, ResourceId
+from app.routers.json_io import StrictJsonRoute, json_response
+from app.routers.params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
 from app.tables import OrderStatus
-from app.types import MAX_ID
+from app.types import MAX_ID, Rfc3339
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=StrictJsonRoute)
+IDEMPOTENCY_SPACE = "orders"
 
 CREATE_EXAMPLES = {
     "several lines": {
@@ -62,45 +63,98 @@ async def create_order(
             min_length=1,
             max_length=255,
             description="Makes retries safe: the same key and body within 24 h replay the first "
-            "answer instead of placing a second order.",
+            "answer instead of placing a second order. Keys are scoped by API key.",
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     if idempotency_key is None:
-        answer = idempotency.OrderAnswer.created(await database.run(order_rules.place_order, body))
+        answer = idempotency.Answer(201, await database.write(order_rules.place_order, body))
     else:
-        ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
-        answer = await database.run(idempotency.place_order_once, idempotency_key, body, ttl)
+        answer = await database.write(
+            _place_once,
+            body,
+            key=idempotency_key,
+            principal=request.scope.get("state", {}).get("principal"),
+            ttl=timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
+        )
     headers = {"Location": f"/orders/{answer.body['id']}"}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+    return json_response(answer.body, answer.status_code, headers)
 
 
-@router.get("", summary="List orders, newest first", responses=problem_responses(422))
+async def _place_once(
+    conn: Connection, body: OrderCreate, *, key: str, principal: str | None, ttl: timedelta
+) -> idempotency.Answer:
+    async def place(conn: Connection) -> tuple[int, Any]:
+        return 201, await order_rules.place_order(conn, body)
+
+    return await idempotency.once(
+        conn,
+        space=IDEMPOTENCY_SPACE,
+        principal=principal,
+        key=key,
+        request=body.model_dump(mode="json"),
+        create=place,
+        ttl=ttl,
+    )
+
+
+@router.get(
+    "",
+    summary="List orders, newest first",
+    description="Offset paging (`offset`, with `total`) or cursor paging (`after`: the `next` "
+    "of an earlier page; `total` and `offset` are then null, and a page costs the same at any "
+    "size of the table).",
+    response_model=Page[OrderPublic],
+    responses=problem_responses(422),
+)
 async def list_orders(
     database: DatabaseDep,
     limit: Limit = 20,
-    offset: Offset = 0,
+    offset: Offset = None,
+    after: After = None,
     status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
     product_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only orders with a line for this product.")
     ] = None,
-) -> Page[OrderPublic]:
-    orders, total = await database.run(
-        order_rules.list_orders, limit=limit, offset=offset, status=status, product_id=product_id
+    created_after: Annotated[
+        Rfc3339 | None, Query(description="Only orders created at or after this time.")
+    ] = None,
+    created_before: Annotated[
+        Rfc3339 | None, Query(description="Only orders created before this time.")
+    ] = None,
+) -> Response:
+    offset, after = paging(offset, after)
+    # The count behind `total` costs O(rows): `scan` keeps it off the event loop (SQLite).
+    run = database.read if after is not None else database.scan
+    page = await run(
+        order_rules.list_orders,
+        limit=limit,
+        offset=offset,
+        after=after,
+        status=status,
+        product_id=product_id,
+        created_after=created_after,
+        created_before=created_before,
     )
-    return Page(items=[OrderPublic.of(o) for o in orders], total=total, limit=limit, offset=offset)
+    return json_response(page)
 
 
-@router.get("/{order_id}", summary="Get an order", responses=problem_responses(404, 422))
-async def get_order(order_id: ResourceId, database: DatabaseDep) -> OrderPublic:
-    return OrderPublic.of(await database.run(order_rules.get_order, order_id))
+@router.get(
+    "/{order_id}",
+    summary="Get an order",
+    response_model=OrderPublic,
+    responses=problem_responses(404, 422),
+)
+async def get_order(order_id: ResourceId, database: DatabaseDep) -> Response:
+    return json_response(await database.read(order_rules.order_view, order_id))
 
 
 STATUS_DOC = {
     "description": "Moves the order along `PENDING → PAID → SHIPPED`, or to `CANCELED` from "
     "`PENDING` or `PAID` (stock is returned). Setting the current status again is a no-op.",
+    "response_model": OrderPublic,
     "responses": problem_responses(404, 409, 422),
 }
 
@@ -108,15 +162,15 @@ STATUS_DOC = {
 @router.put("/{order_id}", summary="Change an order's status", **STATUS_DOC)
 async def put_order(
     order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
-) -> OrderPublic:
-    return OrderPublic.of(await database.run(order_rules.change_status, order_id, body.status))
+) -> Response:
+    return json_response(await database.write(order_rules.change_status, order_id, body.status))
 
 
 @router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
 async def patch_order(
     order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
-) -> OrderPublic:
-    return OrderPublic.of(await database.run(order_rules.change_status, order_id, body.status))
+) -> Response:
+    return json_response(await database.write(order_rules.change_status, order_id, body.status))
 
 
 @router.delete(
@@ -124,8 +178,9 @@ async def patch_order(
     summary="Cancel an order",
     description="A soft cancel: the order stays, now `CANCELED`, and its quantities return to "
     "stock exactly once. Cancelling a canceled order is a no-op; a shipped one is 409.",
+    response_model=OrderPublic,
     responses=problem_responses(404, 409, 422),
 )
-async def cancel_order(order_id: ResourceId, database: DatabaseDep) -> OrderPublic:
-    canceled = await database.run(order_rules.change_status, order_id, OrderStatus.CANCELED)
-    return OrderPublic.of(canceled)
+async def cancel_order(order_id: ResourceId, database: DatabaseDep) -> Response:
+    canceled = await database.write(order_rules.change_status, order_id, OrderStatus.CANCELED)
+    return json_response(canceled)

@@ -1,17 +1,19 @@
 """Product endpoints: the catalog over HTTP."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from app import catalog
 from app.database import DatabaseDep
 from app.errors import problem_responses
-from app.routers.params import Limit, Offset, ResourceId
+from app.routers.json_io import StrictJsonRoute, json_bytes_response, json_response
+from app.routers.params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate
 from app.types import SKU_PATTERN, TEXT_PATTERN
 
-router = APIRouter(prefix="/products", tags=["products"])
+router = APIRouter(prefix="/products", tags=["products"], route_class=StrictJsonRoute)
 
 CREATE_EXAMPLES = {
     "product": {
@@ -35,9 +37,14 @@ IfMatch = Annotated[
 ]
 
 
-def _with_etag(response: Response, product: catalog.Product) -> ProductPublic:
-    response.headers["ETag"] = catalog.etag(product)
-    return ProductPublic.of(product)
+def _with_etag(
+    product: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """The product's JSON, serialized once, and its ETag computed from those same bytes."""
+    body = orjson.dumps(product)
+    return json_bytes_response(
+        body, status_code, {**(headers or {}), "ETag": catalog.etag_of(body)}
+    )
 
 
 @router.post(
@@ -46,23 +53,30 @@ def _with_etag(response: Response, product: catalog.Product) -> ProductPublic:
     summary="Create a product",
     description="Adds a product to the catalog. The SKU must not be used by another live "
     "product; `price` may be sent as a number or a string and is always returned as a string.",
+    response_model=ProductPublic,
     responses=problem_responses(409, 422),
 )
 async def create_product(
     body: Annotated[ProductCreate, Body(openapi_examples=CREATE_EXAMPLES)],
     database: DatabaseDep,
-    response: Response,
-) -> ProductPublic:
-    product = await database.run(catalog.create_product, body)
-    response.headers["Location"] = f"/products/{product.id}"
-    return _with_etag(response, product)
+) -> Response:
+    product = await database.write(catalog.create_product, body)
+    return _with_etag(product, 201, {"Location": f"/products/{product['id']}"})
 
 
-@router.get("", summary="List products", responses=problem_responses(422))
+@router.get(
+    "",
+    summary="List products",
+    description="Ordered by id. Offset paging (`offset`, with `total`) or cursor paging "
+    "(`after`: the `next` of an earlier page; `total` and `offset` are then null).",
+    response_model=Page[ProductPublic],
+    responses=problem_responses(422),
+)
 async def list_products(
     database: DatabaseDep,
     limit: Limit = 20,
-    offset: Offset = 0,
+    offset: Offset = None,
+    after: After = None,
     sku: Annotated[
         str | None, Query(max_length=64, pattern=SKU_PATTERN, description="Exact SKU.")
     ] = None,
@@ -77,61 +91,60 @@ async def list_products(
     in_stock: Annotated[
         bool | None, Query(description="`true`: stock > 0; `false`: stock = 0.")
     ] = None,
-) -> Page[ProductPublic]:
-    products, total = await database.run(
-        catalog.list_products, limit=limit, offset=offset, sku=sku, q=q, in_stock=in_stock
+) -> Response:
+    offset, after = paging(offset, after)
+    # A count or a name scan costs O(rows): `scan` keeps it off the event loop (SQLite).
+    run = database.read if after is not None and not q else database.scan
+    page = await run(
+        catalog.list_products,
+        limit=limit,
+        offset=offset,
+        after=after,
+        sku=sku,
+        q=q,
+        in_stock=in_stock,
     )
-    return Page(
-        items=[ProductPublic.of(p) for p in products], total=total, limit=limit, offset=offset
-    )
+    return json_response(page)
 
 
-@router.get("/{product_id}", summary="Get a product", responses=problem_responses(404, 422))
-async def get_product(
-    product_id: ResourceId, database: DatabaseDep, response: Response
-) -> ProductPublic:
-    return _with_etag(response, await database.run(catalog.get_product, product_id))
+@router.get(
+    "/{product_id}",
+    summary="Get a product",
+    response_model=ProductPublic,
+    responses=problem_responses(404, 422),
+)
+async def get_product(product_id: ResourceId, database: DatabaseDep) -> Response:
+    return _with_etag(await database.read(catalog.get_product, product_id))
 
 
 async def _update(
-    product_id: int,
-    body: ProductUpdate,
-    database: DatabaseDep,
-    response: Response,
-    if_match: str | None,
-) -> ProductPublic:
-    product = await database.run(catalog.update_product, product_id, body, if_match)
-    return _with_etag(response, product)
+    product_id: int, body: ProductUpdate, database: DatabaseDep, if_match: str | None
+) -> Response:
+    product = await database.write(catalog.update_product, product_id, body, if_match)
+    return _with_etag(product)
 
 
 UPDATE_DOC = {
     "description": "Partial update: only the fields sent change (PUT and PATCH behave alike). "
     "Send `If-Match` with the ETag from a GET to refuse the change if someone else changed "
     "the product in the meantime.",
+    "response_model": ProductPublic,
     "responses": problem_responses(404, 409, 412, 422),
 }
 
 
 @router.put("/{product_id}", summary="Update a product", **UPDATE_DOC)
 async def put_product(
-    product_id: ResourceId,
-    body: ProductUpdate,
-    database: DatabaseDep,
-    response: Response,
-    if_match: IfMatch = None,
-) -> ProductPublic:
-    return await _update(product_id, body, database, response, if_match)
+    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, if_match: IfMatch = None
+) -> Response:
+    return await _update(product_id, body, database, if_match)
 
 
 @router.patch("/{product_id}", summary="Update a product (partial)", **UPDATE_DOC)
 async def patch_product(
-    product_id: ResourceId,
-    body: ProductUpdate,
-    database: DatabaseDep,
-    response: Response,
-    if_match: IfMatch = None,
-) -> ProductPublic:
-    return await _update(product_id, body, database, response, if_match)
+    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, if_match: IfMatch = None
+) -> Response:
+    return await _update(product_id, body, database, if_match)
 
 
 @router.delete(
@@ -143,5 +156,5 @@ async def patch_product(
     responses=problem_responses(404, 422),
 )
 async def archive_product(product_id: ResourceId, database: DatabaseDep) -> Response:
-    await database.run(catalog.archive_product, product_id)
+    await database.write(catalog.archive_product, product_id)
     return Response(status_code=204)

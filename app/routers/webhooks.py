@@ -4,7 +4,7 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -13,6 +13,7 @@ from app.config import Settings
 from app.database import DatabaseDep
 from app.errors import ApiError, problem_responses
 from app.limits import payload_too_large
+from app.routers.json_io import json_response, loads_strict
 from app.schemas import PaymentEventCreate, PaymentEventReceipt
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -69,7 +70,14 @@ async def verified_delivery(request: Request) -> Delivery:
 
 
 def parse_event(body: bytes) -> PaymentEventCreate:
-    """The body as an event: malformed JSON is 400, a body that fails validation 422."""
+    """The body as an event: malformed JSON (duplicate keys included) is 400, a body that fails
+    validation 422."""
+    try:
+        loads_strict(body)
+    except ValueError as error:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", 0), "msg": f"JSON decode error: {error}"}]
+        ) from None
     try:
         return PaymentEventCreate.model_validate_json(body)
     except ValidationError as error:
@@ -105,6 +113,7 @@ HEADER_DOC = (
     "(the amount must equal its total), `payment.failed` cancels a PENDING order and returns "
     "its stock. A repeated event id answers `duplicate: true` and changes nothing. Bodies "
     "over 64 KiB are refused.",
+    response_model=PaymentEventReceipt,
     responses=problem_responses(400, 401, 404, 409, 413, 422, 503),
     openapi_extra=BODY_DOC,
 )
@@ -120,11 +129,11 @@ async def payment_webhook(
     x_webhook_signature: Annotated[
         str | None, Header(description="`sha256=<hex>`, several separated by commas. " + HEADER_DOC)
     ] = None,
-) -> PaymentEventReceipt:
+) -> Response:
     # The three headers are declared so Swagger UI shows them; verified_delivery reads them.
     event = parse_event(delivery.body)
-    receipt = await database.run(
+    receipt = await database.write(
         payments.apply_event, delivery.event_id, delivery.signed_at, event, delivery.body
     )
-    metrics.webhook_delivery("duplicate" if receipt.duplicate else "processed")
-    return receipt
+    metrics.webhook_delivery("duplicate" if receipt["duplicate"] else "processed")
+    return json_response(receipt)

@@ -1,0 +1,43 @@
+"""Opaque list cursors: where a page ended, in a form only the list that issued it accepts.
+
+A cursor names its list (`products`, `orders`, ...) and the position (an id, or any text the
+list chooses), base64url-encoded: a client treats it as opaque, and a cursor from another list,
+or a mangled one, is 422 `invalid_cursor` rather than a silently wrong page.
+"""
+
+import base64
+import binascii
+
+from app.errors import ApiError
+from app.types import MAX_ID
+
+
+def invalid_cursor(detail: str = "`after` is not a cursor this list issued.") -> ApiError:
+    return ApiError(422, "invalid_cursor", "Invalid cursor", detail)
+
+
+def encode(kind: str, position: int | str) -> str:
+    raw = f"{kind}:{position}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_text(kind: str, cursor: str) -> str:
+    """The position a cursor of list `kind` holds; ApiError 422 for anything else."""
+    if not cursor or len(cursor) > 200:
+        raise invalid_cursor()
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise invalid_cursor() from None
+    found, separator, position = raw.partition(":")
+    if found != kind or not separator or not position:
+        raise invalid_cursor()
+    return position
+
+
+def decode_id(kind: str, cursor: str) -> int:
+    """The row id a cursor of list `kind` holds."""
+    position = decode_text(kind, cursor)
+    if not position.isascii() or not position.isdigit() or not 1 <= int(position) <= MAX_ID:
+        raise invalid_cursor()
+    return int(position)

@@ -1,0 +1,1 @@
+"""The drivers behind app.database's seam: raw sqlite3 on the event loop, and asyncpg."""

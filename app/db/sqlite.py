@@ -1,0 +1,453 @@
+"""SQLite through the standard library's sqlite3, on the event loop.
+
+A statement on a local file takes microseconds, so units of work run on the loop, with these
+rules (docs/data-layer.md; bench/README.md has the measurements):
+- The loop never waits on a lock. Writers queue on an asyncio lock in the process, then take
+  SQLite's write lock with `BEGIN IMMEDIATE` under a zero busy timeout, retried with async
+  sleeps until a deadline (then 503): another process's writer never blocks this loop.
+- Inside a transaction a unit awaits nothing but the database: the unit's coroutine is driven
+  to its end in one step, and one that suspends on anything else is refused as a bug.
+- Every statement runs under a time budget (the progress handler interrupts it).
+- Automatic checkpoints are off; the writer checkpoints in its turn once the WAL has grown, so
+  the WAL stays small instead of outgrowing a checkpointer that never catches up.
+- Statements that cost O(rows) go through `scan`, which runs them in a database thread.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.database import (
+    ClientGone,
+    Connection,
+    Database,
+    DatabaseError,
+    RaceLost,
+    Sql,
+    UniqueViolation,
+    database_read_only,
+    database_unavailable,
+    gone,
+    insufficient_storage,
+    log_storage_error,
+    statement_too_slow,
+)
+from app.errors import ApiError
+
+log = logging.getLogger("app.database")
+
+# A statement on the loop that runs longer than this is interrupted: it would stall every
+# request of the worker. Scans (in a thread) get the settings' pool timeout instead.
+LOOP_STATEMENT_BUDGET_SECONDS = 0.5
+# The progress handler runs every this many virtual machine instructions.
+_PROGRESS_STEPS = 2000
+# Checkpoint once the WAL passes this size; look at its size every few commits.
+WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024
+_CHECK_WAL_EVERY = 16
+_EMPTY: dict[str, Any] = {}
+
+
+def _adapt_datetime(moment: datetime) -> str:
+    # SQLAlchemy's storage format for SQLite DATETIME columns, in UTC: existing files stay valid.
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(" ", "microseconds")
+
+
+def _convert_datetime(stored: bytes) -> datetime:
+    return datetime.fromisoformat(stored.decode()).replace(tzinfo=UTC)
+
+
+sqlite3.register_adapter(datetime, _adapt_datetime)
+sqlite3.register_converter("DATETIME", _convert_datetime)
+
+
+class _Busy(Exception):
+    """SQLITE_BUSY: another connection holds a lock this one needs; try again shortly."""
+
+
+def classify(error: sqlite3.Error) -> Exception:
+    """The service's view of a driver error; it never carries a statement's parameters."""
+    name = getattr(error, "sqlite_errorname", None) or type(error).__name__
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if isinstance(error, sqlite3.IntegrityError):
+        if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
+            return UniqueViolation(str(error).rpartition(": ")[2] or None)
+        return DatabaseError(f"{name}: {error}")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return _Busy(name)
+    refusal: ApiError | None = None
+    if code == sqlite3.SQLITE_FULL:
+        refusal = insufficient_storage()
+    elif code == sqlite3.SQLITE_READONLY:
+        refusal = database_read_only()
+    elif code == sqlite3.SQLITE_INTERRUPT:
+        refusal = statement_too_slow()
+    elif code in (
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    ):
+        refusal = database_unavailable()
+    if refusal is None:
+        return DatabaseError(f"{name}: {error}")
+    log_storage_error(refusal.code, name)
+    return refusal
+
+
+def open_connection(path: str, *, in_memory: bool = False) -> sqlite3.Connection:
+    """A connection as the service uses it: autocommit (the seam sends BEGIN and COMMIT), WAL,
+    foreign keys on, synchronous=NORMAL, no busy waiting, no automatic checkpoints."""
+    raw = sqlite3.connect(
+        path,
+        isolation_level=None,
+        detect_types=sqlite3.PARSE_DECLTYPES,
+        check_same_thread=False,
+        cached_statements=512,
+    )
+    try:
+        # Switching a file to WAL needs a moment's lock: the one wait, once, at connect.
+        raw.execute("PRAGMA busy_timeout=5000")
+        if not in_memory:
+            raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA wal_autocheckpoint=0")
+        raw.execute("PRAGMA busy_timeout=0")
+    except sqlite3.Error as error:
+        raw.close()
+        raise classify(error) from None
+    return raw
+
+
+class _Budget:
+    """The deadline of the statement running on a connection, read by its progress handler."""
+
+    __slots__ = ("deadline", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.deadline = seconds, float("inf")
+
+    def exceeded(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+def _with_budget(raw: sqlite3.Connection, seconds: float) -> _Budget:
+    budget = _Budget(seconds)
+    raw.set_progress_handler(budget.exceeded, _PROGRESS_STEPS)
+    return budget
+
+
+class SqliteConnection(Connection):
+    dialect = "sqlite"
+    __slots__ = ("_raw", "_budget")
+
+    def __init__(self, raw: sqlite3.Connection, budget: _Budget) -> None:
+        self._raw, self._budget = raw, budget
+
+    def _run(self, sql: Sql, params: Any) -> sqlite3.Cursor:
+        budget = self._budget
+        budget.deadline = time.monotonic() + budget.seconds
+        try:
+            return self._raw.execute(sql.text("sqlite"), params or _EMPTY)
+        except sqlite3.Error as error:
+            raise classify(error) from None
+        finally:
+            budget.deadline = float("inf")
+
+    async def execute(self, sql: Sql, params: Any = None) -> int:
+        return self._run(sql, params).rowcount
+
+    async def fetch_one(self, sql: Sql, params: Any = None) -> dict[str, Any] | None:
+        cursor = self._run(sql, params)
+        try:
+            row = cursor.fetchone()
+        except sqlite3.Error as error:
+            raise classify(error) from None
+        if row is None:
+            return None
+        return dict(zip([column[0] for column in cursor.description], row, strict=True))
+
+    async def fetch_all(self, sql: Sql, params: Any = None) -> list[dict[str, Any]]:
+        cursor = self._run(sql, params)
+        try:
+            rows = cursor.fetchall()
+        except sqlite3.Error as error:
+            raise classify(error) from None
+        if not rows:
+            return []
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    async def fetch_value(self, sql: Sql, params: Any = None) -> Any:
+        cursor = self._run(sql, params)
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+
+
+def run_to_end(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Drive a unit of work that awaits only SQLite (whose calls never suspend) to its end."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value
+    coroutine.close()
+    raise RuntimeError(
+        "a unit of work awaited something other than the database inside a SQLite "
+        "transaction; move that await out of the unit (docs/data-layer.md)"
+    )
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        deadline_seconds: float,
+        scan_threads: int,
+        scan_budget_seconds: float,
+        shared: sqlite3.Connection | None = None,
+    ) -> None:
+        self.path = path
+        self.display_url = f"sqlite:///{path}"
+        self.in_memory = path in ("", ":memory:")
+        self.deadline_seconds = deadline_seconds
+        self.scan_budget_seconds = scan_budget_seconds
+        self._wal_path = None if self.in_memory else f"{path}-wal"
+        self._shared = shared
+        self._writer: tuple[sqlite3.Connection, _Budget] | None = None
+        self._reader: tuple[sqlite3.Connection, _Budget] | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._commits = 0
+        self._threads = ThreadPoolExecutor(scan_threads, thread_name_prefix="database")
+        self._thread_local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine | None = None) -> "SqliteDatabase":
+        database = make_url(settings.database_url).database or ""
+        shared = None
+        if database in ("", ":memory:"):
+            # One connection is the whole database: share the engine's if the caller has one.
+            shared = _driver_connection(engine) if engine is not None else None
+        return cls(
+            database,
+            deadline_seconds=settings.sqlite_busy_timeout_ms / 1000,
+            scan_threads=settings.db_threads,
+            scan_budget_seconds=settings.db_pool_timeout_seconds,
+            shared=shared,
+        )
+
+    # ------------------------------------------------------------------ connections
+
+    def _open(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
+        if self.in_memory:
+            self._shared = open_connection(":memory:", in_memory=True)
+            return self._shared
+        try:
+            # Created at the first connection, not before: building the app touches no disk.
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        except OSError as error:
+            log_storage_error("database_unavailable", type(error).__name__)
+            raise database_unavailable() from None
+        raw = open_connection(self.path)
+        with self._opened_lock:
+            self._opened.append(raw)
+        return raw
+
+    def _loop_connection(self, which: str) -> tuple[sqlite3.Connection, _Budget]:
+        held = getattr(self, which)
+        if held is None:
+            raw = self._open()
+            held = (raw, _with_budget(raw, LOOP_STATEMENT_BUDGET_SECONDS))
+            setattr(self, which, held)
+        return held
+
+    def _writer_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            # Test clients may run each request on a loop of its own; a lock belongs to one.
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    # ------------------------------------------------------------------ units of work
+
+    async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # One yield per request: a burst of requests is interleaved, not run back to back.
+        await asyncio.sleep(0)
+        raw, budget = self._loop_connection("_reader")
+        deadline = time.monotonic() + self.deadline_seconds
+        delay = 0.0005
+        while True:
+            try:
+                return run_to_end(unit(SqliteConnection(raw, budget), *args, **kwargs))
+            except _Busy:
+                # A reader in WAL mode waits only while the WAL index is being rebuilt.
+                if time.monotonic() + delay > deadline:
+                    raise database_unavailable() from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.01)
+
+    async def scan(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if self.in_memory:
+            return await self.read(unit, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._scan, unit, args, kwargs)
+
+    def _scan(self, unit: Any, args: Any, kwargs: Any) -> Any:
+        held = getattr(self._thread_local, "connection", None)
+        if held is None:
+            raw = self._open()
+            held = (raw, _with_budget(raw, self.scan_budget_seconds))
+            self._thread_local.connection = held
+        deadline = time.monotonic() + self.deadline_seconds
+        while True:
+            try:
+                return run_to_end(unit(SqliteConnection(*held), *args, **kwargs))
+            except _Busy:
+                if time.monotonic() > deadline:
+                    raise database_unavailable() from None
+                time.sleep(0.001)
+
+    async def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        deadline = time.monotonic() + self.deadline_seconds
+        lock = self._writer_lock()
+        if lock.locked():
+            try:
+                await asyncio.wait_for(lock.acquire(), self.deadline_seconds)
+            except TimeoutError:
+                raise _writers_queued_too_long() from None
+        else:
+            await lock.acquire()
+        try:
+            raw, budget = self._loop_connection("_writer")
+            for attempt in range(1, 4):
+                await self._begin(raw, deadline)
+                try:
+                    result = run_to_end(unit(SqliteConnection(raw, budget), *args, **kwargs))
+                    if gone():
+                        raise ClientGone
+                    _execute(raw, "COMMIT")
+                except RaceLost:
+                    _rollback(raw)
+                    if attempt == 3:
+                        raise
+                    continue
+                except _Busy:
+                    _rollback(raw)
+                    raise database_unavailable() from None
+                except BaseException:
+                    _rollback(raw)
+                    raise
+                self._after_commit(raw)
+                return result
+            raise AssertionError("unreachable")
+        finally:
+            lock.release()
+
+    async def _begin(self, raw: sqlite3.Connection, deadline: float) -> None:
+        """Take SQLite's write lock without ever blocking the loop on it."""
+        delay = 0.0002
+        while True:
+            try:
+                _execute(raw, "BEGIN IMMEDIATE")
+                return
+            except _Busy:
+                if time.monotonic() + delay > deadline:
+                    raise database_unavailable(
+                        "Another process held the database's write lock for too long."
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.005)
+
+    def _after_commit(self, raw: sqlite3.Connection) -> None:
+        """In the writer's turn: checkpoint once the WAL has grown (automatic ones are off)."""
+        self._commits += 1
+        if self._wal_path is None or self._commits % _CHECK_WAL_EVERY:
+            return
+        try:
+            size = os.stat(self._wal_path).st_size
+        except FileNotFoundError:
+            return
+        if size < WAL_CHECKPOINT_BYTES:
+            return
+        try:
+            # TRUNCATE resets the file when no reader is using it; else PASSIVE copies what it
+            # can without waiting. Neither waits: the busy timeout is zero.
+            busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if busy:
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as error:
+            log.warning("WAL checkpoint failed: %s", getattr(error, "sqlite_errorname", error))
+
+    async def ping(self) -> None:
+        await self.read(_select_one)
+
+    async def close(self) -> None:
+        self._threads.shutdown(wait=True)
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for raw in opened:
+            with contextlib.suppress(sqlite3.Error):
+                raw.close()
+        self._reader = self._writer = None
+
+
+_SELECT_ONE = Sql("SELECT 1")
+
+
+async def _select_one(conn: Connection) -> None:
+    await conn.fetch_value(_SELECT_ONE)
+
+
+def _rollback(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            raw.execute("ROLLBACK")
+
+
+def _execute(raw: sqlite3.Connection, statement: str) -> None:
+    try:
+        raw.execute(statement)
+    except sqlite3.Error as error:
+        raise classify(error) from None
+
+
+def _writers_queued_too_long() -> ApiError:
+    return ApiError(
+        503,
+        "overloaded",
+        "Overloaded",
+        "Too many writes are queued in this instance; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _driver_connection(engine: Engine) -> sqlite3.Connection:
+    proxied = engine.raw_connection()
+    raw = proxied.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    raw.isolation_level = None
+    raw.execute("PRAGMA foreign_keys=ON")
+    raw.execute("PRAGMA busy_timeout=0")
+    return raw
