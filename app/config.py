@@ -77,9 +77,11 @@ class Settings(BaseSettings):
     # The request path (app/middleware.py). Origins allowed to call from a browser,
     # comma-separated, or `*`; empty: no CORS headers at all.
     cors_origins: Annotated[list[str], NoDecode] = []
-    # Requests a worker works on at once; more wait, at most MAX_QUEUED of them and at most
-    # QUEUE_TIMEOUT_SECONDS each, then get 503 `overloaded` before any work is done.
-    max_in_flight: int = Field(default=64, ge=1)
+    # Requests a worker works on at once (unset: 64 on SQLite; on PostgreSQL the pool's
+    # DB_POOL_SIZE + DB_MAX_OVERFLOW, so no admitted request waits for a connection); more
+    # wait, at most MAX_QUEUED of them and QUEUE_TIMEOUT_SECONDS each, then get 503
+    # `overloaded` before any work is done.
+    max_in_flight: int | None = Field(default=None, ge=1)
     max_queued: int = Field(default=256, ge=0)
     queue_timeout_seconds: float = Field(default=2.0, gt=0)
     # A request body must arrive within this time (408 `request_timeout` otherwise).
@@ -176,6 +178,12 @@ class Settings(BaseSettings):
     def payment_window(self) -> timedelta | None:
         ttl = self.pending_order_ttl_seconds
         return None if ttl is None else timedelta(seconds=ttl)
+
+    @property
+    def in_flight_limit(self) -> int:
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        return 64 if self.is_sqlite else self.db_pool_size + self.db_max_overflow
 
     @property
     def is_sqlite(self) -> bool:

@@ -183,23 +183,11 @@ _LOG_EVERY_SECONDS = 10.0
 _last_logged: dict[tuple[str, str], float] = {}
 
 
-# The last refusal of writes (disk full, read-only) and when: /readyz reports it for a while.
-_last_refusal: tuple[str, float] | None = None
-_REFUSALS = frozenset({"insufficient_storage", "database_read_only"})
-
-
-def recent_storage_error(within_seconds: float) -> str | None:
-    """The code of a storage refusal met in the last `within_seconds`, if any."""
-    if _last_refusal is None or time.monotonic() - _last_refusal[1] > within_seconds:
-        return None
-    return _last_refusal[0]
-
-
 def log_storage_error(code: str, cause: str) -> None:
-    global _last_refusal
+    from app.readiness import report_storage_error  # /readyz says so too, for a while
+
+    report_storage_error(code)
     now = time.monotonic()
-    if code in _REFUSALS:
-        _last_refusal = (code, now)
     key = (code, cause)
     if now - _last_logged.get(key, -_LOG_EVERY_SECONDS) >= _LOG_EVERY_SECONDS:
         _last_logged[key] = now

@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         routes=RouteTable(route for router in routers for route in router.routes),
         readiness=app.state.readiness,
         admission=Admission(
-            settings.max_in_flight, settings.max_queued, settings.queue_timeout_seconds
+            settings.in_flight_limit, settings.max_queued, settings.queue_timeout_seconds
         ),
         keys=security.api_keys(settings.api_keys),
         cors=cors(settings.cors_origins),

@@ -170,7 +170,7 @@ class RequestPath:
         path, method = scope["path"], scope["method"]
         if self.cors is not None:
             answer.extra += self.cors.response_headers(headers.origin)
-        if path == "/healthz":
+        if path == "/healthz" and method in ("GET", "HEAD"):
             await answer.respond(200, _HEALTHZ)
             return
         if len(scope["headers"]) > self.max_headers or headers.size > self.max_header_bytes:

@@ -5,7 +5,7 @@ and say "not ready" whenever the instance cannot serve. So it never queries the 
 itself: a background task checks every READINESS_INTERVAL_SECONDS (app/db_probe.py) whether
 the database answers, whether its schema is at the migration head (app/schema_check.py), and
 whether it can write (disk space, read-only file or server), and /readyz reads the result.
-Storage errors the data layer meets (`database.recent_storage_error`) count too, for a while.
+Storage errors the data layer meets (`report_storage_error`) count too, for a while.
 
 The schema gate the request path applies (`schema_behind`) is a plain attribute: no query per
 request, ever; it only changes when a background check finds the schema migrated.
@@ -16,12 +16,32 @@ import logging
 import time
 
 from app import db_probe, schema_check
-from app.database import Database, database_unavailable, recent_storage_error
+from app.database import Database
 from app.errors import ApiError
 
 # How long a storage error reported by the data layer keeps the instance unready.
 STORAGE_ERROR_HOLD_SECONDS = 30.0
+STORAGE_CODES = frozenset({"insufficient_storage", "database_read_only"})
 log = logging.getLogger("app.readiness")
+_reported: tuple[str, float] | None = None
+
+
+def report_storage_error(code: str) -> None:
+    """The data layer met `insufficient_storage` or `database_read_only`: /readyz says so.
+    Other codes (an unreachable database) are the background check's own to find."""
+    global _reported
+    if code in STORAGE_CODES:
+        _reported = (code, time.monotonic())
+
+
+def database_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "database_unavailable",
+        "Database unavailable",
+        "The database cannot be reached; try again shortly.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def storage_problem(code: str) -> ApiError:
@@ -68,12 +88,17 @@ class Readiness:
     def _storage(self, state: db_probe.DatabaseState) -> ApiError | None:
         if state.storage is not None:
             return storage_problem(state.storage)
-        reported = recent_storage_error(STORAGE_ERROR_HOLD_SECONDS)
-        if reported is not None:
-            return storage_problem(reported)
+        if _reported is not None and time.monotonic() - _reported[1] < STORAGE_ERROR_HOLD_SECONDS:
+            return storage_problem(_reported[0])
         return None
 
     def _set(self, problem: ApiError | None) -> None:
+        was = self._problem.code if self._problem is not None else None
+        now = problem.code if problem is not None else None
+        if now != was and now not in (None, "schema_out_of_date"):  # the schema logs its own
+            log.warning("not ready: %s", now)
+        elif now is None and was is not None and self._checked_at > -float("inf"):
+            log.info("ready again (was %s)", was)
         self._problem, self._checked_at = problem, time.monotonic()
 
     async def problem(self) -> ApiError | None:

@@ -1,19 +1,10 @@
 """What the request path tells the code below it about the request being served.
 
-`client_gone` holds a function saying whether the client has disconnected, so a unit of work
-can roll back instead of committing an order nobody will hear of. The data layer owns the
-variable (`app.database.client_gone`) once it checks it before COMMIT; until then it is
-defined here, and either way there is one variable.
+`client_gone` (defined with the data layer, which checks it before COMMIT) holds a function
+saying whether the client has disconnected; the request path sets it for each admitted
+request (app/middleware.py), so a unit of work rolls back an order nobody will hear of.
 """
 
-from collections.abc import Callable
-from contextvars import ContextVar
-
-try:
-    from app.database import client_gone  # type: ignore[attr-defined]
-except ImportError:
-    client_gone: ContextVar[Callable[[], bool] | None] = ContextVar(  # type: ignore[no-redef]
-        "client_gone", default=None
-    )
+from app.database import client_gone
 
 __all__ = ["client_gone"]

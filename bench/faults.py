@@ -37,10 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from tests.databases import database_url  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
+from tests.live_server import UVICORN_FLAGS, LiveServer  # noqa: E402
 
 KEY = "bench-faults-key-0123456789ab"
-RUN_SH_FLAGS = ("--no-access-log", "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", "15")
 CLIENT_TIMEOUT = 10.0
 
 
@@ -154,7 +153,7 @@ async def _overload(port: int, product_id: int, connections: int, seconds: float
 def overload(args: argparse.Namespace) -> None:
     env = {"API_KEYS": KEY, "LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as tmp, database_url(args.engine, Path(tmp)) as url:
-        with LiveServer(url, workers=2, env=env, uvicorn_args=RUN_SH_FLAGS) as server:
+        with LiveServer(url, workers=2, env=env, uvicorn_args=tuple(UVICORN_FLAGS)) as server:
             auth = {"X-API-Key": KEY}
             product = httpx.post(
                 f"{server.base_url}/products",
@@ -187,7 +186,7 @@ def overload(args: argparse.Namespace) -> None:
 def sigterm(args: argparse.Namespace) -> None:
     env = {"API_KEYS": KEY, "LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as tmp, database_url(args.engine, Path(tmp)) as url:
-        with LiveServer(url, workers=2, env=env, uvicorn_args=RUN_SH_FLAGS) as server:
+        with LiveServer(url, workers=2, env=env, uvicorn_args=tuple(UVICORN_FLAGS)) as server:
             stalled = socket.create_connection(("127.0.0.1", server.port), timeout=30)
             stalled.sendall(_post("/orders", b'{"product_id": 1, "quantity": 1}')[:-10])
             time.sleep(0.5)

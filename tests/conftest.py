@@ -10,12 +10,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
+from app import readiness
 from app.config import Settings
 from app.database import create_database, create_db_engine
 from app.main import create_app
 from tests.databases import ENGINES, database_url, stamp_head
 from tests.factories import Db
 from tests.live_server import LiveServer
+
+
+@pytest.fixture(autouse=True)
+def _no_storage_error_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage error one test's database reported (kept per process, app/readiness.py) must
+    not leave the next test's service unready."""
+    monkeypatch.setattr(readiness, "_reported", None)
 
 
 @pytest.fixture(params=ENGINES)

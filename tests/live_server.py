@@ -16,7 +16,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 # The flags ./run.sh passes to uvicorn besides host, port and workers (the service logs each
 # request itself, as JSON). The bench's bare app gets exactly these too.
-UVICORN_FLAGS: list[str] = ["--no-access-log"]
+UVICORN_FLAGS: list[str] = [
+    "--no-access-log",
+    "--timeout-keep-alive",
+    "5",
+    "--timeout-graceful-shutdown",
+    "15",
+]
 
 
 def free_port() -> int:
@@ -57,10 +63,10 @@ class LiveServer:
         workers: int = 1,
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
-        uvicorn_args: tuple[str, ...] = tuple(UVICORN_FLAGS),
         app: str = "app.main:app",
         ready_path: str = "/readyz",
         migrate: bool = True,
+        uvicorn_args: tuple[str, ...] | None = None,
     ) -> None:
         self.database_url, self.workers = database_url, workers
         self.app, self.ready_path, self.migrate = app, ready_path, migrate and bool(database_url)
@@ -98,7 +104,7 @@ class LiveServer:
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                *self.uvicorn_args,
+                *(UVICORN_FLAGS if self.uvicorn_args is None else self.uvicorn_args),
             ],
             cwd=ROOT,
             env=self.env,

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from app import cursors
 from app.config import Settings
@@ -90,23 +91,21 @@ def test_after_and_offset_at_once_are_422(client):
 def test_idempotency_keys_are_scoped_by_the_callers_principal(settings: Settings, engine, db):
     """The request path puts the API key's principal in the scope's state; two principals with
     one Idempotency-Key get two orders, and each its own replay."""
-    app = create_app(settings, engine)
-    principals = iter(["alice", "bob", "alice", "bob"])
-
-    def with_principal(inner):
-        async def middleware(scope, receive, send):
-            if scope["type"] == "http" and scope["path"] == "/orders":
-                scope.setdefault("state", {})["principal"] = next(principals)
-            await inner(scope, receive, send)
-
-        return middleware
-
-    client = TestClient(with_principal(app))
-    product = client.post("/products", json=product_body(stock=10)).json()
+    alice, bob = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef0"
+    app = create_app(
+        settings.model_copy(update={"api_keys": [SecretStr(alice), SecretStr(bob)]}), engine
+    )
+    client = TestClient(app)
+    keys = iter([alice, bob, alice, bob])
+    product = client.post(
+        "/products", json=product_body(stock=10), headers={"X-API-Key": alice}
+    ).json()
     body = {"product_id": product["id"], "quantity": 1}
-    headers = {"Idempotency-Key": "shared-key"}
 
-    answers = [client.post("/orders", json=body, headers=headers) for _ in range(4)]
+    def headers() -> dict[str, str]:
+        return {"Idempotency-Key": "shared-key", "X-API-Key": next(keys)}
+
+    answers = [client.post("/orders", json=body, headers=headers()) for _ in range(4)]
 
     assert [a.status_code for a in answers] == [201] * 4
     assert answers[0].json()["id"] != answers[1].json()["id"]
@@ -115,17 +114,16 @@ def test_idempotency_keys_are_scoped_by_the_callers_principal(settings: Settings
     assert orders_in_db(db) == 2
 
 
-def test_a_client_gone_before_commit_is_answered_499_and_nothing_is_stored(client, db: Db):
-    from app import database as seam
+def test_a_client_gone_before_commit_is_answered_499_and_nothing_is_stored(
+    client, db: Db, monkeypatch
+):
+    from app import middleware
 
-    def handler_sees_client_gone(request_path: str):
-        async def app(scope, receive, send):
-            seam.client_gone.set(lambda: True)
-            await client.app(scope, receive, send)
+    def leaves_after_admission(_receive):  # here when its work starts, gone by COMMIT
+        calls = iter([False])
+        return lambda: next(calls, True)
 
-        return app
-
-    gone_client = TestClient(handler_sees_client_gone("/products"))
-    response = gone_client.post("/products", json=product_body())
+    monkeypatch.setattr(middleware, "_disconnect_probe", leaves_after_admission)
+    response = client.post("/products", json=product_body())
     assert response.status_code == 499 and response.json()["code"] == ClientGone().code
     assert db.value("SELECT count(*) FROM products") == 0

@@ -305,3 +305,10 @@ def test_access_line_shows_the_redacted_query(open_client: TestClient, capsys) -
     assert "do-not-log-me" not in err and KEY not in err
     [line] = [line for line in err.splitlines() if '"redact-1"' in line]
     assert '"query":"limit=5&api_key=[redacted]"' in line
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE", "TRACE"])
+def test_healthz_answers_get_and_head_only(method: str) -> None:
+    response = keyed_client().request(method, "/healthz")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from tests.databases import database_url
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, free_port
 
 pytestmark = pytest.mark.live
 
@@ -137,7 +138,11 @@ def test_a_stalled_body_gets_408_and_the_connection_is_closed(limits_server: Liv
 def test_an_idle_keep_alive_connection_is_closed(limits_server: LiveServer) -> None:
     with socket.create_connection(("127.0.0.1", limits_server.port), timeout=10) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        first = sock.recv(65536)
+        first = b""
+        while not first.endswith(b'{"status":"ok"}'):  # headers and body may come apart
+            chunk = sock.recv(65536)
+            assert chunk, first
+            first += chunk
         assert status_of(first) == 200
         started = time.monotonic()
         assert read_until_closed(sock, timeout=10) == b""
@@ -242,3 +247,50 @@ def test_overload_is_refused_fast_and_every_stored_order_was_acknowledged(
     assert left == stock - outcomes["201"]
     assert probe_statuses == [200] * 20, probe_statuses
     assert 'http_refusals_total{reason="overloaded"}' in metrics
+
+
+# --- the client-gone probe reads uvicorn's own state: pin that against the installed uvicorn --
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_the_client_gone_probe_sees_a_real_disconnect(http: str) -> None:
+    import uvicorn
+
+    from app.middleware import _disconnect_probe
+
+    seen: list[bool] = []
+    asked = threading.Event()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        gone = _disconnect_probe(receive)
+        seen.append(gone())
+        asked.set()
+        for _ in range(100):  # at most 5 s
+            if gone():
+                break
+            await asyncio.sleep(0.05)
+        seen.append(gone())
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert asked.wait(5)
+        deadline = time.monotonic() + 6
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert seen == [False, True]
