@@ -163,9 +163,6 @@ async def order_view(conn: Connection, order_id: int) -> dict[str, Any]:
     return views[0]
 
 
-get_order = order_view
-
-
 async def place_order(conn: Connection, request: OrderCreate) -> dict[str, Any]:
     """Reserve every line's stock and record the order, all or nothing; returns its view."""
     now = utcnow()
