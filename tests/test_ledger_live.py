@@ -121,9 +121,9 @@ def test_expiry_racing_a_payment_and_a_cancel_returns_stock_at_most_once(live_se
 
         def race(index: int, order: dict) -> None:
             # Each order's payment and cancel land around its deadline, where the sweepers
-            # of four workers are looking for it too: a little before, at, or after it.
+            # of four workers are looking for it too: from 250 ms before it to 50 ms after.
             deadline = datetime.fromisoformat(order["expires_at"]).timestamp()
-            time.sleep(max(0.0, deadline + (index % 4 - 1.5) * 0.04 - time.time()))
+            time.sleep(max(0.0, deadline + (index % 4) * 0.1 - 0.25 - time.time()))
             barrier = threading.Barrier(2)
 
             def one(action: str) -> None:
