@@ -215,9 +215,10 @@ async def update_product(
     # stock read then is the stock this set replaces.
     if updated["stock"] != row["stock"]:
         delta = updated["stock"] - row["stock"]
-        await stock.record_movement(
+        movement = await stock.record_movement(
             conn, product_id, delta, SystemReason.STOCK_SET, stock_after=updated["stock"], now=now
         )
+        await stock.report_adjusted(conn, product_view(updated), movement)
     return product_view(updated)
 
 

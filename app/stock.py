@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app import catalog, cursors
+from app import catalog, cursors, events
 from app.database import Connection, Sql
 from app.errors import ApiError
 from app.logs import business_event
 from app.schemas import StockAdjustmentCreate
-from app.tables import AdjustmentReason, MovementReason
+from app.tables import AdjustmentReason, EventType, MovementReason
 from app.types import rfc3339, utcnow
 
 log = logging.getLogger("app.stock")
@@ -120,7 +120,17 @@ async def adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate)
         reason=body.reason.value,
         stock_after=stock,
     )
+    await report_adjusted(conn, await catalog.get_product(conn, product_id), movement)
     return movement
+
+
+async def report_adjusted(
+    conn: Connection, product: dict[str, Any], movement: Mapping[str, Any]
+) -> None:
+    """The `stock.adjusted` event of an adjustment or a stock set (the one place it is
+    recorded), with the product and the movement as the API shows them after the change."""
+    data = {"product": product, "movement": movement_view(movement)}
+    await events.record(conn, EventType.STOCK_ADJUSTED, data)
 
 
 def insufficient_stock(product_id: int, *, requested: int, available: int) -> ApiError:
