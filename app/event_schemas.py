@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.schemas import RequestBody
 from app.tables import DeliveryStatus, EventType
-from app.types import TEXT_PATTERN
+from app.types import TEXT_PATTERN, Timestamp
 
 ItemT = TypeVar("ItemT")
 EXAMPLE_URL = "https://shop.example/hooks/orders"
@@ -25,7 +25,7 @@ class CursorPage(BaseModel, Generic[ItemT]):
 class EventPublic(BaseModel):
     id: str = Field(examples=["evt_3f9a0c1b2d4e5f60718293a4"])
     type: EventType
-    created_at: str = Field(examples=["2026-11-27T09:00:00Z"])
+    created_at: Timestamp
     data: dict[str, Any] = Field(
         description="`order` (as GET /orders/{id} shows it) for order events; "
         "`product` and `movement` for stock.adjusted."
@@ -65,7 +65,7 @@ class SubscriptionPublic(BaseModel):
     types: list[str]
     description: str | None
     enabled: bool
-    created_at: str
+    created_at: Timestamp
 
 
 # The answer to POST /event-subscriptions: the only one that carries the secret.
@@ -86,5 +86,5 @@ class DeliveryPublic(BaseModel):
     response_status: int | None
     error: str | None
     duration_ms: int | None
-    attempted_at: str | None
-    next_attempt_at: str | None = Field(description="When it is tried next (pending only).")
+    attempted_at: Timestamp | None
+    next_attempt_at: Timestamp | None = Field(description="When it is tried next (pending only).")

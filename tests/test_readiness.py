@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app import database
+from app import readiness
 from app.config import Settings
 from app.database import create_db_engine
 from app.main import create_app
@@ -109,10 +109,10 @@ def test_readyz_is_503_when_the_database_cannot_write(
 def test_a_storage_error_the_data_layer_reports_makes_readyz_503(
     settings: Settings, engine: Engine, monkeypatch
 ) -> None:
-    monkeypatch.setattr(database, "_last_refusal", None)
+    monkeypatch.setattr(readiness, "_reported", None)
     with TestClient(create_app(settings.model_copy(update=FAST), engine)) as client:
         assert client.get("/readyz").status_code == 200
-        database.log_storage_error("insufficient_storage", "a test")
+        readiness.report_storage_error("insufficient_storage")
         deadline = time.monotonic() + 5
         while client.get("/readyz").status_code == 200:
             assert time.monotonic() < deadline
