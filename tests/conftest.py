@@ -14,6 +14,7 @@ from app import readiness
 from app.config import Settings
 from app.database import create_database, create_db_engine
 from app.main import create_app
+from tests import live_server as live_servers
 from tests.databases import ENGINES, database_url, stamp_head
 from tests.factories import Db
 from tests.live_server import LiveServer
@@ -24,6 +25,24 @@ def _no_storage_error_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
     """A storage error one test's database reported (kept per process, app/readiness.py) must
     not leave the next test's service unready."""
     monkeypatch.setattr(readiness, "_reported", None)
+
+
+# The fixtures that start a real server: a test that uses one is `live` without saying so.
+LIVE_FIXTURES = frozenset({"live_server", "client_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+
+
+@pytest.fixture(autouse=True)
+def _live_marker_is_true(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that starts a server itself (LiveServer) must carry the `live` marker."""
+    live_servers.current_test_is_live = request.node.get_closest_marker("live") is not None
+    yield
+    live_servers.current_test_is_live = None
 
 
 @pytest.fixture(params=ENGINES)

@@ -53,6 +53,12 @@ def _wait_group_gone(group: int, timeout: float = 10.0) -> None:
     os.killpg(group, signal.SIGKILL)
 
 
+# Whether the running test is marked `live` (set per test by tests/conftest.py; None outside
+# pytest, as in bench/): a test that starts a server without the marker fails, so
+# `-m "not live"` really leaves out every test that starts one.
+current_test_is_live: bool | None = None
+
+
 class LiveServer:
     """`with LiveServer(url, workers=2) as server:` migrates, serves, and stops on exit."""
 
@@ -91,6 +97,8 @@ class LiveServer:
         return self
 
     def start(self) -> None:
+        if current_test_is_live is False:
+            raise RuntimeError("this test starts a live server: mark it @pytest.mark.live")
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [

@@ -116,6 +116,7 @@ def _render_env(url: str, port: int) -> dict[str, str]:
     return env
 
 
+@pytest.mark.live
 def test_build_and_start_commands_work_here_with_port_set(db_kind: str, tmp_path: Path):
     port = free_port()
     with database_url(db_kind, tmp_path) as url:
