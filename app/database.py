@@ -192,8 +192,12 @@ def log_storage_error(code: str, cause: str) -> None:
 
 
 def gone() -> bool:
+    """Whether the request's client has disconnected (logged: the unit is rolled back)."""
     check = client_gone.get()
-    return check is not None and check()
+    if check is not None and check():
+        log.info("rolled back: the client disconnected before COMMIT")
+        return True
+    return False
 
 
 Unit = Callable[Concatenate[Connection, P], Awaitable[R]]

@@ -43,6 +43,8 @@ _STORE = Sql(
     ":response_body, :now) ON CONFLICT DO NOTHING RETURNING 1"
 )
 _PURGE = Sql("DELETE FROM idempotency_keys WHERE created_at < :cutoff")
+# How long a key is remembered unless the caller says otherwise (IDEMPOTENCY_TTL_HOURS).
+DEFAULT_TTL = timedelta(hours=24)
 
 
 # An answer: the work just done, or the first answer replayed.
@@ -88,7 +90,7 @@ async def once(
     key: str,
     request: Any,
     create: Callable[[Connection], Awaitable[tuple[int, Any]]],
-    ttl: timedelta,
+    ttl: timedelta = DEFAULT_TTL,
 ) -> Answer:
     """`create(conn)` once per (space, principal, key); a retry with the same `request` (a JSON
     value) replays its (status, body); another request under the key is 422."""

@@ -208,9 +208,6 @@ async def order_view(conn: Connection, order_id: int) -> dict[str, Any]:
     return views[0]
 
 
-get_order = order_view
-
-
 async def place_order(
     conn: Connection, request: OrderCreate, *, payment_window: timedelta | None = None
 ) -> dict[str, Any]:

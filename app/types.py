@@ -39,7 +39,9 @@ def rfc3339(moment: datetime) -> str:
     """`2026-11-27T09:00:00Z`; stored times are UTC, and naive ones are read as UTC."""
     if moment.tzinfo is not None and moment.utcoffset():
         moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is C and several times faster than strftime; its first 19 characters are
+    # `YYYY-MM-DDTHH:MM:SS` for every year the service stores.
+    return moment.isoformat()[:19] + "Z"
 
 
 _rfc3339 = rfc3339

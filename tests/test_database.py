@@ -350,3 +350,35 @@ def test_importing_the_app_touches_no_disk(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_scan_runs_in_a_thread_until_it_has_measured_cheap(sqlite_db: Db):
+    import threading
+
+    loop_thread = sqlite_db.run(_current_thread())
+    cheap = Sql("SELECT count(*) FROM products")
+    costly = Sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+        "SELECT count(*) FROM n"
+    )
+
+    async def count(conn: Connection, statement: Sql) -> int:
+        await conn.fetch_value(statement)
+        return threading.get_ident()
+
+    cheap_threads = [sqlite_db.scan(count, cheap) for _ in range(6)]
+    costly_threads = [sqlite_db.scan(count, costly) for _ in range(5)]
+    # `statement` is positional, so both share one shape: the costly runs take it back.
+    after_costly = sqlite_db.scan(count, cheap)
+
+    assert cheap_threads[0] != loop_thread
+    assert cheap_threads[-1] == loop_thread
+    assert costly_threads[0] == loop_thread  # measured on the loop once, then back
+    assert loop_thread not in costly_threads[1:]
+    assert after_costly != loop_thread
+
+
+async def _current_thread() -> int:
+    import threading
+
+    return threading.get_ident()

@@ -82,20 +82,26 @@ def _returns_of(client: httpx.Client, product_id: int) -> dict[int, list[str]]:
 
 
 def test_expiry_racing_a_payment_and_a_cancel_returns_stock_at_most_once(live_server):
+    ttl = 2
     env = {
-        "PENDING_ORDER_TTL_SECONDS": "1",
+        "PENDING_ORDER_TTL_SECONDS": str(ttl),
         "HOUSEKEEPING_INTERVAL_SECONDS": "0.05",
         "WEBHOOK_SECRET": SECRET,
     }
     with live_server(workers=WORKERS, env=env) as server:
         base = server.base_url
         product_id = new_product(base, stock=100)["id"]
-        orders = [
-            httpx.post(
-                f"{base}/orders", json={"product_id": product_id, "quantity": 2}, timeout=30
-            ).json()
-            for _ in range(12)
-        ]
+        sent: dict[int, float] = {}
+
+        def place(client: httpx.Client, index: int) -> httpx.Response:
+            sent[index] = time.time()
+            return client.post("/orders", json={"product_id": product_id, "quantity": 2})
+
+        # Placed all at once, so that every order is placed before the first one's deadline.
+        placed = all_at_once(12, place, base)
+        orders = [r.json() for r in placed]
+        # `expires_at` is shown to the second; the deadline is at least this, to the ms.
+        deadlines = {o["id"]: sent[n] + ttl for n, o in enumerate(orders)}
         answers: dict[tuple[int, str], httpx.Response] = {}
 
         def pay(order: dict) -> httpx.Response:
@@ -121,9 +127,10 @@ def test_expiry_racing_a_payment_and_a_cancel_returns_stock_at_most_once(live_se
 
         def race(index: int, order: dict) -> None:
             # Each order's payment and cancel land around its deadline, where the sweepers
-            # of four workers are looking for it too: a little before, at, or after it.
-            deadline = datetime.fromisoformat(order["expires_at"]).timestamp()
-            time.sleep(max(0.0, deadline + (index % 4 - 1.5) * 0.04 - time.time()))
+            # of four workers are looking for it too: sent from 500 ms before it (a request
+            # under this load takes a few hundred ms to reach its order) to 100 ms after.
+            assert deadlines[order["id"]] - 1 <= _seconds(order["expires_at"])
+            time.sleep(max(0.0, deadlines[order["id"]] + (index % 4) * 0.2 - 0.5 - time.time()))
             barrier = threading.Barrier(2)
 
             def one(action: str) -> None:
@@ -165,6 +172,10 @@ def test_expiry_racing_a_payment_and_a_cancel_returns_stock_at_most_once(live_se
         print(f"expiry race outcomes: {dict(outcomes)}")
         assert stock_of(base, product_id) == 100
         assert_ledger_holds(server.database_url, "expiry racing payment and cancel")
+
+
+def _seconds(moment: str) -> float:
+    return datetime.fromisoformat(moment).timestamp()
 
 
 def _metric(base: str, name: str) -> float:

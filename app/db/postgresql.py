@@ -201,7 +201,11 @@ class PostgresDatabase(Database):
                 **self._connect,
             )
             self._pool_loop = loop
-            await self._pool
+            try:
+                await self._pool
+            except BaseException:
+                self._pool = None  # the next request tries again
+                raise
             metrics.pool_capacity(self.pool_size)
         return self._pool
 
