@@ -32,6 +32,11 @@ TAGS = [
         "description": "Restock and write off with adjustments; each product's stock ledger.",
     },
     {"name": "webhooks", "description": "Signed payment events from the payment provider."},
+    {
+        "name": "events",
+        "description": "What happened, for other systems: the event feed (cursor-paged, never "
+        "misses an event) and push subscriptions with signed deliveries (docs/events.md).",
+    },
     {"name": "operations", "description": "Health and readiness probes."},
 ]
 

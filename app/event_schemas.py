@@ -1,6 +1,6 @@
 """What clients send and see of events, subscriptions and deliveries (docs/events.md)."""
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -40,9 +40,14 @@ class SubscriptionCreate(RequestBody):
         description="An http(s) URL that resolves to public addresses only.",
         examples=[EXAMPLE_URL],
     )
-    types: list[EventType | Literal["*"]] = Field(
-        min_length=1,
-        max_length=len(EventType),
+    # Either distinct event types, or ["*"] alone: a union JSON Schema states exactly.
+    types: (
+        Annotated[
+            list[EventType],
+            Field(min_length=1, max_length=len(EventType), json_schema_extra={"uniqueItems": True}),
+        ]
+        | Annotated[list[Literal["*"]], Field(min_length=1, max_length=1)]
+    ) = Field(
         description='The event types to send, or ["*"] for all of them.',
         examples=[["order.paid", "order.canceled"]],
     )
@@ -50,9 +55,7 @@ class SubscriptionCreate(RequestBody):
 
     @field_validator("types")
     @classmethod
-    def star_alone_and_no_repeats(cls, types: list[str]) -> list[str]:
-        if "*" in types and len(types) > 1:
-            raise ValueError('"*" stands for every type and goes alone')
+    def no_repeats(cls, types: list[str]) -> list[str]:
         if len(set(types)) != len(types):
             raise ValueError("each type may appear once")
         return types

@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app import orders
+from app import housekeeping, orders
 from app.config import Settings
+from app.database import Connection, Sql
 from app.main import create_app
 from tests.factories import product_body
 from tests.test_payment_window import _set_times, run
@@ -19,7 +20,9 @@ from tests.test_payment_window import _set_times, run
 
 @pytest.fixture
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    configured = settings.model_copy(update={"pending_order_ttl_seconds": 600})
+    configured = settings.model_copy(
+        update={"pending_order_ttl_seconds": 600, "event_allow_private_urls": True}
+    )
     with TestClient(create_app(configured, engine)) as client:
         yield client
 
@@ -97,3 +100,31 @@ def test_expiry_records_order_canceled_with_reason_expired_once(client):
     (event,) = events_of(client, "order.canceled", at_least=1)
     assert event["data"]["order"] == client.get(f"/orders/{due['id']}").json()
     assert event["data"]["order"]["cancel_reason"] == "expired"
+
+
+_BACKDATE = Sql("UPDATE events SET created_at = :when")
+
+
+async def _backdate(conn: Connection, when: datetime) -> None:
+    await conn.execute(_BACKDATE, {"when": when})
+
+
+async def _count(conn: Connection, table: str) -> int:
+    return await conn.fetch_value(Sql(f"SELECT count(*) FROM {table}"))
+
+
+def test_housekeeping_purges_events_past_their_retention_with_their_deliveries(client):
+    created = client.post(
+        "/event-subscriptions", json={"url": "http://127.0.0.1:9/gone", "types": ["*"]}
+    )
+    assert created.status_code == 201
+    client.post("/orders", json={"product_id": new_product(client)["id"], "quantity": 1})
+    database = client.app.state.database
+    assert run(client, _count, "events") == 1 and run(client, _count, "event_deliveries") == 1
+
+    kept = client.portal.call(housekeeping.purge_events, database, timedelta(days=30))
+    run(client, _backdate, datetime.now(UTC) - timedelta(days=31))
+    purged = client.portal.call(housekeeping.purge_events, database, timedelta(days=30))
+
+    assert (kept, purged) == (0, 1)
+    assert run(client, _count, "events") == 0 and run(client, _count, "event_deliveries") == 0

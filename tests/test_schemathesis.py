@@ -23,6 +23,7 @@ from tests.databases import ENGINES, database_url
 from tests.live_server import LiveServer
 
 AUTH = {"Authorization": f"Bearer {CLIENT_API_KEY}"}
+FUZZ_URL = "http://127.0.0.1:9/fuzzed"
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "100"))
 pytestmark = pytest.mark.live
 
@@ -36,7 +37,11 @@ def fuzzed_server(
     with database_url(request.param, tmp_path) as url:
         # As deployed: with API keys, so schemathesis also checks that a wrong key is refused
         # (its `ignored_auth` check, once the schema declares the keys).
-        env = {"WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET, "API_KEYS": CLIENT_API_KEY}
+        env = {
+            "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
+            "API_KEYS": CLIENT_API_KEY,
+            "EVENT_ALLOW_PRIVATE_URLS": "true",  # FUZZ_URL only; see loopback_subscriptions_only
+        }
         with LiveServer(url, env=env, log_path=tmp_path / "server.log") as server:
             yield server
 
@@ -70,8 +75,11 @@ OPENAPI = _own_openapi()
 def _without_cursors(document: dict[str, Any]) -> dict[str, Any]:
     """The document minus the lists' `after` parameter: a cursor is valid only if a list issued
     it, which no schema can say (a made-up one is 422 invalid_cursor by design; the cursor
-    paths are tested in test_input_faults, test_orders_api and test_catalog)."""
+    paths are tested in test_input_faults, test_orders_api and test_catalog). A subscription's
+    `url` may only be FUZZ_URL (see `loopback_subscriptions_only`)."""
     fuzzed = json.loads(json.dumps(document))
+    subscription = fuzzed["components"]["schemas"]["SubscriptionCreate"]["properties"]
+    subscription["url"] = {"type": "string", "enum": [FUZZ_URL]}
     for operations in fuzzed["paths"].values():
         for operation in operations.values():
             if isinstance(operation, dict) and "parameters" in operation:
@@ -82,6 +90,16 @@ def _without_cursors(document: dict[str, Any]) -> dict[str, Any]:
 
 
 schema = schemathesis.openapi.from_dict(_without_cursors(OPENAPI), config=CONFIG)
+
+
+@schema.hook("map_case").apply_to(method="POST", path="/event-subscriptions")
+def loopback_subscriptions_only(_context: Any, case: Any) -> Any:
+    """A subscription resolves its URL and then sends events to it: whatever the fuzzer makes
+    of the body, the only URL it ever sends is FUZZ_URL (loopback, where nothing listens; the
+    fuzzed server accepts it with EVENT_ALLOW_PRIVATE_URLS). No DNS query, no other address."""
+    if isinstance(case.body, dict) and "url" in case.body:
+        case.body = {**case.body, "url": FUZZ_URL}
+    return case
 
 
 @schema.hook("filter_body").apply_to(method="POST", path="/orders")
