@@ -295,5 +295,12 @@ async def get_database(request: Request) -> Database:
     return request.app.state.database  # type: ignore[no-any-return]
 
 
+def database_of(request: Request) -> Database:
+    """The app's database, for the hot routes: they take `request: Request` instead of
+    `DatabaseDep`, since FastAPI solving a sub-dependency per request costs ~10 µs
+    (bench/README.md "Hot path, second pass")."""
+    return request.app.state.database  # type: ignore[no-any-return]
+
+
 # Routes take this and `await database.read(rule, ...)` / `database.write(rule, ...)`.
 DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -48,7 +48,7 @@ def every_third_fails() -> Receiver:
 
 def seq_inversions(url: str, ids: list[str]) -> int:
     """Events that sort after one with a larger seq: each committed out of seq order."""
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     with engine.connect() as connection:
         seqs = dict(connection.execute(text("SELECT id, seq FROM events")).all())
     engine.dispose()

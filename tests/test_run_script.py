@@ -30,7 +30,7 @@ def run_sh(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProc
 
 
 def _revision(url: str) -> str | None:
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     try:
         with engine.connect() as connection:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app import idempotency
 from app import orders as order_rules
-from app.database import Connection, DatabaseDep
+from app.database import Connection, database_of
 from app.errors import problem_responses
 from app.routers.json_io import StrictJsonRoute, json_response
 from app.routers.params import After, Limit, Offset, ResourceId, paging
@@ -55,7 +55,6 @@ CREATE_EXAMPLES = {
 )
 async def create_order(
     body: Annotated[OrderCreate, Body(openapi_examples=CREATE_EXAMPLES)],
-    database: DatabaseDep,
     request: Request,
     idempotency_key: Annotated[
         str | None,
@@ -67,6 +66,7 @@ async def create_order(
         ),
     ] = None,
 ) -> Response:
+    database = database_of(request)
     window = request.app.state.settings.payment_window
     if idempotency_key is None:
         placed = await database.write(order_rules.place_order, body, payment_window=window)
@@ -119,7 +119,7 @@ async def _place_once(
     responses=problem_responses(422),
 )
 async def list_orders(
-    database: DatabaseDep,
+    request: Request,
     limit: Limit = 20,
     offset: Offset = None,
     after: After = None,
@@ -135,6 +135,7 @@ async def list_orders(
     ] = None,
 ) -> Response:
     offset, after = paging(offset, after)
+    database = database_of(request)
     # The count behind `total` costs O(rows): `scan` keeps it off the event loop (SQLite).
     run = database.read if after is not None else database.scan
     page = await run(
@@ -156,8 +157,8 @@ async def list_orders(
     response_model=OrderPublic,
     responses=problem_responses(404, 422),
 )
-async def get_order(order_id: ResourceId, database: DatabaseDep) -> Response:
-    return json_response(await database.read(order_rules.order_view, order_id))
+async def get_order(order_id: ResourceId, request: Request) -> Response:
+    return json_response(await database_of(request).read(order_rules.order_view, order_id))
 
 
 STATUS_DOC: dict[str, Any] = {
@@ -169,17 +170,17 @@ STATUS_DOC: dict[str, Any] = {
 
 
 @router.put("/{order_id}", summary="Change an order's status", **STATUS_DOC)
-async def put_order(
-    order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
-) -> Response:
-    return json_response(await database.write(order_rules.change_status, order_id, body.status))
+async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
+    return json_response(
+        await database_of(request).write(order_rules.change_status, order_id, body.status)
+    )
 
 
 @router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
-async def patch_order(
-    order_id: ResourceId, body: OrderStatusUpdate, database: DatabaseDep
-) -> Response:
-    return json_response(await database.write(order_rules.change_status, order_id, body.status))
+async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
+    return json_response(
+        await database_of(request).write(order_rules.change_status, order_id, body.status)
+    )
 
 
 @router.delete(
@@ -190,6 +191,8 @@ async def patch_order(
     response_model=OrderPublic,
     responses=problem_responses(404, 409, 422),
 )
-async def cancel_order(order_id: ResourceId, database: DatabaseDep) -> Response:
-    canceled = await database.write(order_rules.change_status, order_id, OrderStatus.CANCELED)
+async def cancel_order(order_id: ResourceId, request: Request) -> Response:
+    canceled = await database_of(request).write(
+        order_rules.change_status, order_id, OrderStatus.CANCELED
+    )
     return json_response(canceled)

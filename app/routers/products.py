@@ -3,10 +3,10 @@
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app import catalog
-from app.database import DatabaseDep
+from app.database import database_of
 from app.errors import problem_responses
 from app.routers.json_io import StrictJsonRoute, json_bytes_response, json_response
 from app.routers.params import After, Limit, Offset, ResourceId, paging
@@ -58,9 +58,9 @@ def _with_etag(
 )
 async def create_product(
     body: Annotated[ProductCreate, Body(openapi_examples=CREATE_EXAMPLES)],
-    database: DatabaseDep,
+    request: Request,
 ) -> Response:
-    product = await database.write(catalog.create_product, body)
+    product = await database_of(request).write(catalog.create_product, body)
     return _with_etag(product, 201, {"Location": f"/products/{product['id']}"})
 
 
@@ -73,7 +73,7 @@ async def create_product(
     responses=problem_responses(422),
 )
 async def list_products(
-    database: DatabaseDep,
+    request: Request,
     limit: Limit = 20,
     offset: Offset = None,
     after: After = None,
@@ -93,6 +93,7 @@ async def list_products(
     ] = None,
 ) -> Response:
     offset, after = paging(offset, after)
+    database = database_of(request)
     # A count or a name scan costs O(rows): `scan` keeps it off the event loop (SQLite).
     run = database.read if after is not None and not q else database.scan
     page = await run(
@@ -113,14 +114,14 @@ async def list_products(
     response_model=ProductPublic,
     responses=problem_responses(404, 422),
 )
-async def get_product(product_id: ResourceId, database: DatabaseDep) -> Response:
-    return _with_etag(await database.read(catalog.get_product, product_id))
+async def get_product(product_id: ResourceId, request: Request) -> Response:
+    return _with_etag(await database_of(request).read(catalog.get_product, product_id))
 
 
 async def _update(
-    product_id: int, body: ProductUpdate, database: DatabaseDep, if_match: str | None
+    product_id: int, body: ProductUpdate, request: Request, if_match: str | None
 ) -> Response:
-    product = await database.write(catalog.update_product, product_id, body, if_match)
+    product = await database_of(request).write(catalog.update_product, product_id, body, if_match)
     return _with_etag(product)
 
 
@@ -135,16 +136,16 @@ UPDATE_DOC: dict[str, Any] = {
 
 @router.put("/{product_id}", summary="Update a product", **UPDATE_DOC)
 async def put_product(
-    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, if_match: IfMatch = None
+    product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
-    return await _update(product_id, body, database, if_match)
+    return await _update(product_id, body, request, if_match)
 
 
 @router.patch("/{product_id}", summary="Update a product (partial)", **UPDATE_DOC)
 async def patch_product(
-    product_id: ResourceId, body: ProductUpdate, database: DatabaseDep, if_match: IfMatch = None
+    product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
-    return await _update(product_id, body, database, if_match)
+    return await _update(product_id, body, request, if_match)
 
 
 @router.delete(
@@ -155,6 +156,6 @@ async def patch_product(
     "its SKU is free again, and past orders keep their snapshot of it.",
     responses=problem_responses(404, 422),
 )
-async def archive_product(product_id: ResourceId, database: DatabaseDep) -> Response:
-    await database.write(catalog.archive_product, product_id)
+async def archive_product(product_id: ResourceId, request: Request) -> Response:
+    await database_of(request).write(catalog.archive_product, product_id)
     return Response(status_code=204)
