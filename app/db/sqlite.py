@@ -296,8 +296,8 @@ class SqliteDatabase(Database):
     # ------------------------------------------------------------------ units of work
 
     async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
-        # One yield per request: a burst of requests is interleaved, not run back to back.
-        await asyncio.sleep(0)
+        # No yield here: the request path yields once per request after admission
+        # (app/middleware.py), which is what interleaves a burst of requests.
         raw, budget = self._loop_connection("_reader")
         deadline = time.monotonic() + self.deadline_seconds
         delay = 0.0005
@@ -318,7 +318,6 @@ class SqliteDatabase(Database):
             return await self.read(unit, *args, **kwargs)
         shape = _shape_of(unit, kwargs)
         if self._cheap_runs.get(shape, 0) >= CHEAP_RUNS_BEFORE_LOOP:
-            await asyncio.sleep(0)
             raw, budget = self._loop_connection("_reader")
             started = time.perf_counter()
             try:
@@ -354,7 +353,6 @@ class SqliteDatabase(Database):
                 time.sleep(0.001)
 
     async def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0)
         deadline = time.monotonic() + self.deadline_seconds
         lock = self._writer_lock()
         if lock.locked():
