@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from app.config import Settings
-from app.errors import ApiError
+from app.errors import ApiError, database_unavailable
 
 log = logging.getLogger("app.database")
 P = ParamSpec("P")
@@ -141,18 +141,6 @@ class ClientGone(ApiError):
             "Client closed request",
             "The client disconnected before the change was committed; nothing was changed.",
         )
-
-
-def database_unavailable(
-    detail: str = "The database cannot be reached; try again shortly.",
-) -> ApiError:
-    return ApiError(
-        503,
-        "database_unavailable",
-        "Database unavailable",
-        detail,
-        headers={"Retry-After": "1"},
-    )
 
 
 def insufficient_storage() -> ApiError:

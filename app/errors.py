@@ -157,18 +157,22 @@ def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     return problem_response(request, problem)
 
 
+# The one 503 for a database that cannot be reached (requests, the seam and /readyz).
+def database_unavailable(
+    detail: str = "The database cannot be reached; try again shortly.",
+) -> ApiError:
+    return ApiError(
+        503,
+        "database_unavailable",
+        "Database unavailable",
+        detail,
+        headers={"Retry-After": "1"},
+    )
+
+
 def _on_database_unavailable(request: Request, error: Exception) -> JSONResponse:
     _outage_warning.warning("database unavailable: %s", type(error).__name__)
-    return problem_response(
-        request,
-        ApiError(
-            503,
-            "database_unavailable",
-            "Database unavailable",
-            "The database cannot be reached; try again shortly.",
-            headers={"Retry-After": "1"},
-        ),
-    )
+    return problem_response(request, database_unavailable())
 
 
 def install_error_handlers(app: FastAPI) -> None:

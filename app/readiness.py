@@ -17,7 +17,7 @@ import time
 
 from app import db_probe, schema_check
 from app.database import Database
-from app.errors import ApiError
+from app.errors import ApiError, database_unavailable
 
 # How long a storage error reported by the data layer keeps the instance unready.
 STORAGE_ERROR_HOLD_SECONDS = 30.0
@@ -32,16 +32,6 @@ def report_storage_error(code: str) -> None:
     global _reported
     if code in STORAGE_CODES:
         _reported = (code, time.monotonic())
-
-
-def database_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "database_unavailable",
-        "Database unavailable",
-        "The database cannot be reached; try again shortly.",
-        headers={"Retry-After": "1"},
-    )
 
 
 def storage_problem(code: str) -> ApiError:
