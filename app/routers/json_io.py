@@ -67,3 +67,25 @@ def json_bytes_response(
     body: bytes, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(body, status_code, headers, JSON)
+
+
+def created_doc(what: str) -> dict[str, Any]:
+    """OpenAPI for a 201 that may be replayed under an Idempotency-Key."""
+    return {
+        "description": f"The {what}, created (or replayed for a repeated Idempotency-Key).",
+        "headers": {
+            "Location": {"schema": {"type": "string"}, "description": f"The {what}'s URL."},
+            "Idempotent-Replayed": {
+                "schema": {"type": "string", "enum": ["true"]},
+                "description": "Present on a replayed answer.",
+            },
+        },
+    }
+
+
+def created_response(status_code: int, body: Any, location: str, replayed: bool) -> Response:
+    """A created resource's answer: its URL, and `Idempotent-Replayed` on a replay."""
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(body, status_code, headers)

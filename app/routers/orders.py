@@ -9,7 +9,7 @@ from app import idempotency
 from app import orders as order_rules
 from app.database import Connection, database_of
 from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, json_response
+from app.routers.json_io import StrictJsonRoute, created_doc, created_response, json_response
 from app.routers.params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
 from app.tables import OrderStatus
@@ -40,16 +40,7 @@ CREATE_EXAMPLES = {
     "each product at most once, quantity 1–10000) or one line's `product_id` and `quantity`.",
     response_model=OrderPublic,
     responses={
-        201: {
-            "description": "The order, placed (or replayed for a repeated Idempotency-Key).",
-            "headers": {
-                "Location": {"schema": {"type": "string"}, "description": "The order's URL."},
-                "Idempotent-Replayed": {
-                    "schema": {"type": "string", "enum": ["true"]},
-                    "description": "Present on a replayed answer.",
-                },
-            },
-        },
+        201: created_doc("order"),
         **problem_responses(404, 409, 422),
     },
 )
@@ -80,10 +71,8 @@ async def create_order(
             principal=request.scope.get("state", {}).get("principal"),
             ttl=timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
         )
-    headers = {"Location": f"/orders/{answer.body['id']}"}
-    if answer.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(answer.body, answer.status_code, headers)
+    location = f"/orders/{answer.body['id']}"
+    return created_response(answer.status_code, answer.body, location, answer.replayed)
 
 
 async def _place_once(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from app import idempotency, stock
 from app.database import Connection, DatabaseDep
 from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, json_response
+from app.routers.json_io import StrictJsonRoute, created_doc, created_response, json_response
 from app.routers.params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, StockAdjustmentCreate, StockMovementPublic
 
@@ -38,16 +38,7 @@ ADJUSTMENT_EXAMPLES = {
     "in between. See docs/stock.md.",
     response_model=StockMovementPublic,
     responses={
-        201: {
-            "description": "The movement recorded (or replayed for a repeated Idempotency-Key).",
-            "headers": {
-                "Location": {"schema": {"type": "string"}, "description": "The movement's URL."},
-                "Idempotent-Replayed": {
-                    "schema": {"type": "string", "enum": ["true"]},
-                    "description": "Present on a replayed answer.",
-                },
-            },
-        },
+        201: created_doc("movement"),
         **problem_responses(404, 409, 422),
     },
 )
@@ -78,10 +69,8 @@ async def create_adjustment(
             principal=request.scope.get("state", {}).get("principal"),
             ttl=timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
         )
-    headers = {"Location": f"/products/{product_id}/stock-movements/{answer.body['id']}"}
-    if answer.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(answer.body, answer.status_code, headers)
+    location = f"/products/{product_id}/stock-movements/{answer.body['id']}"
+    return created_response(answer.status_code, answer.body, location, answer.replayed)
 
 
 async def _adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate) -> Any:
