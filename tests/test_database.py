@@ -193,6 +193,123 @@ def test_sqlite_writer_waits_for_another_connections_lock_without_blocking_the_l
     assert product_row(db, mug.id).name == "After the wait"
 
 
+def _statements_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every BEGIN, SAVEPOINT, RELEASE and COMMIT the SQLite driver sends, in order."""
+    sent: list[str] = []
+    real = sqlite_driver._execute
+
+    def spy(raw: sqlite3.Connection, statement: str) -> None:
+        sent.append(statement)
+        real(raw, statement)
+
+    monkeypatch.setattr(sqlite_driver, "_execute", spy)
+    return sent
+
+
+def test_queued_writes_commit_together_and_a_failing_one_rolls_back_alone(
+    sqlite_db: Db, monkeypatch
+):
+    from app.types import utcnow
+
+    db = sqlite_db
+    sent = _statements_sent(monkeypatch)
+
+    async def insert(conn: Connection, sku: str, fail: bool) -> str:
+        await conn.execute(_INSERT_SKU, {"sku": sku, "now": utcnow()})
+        if fail:
+            raise ApiError(409, "some_conflict", "Conflict")
+        return sku
+
+    async def three_requests_at_once() -> list[object]:
+        return await asyncio.gather(
+            *(db.database.write(insert, sku, sku == "B") for sku in ("A", "B", "C")),
+            return_exceptions=True,
+        )
+
+    a, b, c = db.run(three_requests_at_once())
+    assert (a, c) == ("A", "C")
+    assert isinstance(b, ApiError) and b.code == "some_conflict"
+    assert [r["sku"] for r in db.rows("SELECT sku FROM products ORDER BY sku")] == ["A", "C"]
+    # One transaction for the three, one savepoint each.
+    assert sent.count("BEGIN IMMEDIATE") == 1 and sent.count("COMMIT") == 1
+    assert sent.count("SAVEPOINT unit") == 3
+
+
+def test_in_a_shared_turn_each_unit_runs_in_its_own_requests_context(sqlite_db: Db):
+    """The client-gone rule (and the request id in the log) is each request's own, not that of
+    the request whose write happened to start the turn."""
+    from app.types import utcnow
+
+    db = sqlite_db
+
+    async def insert(conn: Connection, sku: str) -> str:
+        await conn.execute(_INSERT_SKU, {"sku": sku, "now": utcnow()})
+        return sku
+
+    async def request(sku: str, client_left: bool) -> str:
+        client_gone.set(lambda: client_left)
+        return await db.database.write(insert, sku)
+
+    async def three_requests_at_once() -> list[object]:
+        return await asyncio.gather(
+            request("A", False), request("B", True), request("C", False), return_exceptions=True
+        )
+
+    a, b, c = db.run(three_requests_at_once())
+    assert (a, c) == ("A", "C") and isinstance(b, ClientGone)
+    assert [r["sku"] for r in db.rows("SELECT sku FROM products ORDER BY sku")] == ["A", "C"]
+
+
+def test_a_checkpoint_runs_in_a_thread_while_the_loop_keeps_serving_reads(
+    sqlite_db: Db, monkeypatch
+):
+    import os
+    import threading
+
+    db = sqlite_db
+    mug = make_product(db, name="Mug")
+    monkeypatch.setattr(sqlite_driver, "WAL_CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(sqlite_driver, "_CHECK_WAL_EVERY", 1)
+    real = sqlite_driver.SqliteDatabase._checkpoint
+    threads: list[int] = []
+
+    def slow_checkpoint(self: sqlite_driver.SqliteDatabase) -> None:
+        threads.append(threading.get_ident())
+        time.sleep(0.3)  # a slow disk's sync
+        real(self)
+
+    monkeypatch.setattr(sqlite_driver.SqliteDatabase, "_checkpoint", slow_checkpoint)
+
+    async def rename(conn: Connection) -> None:
+        await conn.execute(_SET_NAME, {"name": "Renamed", "id": mug.id})
+
+    async def name(conn: Connection) -> str:
+        return await conn.fetch_value(
+            Sql("SELECT name FROM products WHERE id = :id"), {"id": mug.id}
+        )
+
+    async def scenario() -> tuple[int, list[str], bool]:
+        await db.database.write(rename)  # answered at its COMMIT, before the checkpoint
+        for _ in range(200):
+            if threads:
+                break
+            await asyncio.sleep(0.001)
+        next_write = asyncio.ensure_future(db.database.write(rename))
+        reads: list[str] = []
+        for _ in range(20):  # while the checkpoint sleeps in its thread
+            reads.append(await db.database.read(name))
+            await asyncio.sleep(0.005)
+        next_write_waited = not next_write.done()
+        await next_write
+        return threading.get_ident(), reads, next_write_waited
+
+    loop_thread, reads, next_write_waited = db.run(scenario())
+    assert threads and threads[0] != loop_thread
+    assert next_write_waited, "a write ran while the checkpoint held the writer's turn"
+    assert reads == ["Renamed"] * 20
+    assert os.path.getsize(f"{db.database.path}-wal") == 0  # type: ignore[attr-defined]
+
+
 def test_sqlite_writer_gives_up_at_its_deadline_with_a_503(tmp_path):
     from app.config import Settings
 

@@ -7,14 +7,20 @@ rules (docs/data-layer.md; bench/README.md has the measurements):
   sleeps until a deadline (then 503): another process's writer never blocks this loop.
 - Inside a transaction a unit awaits nothing but the database: the unit's coroutine is driven
   to its end in one step, and one that suspends on anything else is refused as a bug.
+- Writes commit in groups: a writer's turn runs every unit queued by then (up to a bound) in
+  one transaction, each in a savepoint, so one COMMIT and one write of the pages they share
+  serve them all; a unit that fails rolls back alone.
 - Every statement runs under a time budget (the progress handler interrupts it).
 - Automatic checkpoints are off; the writer checkpoints in its turn once the WAL has grown, so
-  the WAL stays small instead of outgrowing a checkpointer that never catches up.
+  the WAL stays small instead of outgrowing a checkpointer that never catches up. The
+  checkpoint itself (file writes and syncs) runs in a database thread while the turn waits.
 - Statements that cost O(rows) go through `scan`, which runs them in a database thread.
 """
 
 import asyncio
+import collections
 import contextlib
+import contextvars
 import logging
 import os
 import sqlite3
@@ -56,8 +62,16 @@ _PROGRESS_STEPS = 2000
 # Checkpoint once the WAL passes this size; look at its size every few commits.
 WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024
 _CHECK_WAL_EVERY = 16
+# A checkpoint in its thread waits up to this long for a reader to leave the WAL's start.
+CHECKPOINT_WAIT_MS = 100
+# One writer's turn takes at most this many units, and starts no new one after this long.
+WRITE_BATCH_MAX = 32
+WRITE_TURN_SECONDS = 0.01
 _EMPTY: dict[str, Any] = {}
-# A scan that took at most this long in its thread this many times in a row runs on the loop.
+# A scan that took at most this much CPU in its thread this many times in a row runs on the
+# loop. CPU, not elapsed time: under load a thread waits for the GIL far longer than its
+# statement runs, and elapsed time would keep every scan in the thread, where each one makes
+# the loop wait for the GIL in turn.
 CHEAP_SCAN_SECONDS = 0.001
 CHEAP_RUNS_BEFORE_LOOP = 3
 
@@ -235,8 +249,8 @@ class SqliteDatabase(Database):
         self._shared = shared
         self._writer: tuple[sqlite3.Connection, _Budget] | None = None
         self._reader: tuple[sqlite3.Connection, _Budget] | None = None
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._turns: _Turns | None = None
+        self._checkpointer: sqlite3.Connection | None = None
         self._commits = 0
         self._cheap_runs: dict[tuple[Any, ...], int] = {}
         self._threads = ThreadPoolExecutor(scan_threads, thread_name_prefix="database")
@@ -286,13 +300,6 @@ class SqliteDatabase(Database):
             setattr(self, which, held)
         return held
 
-    def _writer_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            # Test clients may run each request on a loop of its own; a lock belongs to one.
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
-
     # ------------------------------------------------------------------ units of work
 
     async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -319,13 +326,13 @@ class SqliteDatabase(Database):
         shape = _shape_of(unit, kwargs)
         if self._cheap_runs.get(shape, 0) >= CHEAP_RUNS_BEFORE_LOOP:
             raw, budget = self._loop_connection("_reader")
-            started = time.perf_counter()
+            started = time.thread_time()
             try:
                 return run_to_end(unit(SqliteConnection(raw, budget), *args, **kwargs))
             except _Busy:
                 raise database_unavailable() from None
             finally:
-                if time.perf_counter() - started > CHEAP_SCAN_SECONDS:
+                if time.thread_time() - started > CHEAP_SCAN_SECONDS:
                     self._cheap_runs[shape] = 0  # grown: back to the thread from the next call
         loop = asyncio.get_running_loop()
         result, seconds = await loop.run_in_executor(self._threads, self._scan, unit, args, kwargs)
@@ -334,8 +341,8 @@ class SqliteDatabase(Database):
         return result
 
     def _scan(self, unit: Any, args: Any, kwargs: Any) -> tuple[Any, float]:
-        started = time.perf_counter()
-        return self._scan_unit(unit, args, kwargs), time.perf_counter() - started
+        started = time.thread_time()
+        return self._scan_unit(unit, args, kwargs), time.thread_time() - started
 
     def _scan_unit(self, unit: Any, args: Any, kwargs: Any) -> Any:
         held = getattr(self._thread_local, "connection", None)
@@ -353,40 +360,86 @@ class SqliteDatabase(Database):
                 time.sleep(0.001)
 
     async def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self.deadline_seconds
-        lock = self._writer_lock()
-        if lock.locked():
-            try:
-                await asyncio.wait_for(lock.acquire(), self.deadline_seconds)
-            except TimeoutError:
-                raise _writers_queued_too_long() from None
-        else:
-            await lock.acquire()
+        """Queue the unit for the writer's next turn and wait for its outcome, which is known
+        only after COMMIT. A turn runs every unit queued by then in one transaction, each in a
+        savepoint of its own: one unit's failure rolls back that unit alone, and one COMMIT
+        (and one write of the pages they share) serves them all."""
+        loop = asyncio.get_running_loop()
+        turns = self._turns_of(loop)
+        done = loop.create_future()
+        turns.pending.append(
+            _Write(unit, args, kwargs, contextvars.copy_context(), done, time.monotonic())
+        )
+        if turns.task is None:
+            turns.task = loop.create_task(self._take_turns(turns))
+        return await done
+
+    def _turns_of(self, loop: asyncio.AbstractEventLoop) -> "_Turns":
+        # Test clients may run each request on a loop of their own; a queue belongs to one.
+        if self._turns is None or self._turns.loop is not loop:
+            self._turns = _Turns(loop)
+        return self._turns
+
+    async def _take_turns(self, turns: "_Turns") -> None:
         try:
-            raw, budget = self._loop_connection("_writer")
-            for attempt in range(1, 4):
-                await self._begin(raw, deadline)
-                try:
-                    result = run_to_end(unit(SqliteConnection(raw, budget), *args, **kwargs))
-                    if gone():
-                        raise ClientGone
-                    _execute(raw, "COMMIT")
-                except RaceLost:
-                    _rollback(raw)
-                    if attempt == 3:
-                        raise
-                    continue
-                except _Busy:
-                    _rollback(raw)
-                    raise database_unavailable() from None
-                except BaseException:
-                    _rollback(raw)
-                    raise
-                self._after_commit(raw)
-                return result
-            raise AssertionError("unreachable")
+            while turns.pending:
+                await self._turn(turns)
+                if turns.pending:
+                    await asyncio.sleep(0)  # let reads and responses through between turns
+        except BaseException as error:  # a bug here must not leave writers waiting forever
+            for item in turns.pending:
+                _settle(item, error=error)
+            turns.pending.clear()
+            raise
         finally:
-            lock.release()
+            turns.task = None
+
+    async def _turn(self, turns: "_Turns") -> None:
+        raw, budget = self._loop_connection("_writer")
+        try:
+            await self._begin(raw, time.monotonic() + self.deadline_seconds)
+        except Exception as error:
+            for item in turns.pending:
+                _settle(item, error=error)
+            turns.pending.clear()
+            return
+        started = time.monotonic()
+        done: list[tuple[_Write, Any]] = []
+        while turns.pending and len(done) < WRITE_BATCH_MAX:
+            if time.monotonic() - started > WRITE_TURN_SECONDS:
+                break  # the rest wait for the next turn: the loop must not stall on one
+            item = turns.pending.popleft()
+            if item.done.done():
+                continue  # its request was cancelled while it waited
+            if started - item.queued_at > self.deadline_seconds:
+                _settle(item, error=_writers_queued_too_long())
+                continue
+            ok, outcome = _in_savepoint(raw, budget, item)
+            if not raw.in_transaction:
+                # SQLite rolled the whole transaction back (a full disk, an I/O error): the
+                # units before this one are undone too, and their requests get its error.
+                lost = outcome if not ok else database_unavailable()
+                for earlier, _ in done:
+                    _settle(earlier, error=lost)
+                _settle(item, error=lost)
+                return
+            if ok:
+                done.append((item, outcome))
+            else:
+                _settle(item, error=outcome)
+        if not done:
+            _rollback(raw)
+            return
+        try:
+            _execute(raw, "COMMIT")
+        except BaseException as error:
+            _rollback(raw)
+            for item, _ in done:
+                _settle(item, error=error)
+            return
+        for item, result in done:
+            _settle(item, result=result)
+        await self._after_commit(len(done))
 
     async def _begin(self, raw: sqlite3.Connection, deadline: float) -> None:
         """Take SQLite's write lock without ever blocking the loop on it."""
@@ -403,25 +456,40 @@ class SqliteDatabase(Database):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.005)
 
-    def _after_commit(self, raw: sqlite3.Connection) -> None:
-        """In the writer's turn: checkpoint once the WAL has grown (automatic ones are off)."""
-        self._commits += 1
-        if self._wal_path is None or self._commits % _CHECK_WAL_EVERY:
-            return
+    async def _after_commit(self, commits: int) -> None:
+        """Still in the writer's turn: checkpoint once the WAL has grown (automatic ones are
+        off). The checkpoint writes and syncs files, so it runs in a database thread: the loop
+        keeps serving reads meanwhile, and writers queue for the turn after it."""
+        before, self._commits = self._commits, self._commits + commits
+        if (
+            self._wal_path is None
+            or before // _CHECK_WAL_EVERY == self._commits // _CHECK_WAL_EVERY
+        ):
+            return  # look at the WAL's size every few commits
         try:
             size = os.stat(self._wal_path).st_size
         except FileNotFoundError:
             return
         if size < WAL_CHECKPOINT_BYTES:
             return
+        await asyncio.get_running_loop().run_in_executor(self._threads, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        raw = self._checkpointer
         try:
+            if raw is None:
+                raw = self._checkpointer = self._open()
+                # In its thread it may wait a moment for readers to leave the WAL's start.
+                raw.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
             # TRUNCATE resets the file when no reader is using it; else PASSIVE copies what it
-            # can without waiting. Neither waits: the busy timeout is zero.
+            # can. The writer's turn is held, so no writer of this process appends meanwhile.
             busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             if busy:
                 raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as error:
             log.warning("WAL checkpoint failed: %s", getattr(error, "sqlite_errorname", error))
+        except ApiError:
+            pass  # opening the file failed; the next turn's statements will say so
 
     async def ping(self) -> None:
         await self.read(_select_one)
@@ -433,7 +501,7 @@ class SqliteDatabase(Database):
         for raw in opened:
             with contextlib.suppress(sqlite3.Error):
                 raw.close()
-        self._reader = self._writer = None
+        self._reader = self._writer = self._checkpointer = None
 
 
 _SELECT_ONE = Sql("SELECT 1")
@@ -454,6 +522,81 @@ def _execute(raw: sqlite3.Connection, statement: str) -> None:
         raw.execute(statement)
     except sqlite3.Error as error:
         raise classify(error) from None
+
+
+class _Write:
+    """A unit of work waiting for the writer's turn, with its request's context (its request
+    id, whether its client is gone) to run in."""
+
+    __slots__ = ("unit", "args", "kwargs", "context", "done", "queued_at")
+
+    def __init__(
+        self,
+        unit: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: contextvars.Context,
+        done: "asyncio.Future[Any]",
+        queued_at: float,
+    ) -> None:
+        self.unit, self.args, self.kwargs, self.context = unit, args, kwargs, context
+        self.done, self.queued_at = done, queued_at
+
+
+class _Turns:
+    """The writers of one event loop: those waiting, and the task taking turns for them."""
+
+    __slots__ = ("loop", "pending", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: collections.deque[_Write] = collections.deque()
+        self.task: asyncio.Task[None] | None = None
+
+
+def _in_savepoint(raw: sqlite3.Connection, budget: _Budget, item: _Write) -> tuple[bool, Any]:
+    """Run one unit inside the turn's transaction: (True, its result), or (False, the error),
+    its own changes rolled back. A unit that lost a race runs again, up to three times."""
+    for attempt in range(1, 4):
+        try:
+            _execute(raw, "SAVEPOINT unit")
+        except Exception as error:
+            return False, error
+        try:
+            coroutine = item.unit(SqliteConnection(raw, budget), *item.args, **item.kwargs)
+            result = item.context.run(run_to_end, coroutine)
+            if item.context.run(gone):
+                raise ClientGone
+        except RaceLost as error:
+            _rollback_to(raw)
+            if attempt == 3:
+                return False, error
+            continue
+        except _Busy:
+            _rollback_to(raw)
+            return False, database_unavailable()
+        except Exception as error:
+            _rollback_to(raw)
+            return False, error
+        _execute(raw, "RELEASE unit")
+        return True, result
+    raise AssertionError("unreachable")
+
+
+def _rollback_to(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            raw.execute("ROLLBACK TO unit")
+            raw.execute("RELEASE unit")
+
+
+def _settle(item: _Write, *, result: Any = None, error: BaseException | None = None) -> None:
+    if item.done.done():
+        return
+    if error is None:
+        item.done.set_result(result)
+    else:
+        item.done.set_exception(error)
 
 
 def _writers_queued_too_long() -> ApiError:
