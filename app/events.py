@@ -35,18 +35,22 @@ _INSERT = (
     " VALUES (:id, :type, {}, :now, :data) RETURNING seq"
 )
 _INSERT_EVENT = Sql(sqlite=_INSERT.format("0"), postgresql=_INSERT.format(_TXID))
-# One pending delivery per matching subscription. `types` holds a JSON array of names that
-# contain no LIKE wildcard (`%`, `_`), so matching `"order.paid"` inside it is exact.
+# One pending delivery per matching subscription. `types` holds a JSON array of names, so
+# finding `"order.paid"` (quotes included) inside it is an exact match. A substring function,
+# not LIKE: SQLite prepares a statement again whenever a LIKE pattern's parameter changes
+# (bench/README.md), which tripled the cost of this statement.
 _FAN_OUT_TEXT = (
     "INSERT INTO event_deliveries"
     " (event_seq, subscription_id, attempt, status, created_at, next_attempt_at)"
     " SELECT {seq}, id, 0, 'pending', {now}, {now} FROM event_subscriptions"
-    " WHERE enabled AND (types = '[\"*\"]' OR types LIKE :pattern)"
+    " WHERE enabled AND (types = '[\"*\"]' OR {find}(types, :quoted_type) > 0)"
 )
 # PostgreSQL types a parameter in a SELECT list as text unless told: cast it.
 _FAN_OUT = Sql(
-    sqlite=_FAN_OUT_TEXT.format(seq=":seq", now=":now"),
-    postgresql=_FAN_OUT_TEXT.format(seq="CAST(:seq AS bigint)", now="CAST(:now AS timestamptz)"),
+    sqlite=_FAN_OUT_TEXT.format(seq=":seq", now=":now", find="instr"),
+    postgresql=_FAN_OUT_TEXT.format(
+        seq="CAST(:seq AS bigint)", now="CAST(:now AS timestamptz)", find="strpos"
+    ),
 )
 _FEED = (
     "SELECT seq, txid, id, type, created_at, data FROM events"
@@ -58,7 +62,7 @@ _FEED_OF_TYPES = Sql(
     sqlite=_FEED.format("1", _OF_TYPES), postgresql=_FEED.format(_HORIZON, _OF_TYPES)
 )
 _TYPE_SLOTS = 5
-assert len(EventType) <= _TYPE_SLOTS and not any(set("%_") & set(t) for t in EventType)
+assert len(EventType) <= _TYPE_SLOTS
 
 FEED = "events"  # the cursor kind of the feed
 # The event each status move records (whatever made the move: the API, a webhook, expiry).
@@ -104,7 +108,7 @@ async def record(conn: Connection, type: EventType, data: Mapping[str, Any]) -> 
     event_id, now = new_event_id(), utcnow()
     params = {"id": event_id, "type": str(type), "now": now, "data": dumps(data)}
     seq = await conn.fetch_value(_INSERT_EVENT, params)
-    await conn.execute(_FAN_OUT, {"seq": seq, "now": now, "pattern": f'%"{type}"%'})
+    await conn.execute(_FAN_OUT, {"seq": seq, "now": now, "quoted_type": f'"{type}"'})
     for listener in _listeners:
         listener()
     return event_id
