@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import __version__, docs, event_delivery, housekeeping, metrics, observability, security
+from app import (
+    __version__,
+    docs,
+    event_delivery,
+    housekeeping,
+    metrics,
+    observability,
+    param_lookups,
+    security,
+)
 from app.admission import Admission
 from app.config import Settings, get_settings
 from app.cors import cors
@@ -34,6 +43,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    param_lookups.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

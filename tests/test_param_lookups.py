@@ -1,0 +1,54 @@
+"""app/param_lookups.py: FastAPI's per-parameter lookups answered from memos, with the very
+answers FastAPI's own functions give, for every parameter of every route."""
+
+from fastapi.dependencies import utils
+from fastapi.routing import APIRoute
+
+from app import param_lookups
+from app.routers import events, health, orders, products, stock, webhooks
+
+
+def _fields_of_every_route() -> list:
+    fields = []
+    routers = (products, stock, orders, webhooks, events, health)
+    for route in (route for module in routers for route in module.router.routes):
+        if isinstance(route, APIRoute):
+            dependant = route.dependant
+            fields += [
+                *dependant.path_params,
+                *dependant.query_params,
+                *dependant.header_params,
+                *dependant.cookie_params,
+                *dependant.body_params,
+            ]
+    return fields
+
+
+def test_fastapi_calls_the_memos_under_the_names_they_replace():
+    param_lookups.install()
+    param_lookups.install()  # idempotent: one layer of memo, not two
+    for name in (*param_lookups.WRAPPED, "field_annotation_is_sequence"):
+        lookup = getattr(utils, name)
+        assert lookup.__wrapped_by_service__
+        assert not getattr(lookup.__wrapped__, "__wrapped_by_service__", False), name
+
+
+def test_the_memos_answer_what_fastapi_would_for_every_parameter():
+    fields = _fields_of_every_route()
+    assert len(fields) > 20
+    for field in fields:
+        for name in param_lookups.WRAPPED:
+            lookup = getattr(utils, name)
+            assert lookup(field) == lookup.__wrapped__(field), (name, field.name)
+            assert lookup(field) == lookup.__wrapped__(field)  # the memo's answer, again
+        sequence = utils.field_annotation_is_sequence
+        annotation = field.field_info.annotation
+        assert sequence(annotation) == sequence.__wrapped__(annotation), field.name
+    aliases = utils._get_param_aliases
+    for field in fields:
+        converted = aliases.__wrapped__(field, convert_underscores=True)
+        assert aliases(field, convert_underscores=True) == converted, field.name
+    in_stock = next(f for f in fields if f.name == "in_stock")
+    # The option is part of the key: the same field, asked both ways, answers both ways.
+    assert aliases(in_stock) == [("in_stock", "in_stock")]
+    assert aliases(in_stock, convert_underscores=True) == [("in_stock", "in-stock")]
