@@ -11,23 +11,36 @@ from typing import Any
 import orjson
 
 from app import cursors, stock
-from app.database import Connection, Sql, UniqueViolation
+from app.database import Connection, Sql, UniqueViolation, timestamp_text
 from app.errors import ApiError
 from app.schemas import ProductCreate, ProductUpdate
 from app.tables import SystemReason
-from app.types import money_text, rfc3339, to_cents, utcnow
+from app.types import money_text, to_cents, utcnow
 
-COLUMNS = "id, sku, name, description, price_cents, stock, created_at, updated_at"
+
+def _columns(dialect: str) -> str:
+    """A product's columns as `product_view` reads them: its times already as the API's text."""
+    created, updated = (timestamp_text(c, dialect) for c in ("created_at", "updated_at"))
+    return (
+        "id, sku, name, description, price_cents, stock, "
+        f"{created} AS created_at, {updated} AS updated_at"
+    )
+
+
 CURSOR_KIND = "products"
 
-_CREATE = Sql(
-    "INSERT INTO products (sku, name, description, price_cents, stock, created_at, updated_at) "
-    "VALUES (:sku, :name, :description, :price_cents, :stock, :now, :now) "
-    # The live-SKU index refuses a taken SKU; DO NOTHING makes that an answer, not an error.
-    f"ON CONFLICT (sku) WHERE archived_at IS NULL DO NOTHING RETURNING {COLUMNS}"
+_CREATE = Sql.each(
+    lambda dialect: (
+        "INSERT INTO products (sku, name, description, price_cents, stock, created_at, "
+        "updated_at) VALUES (:sku, :name, :description, :price_cents, :stock, :now, :now) "
+        # The live-SKU index refuses a taken SKU; DO NOTHING makes that an answer, not an error.
+        f"ON CONFLICT (sku) WHERE archived_at IS NULL DO NOTHING RETURNING {_columns(dialect)}"
+    )
 )
-_LIVE_PRODUCT = Sql(
-    f"SELECT {COLUMNS} FROM products WHERE id = :product_id AND archived_at IS NULL"
+_LIVE_PRODUCT = Sql.each(
+    lambda dialect: (
+        f"SELECT {_columns(dialect)} FROM products WHERE id = :product_id AND archived_at IS NULL"
+    )
 )
 _LOCK_LIVE_PRODUCT = Sql(
     sqlite=_LIVE_PRODUCT.text("sqlite"),
@@ -67,8 +80,8 @@ def product_view(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "price": money_text(row["price_cents"]),
         "stock": row["stock"],
-        "created_at": rfc3339(row["created_at"]),
-        "updated_at": rfc3339(row["updated_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 
@@ -134,7 +147,11 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
         conditions.append("id > :after")
     where = " AND ".join(conditions)
     paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
-    return Sql(f"SELECT {COLUMNS} FROM products WHERE {where} ORDER BY id {paging}")
+    return Sql.each(
+        lambda dialect: (
+            f"SELECT {_columns(dialect)} FROM products WHERE {where} ORDER BY id {paging}"
+        )
+    )
 
 
 def _like_pattern(q: str) -> str:
@@ -176,7 +193,12 @@ async def list_products(
 @functools.cache
 def _update_sql(fields: tuple[str, ...]) -> Sql:
     assignments = ", ".join(f"{field} = :{field}" for field in (*fields, "updated_at"))
-    return Sql(f"UPDATE products SET {assignments} WHERE id = :product_id RETURNING {COLUMNS}")
+    return Sql.each(
+        lambda dialect: (
+            f"UPDATE products SET {assignments} WHERE id = :product_id "
+            f"RETURNING {_columns(dialect)}"
+        )
+    )
 
 
 async def update_product(

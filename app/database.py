@@ -55,6 +55,11 @@ class Sql:
         self._texts = {"sqlite": sqlite or text, "postgresql": postgresql or text}
         self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
 
+    @classmethod
+    def each(cls, build: Callable[[str], str]) -> "Sql":
+        """A statement whose text differs by engine in parts: `build(dialect)` writes it."""
+        return cls(sqlite=build("sqlite"), postgresql=build("postgresql"))
+
     def text(self, dialect: str) -> str:
         text = self._texts[dialect]
         assert text is not None
@@ -189,6 +194,15 @@ def gone() -> bool:
         log.info("rolled back: the client disconnected before COMMIT")
         return True
     return False
+
+
+def timestamp_text(column: str, dialect: str) -> str:
+    """SQL for a timestamp column as the API writes times (`2026-11-27T09:00:00Z`), made by the
+    database: a view's rows then need no datetime built only to be formatted again (about a
+    tenth of a list's cost, bench/README.md). NULL stays NULL."""
+    if dialect == "sqlite":
+        return f"strftime('%Y-%m-%dT%H:%M:%SZ', {column})"
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 
 Unit = Callable[Concatenate[Connection, P], Awaitable[R]]

@@ -13,7 +13,7 @@ from typing import Any
 
 from app import cursors, events, metrics, stock
 from app.catalog import product_not_found
-from app.database import Connection, Sql
+from app.database import Connection, Sql, timestamp_text
 from app.errors import ApiError
 from app.logs import business_event
 from app.schemas import OrderCreate
@@ -32,9 +32,19 @@ CURSOR_KIND = "orders"
 EXPIRY_BATCH = 100
 log = logging.getLogger("app.orders")
 
-ORDER_COLUMNS = (
-    "o.id, o.status, o.total_cents, o.created_at, o.updated_at, o.cancel_reason, o.expires_at"
-)
+
+def _order_columns(dialect: str) -> str:
+    """An order's columns as `_views` reads them: its times already as the API's text."""
+    created, updated, expires = (
+        timestamp_text(f"o.{column}", dialect)
+        for column in ("created_at", "updated_at", "expires_at")
+    )
+    return (
+        f"o.id, o.status, o.total_cents, {created} AS created_at, {updated} AS updated_at, "
+        f"o.cancel_reason, {expires} AS expires_at"
+    )
+
+
 LINE_COLUMNS = "l.product_id, l.sku, l.name, l.quantity, l.unit_price_cents, l.line_total_cents"
 
 # SQLite: one statement per line, microseconds each on the loop.
@@ -93,9 +103,11 @@ FROM taken t LEFT JOIN placed ON true
     sqlite="SELECT 'not used on SQLite'",
 )
 _STOCK_OF_LIVE = Sql("SELECT stock FROM products WHERE id = :product_id AND archived_at IS NULL")
-_ORDER_WITH_LINES = Sql(
-    f"SELECT {ORDER_COLUMNS}, {LINE_COLUMNS} FROM orders o "
-    "JOIN order_lines l ON l.order_id = o.id WHERE o.id = :order_id ORDER BY l.id"
+_ORDER_WITH_LINES = Sql.each(
+    lambda dialect: (
+        f"SELECT {_order_columns(dialect)}, {LINE_COLUMNS} FROM orders o "
+        "JOIN order_lines l ON l.order_id = o.id WHERE o.id = :order_id ORDER BY l.id"
+    )
 )
 _LOCKED = "SELECT id, status, total_cents, expires_at FROM orders WHERE id = :order_id"
 _LOCK_ORDER = Sql(sqlite=_LOCKED, postgresql=_LOCKED + " FOR UPDATE")
@@ -177,16 +189,15 @@ def _views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     current: dict[str, Any] | None = None
     for row in rows:
         if current is None or current["id"] != row["id"]:
-            expires_at = row["expires_at"]
             current = {
                 "id": row["id"],
                 "status": row["status"],
                 "items": [],
                 "total": money_text(row["total_cents"]),
-                "created_at": rfc3339(row["created_at"]),
-                "updated_at": rfc3339(row["updated_at"]),
+                "created_at": row["created_at"],
+                "updated_at": row["updated_at"],
                 "cancel_reason": row["cancel_reason"],
-                "expires_at": None if expires_at is None else rfc3339(expires_at),
+                "expires_at": row["expires_at"],
             }
             views.append(current)
         current["items"].append(
@@ -434,11 +445,13 @@ def _list_sql(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
     # One statement for the page and its lines: one round trip, one snapshot.
-    return Sql(
-        f"SELECT {ORDER_COLUMNS}, {LINE_COLUMNS} FROM "
-        f"(SELECT o.id FROM orders o{where} ORDER BY o.id DESC {paging}) page "
-        "JOIN orders o ON o.id = page.id JOIN order_lines l ON l.order_id = o.id "
-        "ORDER BY o.id DESC, l.id"
+    return Sql.each(
+        lambda dialect: (
+            f"SELECT {_order_columns(dialect)}, {LINE_COLUMNS} FROM "
+            f"(SELECT o.id FROM orders o{where} ORDER BY o.id DESC {paging}) page "
+            "JOIN orders o ON o.id = page.id JOIN order_lines l ON l.order_id = o.id "
+            "ORDER BY o.id DESC, l.id"
+        )
     )
 
 

@@ -499,3 +499,25 @@ async def _current_thread() -> int:
     import threading
 
     return threading.get_ident()
+
+
+def test_the_database_writes_a_timestamp_as_the_api_does_on_both_engines(db: Db):
+    """Views read their times as text made in SQL (timestamp_text): the same text rfc3339
+    makes in Python, for a time with microseconds and an offset, and NULL for NULL."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from app.database import timestamp_text
+    from app.types import rfc3339
+
+    mug = make_product(db, name="Mug")
+    moment = datetime(2026, 11, 27, 10, 30, 5, 987654, tzinfo=timezone(timedelta(hours=1)))
+    db.execute(
+        "UPDATE products SET updated_at = :t, archived_at = NULL WHERE id = :id",
+        t=moment,
+        id=mug.id,
+    )
+    text = timestamp_text("updated_at", db.dialect)
+    nothing = timestamp_text("archived_at", db.dialect)
+    row = db.rows(f"SELECT {text} AS t, {nothing} AS n FROM products WHERE id = :id", id=mug.id)[0]
+    assert row == {"t": rfc3339(moment.astimezone(UTC)), "n": None}
+    assert row["t"] == "2026-11-27T09:30:05Z"
