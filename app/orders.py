@@ -97,8 +97,9 @@ WITH wanted AS (
         t.price_cents * t.quantity
     FROM placed, taken t ORDER BY t.position
 )
-SELECT placed.id AS order_id, placed.total_cents, t.product_id
-FROM taken t LEFT JOIN placed ON true
+SELECT placed.id AS order_id, placed.total_cents, t.product_id, t.sku, t.name, t.price_cents,
+    t.quantity
+FROM taken t LEFT JOIN placed ON true ORDER BY t.position
 """,
     sqlite="SELECT 'not used on SQLite'",
 )
@@ -229,19 +230,47 @@ async def place_order(
     now = utcnow()
     expires_at = None if payment_window is None else now + payment_window
     if conn.dialect == "postgresql":
-        order_id, total_cents = await _place_in_one_statement(conn, request, now, expires_at)
+        order_id, total_cents, lines = await _place_in_one_statement(conn, request, now, expires_at)
     else:
-        order_id, total_cents = await _place_line_by_line(conn, request, now, expires_at)
-    view = await order_view(conn, order_id)
+        order_id, total_cents, lines = await _place_line_by_line(conn, request, now, expires_at)
+    # The view from what placing it returned, in the rows `_views` reads: no read back.
+    created = rfc3339(now)
+    order = {
+        "id": order_id,
+        "status": OrderStatus.PENDING.value,
+        "total_cents": total_cents,
+        "created_at": created,
+        "updated_at": created,
+        "cancel_reason": None,
+        "expires_at": None if expires_at is None else rfc3339(expires_at),
+    }
+    view = _views(
+        [
+            {
+                **order,
+                "product_id": line["product_id"],
+                "sku": line["sku"],
+                "name": line["name"],
+                "quantity": line["quantity"],
+                "unit_price_cents": line["price_cents"],
+                "line_total_cents": line["price_cents"] * line["quantity"],
+            }
+            for line in lines
+        ]
+    )[0]
     await events.record(conn, events.EventType.ORDER_CREATED, {"order": view})
     metrics.order_placed()
     business_event(log, "order_placed", order_id=order_id, total_cents=total_cents)
     return view
 
 
+# A placed order's lines, in the request's order: product_id, sku, name, price_cents, quantity.
+Placed = tuple[int, int, list[dict[str, Any]]]
+
+
 async def _place_line_by_line(
     conn: Connection, request: OrderCreate, now: datetime, expires_at: datetime | None
-) -> tuple[int, int]:
+) -> Placed:
     taken: dict[int, dict[str, Any]] = {}
     for line in sorted(request.items, key=lambda line: line.product_id):
         params = {"product_id": line.product_id, "quantity": line.quantity, "now": now}
@@ -264,6 +293,7 @@ async def _place_line_by_line(
             stock_after=product["stock"],
             now=now,
         )
+    lines = []
     for line in request.items:
         product = taken[line.product_id]
         await conn.execute(
@@ -278,12 +308,13 @@ async def _place_line_by_line(
                 "line_total_cents": product["price_cents"] * line.quantity,
             },
         )
-    return int(order_id), total
+        lines.append({**product, "product_id": line.product_id, "quantity": line.quantity})
+    return int(order_id), total, lines
 
 
 async def _place_in_one_statement(
     conn: Connection, request: OrderCreate, now: datetime, expires_at: datetime | None
-) -> tuple[int, int]:
+) -> Placed:
     rows = await conn.fetch_all(
         _PLACE_ORDER_PG,
         {
@@ -295,7 +326,7 @@ async def _place_in_one_statement(
         },
     )
     if rows and rows[0]["order_id"] is not None:
-        return int(rows[0]["order_id"]), int(rows[0]["total_cents"])
+        return int(rows[0]["order_id"]), int(rows[0]["total_cents"]), rows
     taken = {row["product_id"] for row in rows}
     # The first line, in id order, that could not be taken is the one the client hears of.
     refused = min(

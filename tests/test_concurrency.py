@@ -63,7 +63,10 @@ def test_sixty_concurrent_orders_against_stock_ten_sell_exactly_ten(server: Live
     )
 
     statuses = Counter(r.status_code for r in responses)
-    assert statuses == {201: 10, 409: 50}, statuses
+    assert statuses == {201: 10, 409: 50}, (
+        statuses,
+        [r.text for r in responses if r.status_code >= 500],
+    )
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"insufficient_stock"}
     assert stock_of(server.base_url, product["id"]) == 0
     assert_ledger_holds(server.database_url, "60 orders against stock 10")
