@@ -34,7 +34,7 @@ from app import cursors  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from bench.bare_app import app as bare_app  # noqa: E402
-from bench.servers import fresh_database, seed_products  # noqa: E402
+from bench.servers import API_KEY, fresh_database, seed_products  # noqa: E402
 
 PRODUCTS = 1000
 CASES = {
@@ -97,6 +97,7 @@ async def _request(app: Any, method: str, target: str, body: bytes) -> int:
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            (b"x-api-key", API_KEY.encode()),
         ],
     }
     messages = [{"type": "http.request", "body": body, "more_body": False}]
@@ -138,7 +139,7 @@ def cpu_per_request(
 
 
 def service(url: str, without_own_middleware: bool) -> Any:
-    settings = Settings(_env_file=None, database_url=url)
+    settings = Settings(_env_file=None, database_url=url, api_keys=[API_KEY])
     app = create_app(settings)
     timed(app.state.database)
     if without_own_middleware:

@@ -14,6 +14,7 @@ puts the table into bench/README.md.
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sqlite3
@@ -28,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.servers import (  # noqa: E402
+    API_KEY,
     POSTGRES_URL,
     ROOT,
     UVICORN_FLAGS,
@@ -79,7 +81,13 @@ def wrk(base_url: str, case: tuple[str, str], seconds: float, connections: int) 
         base_url + path,
     ]
     output = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=seconds + 60
+        command,
+        cwd=ROOT,
+        env={**os.environ, "BENCH_API_KEY": API_KEY},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
     ).stdout
     figures = json.loads(output.split("BENCH ", 1)[1])
     seconds_run = figures["duration_us"] / 1e6

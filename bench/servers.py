@@ -21,7 +21,10 @@ from tests.live_server import UVICORN_FLAGS, LiveServer, migrate
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
 LARGE_STOCK = 1_000_000_000
-__all__ = ["UVICORN_FLAGS", "fresh_database", "seed_orders", "seed_products", "serve"]
+# The service runs with API keys on, as a deployment does; wrk sends this one with every
+# request (bench/wrk/report.lua), to the bare app too, which ignores it.
+API_KEY = "bench-key-4f9c2a7e1d8b6035"
+__all__ = ["API_KEY", "UVICORN_FLAGS", "fresh_database", "seed_orders", "seed_products", "serve"]
 
 
 @contextmanager
@@ -132,7 +135,7 @@ def serve(
     app: str, workers: int, database_url: str | None = None, ready_path: str = "/readyz"
 ) -> Iterator[Served]:
     """uvicorn serving `app` as ./run.sh would (tests/live_server.py), stopped on exit."""
-    keys = {"API_KEYS": "", "DATABASE_URL": database_url or ""}
+    keys = {"API_KEYS": API_KEY, "DATABASE_URL": database_url or ""}
     with tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log") as log:
         server = LiveServer(
             database_url,

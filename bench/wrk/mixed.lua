@@ -1,7 +1,8 @@
 -- The 80/20 mix: 50% GET /products/{id}, 30% GET /products?limit=20, 20% POST /orders.
 dofile("bench/wrk/report.lua")
 
-local headers = {["Content-Type"] = "application/json"}
+-- Headers given to wrk.format replace wrk.headers: the key goes in again.
+local headers = {["Content-Type"] = "application/json", ["X-API-Key"] = wrk.headers["X-API-Key"]}
 
 function request()
   local roll = math.random(1, 10)

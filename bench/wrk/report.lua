@@ -1,4 +1,7 @@
--- Shared by every case: at the end, one JSON line with the figures bench/run.py reads.
+-- Shared by every case: the API key on every request (bench/servers.py), and at the end one
+-- JSON line with the figures bench/run.py reads.
+wrk.headers["X-API-Key"] = os.getenv("BENCH_API_KEY")
+
 -- Latencies are in microseconds; errors are split by kind as wrk counts them.
 function done(summary, latency, requests)
   io.write(string.format(
