@@ -312,3 +312,22 @@ def test_healthz_answers_get_and_head_only(method: str) -> None:
     response = keyed_client().request(method, "/healthz")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_every_api_route_sits_in_the_apps_own_router_unwrapped():
+    """Routers are not included (which would wrap each in a layer matched per request): their
+    routes are the app's, every one of them, in the routers' order."""
+    from fastapi.routing import APIRoute
+
+    from app.routers import events, health, orders, products, stock, webhooks
+
+    app = create_app(Settings(_env_file=None, database_url="sqlite://"))
+    declared = [
+        route
+        for module in (products, stock, orders, webhooks, events, health)
+        for route in module.router.routes
+    ]
+    own = [route for route in app.router.routes if isinstance(route, APIRoute)]
+    assert all(route in own for route in declared)
+    assert [r for r in own if r in declared] == declared
+    assert not [r for r in app.router.routes if type(r).__name__ == "_IncludedRouter"]
