@@ -15,12 +15,13 @@ deliveries) until it ends. SQLite has one writer at a time and AUTOINCREMENT seq
 happen in seq order: txid is 0 and every committed event is shown.
 """
 
-import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from app import cursors
 from app.database import Connection, Sql
@@ -106,7 +107,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+    """Compact JSON, UTF-8 unescaped, times as the API writes them (orjson: an event is written
+    on every order, and the standard library's encoder was a tenth of placing one)."""
+    return orjson.dumps(value, default=_jsonable, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -158,7 +161,7 @@ def public(row: Mapping[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "type": row["type"],
         "created_at": rfc3339(row["created_at"]),
-        "data": json.loads(row["data"]),
+        "data": orjson.loads(row["data"]),
     }
 
 
