@@ -49,12 +49,16 @@ CASES = {
     "mixed 80/20": ("/", "mixed.lua"),
 }
 BARE = "bare FastAPI GET /"
-# (case, engine, workers) -> (least ratio, most p99 in ms, zero errors, zero timeouts)
+# (case, engine, workers) -> (least ratio, most p99 in ms, zero errors, zero timeouts), as the
+# Fast path issue sets them; on PostgreSQL "no 5xx" is zero errors (wrk counts any non-2xx).
 TARGETS = {
-    ("GET /products/{id}", "sqlite", 1): (0.50, None, False, False),
-    ("GET /products?limit=20", "sqlite", 1): (0.30, None, False, False),
+    ("GET /products/{id}", "sqlite", 1): (0.50, None, True, True),
+    ("GET /products?limit=20", "sqlite", 1): (0.30, None, True, True),
     ("POST /orders", "sqlite", 1): (0.25, 100, True, True),
-    ("POST /orders", "sqlite", 2): (0.20, 150, False, True),
+    ("POST /orders", "sqlite", 2): (0.20, 100, True, True),
+    ("GET /products/{id}", "postgresql", 1): (0.30, None, True, False),
+    ("GET /products?limit=20", "postgresql", 1): (0.20, None, True, False),
+    ("POST /orders", "postgresql", 1): (0.15, None, True, False),
 }
 
 
