@@ -77,6 +77,10 @@ def seed_products(url: str, count: int) -> None:
     engine = _engine(url)
     with engine.begin() as connection:
         connection.execute(insert(Product), rows)
+        if not url.startswith("sqlite"):
+            # A live table has statistics (autovacuum's ANALYZE): without them the planner
+            # sorts every product for a page of 20 (1.6 ms instead of 0.16).
+            connection.execute(text("ANALYZE products"))
     engine.dispose()
 
 
