@@ -260,7 +260,7 @@ def test_in_a_shared_turn_each_unit_runs_in_its_own_requests_context(sqlite_db: 
     assert [r["sku"] for r in db.rows("SELECT sku FROM products ORDER BY sku")] == ["A", "C"]
 
 
-def test_a_checkpoint_runs_in_a_thread_while_the_loop_keeps_serving_reads(
+def test_a_checkpoint_copies_in_a_thread_while_writes_and_reads_go_on_then_empties_the_wal(
     sqlite_db: Db, monkeypatch
 ):
     import os
@@ -271,43 +271,50 @@ def test_a_checkpoint_runs_in_a_thread_while_the_loop_keeps_serving_reads(
     monkeypatch.setattr(sqlite_driver, "WAL_CHECKPOINT_BYTES", 1)
     monkeypatch.setattr(sqlite_driver, "_CHECK_WAL_EVERY", 1)
     real = sqlite_driver.SqliteDatabase._checkpoint
-    threads: list[int] = []
+    seen: list[tuple[int, str]] = []
 
-    def slow_checkpoint(self: sqlite_driver.SqliteDatabase) -> None:
-        threads.append(threading.get_ident())
-        time.sleep(0.3)  # a slow disk's sync
-        real(self)
+    def slow_checkpoint(self: sqlite_driver.SqliteDatabase, mode: str) -> None:
+        seen.append((threading.get_ident(), mode))
+        if mode == "PASSIVE":
+            time.sleep(0.4)  # a slow disk's copying and sync
+        real(self, mode)
 
     monkeypatch.setattr(sqlite_driver.SqliteDatabase, "_checkpoint", slow_checkpoint)
+    wal = f"{db.database.path}-wal"  # type: ignore[attr-defined]
 
-    async def rename(conn: Connection) -> None:
-        await conn.execute(_SET_NAME, {"name": "Renamed", "id": mug.id})
+    async def rename(conn: Connection, name: str) -> None:
+        await conn.execute(_SET_NAME, {"name": name, "id": mug.id})
 
     async def name(conn: Connection) -> str:
         return await conn.fetch_value(
             Sql("SELECT name FROM products WHERE id = :id"), {"id": mug.id}
         )
 
-    async def scenario() -> tuple[int, list[str], bool]:
-        await db.database.write(rename)  # answered at its COMMIT, before the checkpoint
-        for _ in range(200):
-            if threads:
+    async def scenario() -> tuple[int, float, list[str]]:
+        await db.database.write(rename, "First")  # starts the copying
+        started = time.monotonic()
+        await db.database.write(rename, "Second")  # while the copying sleeps
+        second_took = time.monotonic() - started
+        reads = [await db.database.read(name) for _ in range(5)]
+        copying = db.database._copying  # type: ignore[attr-defined]
+        for _ in range(300):  # until the copying ends
+            if copying.done():
                 break
-            await asyncio.sleep(0.001)
-        next_write = asyncio.ensure_future(db.database.write(rename))
-        reads: list[str] = []
-        for _ in range(20):  # while the checkpoint sleeps in its thread
-            reads.append(await db.database.read(name))
-            await asyncio.sleep(0.005)
-        next_write_waited = not next_write.done()
-        await next_write
-        return threading.get_ident(), reads, next_write_waited
+            await asyncio.sleep(0.01)
+        await db.database.write(rename, "Third")  # its turn then finishes the checkpoint
+        for _ in range(300):  # answered at its COMMIT: the checkpoint's end comes after
+            if len(seen) == 2 and os.path.getsize(wal) == 0:
+                break
+            await asyncio.sleep(0.01)
+        return threading.get_ident(), second_took, reads
 
-    loop_thread, reads, next_write_waited = db.run(scenario())
-    assert threads and threads[0] != loop_thread
-    assert next_write_waited, "a write ran while the checkpoint held the writer's turn"
-    assert reads == ["Renamed"] * 20
-    assert os.path.getsize(f"{db.database.path}-wal") == 0  # type: ignore[attr-defined]
+    loop_thread, second_took, reads = db.run(scenario())
+    assert [mode for _, mode in seen] == ["PASSIVE", "TRUNCATE"]
+    assert all(thread != loop_thread for thread, _ in seen)
+    assert second_took < 0.3, "a write waited for the checkpoint's copying"
+    assert reads == ["Second"] * 5
+    assert os.path.getsize(wal) == 0
+    assert product_row(db, mug.id).name == "Third"
 
 
 def test_sqlite_writer_gives_up_at_its_deadline_with_a_503(tmp_path):

@@ -13,7 +13,8 @@ rules (docs/data-layer.md; bench/README.md has the measurements):
 - Every statement runs under a time budget (the progress handler interrupts it).
 - Automatic checkpoints are off; the writer checkpoints in its turn once the WAL has grown, so
   the WAL stays small instead of outgrowing a checkpointer that never catches up. The
-  checkpoint itself (file writes and syncs) runs in a database thread while the turn waits.
+  checkpoint's file writes and syncs run in a database thread: the copying while writers go
+  on, the last few pages and the WAL's reset in a turn that holds them.
 - Statements that cost O(rows) go through `scan`, which runs them in a database thread.
 """
 
@@ -251,6 +252,7 @@ class SqliteDatabase(Database):
         self._reader: tuple[sqlite3.Connection, _Budget] | None = None
         self._turns: _Turns | None = None
         self._checkpointer: sqlite3.Connection | None = None
+        self._copying: asyncio.Future[None] | None = None  # a checkpoint's first part
         self._commits = 0
         self._cheap_runs: dict[tuple[Any, ...], int] = {}
         self._threads = ThreadPoolExecutor(scan_threads, thread_name_prefix="database")
@@ -457,10 +459,23 @@ class SqliteDatabase(Database):
                 delay = min(delay * 2, 0.005)
 
     async def _after_commit(self, commits: int) -> None:
-        """Still in the writer's turn: checkpoint once the WAL has grown (automatic ones are
-        off). The checkpoint writes and syncs files, so it runs in a database thread: the loop
-        keeps serving reads meanwhile, and writers queue for the turn after it."""
+        """Still in the writer's turn, once the WAL has grown (automatic checkpoints are off):
+        finish a checkpoint whose copying is done, or start one. A checkpoint writes and syncs
+        files, so it runs in a database thread, in two parts. Copying the WAL into the database
+        (PASSIVE) goes on while writers keep committing; then, in a turn of its own, writers
+        held, a TRUNCATE copies what they added meanwhile (little) and empties the WAL. Holding
+        writers for the whole checkpoint stalled every write for ~30 ms each time; never
+        holding them lets the WAL grow without end under a steady load (bench/README.md)."""
         before, self._commits = self._commits, self._commits + commits
+        loop = asyncio.get_running_loop()
+        if self._copying is not None:
+            if self._copying.done():
+                self._copying = None
+                try:
+                    await loop.run_in_executor(self._threads, self._checkpoint, "TRUNCATE")
+                except Exception:  # a checkpoint that fails must not fail the writers
+                    log.exception("WAL checkpoint failed")
+            return
         if (
             self._wal_path is None
             or before // _CHECK_WAL_EVERY == self._commits // _CHECK_WAL_EVERY
@@ -470,22 +485,19 @@ class SqliteDatabase(Database):
             size = os.stat(self._wal_path).st_size
         except FileNotFoundError:
             return
-        if size < WAL_CHECKPOINT_BYTES:
-            return
-        await asyncio.get_running_loop().run_in_executor(self._threads, self._checkpoint)
+        if size >= WAL_CHECKPOINT_BYTES:
+            self._copying = loop.run_in_executor(self._threads, self._checkpoint, "PASSIVE")
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, mode: str) -> None:
         raw = self._checkpointer
         try:
             if raw is None:
                 raw = self._checkpointer = self._open()
                 # In its thread it may wait a moment for readers to leave the WAL's start.
                 raw.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-            # TRUNCATE resets the file when no reader is using it; else PASSIVE copies what it
-            # can. The writer's turn is held, so no writer of this process appends meanwhile.
-            busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if busy:
-                raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # TRUNCATE resets the file when no reader is using it (else it copies what it can,
+            # as PASSIVE does); the writer's turn is held for it, so nothing is appended.
+            raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error as error:
             log.warning("WAL checkpoint failed: %s", getattr(error, "sqlite_errorname", error))
         except ApiError:
@@ -502,6 +514,7 @@ class SqliteDatabase(Database):
             with contextlib.suppress(sqlite3.Error):
                 raw.close()
         self._reader = self._writer = self._checkpointer = None
+        self._copying = None
 
 
 _SELECT_ONE = Sql("SELECT 1")
