@@ -16,6 +16,7 @@ happen in seq order: txid is 0 and every committed event is shown.
 """
 
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -95,7 +96,10 @@ def on_record(listener: Callable[[], None]) -> Callable[[], None]:
 
 
 def new_event_id() -> str:
-    return "evt_" + secrets.token_hex(12)
+    """`evt_` and 24 hex digits: the time in milliseconds, then 48 random bits. Ids that grow
+    with time land at the end of the unique index on them, as random ones would not: one
+    index page written per commit instead of one per event (a quarter of an order's WAL)."""
+    return f"evt_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
 
 
 def _jsonable(value: Any) -> Any:

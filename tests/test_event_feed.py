@@ -372,3 +372,18 @@ def test_a_rejected_payment_records_nothing(webhook_client: TestClient):
 
     assert wrong.status_code == 422 and wrong.json()["code"] == "amount_mismatch"
     assert feed(client, type=["order.paid", "order.canceled"])["items"] == []
+
+
+def test_event_ids_are_unique_and_grow_with_time():
+    """Time first, then randomness: ids keep their index append-only and never repeat."""
+    import re
+    import time
+
+    from app.events import new_event_id
+
+    first = [new_event_id() for _ in range(2000)]
+    time.sleep(0.002)
+    later = new_event_id()
+    assert all(re.fullmatch(r"evt_[0-9a-f]{24}", event_id) for event_id in [*first, later])
+    assert len(set(first)) == len(first)
+    assert max(first) < later
