@@ -65,6 +65,10 @@ WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024
 _CHECK_WAL_EVERY = 16
 # A checkpoint in its thread waits up to this long for a reader to leave the WAL's start.
 CHECKPOINT_WAIT_MS = 100
+# A writer whose BEGIN IMMEDIATE met another process's write lock tries again after 0.2 ms,
+# doubling up to this: another process's turn lasts a few ms, and a longer sleep would let
+# it take the lock again and again before this one looks (two workers' order p99).
+BEGIN_RETRY_MAX_SECONDS = 0.001
 # One writer's turn takes at most this many units, and starts no new one after this long.
 WRITE_BATCH_MAX = 32
 WRITE_TURN_SECONDS = 0.01
@@ -456,7 +460,7 @@ class SqliteDatabase(Database):
                         "Another process held the database's write lock for too long."
                     ) from None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.005)
+                delay = min(delay * 2, BEGIN_RETRY_MAX_SECONDS)
 
     async def _after_commit(self, commits: int) -> None:
         """Still in the writer's turn, once the WAL has grown (automatic checkpoints are off):
