@@ -1,5 +1,5 @@
-"""Prints the concurrency and crash figures per engine (the cases tests/test_concurrency.py and
-tests/test_crash.py assert), for a closing note or a report:
+"""Prints the concurrency and crash figures per engine (the cases tests/live/test_concurrency.py and
+tests/live/test_crash.py assert), for a closing note or a report:
 
     .venv/bin/python bench/concurrency_figures.py
 
@@ -17,9 +17,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.databases import ENGINES, database_url  # noqa: E402
+from tests.live.test_concurrency import all_at_once, new_product, stock_of  # noqa: E402
+from tests.live.test_crash import INITIAL_STOCK, committed_quantities, kill_mid_load  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
-from tests.test_concurrency import all_at_once, new_product, stock_of  # noqa: E402
-from tests.test_crash import INITIAL_STOCK, committed_quantities, kill_mid_load  # noqa: E402
 
 
 def statuses(responses: list[httpx.Response]) -> dict:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.databases import database_url  # noqa: E402
 from tests.event_receiver import Answer, Received, Receiver, subscribe  # noqa: E402
+from tests.live.test_event_load import shop, walk_while  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
-from tests.test_event_load import shop, walk_while  # noqa: E402
 
 ENV = {"EVENT_ALLOW_PRIVATE_URLS": "true", "EVENT_RETRY_BASE_SECONDS": "0.2"}
 SHOPPERS, ROUNDS, LATENCY_ORDERS = 6, 40, 200

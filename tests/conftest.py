@@ -1,4 +1,5 @@
-"""Fixtures: a fresh database per test (SQLite and PostgreSQL), an app on it, live servers."""
+"""Fixtures: a fresh database per test (SQLite and PostgreSQL), an app on it, live servers; and
+the check that each test sits in the folder of its level."""
 
 import secrets
 from collections.abc import Callable, Iterator
@@ -29,12 +30,36 @@ def _no_storage_error_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # The fixtures that start a real server: a test that uses one is `live` without saying so.
 LIVE_FIXTURES = frozenset({"live_server", "client_server"})
+# The levels, one folder each (README.md, docs/testing.md).
+LEVELS = {name: Path(__file__).parent / name for name in ("unit", "api", "live")}
+# The tests this run collected, and those whose folder and level disagree (checked by
+# tests/unit/test_live_marker.py).
+checked: set[str] = set()
+misplaced: list[str] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
+    checked.update(item.nodeid for item in items)
+    misplaced[:] = misplaced_tests(items)
+
+
+def misplaced_tests(items: list[pytest.Item]) -> list[str]:
+    """Each test outside the three folders, marked `live` outside tests/live/ or not marked
+    under it, or using the in-process `client` under tests/unit/, with what is wrong."""
+    wrong = []
+    for item in items:
+        folder = next((n for n, d in LEVELS.items() if d in Path(item.path).parents), None)
+        live = item.get_closest_marker("live") is not None
+        if folder is None:
+            wrong.append(f"{item.nodeid}: not under tests/unit, tests/api or tests/live")
+        elif live != (folder == "live"):
+            wrong.append(f"{item.nodeid}: {'' if live else 'not '}marked live under tests/{folder}")
+        elif folder == "unit" and "client" in getattr(item, "fixturenames", ()):
+            wrong.append(f"{item.nodeid}: an API test (the `client` fixture) under tests/unit")
+    return wrong
 
 
 @pytest.fixture(autouse=True)

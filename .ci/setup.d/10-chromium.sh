@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium and its WebDriver from Debian, for tests/test_browser.py (Swagger UI and
+# Headless Chromium and its WebDriver from Debian, for tests/live/test_browser.py (Swagger UI and
 # ReDoc in a real browser). No browser download: Debian's packages only.
 set -euo pipefail
 if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then

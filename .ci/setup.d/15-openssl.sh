@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# openssl: curl_examples.sh signs the payment webhook with it (tests/test_clients.py runs it).
+# openssl: curl_examples.sh signs the payment webhook with it (tests/live/test_clients.py runs it).
 set -euo pipefail
 command -v openssl >/dev/null && exit 0
 apt-get update -qq

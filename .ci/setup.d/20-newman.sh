@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # newman (Postman's command-line runner), pinned, into the git-ignored .tools/ folder, for
-# tests/test_clients.py (postman_collection.json against a live server). Needs node and npm.
+# tests/live/test_clients.py (postman_collection.json against a live server). Needs node and npm.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NEWMAN_VERSION=6.2.2

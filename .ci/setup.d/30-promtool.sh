@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# promtool (from Debian's prometheus package) checks ops/alerts.yml in tests/test_monitoring.py.
+# promtool (from Debian's prometheus package) checks ops/alerts.yml in tests/api/test_monitoring.py.
 # Installs the package without starting the Prometheus server it ships (no service is needed).
 set -euo pipefail
 if command -v promtool >/dev/null 2>&1; then

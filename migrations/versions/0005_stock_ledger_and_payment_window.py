@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The value list as it was at this revision (app/tables.py derives it from its enums;
-# tests/test_ledger_migration.py checks that the two agree).
+# tests/unit/test_ledger_migration.py checks that the two agree).
 MOVEMENT_REASONS = (
     "reason IN ('initial', 'order_placed', 'order_canceled', 'order_expired', 'stock_set', "
     "'received', 'returned', 'damaged', 'lost', 'correction')"

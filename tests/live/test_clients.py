@@ -99,7 +99,7 @@ def test_curl_examples_stops_on_first_surprise(client_server: LiveServer) -> Non
 
 
 def test_smoke_script_standalone_reports_and_exits_zero(client_server: LiveServer) -> None:
-    result = run_client([sys.executable, "tests/test_smoke.py"], client_server)
+    result = run_client([sys.executable, "tests/live/test_smoke.py"], client_server)
     assert result.returncode == 0, result.stdout
     assert "0 failed, 0 skipped" in result.stdout
     assert "FAIL" not in result.stdout
@@ -108,7 +108,7 @@ def test_smoke_script_standalone_reports_and_exits_zero(client_server: LiveServe
 def test_smoke_script_standalone_fails_when_nothing_answers() -> None:
     env = {**os.environ, "BASE_URL": f"http://127.0.0.1:{free_port()}"}  # nothing listens
     result = subprocess.run(
-        [sys.executable, "tests/test_smoke.py"],
+        [sys.executable, "tests/live/test_smoke.py"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -209,7 +209,7 @@ def test_postman_collection_fails_with_a_wrong_webhook_secret(
 
 
 def test_smoke_client_sends_the_api_key_everywhere_but_the_webhook() -> None:
-    from tests.test_smoke import Smoke
+    from tests.live.test_smoke import Smoke
 
     seen: list[tuple[str, str | None]] = []
 
@@ -245,5 +245,5 @@ def test_clients_sign_with_a_whsec_secret_among_rotated_ones(
         elif tool == "newman":
             result = run_newman(server, tmp_path / "newman.json")
         else:
-            result = run_client([sys.executable, "tests/test_smoke.py"], server)
+            result = run_client([sys.executable, "tests/live/test_smoke.py"], server)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

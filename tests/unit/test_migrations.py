@@ -12,8 +12,7 @@ from app.config import Settings
 from app.database import create_db_engine
 from app.tables import SQLModel
 from tests.databases import database_url
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live_server import ROOT
 
 
 def upgrade(connection: Connection, revision: str = "head") -> Config:

@@ -142,7 +142,7 @@ def test_a_unit_that_awaits_anything_else_inside_a_sqlite_transaction_is_refused
 @pytest.fixture
 def sqlite_db(tmp_path):
     """A SQLite file database with the schema (for what only SQLite has: its writer lock, its
-    WAL); PostgreSQL's row locks are in tests/test_event_loop.py."""
+    WAL); PostgreSQL's row locks are in tests/live/test_event_loop.py."""
     from sqlmodel import SQLModel
 
     from app.config import Settings
@@ -437,10 +437,10 @@ def test_stock_helpers_read_the_latest_committed_state(db: Db):
 def test_every_sqlalchemy_engine_hides_parameters():
     """SQLAlchemy renders `[parameters: ...]` into its errors unless told not to."""
     import re
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    sources = [*root.glob("app/**/*.py"), *root.glob("tests/*.py"), *root.glob("bench/*.py")]
+    from tests.live_server import ROOT as root
+
+    sources = [*root.glob("app/**/*.py"), *root.glob("tests/**/*.py"), *root.glob("bench/*.py")]
     sources.append(root / "migrations" / "env.py")
     calls = []
     for source in sources:
@@ -461,9 +461,9 @@ def test_importing_the_app_touches_no_disk(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    from tests.live_server import ROOT as root
+
     result = subprocess.run(
         [sys.executable, "-c", "import app.main"],
         cwd=tmp_path,

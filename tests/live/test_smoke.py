@@ -3,7 +3,8 @@
 Under pytest, each test starts a live server of its own (the `client_server` fixture). On its
 own, it checks any deployment and exits non-zero if anything is wrong:
 
-    BASE_URL=https://orders.example.com API_KEY=... WEBHOOK_SECRET=... python tests/test_smoke.py
+    BASE_URL=https://orders.example.com API_KEY=... WEBHOOK_SECRET=... \
+        python tests/live/test_smoke.py
 
 Self-contained: it needs only httpx, and talks to the service over HTTP as any client would.
 Without WEBHOOK_SECRET the signed-payment checks are skipped (the order is paid with PUT).

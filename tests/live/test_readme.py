@@ -37,6 +37,8 @@ RUN_SH_SETTINGS = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-", (ROOT / "run.sh").r
 }
 # Documents other parts of the service add; linked already so the README need not change then.
 COMING_DOCS = {"docs/data-layer.md", "docs/stock.md", "docs/events.md"}
+# Under tests/live: the whole module is `live`, its checks of tables and links included.
+pytestmark = pytest.mark.live
 
 
 def tour() -> str:
@@ -46,7 +48,6 @@ def tour() -> str:
     return match.group(1)
 
 
-@pytest.mark.live
 @pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_readme_tour_runs_verbatim(
     live_server: Callable[..., AbstractContextManager[LiveServer]], tmp_path: Path

@@ -14,8 +14,8 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from app.tables import MovementReason
 from tests.databases import database_url
+from tests.live_server import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = Config(toml_file=str(ROOT / "pyproject.toml"))
 LEDGER = "0005"
 PREVIOUS = ScriptDirectory.from_config(CONFIG).get_revision(LEDGER).down_revision

@@ -3,7 +3,8 @@
 
 Stand-alone, against a server you started (two secrets on it make the rotation check run):
 
-    BASE_URL=http://127.0.0.1:8000 WEBHOOK_SECRET=old-secret,new-secret python tests/test_webhook.py
+    BASE_URL=http://127.0.0.1:8000 WEBHOOK_SECRET=old-secret,new-secret \
+        python tests/live/test_webhook.py
 
 It prints each check and exits non-zero if any fails. Under pytest a fixture starts a real
 server (2 workers, each engine) with two secrets and runs the same checks. Each check creates
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402

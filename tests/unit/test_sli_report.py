@@ -2,13 +2,12 @@
 
 import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "sli_report", Path(__file__).resolve().parent.parent / "ops" / "sli_report.py"
-)
+from tests.live_server import ROOT
+
+_SPEC = importlib.util.spec_from_file_location("sli_report", ROOT / "ops" / "sli_report.py")
 assert _SPEC is not None and _SPEC.loader is not None
 sli_report = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(sli_report)

@@ -18,8 +18,9 @@ from app.config import Settings
 from app.database import create_db_engine
 from app.main import create_app
 from tests.databases import stamp_head
+from tests.live_server import ROOT
 
-OPS = Path(__file__).resolve().parent.parent / "ops"
+OPS = ROOT / "ops"
 ALERTS = OPS / "alerts.yml"
 DASHBOARD = OPS / "grafana-dashboard.json"
 # Series Prometheus makes itself, not the service.

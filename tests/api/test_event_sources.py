@@ -14,8 +14,8 @@ from app import housekeeping, orders
 from app.config import Settings
 from app.database import Connection, Sql
 from app.main import create_app
+from tests.api.test_payment_window import _set_times, run
 from tests.factories import product_body
-from tests.test_payment_window import _set_times, run
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from app import signing
 from app.tables import PaymentEvent
-from tests.test_webhook import WEBHOOK, WebhookApi, payment
+from tests.live.test_webhook import WEBHOOK, WebhookApi, payment
 
 SECRET = "race-webhook-secret"
 DELIVERIES = 20

@@ -15,6 +15,8 @@ from tests.live_server import ROOT
 
 SCRIPT = ROOT / "generate_webhook_signature.py"
 BODY = '{"type": "payment.succeeded", "order_id": 1, "amount": "39.98", "payment_id": "pay_1"}'
+# Under tests/live: the whole module is `live`, its checks of the script's output included.
+pytestmark = pytest.mark.live
 
 
 def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
@@ -97,7 +99,6 @@ def test_without_a_secret_it_fails_with_a_message():
     assert "WEBHOOK_SECRET" in result.stderr
 
 
-@pytest.mark.live
 def test_the_printed_curl_command_is_accepted_by_a_live_server(live_server):
     if subprocess.run(["which", "curl"], capture_output=True).returncode != 0:
         pytest.fail("curl is needed to run the printed command") if os.environ.get(

@@ -15,7 +15,7 @@ import pytest
 from app import signing
 from bench.stock_check import movements_of
 from tests.ledger import assert_ledger_holds
-from tests.test_concurrency import all_at_once, new_product, stock_of
+from tests.live.test_concurrency import all_at_once, new_product, stock_of
 
 pytestmark = pytest.mark.live
 WORKERS = 4

@@ -5,7 +5,6 @@ full disk or a read-only database; an outage's warnings are rate-limited."""
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -19,8 +18,8 @@ from app.config import Settings
 from app.database import create_db_engine
 from app.main import create_app
 from tests.factories import product_body
+from tests.live_server import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = {"readiness_interval_seconds": 0.1}
 
 

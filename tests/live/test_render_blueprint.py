@@ -15,6 +15,8 @@ import yaml
 from tests.databases import database_url
 from tests.live_server import ROOT, free_port
 
+# Under tests/live: the whole module is `live`, its checks of the Blueprint's shape included.
+pytestmark = pytest.mark.live
 BLUEPRINT = yaml.safe_load((ROOT / "render.yaml").read_text())
 WEB = next(s for s in BLUEPRINT["services"] if s["type"] == "web")
 (DATABASE,) = BLUEPRINT["databases"]
@@ -116,7 +118,6 @@ def _render_env(url: str, port: int) -> dict[str, str]:
     return env
 
 
-@pytest.mark.live
 def test_build_and_start_commands_work_here_with_port_set(db_kind: str, tmp_path: Path):
     port = free_port()
     with database_url(db_kind, tmp_path) as url:
