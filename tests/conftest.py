@@ -19,6 +19,7 @@ from tests import live_server as live_servers
 from tests.databases import ENGINES, database_url, stamp_head
 from tests.factories import Db
 from tests.live_server import LiveServer
+from tests.serving import serving
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +103,7 @@ def db(settings: Settings, engine: Engine) -> Iterator[Db]:
 
 @pytest.fixture
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, engine)) as client:
+    with serving(create_app(settings, engine)) as client:
         yield client
 
 

@@ -53,16 +53,28 @@ def require_postgres() -> None:
 
 @contextmanager
 def postgres_schema_url() -> Iterator[str]:
-    """A database URL whose connections see only a new, empty schema, dropped afterwards."""
+    """A database URL whose connections see only a new, empty schema, dropped afterwards.
+
+    Its connections carry the schema's name as their application_name, so that those still
+    open when it is dropped (an app whose lifespan never ran never closes its pool) are ended
+    with it: left to the garbage collector, they pile up towards PostgreSQL's 100."""
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     with _postgres_admin().connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    options = f"-csearch_path={schema} -capplication_name={schema}"
+    url = make_url(POSTGRES_URL).update_query_dict({"options": options})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
         with _postgres_admin().connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :schema AND pid <> pg_backend_pid()"
+                ),
+                {"schema": schema},
+            )
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
