@@ -3,7 +3,7 @@ the check that each test sits in the folder of its level."""
 
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def _no_storage_error_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # The fixtures that start a real server: a test that uses one is `live` without saying so.
-LIVE_FIXTURES = frozenset({"live_server", "client_server"})
+LIVE_FIXTURES = frozenset({"live_server", "client_server", "client_servers"})
 # The levels, one folder each (README.md, docs/testing.md).
 LEVELS = {name: Path(__file__).parent / name for name in ("unit", "api", "live")}
 # The tests this run collected, and those whose folder and level disagree (checked by
@@ -135,13 +135,16 @@ CLIENT_API_KEY = f"key-{secrets.token_hex(16)}"
 CLIENT_EVENT_RECEIVER_URL = "http://127.0.0.1:9/events"
 
 
-@pytest.fixture
-def client_server(
-    live_server: Callable[..., AbstractContextManager[LiveServer]],
-) -> Iterator[LiveServer]:
-    """A live server as a deployment runs it: webhook secret and an API key set.
+@pytest.fixture(scope="module")
+def client_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], LiveServer]]:
+    """`client_servers(kind)`: the module's live server on that engine, started when a test
+    first asks, as a deployment runs it: webhook secret and an API key set.
 
-    `server.env` carries WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL for the client under test.
+    One per module: the shipped clients create their products under SKUs unique to each run,
+    so they run one after another against one server, as they do against a deployment.
+    `server.env` carries WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL for the client.
     """
     env = {
         "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
@@ -152,5 +155,21 @@ def client_server(
         "EVENT_ALLOW_PRIVATE_URLS": "true",
         "EVENT_RECEIVER_URL": CLIENT_EVENT_RECEIVER_URL,
     }
-    with live_server(env=env) as server:
+    servers: dict[str, LiveServer] = {}
+    with ExitStack() as stack:
+
+        def server(kind: str) -> LiveServer:
+            if kind not in servers:
+                tmp = tmp_path_factory.mktemp(f"client-server-{kind}")
+                url = stack.enter_context(database_url(kind, tmp))
+                live = LiveServer(url, env=env, log_path=tmp / "server.log")
+                servers[kind] = stack.enter_context(live)
+            return servers[kind]
+
         yield server
+
+
+@pytest.fixture
+def client_server(db_kind: str, client_servers: Callable[[str], LiveServer]) -> LiveServer:
+    """The module's client server (`client_servers`) on this test's engine."""
+    return client_servers(db_kind)
