@@ -5,6 +5,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +17,7 @@ from app.config import Settings
 from app.database import create_database, create_db_engine
 from app.main import create_app
 from tests import live_server as live_servers
-from tests.databases import ENGINES, database_url, stamp_head
+from tests.databases import ENGINES, database_url, drop_worker_database, stamp_head
 from tests.factories import Db
 from tests.live_server import LiveServer
 from tests.serving import serving
@@ -39,12 +40,57 @@ checked: set[str] = set()
 misplaced: list[str] = []
 
 
+# First, so that `-m` sees the markers added here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
     checked.update(item.nodeid for item in items)
     misplaced[:] = misplaced_tests(items)
+
+
+def pytest_sessionfinish() -> None:
+    drop_worker_database()
+
+
+# The live modules that put a multi-worker server under concurrent load: each can hold some 60
+# of PostgreSQL's 100 connections, so no two of them run at once.
+UNDER_LOAD = frozenset(
+    {
+        "test_concurrency",
+        "test_crash",
+        "test_event_load",
+        "test_event_loop",
+        "test_ledger_live",
+        "test_locust",
+        "test_webhook_concurrency",
+    }
+)
+
+
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist hands one worker at a time (`-n 2`, pyproject.toml): a unit or API test
+    on its own; a live module whole, so that its module-scoped servers start once; and the
+    modules under load (UNDER_LOAD) all together, so they run one after another."""
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("tests/live/"):
+        return nodeid
+    return "under load" if Path(path).stem in UNDER_LOAD else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        """xdist's loadscope with `work_unit`s for scopes: the units with most tests go first,
+        the single unit and API tests fill in at the end."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
 
 
 def misplaced_tests(items: list[pytest.Item]) -> list[str]:
