@@ -228,7 +228,13 @@ NEXT=$(field next)
 [[ -n $NEXT ]] || fail "GET /events gave no next cursor"
 call 200 GET "/events?type=order.paid&type=order.canceled&limit=5"
 call 200 GET "/events?after=$NEXT"
-expect next "$NEXT"
+# Nothing newer: the page is empty and next stays where it was. (A page may also show events
+# committed since, or held back until then by a transaction open elsewhere on PostgreSQL.)
+if [[ $(field items) == "[]" ]]; then
+  expect next "$NEXT"
+else
+  [[ -n $(field next) ]] || fail "GET /events?after=... gave no next cursor"
+fi
 call 422 GET "/events?after=not-a-cursor"
 expect code invalid_cursor
 call 422 POST /event-subscriptions '{"url": "ftp://127.0.0.1/hooks", "types": ["*"]}'

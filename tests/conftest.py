@@ -3,8 +3,9 @@ the check that each test sits in the folder of its level."""
 
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,9 +17,10 @@ from app.config import Settings
 from app.database import create_database, create_db_engine
 from app.main import create_app
 from tests import live_server as live_servers
-from tests.databases import ENGINES, database_url, stamp_head
+from tests.databases import ENGINES, database_url, drop_worker_database, stamp_head
 from tests.factories import Db
 from tests.live_server import LiveServer
+from tests.serving import serving
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +31,7 @@ def _no_storage_error_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # The fixtures that start a real server: a test that uses one is `live` without saying so.
-LIVE_FIXTURES = frozenset({"live_server", "client_server"})
+LIVE_FIXTURES = frozenset({"live_server", "client_server", "client_servers"})
 # The levels, one folder each (README.md, docs/testing.md).
 LEVELS = {name: Path(__file__).parent / name for name in ("unit", "api", "live")}
 # The tests this run collected, and those whose folder and level disagree (checked by
@@ -38,12 +40,57 @@ checked: set[str] = set()
 misplaced: list[str] = []
 
 
+# First, so that `-m` sees the markers added here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
     checked.update(item.nodeid for item in items)
     misplaced[:] = misplaced_tests(items)
+
+
+def pytest_sessionfinish() -> None:
+    drop_worker_database()
+
+
+# The live modules that put a multi-worker server under concurrent load: each can hold some 60
+# of PostgreSQL's 100 connections, so no two of them run at once.
+UNDER_LOAD = frozenset(
+    {
+        "test_concurrency",
+        "test_crash",
+        "test_event_load",
+        "test_event_loop",
+        "test_ledger_live",
+        "test_locust",
+        "test_webhook_concurrency",
+    }
+)
+
+
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist hands one worker at a time (`-n 2`, pyproject.toml): a unit or API test
+    on its own; a live module whole, so that its module-scoped servers start once; and the
+    modules under load (UNDER_LOAD) all together, so they run one after another."""
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("tests/live/"):
+        return nodeid
+    return "under load" if Path(path).stem in UNDER_LOAD else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        """xdist's loadscope with `work_unit`s for scopes: the units with most tests go first,
+        the single unit and API tests fill in at the end."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
 
 
 def misplaced_tests(items: list[pytest.Item]) -> list[str]:
@@ -102,7 +149,7 @@ def db(settings: Settings, engine: Engine) -> Iterator[Db]:
 
 @pytest.fixture
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, engine)) as client:
+    with serving(create_app(settings, engine)) as client:
         yield client
 
 
@@ -134,13 +181,16 @@ CLIENT_API_KEY = f"key-{secrets.token_hex(16)}"
 CLIENT_EVENT_RECEIVER_URL = "http://127.0.0.1:9/events"
 
 
-@pytest.fixture
-def client_server(
-    live_server: Callable[..., AbstractContextManager[LiveServer]],
-) -> Iterator[LiveServer]:
-    """A live server as a deployment runs it: webhook secret and an API key set.
+@pytest.fixture(scope="module")
+def client_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], LiveServer]]:
+    """`client_servers(kind)`: the module's live server on that engine, started when a test
+    first asks, as a deployment runs it: webhook secret and an API key set.
 
-    `server.env` carries WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL for the client under test.
+    One per module: the shipped clients create their products under SKUs unique to each run,
+    so they run one after another against one server, as they do against a deployment.
+    `server.env` carries WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL for the client.
     """
     env = {
         "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
@@ -151,5 +201,21 @@ def client_server(
         "EVENT_ALLOW_PRIVATE_URLS": "true",
         "EVENT_RECEIVER_URL": CLIENT_EVENT_RECEIVER_URL,
     }
-    with live_server(env=env) as server:
+    servers: dict[str, LiveServer] = {}
+    with ExitStack() as stack:
+
+        def server(kind: str) -> LiveServer:
+            if kind not in servers:
+                tmp = tmp_path_factory.mktemp(f"client-server-{kind}")
+                url = stack.enter_context(database_url(kind, tmp))
+                live = LiveServer(url, env=env, log_path=tmp / "server.log")
+                servers[kind] = stack.enter_context(live)
+            return servers[kind]
+
         yield server
+
+
+@pytest.fixture
+def client_server(db_kind: str, client_servers: Callable[[str], LiveServer]) -> LiveServer:
+    """The module's client server (`client_servers`) on this test's engine."""
+    return client_servers(db_kind)

@@ -31,15 +31,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def migrate(database_url: str, env: dict[str, str] | None = None) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, **(env or {}), "DATABASE_URL": database_url},
-        capture_output=True,
-        timeout=120,
-    )
+def migrate(database_url: str) -> None:
+    """Bring the database to Alembic's head, as ./run.sh does before it serves: here, in this
+    process, on a connection handed to migrations/env.py (a second interpreter would cost
+    half a second a server)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from app.config import Settings
+    from app.database import create_db_engine
+
+    config = Config(toml_file=str(ROOT / "pyproject.toml"))
+    engine = create_db_engine(Settings(_env_file=None, database_url=database_url))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
 
 
 def _wait_group_gone(group: int, timeout: float = 10.0) -> None:
@@ -88,7 +97,7 @@ class LiveServer:
     def __enter__(self) -> "LiveServer":
         if self.migrate:
             assert self.database_url is not None
-            migrate(self.database_url, self.env)
+            migrate(self.database_url)
         try:
             self.start()
         except BaseException:
@@ -138,7 +147,7 @@ class LiveServer:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise TimeoutError(f"server at {self.base_url} not ready after {timeout}s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

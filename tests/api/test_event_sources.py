@@ -16,6 +16,7 @@ from app.database import Connection, Sql
 from app.main import create_app
 from tests.api.test_payment_window import _set_times, run
 from tests.factories import product_body
+from tests.serving import serving
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     configured = settings.model_copy(
         update={"pending_order_ttl_seconds": 600, "event_allow_private_urls": True}
     )
-    with TestClient(create_app(configured, engine)) as client:
+    with serving(create_app(configured, engine)) as client:
         yield client
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.main import create_app
+from tests.serving import serving
 
 RECEIVER = "http://127.0.0.1:9/hooks"  # loopback, nothing listens
 
@@ -25,7 +26,8 @@ def make_client(settings: Settings, engine: Engine, **overrides: object) -> Test
 
 @pytest.fixture
 def allowed(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    with make_client(settings, engine, event_allow_private_urls=True) as client:
+    configured = settings.model_copy(update={"event_allow_private_urls": True})
+    with serving(create_app(configured, engine)) as client:
         yield client
 
 

@@ -3,10 +3,10 @@
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.serving import serving
 
 PROBLEM = "application/problem+json"
 
@@ -66,7 +66,7 @@ def test_unexpected_exception_is_a_logged_500_problem_without_traceback(settings
     def boom() -> None:
         raise RuntimeError("secret internals")
 
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with serving(app, raise_server_exceptions=False) as client:
         response = client.get("/boom", headers={"X-Request-ID": "trace-me"})
 
     assert response.status_code == 500
@@ -90,7 +90,7 @@ def test_readyz_is_503_when_the_database_is_unreachable():
         database_url="postgresql://nobody@127.0.0.1:9/none",
         db_pool_timeout_seconds=1,
     )
-    with TestClient(create_app(settings)) as client:
+    with serving(create_app(settings)) as client:
         ready = client.get("/readyz")
         health = client.get("/healthz")
     assert ready.status_code == 503

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -16,20 +17,21 @@ from app.config import Settings
 from app.database import Connection, Sql
 from app.main import create_app
 from tests.factories import product_body
+from tests.serving import serving
 from tests.webhooks import SECRET, deliver
 
 TTL = 600
 
 
-def _app_client(settings: Settings, engine, **changes) -> TestClient:
+def _app(settings: Settings, engine, **changes) -> FastAPI:
     configured = settings.model_copy(update={"webhook_secret": SecretStr(SECRET), **changes})
-    return TestClient(create_app(configured, engine))
+    return create_app(configured, engine)
 
 
 @pytest.fixture
 def windowed(settings: Settings, engine) -> Iterator[TestClient]:
     """The app with a payment window of 10 minutes (the sweeper never finds a due order)."""
-    with _app_client(settings, engine, pending_order_ttl_seconds=TTL) as client:
+    with serving(_app(settings, engine, pending_order_ttl_seconds=TTL)) as client:
         yield client
 
 
@@ -239,7 +241,7 @@ def test_a_payment_for_an_expired_order_is_409(windowed):
 
 def test_each_workers_sweeper_expires_orders_past_their_window(settings, engine):
     changes = {"pending_order_ttl_seconds": 1, "housekeeping_interval_seconds": 0.05}
-    with _app_client(settings, engine, **changes) as client:
+    with serving(_app(settings, engine, **changes)) as client:
         before = _expired_count(client)
         product = new_product(client, stock=5)
         order = place(client, product["id"], 5)

@@ -19,6 +19,7 @@ from app.database import create_db_engine
 from app.main import create_app
 from tests.factories import product_body
 from tests.live_server import ROOT
+from tests.serving import serving
 
 FAST = {"readiness_interval_seconds": 0.1}
 
@@ -59,7 +60,7 @@ def test_a_database_behind_the_head_is_named_and_refused_until_migrated(
     if revision is not None:
         migrate(bare_engine, revision)
     app = create_app(settings.model_copy(update=FAST), bare_engine)
-    with caplog.at_level(logging.INFO), TestClient(app) as client:
+    with caplog.at_level(logging.INFO), serving(app) as client:
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert len(errors) == 1, [r.getMessage() for r in errors]
         assert "./run.sh migrate" in errors[0].getMessage()
@@ -78,7 +79,7 @@ def test_a_database_behind_the_head_is_named_and_refused_until_migrated(
 
 
 def test_a_current_schema_is_ready_with_no_error(settings: Settings, engine: Engine, caplog):
-    with caplog.at_level(logging.INFO), TestClient(create_app(settings, engine)) as client:
+    with caplog.at_level(logging.INFO), serving(create_app(settings, engine)) as client:
         assert client.get("/readyz").json() == {"status": "ok", "database": "ok"}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -98,7 +99,7 @@ def test_readyz_is_503_when_the_database_cannot_write(
             update={**FAST, "database_url": read_only.render_as_string(hide_password=False)}
         )
         expected = "database_read_only"
-    with TestClient(create_app(changed)) as client:
+    with serving(create_app(changed)) as client:
         response = client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["code"] == expected
@@ -109,7 +110,7 @@ def test_a_storage_error_the_data_layer_reports_makes_readyz_503(
     settings: Settings, engine: Engine, monkeypatch
 ) -> None:
     monkeypatch.setattr(readiness, "_reported", None)
-    with TestClient(create_app(settings.model_copy(update=FAST), engine)) as client:
+    with serving(create_app(settings.model_copy(update=FAST), engine)) as client:
         assert client.get("/readyz").status_code == 200
         readiness.report_storage_error("insufficient_storage")
         deadline = time.monotonic() + 5
@@ -125,7 +126,7 @@ def test_an_outage_warns_once_per_interval_not_once_per_request(caplog) -> None:
         database_url="postgresql://nobody@127.0.0.1:9/none",
         db_pool_timeout_seconds=1,
     )
-    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+    with caplog.at_level(logging.WARNING), serving(create_app(settings)) as client:
         statuses = {client.get("/products").status_code for _ in range(20)}
         assert client.get("/readyz").json()["code"] == "database_unavailable"
     assert statuses == {503}

@@ -11,7 +11,6 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.databases import database_url
 from tests.live_server import ROOT, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,11 +71,12 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-@pytest.fixture
-def docs_server(
-    live_server: Callable[..., AbstractContextManager[LiveServer]],
-) -> Iterator[LiveServer]:
-    with live_server() as server:
+@pytest.fixture(scope="module")
+def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the module, on SQLite: the browser tests the docs, not the database, and
+    each test creates what it looks for under a SKU of its own."""
+    tmp = tmp_path_factory.mktemp("docs")
+    with database_url("sqlite", tmp) as url, LiveServer(url, log_path=tmp / "server.log") as server:
         yield server
 
 
@@ -132,8 +133,6 @@ def _operations(base_url: str) -> set[tuple[str, str]]:
     return {(method.upper(), path) for path, item in paths.items() for method in item}
 
 
-# `db_kind` is fixed to SQLite here: the browser tests the docs, not the database.
-@pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_swagger_ui_renders_every_operation_and_try_it_out_creates(
     browser: object, docs_server: LiveServer
 ) -> None:
@@ -208,7 +207,6 @@ def _try_it_out_create_product(browser: object, sku: str) -> tuple[str, str]:
     return status.text.strip().split()[0], body.text
 
 
-@pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_redoc_renders_the_api(browser: object, docs_server: LiveServer) -> None:
     from selenium.webdriver.common.by import By
 
@@ -232,7 +230,6 @@ def test_redoc_renders_the_api(browser: object, docs_server: LiveServer) -> None
     assert _sent_elsewhere(browser) == []
 
 
-@pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_the_network_log_sees_a_request_that_leaves_the_host(
     browser: object, docs_server: LiveServer
 ) -> None:
