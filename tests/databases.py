@@ -19,13 +19,15 @@ CONFIGURED_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 # Under pytest-xdist each worker makes its schemas in a database of its own beside the
-# configured one (test_gw0, test_gw1): the advisory locks the service takes for an
+# configured one (test_gw0_<run>, test_gw1_<run>): the advisory locks the service takes for an
 # Idempotency-Key are per database, not per schema, so two tests using one key at the same
-# time would otherwise see each other's.
+# time would otherwise see each other's. The run's id in the name keeps two suites running at
+# once on one server (two checkouts, say) apart too.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8]
 _configured = make_url(CONFIGURED_URL)
 POSTGRES_URL = (
-    _configured.set(database=f"{_configured.database}_{WORKER}").render_as_string(False)
+    _configured.set(database=f"{_configured.database}_{WORKER}_{RUN}").render_as_string(False)
     if WORKER
     else CONFIGURED_URL
 )
