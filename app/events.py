@@ -36,7 +36,6 @@ _INSERT = (
     "INSERT INTO events (id, type, txid, created_at, data)"
     " VALUES (:id, :type, {}, :now, :data) RETURNING seq"
 )
-_INSERT_EVENT = Sql(sqlite=_INSERT.format("0"), postgresql=_INSERT.format(_TXID))
 # One pending delivery per matching subscription. `types` holds a JSON array of names, so
 # finding `"order.paid"` (quotes included) inside it is an exact match. A substring function,
 # not LIKE: SQLite prepares a statement again whenever a LIKE pattern's parameter changes
@@ -47,12 +46,11 @@ _FAN_OUT_TEXT = (
     " SELECT {seq}, id, 0, 'pending', {now}, {now} FROM event_subscriptions"
     " WHERE enabled AND (types = '[\"*\"]' OR {find}(types, :quoted_type) > 0)"
 )
-# PostgreSQL types a parameter in a SELECT list as text unless told: cast it.
+# SQLite: the event, then its deliveries (SQLite has no data-modifying CTEs).
+_INSERT_EVENT = Sql(sqlite=_INSERT.format("0"), postgresql="SELECT 'not used on PostgreSQL'")
 _FAN_OUT = Sql(
     sqlite=_FAN_OUT_TEXT.format(seq=":seq", now=":now", find="instr"),
-    postgresql=_FAN_OUT_TEXT.format(
-        seq="CAST(:seq AS bigint)", now="CAST(:now AS timestamptz)", find="strpos"
-    ),
+    postgresql="SELECT 'not used on PostgreSQL'",
 )
 _FEED = (
     "SELECT seq, txid, id, type, created_at, data FROM events"
@@ -63,7 +61,8 @@ _FEED_ALL = Sql(sqlite=_FEED.format("1", ""), postgresql=_FEED.format(_HORIZON, 
 _FEED_OF_TYPES = Sql(
     sqlite=_FEED.format("1", _OF_TYPES), postgresql=_FEED.format(_HORIZON, _OF_TYPES)
 )
-# PostgreSQL: the event and its deliveries in one statement (one round trip, not two).
+# PostgreSQL: the event and its deliveries in one statement (one round trip, not two); it
+# types a parameter in a SELECT list as text unless told, hence the cast.
 _RECORD_PG = Sql(
     postgresql="WITH event AS ("
     + _INSERT.format(_TXID)
