@@ -209,33 +209,33 @@ class PostgresDatabase(Database):
             metrics.pool_capacity(self.pool_size)
         return self._pool
 
-    async def _acquire(self) -> asyncpg.Connection:
+    async def _acquire(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+        """A connection and the pool it goes back to (which `close` may already have let go)."""
         try:
             pool = await self._get_pool()
             raw = await pool.acquire(timeout=self.acquire_timeout)
         except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             raise classify(error) from None
         metrics.connection_checked_out()
-        return raw
+        return pool, raw
 
-    async def _release(self, raw: asyncpg.Connection) -> None:
+    async def _release(self, pool: asyncpg.Pool, raw: asyncpg.Connection) -> None:
         metrics.connection_checked_in()
-        assert self._pool is not None
         with contextlib.suppress(Exception):
-            await self._pool.release(raw)
+            await pool.release(raw)
 
     async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
-        raw = await self._acquire()
+        pool, raw = await self._acquire()
         try:
             return await unit(PostgresConnection(raw), *args, **kwargs)
         except (OSError, asyncpg.InterfaceError) as error:
             raise classify(error) from None
         finally:
-            await self._release(raw)
+            await self._release(pool, raw)
 
     async def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
         for attempt in range(1, ATTEMPTS + 1):
-            raw = await self._acquire()
+            pool, raw = await self._acquire()
             try:
                 return await self._transaction(raw, unit, args, kwargs)
             except RaceLost as lost:
@@ -244,7 +244,7 @@ class PostgresDatabase(Database):
                     raise DatabaseError(f"{cause} after {ATTEMPTS} attempts") from None
                 log.warning("retrying %s after %s", getattr(unit, "__name__", unit), cause)
             finally:
-                await self._release(raw)
+                await self._release(pool, raw)
         raise AssertionError("unreachable")
 
     async def _transaction(self, raw: asyncpg.Connection, unit: Any, args: Any, kwargs: Any) -> Any:
@@ -266,13 +266,13 @@ class PostgresDatabase(Database):
                     await raw.execute("ROLLBACK")
 
     async def ping(self) -> None:
-        raw = await self._acquire()
+        pool, raw = await self._acquire()
         try:
             await raw.fetchval("SELECT 1")
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
             raise classify(error) from None
         finally:
-            await self._release(raw)
+            await self._release(pool, raw)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -3,6 +3,7 @@ rollback, unique violations, the client-gone rule, time budgets, storage errors 
 reaches the log."""
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -121,6 +122,31 @@ def test_a_statement_past_its_time_budget_is_cut_off_with_a_503(db: Db, monkeypa
     database.close()
     assert (raised.value.status, raised.value.code) == (503, "database_unavailable")
     assert time.monotonic() - started < 4
+
+
+def test_closing_while_a_unit_is_being_cancelled_returns_its_connection_at_once(
+    db: Db, monkeypatch, settings
+):
+    """A shutdown cancels the chores and closes the database in the same breath: the cancelled
+    unit must still hand its connection back to the pool being closed, or closing waits out the
+    pool's 10 s and then cuts every connection off."""
+    monkeypatch.setattr(sqlite_driver, "LOOP_STATEMENT_BUDGET_SECONDS", 0.2)
+    database = create_database(settings)
+
+    async def slow(conn: Connection) -> None:
+        await conn.fetch_value(_SLOW)
+
+    async def shutdown_mid_statement() -> float:
+        unit = asyncio.create_task(database.read(slow))
+        await asyncio.sleep(0.3)
+        unit.cancel()
+        started = time.monotonic()
+        await database.close()
+        with contextlib.suppress(asyncio.CancelledError, ApiError):
+            await unit
+        return time.monotonic() - started
+
+    assert db.run(shutdown_mid_statement()) < 5
 
 
 def test_a_unit_that_awaits_anything_else_inside_a_sqlite_transaction_is_refused(db: Db):
