@@ -206,6 +206,20 @@ def timestamp_text(column: str, dialect: str) -> str:
 
 
 Unit = Callable[Concatenate[Connection, P], Awaitable[R]]
+U = TypeVar("U", bound=Callable[..., Any])
+
+
+def one_statement_on_postgresql(unit: U) -> U:
+    """Marks a unit whose work on PostgreSQL is one statement, all or nothing by itself, before
+    which it only reads and after which it only builds its answer: `write` then runs it without
+    BEGIN and COMMIT, two of an order's four round trips (bench/README.md). Called inside
+    another unit, it joins that unit's transaction as any rule does."""
+    unit.one_statement_on_postgresql = True  # type: ignore[attr-defined]
+    return unit
+
+
+def runs_as_one_statement(unit: Any) -> bool:
+    return getattr(unit, "one_statement_on_postgresql", False) is True
 
 
 class Database:
@@ -226,7 +240,8 @@ class Database:
 
     async def write(self, unit: Unit[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """A unit in one write transaction: committed at the end, rolled back on any exception
-        (an ApiError included) and re-raised; retried when it lost a race."""
+        (an ApiError included) and re-raised; retried when it lost a race. On PostgreSQL, a unit
+        marked `one_statement_on_postgresql` is its own transaction instead."""
         raise NotImplementedError
 
     async def ping(self) -> None:

@@ -32,10 +32,7 @@ from app.types import utcnow
 
 _TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
 _HORIZON = "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
-_INSERT = (
-    "INSERT INTO events (id, type, txid, created_at, data)"
-    " VALUES (:id, :type, {}, :now, :data) RETURNING seq"
-)
+_INSERT = "INSERT INTO events (id, type, txid, created_at, data)"
 # One pending delivery per matching subscription. `types` holds a JSON array of names, so
 # finding `"order.paid"` (quotes included) inside it is an exact match. A substring function,
 # not LIKE: SQLite prepares a statement again whenever a LIKE pattern's parameter changes
@@ -43,15 +40,37 @@ _INSERT = (
 _FAN_OUT_TEXT = (
     "INSERT INTO event_deliveries"
     " (event_seq, subscription_id, attempt, status, created_at, next_attempt_at)"
-    " SELECT {seq}, id, 0, 'pending', {now}, {now} FROM event_subscriptions"
-    " WHERE enabled AND (types = '[\"*\"]' OR {find}(types, :quoted_type) > 0)"
+    " SELECT {seq}, s.id, 0, 'pending', {now}, {now} FROM event_subscriptions s{joined}"
+    " WHERE s.enabled AND (s.types = '[\"*\"]' OR {find}(s.types, :quoted_type) > 0)"
 )
 # SQLite: the event, then its deliveries (SQLite has no data-modifying CTEs).
-_INSERT_EVENT = Sql(sqlite=_INSERT.format("0"), postgresql="SELECT 'not used on PostgreSQL'")
-_FAN_OUT = Sql(
-    sqlite=_FAN_OUT_TEXT.format(seq=":seq", now=":now", find="instr"),
+_INSERT_EVENT = Sql(
+    sqlite=f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data) RETURNING seq",
     postgresql="SELECT 'not used on PostgreSQL'",
 )
+_FAN_OUT = Sql(
+    sqlite=_FAN_OUT_TEXT.format(seq=":seq", now=":recorded_at", joined="", find="instr"),
+    postgresql="SELECT 'not used on PostgreSQL'",
+)
+
+
+def recording_ctes(data: str, source: str = "") -> str:
+    """PostgreSQL: two CTEs, `event` and `fanned`, that insert an event whose data is the SQL
+    expression `data` and its deliveries, for a statement that records an event along with the
+    change it reports (app/orders.py places an order that way: one round trip). They take
+    `event_parameters(type)`. `source` (`FROM placed`) is what `data` reads: when it
+    has no row, nothing is recorded. A parameter in a SELECT list is typed as text unless told,
+    hence the casts."""
+    insert = (
+        f"{_INSERT} SELECT :id, :type, {_TXID}, CAST(:recorded_at AS timestamptz), {data} {source}"
+        " RETURNING seq"
+    )
+    fan_out = _FAN_OUT_TEXT.format(
+        seq="event.seq", now="CAST(:recorded_at AS timestamptz)", joined=", event", find="strpos"
+    )
+    return f"event AS ({insert}), fanned AS ({fan_out})"
+
+
 _FEED = (
     "SELECT seq, txid, id, type, created_at, data FROM events"
     " WHERE (txid, seq) > (:txid, :seq) AND txid < {}{} ORDER BY txid, seq LIMIT :limit"
@@ -61,15 +80,9 @@ _FEED_ALL = Sql(sqlite=_FEED.format("1", ""), postgresql=_FEED.format(_HORIZON, 
 _FEED_OF_TYPES = Sql(
     sqlite=_FEED.format("1", _OF_TYPES), postgresql=_FEED.format(_HORIZON, _OF_TYPES)
 )
-# PostgreSQL: the event and its deliveries in one statement (one round trip, not two); it
-# types a parameter in a SELECT list as text unless told, hence the cast.
+# PostgreSQL: the event and its deliveries in one statement (one round trip, not two).
 _RECORD_PG = Sql(
-    postgresql="WITH event AS ("
-    + _INSERT.format(_TXID)
-    + ") "
-    + _FAN_OUT_TEXT.format(
-        seq="(SELECT seq FROM event)", now="CAST(:now AS timestamptz)", find="strpos"
-    ),
+    postgresql=f"WITH {recording_ctes('CAST(:data AS text)')} SELECT seq FROM event",
     sqlite="SELECT 'not used on SQLite'",
 )
 _TYPE_SLOTS = 5
@@ -92,6 +105,22 @@ def on_record(listener: Callable[[], None]) -> Callable[[], None]:
     """Call `listener` whenever an event is recorded in this process (before its commit)."""
     _listeners.append(listener)
     return lambda: _listeners.remove(listener)
+
+
+def event_parameters(type: EventType) -> dict[str, Any]:
+    """The parameters recording an event of `type` takes, its new id among them."""
+    return {
+        "id": new_event_id(),
+        "type": str(type),
+        "quoted_type": f'"{type}"',
+        "recorded_at": utcnow(),
+    }
+
+
+def recorded() -> None:
+    """Tell this process's listeners an event was recorded (the delivery worker's wake-up)."""
+    for listener in _listeners:
+        listener()
 
 
 def new_event_id() -> str:
@@ -121,22 +150,14 @@ def rfc3339(moment: datetime | None) -> str | None:
 
 async def record(conn: Connection, type: EventType, data: Mapping[str, Any]) -> str:
     """Insert an event into the outbox in the caller's transaction; return its id."""
-    event_id, now = new_event_id(), utcnow()
-    params = {
-        "id": event_id,
-        "type": str(type),
-        "now": now,
-        "data": dumps(data),
-        "quoted_type": f'"{type}"',
-    }
+    params = {**event_parameters(type), "data": dumps(data)}
     if conn.dialect == "postgresql":
         await conn.execute(_RECORD_PG, params)
     else:
         params["seq"] = await conn.fetch_value(_INSERT_EVENT, params)
         await conn.execute(_FAN_OUT, params)
-    for listener in _listeners:
-        listener()
-    return event_id
+    recorded()
+    return str(params["id"])
 
 
 def encode_cursor(kind: str, *position: int) -> str:

@@ -2,9 +2,10 @@
 
 Round trips are what a PostgreSQL request costs here (bench/README.md), so: a read unit runs
 its statements without BEGIN/COMMIT (each sees the latest committed state, as on SQLite), a
-write unit is BEGIN, its statements, COMMIT, and the pool does not reset a connection it gets
-back (nothing a unit leaves behind outlives its transaction). A unit that lost a race
-(serialization failure, deadlock) runs again.
+write unit is BEGIN, its statements, COMMIT (or, marked `one_statement_on_postgresql`, its one
+statement alone), and the pool does not reset a connection it gets back (nothing a unit
+leaves behind outlives its transaction). A unit that lost a race (serialization failure,
+deadlock) runs again.
 """
 
 import asyncio
@@ -31,6 +32,7 @@ from app.database import (
     gone,
     insufficient_storage,
     log_storage_error,
+    runs_as_one_statement,
     statement_too_slow,
 )
 from app.errors import ApiError
@@ -248,6 +250,14 @@ class PostgresDatabase(Database):
         raise AssertionError("unreachable")
 
     async def _transaction(self, raw: asyncpg.Connection, unit: Any, args: Any, kwargs: Any) -> Any:
+        if runs_as_one_statement(unit):
+            # Its one write statement commits by itself: the client's going is checked before.
+            if gone():
+                raise ClientGone
+            try:
+                return await unit(PostgresConnection(raw), *args, **kwargs)
+            except (OSError, asyncpg.InterfaceError) as error:
+                raise classify(error) from None
         started = False
         try:
             await raw.execute("BEGIN")

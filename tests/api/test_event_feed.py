@@ -4,6 +4,7 @@ commit out of order."""
 
 import asyncio
 import itertools
+import json
 import sqlite3
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from app.errors import ApiError
 from app.main import create_app
 from app.tables import EventType
 from tests import webhooks
+from tests.serving import serving
 
 _skus = itertools.count(1)
 
@@ -54,6 +56,34 @@ def product(client: TestClient, stock: int = 10) -> int:
     response = client.post("/products", json={**body, "price": "5.00", "stock": stock})
     assert response.status_code == 201, response.text
     return response.json()["id"]
+
+
+@pytest.mark.parametrize("window_seconds", [None, 900])
+def test_order_created_carries_the_orders_answer_key_for_key_in_its_order(
+    settings: Settings, engine: Engine, window_seconds: int | None
+):
+    """On PostgreSQL the event's JSON is written by SQL in the statement that places the order
+    (app/orders.py): it must be the answer's JSON, keys in the same order, odd names included."""
+    settings = settings.model_copy(update={"pending_order_ttl_seconds": window_seconds})
+    with serving(create_app(settings, engine)) as client:
+        names = ['Mug "Classic" \\ 1/2', "Tasse à café ☕ 😀", "tab\there"]
+        ids = []
+        for name, price in zip(names, ["0.05", "12.30", "1234567.89"], strict=True):
+            body = {"sku": f"FEED-{next(_skus)}", "name": name, "price": price, "stock": 50}
+            created = client.post("/products", json=body)
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        items = [
+            {"product_id": i, "quantity": q} for i, q in zip(ids[::-1], [3, 1, 7], strict=True)
+        ]
+        placed = client.post("/orders", json={"items": items})
+        assert placed.status_code == 201, placed.text
+
+        created_events = feed(client, at_least=1, type="order.created")["items"]
+    assert [e["data"]["order"]["id"] for e in created_events] == [placed.json()["id"]]
+    # json.loads keeps a document's key order, so equal dumps mean equal keys in equal order.
+    assert json.dumps(created_events[0]["data"]) == json.dumps({"order": placed.json()})
+    assert (placed.json()["expires_at"] is None) == (window_seconds is None)
 
 
 def test_order_events_carry_the_order_as_it_was_right_after_each_change(client: TestClient):

@@ -1,5 +1,6 @@
 """The order rules through the seam: reservation, all-or-nothing, transitions, lists."""
 
+import asyncpg
 import pytest
 
 from app import catalog, orders
@@ -192,3 +193,31 @@ def test_list_orders_by_cursor_walks_every_order_once_without_a_count(db: Db):
         after, pages = page["next"], pages + 1
 
     assert seen == sorted(placed, reverse=True) and pages == 3
+
+
+def test_on_postgresql_an_order_is_one_statement_and_no_transaction_around_it(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+):
+    """Four round trips became one (bench/README.md): placing, the ledger and the order.created
+    event in one statement, which commits by itself. SQLite's equivalent is its group commit."""
+    if db.database.dialect != "postgresql":
+        pytest.skip(
+            "PostgreSQL's form of an order; SQLite's writer turn is tested in test_database"
+        )
+    mug, tee = make_product(db, stock=5), make_product(db, stock=5)
+    sent: list[str] = []
+    for method in ("execute", "fetch", "fetchrow", "fetchval"):
+        original = getattr(asyncpg.Connection, method)
+
+        def spy(self, query, *args, _original=original, **kwargs):
+            sent.append(query.split()[0].upper())
+            return _original(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, method, spy)
+
+    order = make_order(db, (tee, 2), (mug, 1))
+
+    assert sent == ["WITH"]
+    assert (stock_of(db, mug.id), stock_of(db, tee.id)) == (4, 3)
+    assert db.value("SELECT count(*) FROM stock_movements WHERE order_id = :id", id=order.id) == 2
+    assert db.value("SELECT count(*) FROM events WHERE type = 'order.created'") == 1
