@@ -8,8 +8,8 @@ For each configuration (engine:workers) and round: the bare app (bench/bare_app.
 many workers, then the service on a fresh database of 1,000 products, each case measured by
 wrk (64 connections, 10 s, after a warm-up). Odd rounds go through the configurations in
 reverse, so drift in a noisy machine's load does not favour one of them. Each figure's ratio
-is to the bare run just before it. Writes reports/bench-<time>.{json,md}; --readme also
-puts the table into bench/README.md.
+is to the bare run just before it. Writes reports/bench-<time>.{json,md} (the .md is the table
+bench/README.md quotes; reports/ is not committed).
 """
 
 import argparse

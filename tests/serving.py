@@ -4,11 +4,10 @@ work is in flight.
 
 Why: the lifespan starts the service's chores (the idempotency and event purges, the expiry
 sweep) at once, and stops them by cancelling. On PostgreSQL a unit cancelled mid-statement
-cannot return its connection to the pool the shutdown is closing (`PostgresDatabase.close`
-lets go of the pool before `_release` looks for it), so `pool.close()` waits out its 10 s
-timeout: a test that is done within the chores' first round paid 10 s to stop. Waiting for
-the chores makes no test see less of the service; the slow stop itself is the service's to
-fix (app/db/postgresql.py).
+once could not return its connection to the pool the shutdown was closing, so `pool.close()`
+waited out its 10 s timeout; the service now returns it (app/db/postgresql.py, tested in
+tests/unit/test_database.py). The wait remains so that a test ends with its chores finished
+rather than cut off mid-statement; it makes no test see less of the service.
 """
 
 import time

@@ -195,6 +195,7 @@ def test_list_orders_by_cursor_walks_every_order_once_without_a_count(db: Db):
     assert seen == sorted(placed, reverse=True) and pages == 3
 
 
+@pytest.mark.parametrize("db_kind", ["postgresql"])  # SQLite's form: test_database's group commit
 def test_on_postgresql_an_order_is_one_statement_and_no_transaction_around_it(
     db: Db, monkeypatch: pytest.MonkeyPatch
 ):
