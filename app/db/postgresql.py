@@ -3,9 +3,10 @@
 Round trips are what a PostgreSQL request costs here (bench/README.md), so: a read unit runs
 its statements without BEGIN/COMMIT (each sees the latest committed state, as on SQLite), a
 write unit is BEGIN, its statements, COMMIT (or, marked `one_statement_on_postgresql`, its one
-statement alone), and the pool does not reset a connection it gets back (nothing a unit
-leaves behind outlives its transaction). A unit that lost a race (serialization failure,
-deadlock) runs again.
+statement alone). Connections come from the service's own pool (app/db/pg_pool.py: no task or
+timer per request), which does not reset a connection it gets back: nothing a unit leaves
+behind outlives its transaction. A unit that lost a race (serialization failure, deadlock)
+runs again.
 """
 
 import asyncio
@@ -35,6 +36,7 @@ from app.database import (
     runs_as_one_statement,
     statement_too_slow,
 )
+from app.db.pg_pool import ConnectionPool, PoolClosed
 from app.errors import ApiError
 
 log = logging.getLogger("app.database")
@@ -163,11 +165,6 @@ class PostgresConnection(Connection):
         return value
 
 
-async def _no_reset(_connection: asyncpg.Connection) -> None:
-    """Units end their transactions, and set nothing that outlives them: skip the reset query
-    asyncpg would send on every release (one round trip per request)."""
-
-
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -176,7 +173,7 @@ class PostgresDatabase(Database):
         self.display_url = make_url(url).render_as_string(hide_password=True)
         self.pool_size = pool_size
         self.acquire_timeout = acquire_timeout
-        self._pool: asyncpg.Pool | None = None
+        self._pool: ConnectionPool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -187,66 +184,74 @@ class PostgresDatabase(Database):
             acquire_timeout=settings.db_pool_timeout_seconds,
         )
 
-    async def _get_pool(self) -> asyncpg.Pool:
+    def _get_pool(self) -> ConnectionPool:
         loop = asyncio.get_running_loop()
         if self._pool is None or self._pool_loop is not loop:
             if self._pool is not None:
                 # A test client may run each request on a loop of its own; a pool belongs to one
                 # (and the old loop may be closed already: its sockets go with it).
-                with contextlib.suppress(Exception):
-                    self._pool.terminate()
-            self._pool = asyncpg.create_pool(
-                min_size=0,
-                max_size=self.pool_size,
-                reset=_no_reset,
-                timeout=min(self.acquire_timeout, 10.0),
-                **self._connect,
-            )
+                self._pool.terminate()
+            self._pool = ConnectionPool(self._open, self.pool_size)
             self._pool_loop = loop
-            try:
-                await self._pool
-            except BaseException:
-                self._pool = None  # the next request tries again
-                raise
             metrics.pool_capacity(self.pool_size)
         return self._pool
 
-    async def _acquire(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+    async def _open(self) -> asyncpg.Connection:
+        return await asyncpg.connect(**self._connect, timeout=min(self.acquire_timeout, 10.0))
+
+    async def _acquire(self) -> tuple[ConnectionPool, asyncpg.Connection]:
         """A connection and the pool it goes back to (which `close` may already have let go)."""
+        pool = self._get_pool()
         try:
-            pool = await self._get_pool()
-            raw = await pool.acquire(timeout=self.acquire_timeout)
+            raw = await pool.acquire(self.acquire_timeout)
+        except PoolClosed:
+            raise database_unavailable() from None
         except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             raise classify(error) from None
         metrics.connection_checked_out()
         return pool, raw
 
-    async def _release(self, pool: asyncpg.Pool, raw: asyncpg.Connection) -> None:
+    @staticmethod
+    def _release(pool: ConnectionPool, raw: asyncpg.Connection, reusable: bool) -> None:
         metrics.connection_checked_in()
-        with contextlib.suppress(Exception):
-            await pool.release(raw)
+        pool.release(raw, reusable=reusable)
 
     async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
         pool, raw = await self._acquire()
+        reusable = False
         try:
-            return await unit(PostgresConnection(raw), *args, **kwargs)
+            result = await unit(PostgresConnection(raw), *args, **kwargs)
+            reusable = True
+            return result
         except (OSError, asyncpg.InterfaceError) as error:
             raise classify(error) from None
+        except Exception:
+            reusable = True  # raised between statements: the connection is as it was
+            raise
         finally:
-            await self._release(pool, raw)
+            self._release(pool, raw, reusable)
 
     async def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
         for attempt in range(1, ATTEMPTS + 1):
             pool, raw = await self._acquire()
+            reusable = False
             try:
-                return await self._transaction(raw, unit, args, kwargs)
+                result = await self._transaction(raw, unit, args, kwargs)
+                reusable = True
+                return result
             except RaceLost as lost:
+                reusable = True
                 cause = getattr(lost, "sqlstate", type(lost).__name__)
                 if attempt == ATTEMPTS:
                     raise DatabaseError(f"{cause} after {ATTEMPTS} attempts") from None
                 log.warning("retrying %s after %s", getattr(unit, "__name__", unit), cause)
+            except Exception as error:
+                # A driver or socket error may leave the connection mid-statement; anything
+                # else was raised between statements (and rolled back).
+                reusable = not isinstance(error, OSError | asyncpg.InterfaceError)
+                raise
             finally:
-                await self._release(pool, raw)
+                self._release(pool, raw, reusable)
         raise AssertionError("unreachable")
 
     async def _transaction(self, raw: asyncpg.Connection, unit: Any, args: Any, kwargs: Any) -> Any:
@@ -277,17 +282,16 @@ class PostgresDatabase(Database):
 
     async def ping(self) -> None:
         pool, raw = await self._acquire()
+        reusable = False
         try:
             await raw.fetchval("SELECT 1")
+            reusable = True
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
             raise classify(error) from None
         finally:
-            await self._release(pool, raw)
+            self._release(pool, raw, reusable)
 
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            try:
-                await asyncio.wait_for(pool.close(), 10)
-            except Exception:
-                pool.terminate()
+            await pool.close(10)
