@@ -70,7 +70,8 @@ async def main(args: argparse.Namespace) -> None:
             lambda: ours.acquire(ACQUIRE_TIMEOUT), ours.release, args.requests, args.concurrency
         )
         print(
-            f"round {round_}: asyncpg's pool {asyncpg_us:.0f} µs, app/db/pg_pool.py {ours_us:.0f} µs"
+            f"round {round_}: asyncpg's pool {asyncpg_us:.0f} µs, "
+            f"app/db/pg_pool.py {ours_us:.0f} µs"
         )
     await theirs.close()
     await ours.close(10)
