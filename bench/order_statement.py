@@ -25,7 +25,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
-import psutil  # noqa: E402
 import uvloop  # noqa: E402
 
 from app import events, orders  # noqa: E402
@@ -33,19 +32,10 @@ from app.db.pg_pool import ConnectionPool  # noqa: E402
 from app.db.postgresql import connect_arguments  # noqa: E402
 from app.tables import EventType  # noqa: E402
 from app.types import rfc3339  # noqa: E402
-from bench.servers import fresh_database, seed_products  # noqa: E402
+from bench.servers import fresh_database, postgres_cpu_seconds, seed_products  # noqa: E402
 
 PRODUCTS = 1000
 ORDER_STATEMENT, ORDER_PARAMETERS = orders._PLACE_ORDER_PG.compiled("postgresql")
-
-
-def postgres_cpu_seconds() -> float:
-    """User and system CPU of every process of the local PostgreSQL server so far."""
-    total = 0.0
-    for process in psutil.process_iter(["name", "cpu_times"]):
-        if (process.info["name"] or "").startswith("postgres") and process.info["cpu_times"]:
-            total += sum(process.info["cpu_times"][:2])
-    return total
 
 
 def order_arguments() -> list[Any]:

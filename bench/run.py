@@ -35,6 +35,7 @@ from bench.servers import (  # noqa: E402
     UVICORN_FLAGS,
     Served,
     fresh_database,
+    postgres_cpu_seconds,
     seed_orders,
     seed_products,
     serve,
@@ -105,12 +106,18 @@ def wrk(base_url: str, case: tuple[str, str], seconds: float, connections: int) 
     }
 
 
-def measure(server: Served, case: tuple[str, str], args: argparse.Namespace) -> dict[str, Any]:
+def measure(
+    server: Served, case: tuple[str, str], args: argparse.Namespace, engine: str = "-"
+) -> dict[str, Any]:
+    """wrk's figures, the service's CPU per request and, on PostgreSQL, the database server's
+    (the two share this machine's cores)."""
     wrk(server.url, case, args.warmup, args.connections)
-    cpu_before = server.cpu_seconds()
+    cpu_before, database_before = server.cpu_seconds(), postgres_cpu_seconds()
     figures = wrk(server.url, case, args.duration, args.connections)
-    requests = figures["rps"] * args.duration
-    figures["cpu_ms"] = 1000 * (server.cpu_seconds() - cpu_before) / max(requests, 1)
+    requests = max(figures["rps"] * args.duration, 1)
+    figures["cpu_ms"] = 1000 * (server.cpu_seconds() - cpu_before) / requests
+    if engine == "postgresql":
+        figures["db_cpu_ms"] = 1000 * (postgres_cpu_seconds() - database_before) / requests
     return figures
 
 
@@ -127,7 +134,7 @@ def run_config(engine: str, workers: int, round_no: int, args: argparse.Namespac
         seed_products(database_url, PRODUCTS)
         with serve("app.main:app", workers, database_url) as server:
             for name in args.cases:
-                figures = measure(server, CASES[name], args)
+                figures = measure(server, CASES[name], args, engine)
                 figures["ratio"] = figures["rps"] / bare["rps"]
                 results.append(
                     {
@@ -142,7 +149,8 @@ def run_config(engine: str, workers: int, round_no: int, args: argparse.Namespac
                     f"  {name:26} {engine}:{workers} {figures['rps']:8.0f} req/s "
                     f"ratio {figures['ratio']:.2f} p99 {figures['p99_ms']:.1f} ms "
                     f"errors {figures['errors']} timeouts {figures['timeouts']} "
-                    f"cpu {figures['cpu_ms']:.3f} ms/req",
+                    f"cpu {figures['cpu_ms']:.3f} ms/req"
+                    + (f" db cpu {figures['db_cpu_ms']:.3f}" if "db_cpu_ms" in figures else ""),
                     flush=True,
                 )
     return results

@@ -24,7 +24,15 @@ LARGE_STOCK = 1_000_000_000
 # The service runs with API keys on, as a deployment does; wrk sends this one with every
 # request (bench/wrk/report.lua), to the bare app too, which ignores it.
 API_KEY = "bench-key-4f9c2a7e1d8b6035"
-__all__ = ["API_KEY", "UVICORN_FLAGS", "fresh_database", "seed_orders", "seed_products", "serve"]
+__all__ = [
+    "API_KEY",
+    "UVICORN_FLAGS",
+    "fresh_database",
+    "postgres_cpu_seconds",
+    "seed_orders",
+    "seed_products",
+    "serve",
+]
 
 
 @contextmanager
@@ -121,6 +129,16 @@ def seed_orders(url: str, count: int, products: int) -> None:
         if not url.startswith("sqlite"):
             connection.execute(text("ANALYZE"))
     engine.dispose()
+
+
+def postgres_cpu_seconds() -> float:
+    """User and system CPU of every process of the local PostgreSQL server so far (the
+    benchmark's server runs on this machine, sharing its cores with the service)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if (process.info["name"] or "").startswith("postgres") and process.info["cpu_times"]:
+            total += sum(process.info["cpu_times"][:2])
+    return total
 
 
 class Served(NamedTuple):
