@@ -107,3 +107,18 @@ def test_list_by_cursor_pages_in_id_order_with_no_count(db: Db):
     assert (first["total"], first["offset"]) == (5, 0)
     assert (second["total"], second["offset"]) == (None, None)
     assert last["next"] is None
+
+
+def test_an_offset_page_carries_its_count_past_the_end_and_on_an_empty_catalog(db: Db):
+    """The page and its count are one statement: a page past the end still has the total."""
+    empty = db.scan(catalog.list_products, limit=5, offset=0)
+    assert (empty["items"], empty["total"], empty["next"]) == ([], 0, None)
+    ids = [make_product(db)["id"] for _ in range(3)]
+    db.write(catalog.archive_product, ids[0])
+
+    middle = db.scan(catalog.list_products, limit=1, offset=1)
+    past = db.scan(catalog.list_products, limit=5, offset=7)
+
+    assert ([p["id"] for p in middle["items"]], middle["total"]) == ([ids[2]], 2)
+    assert middle["next"] is None  # the last live product
+    assert (past["items"], past["total"], past["offset"], past["next"]) == ([], 2, 7, None)
