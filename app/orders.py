@@ -502,17 +502,21 @@ def _list_sql(
         conditions.append("o.created_at >= :created_after")
     if until:
         conditions.append("o.created_at < :created_before")
+    counted = "SELECT count(*) FROM orders o" + (
+        f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    )
     if count:
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        return Sql(f"SELECT count(*) FROM orders o{where}")
+        return Sql(counted)
     if after:
         conditions.append("o.id < :after")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
+    # An offset page carries its count in every row (a subquery run once, as for products).
+    total = "" if after else f"({counted}) AS total, "
     # One statement for the page and its lines: one round trip, one snapshot.
     return Sql.each(
         lambda dialect: (
-            f"SELECT {_order_columns(dialect)}, {LINE_COLUMNS} FROM "
+            f"SELECT {total}{_order_columns(dialect)}, {LINE_COLUMNS} FROM "
             f"(SELECT o.id FROM orders o{where} ORDER BY o.id DESC {paging}) page "
             "JOIN orders o ON o.id = page.id JOIN order_lines l ON l.order_id = o.id "
             "ORDER BY o.id DESC, l.id"
@@ -549,11 +553,14 @@ async def list_orders(
         created_after is not None,
         created_before is not None,
     )
-    views = _views(await conn.fetch_all(_list_sql(*shape, False), params))
-    more, views = len(views) > limit, views[:limit]
+    rows = await conn.fetch_all(_list_sql(*shape, False), params)
     total = None
     if after is None:
-        total = await conn.fetch_value(_list_sql(*shape, True), params)
+        total = (
+            rows[0]["total"] if rows else await conn.fetch_value(_list_sql(*shape, True), params)
+        )
+    views = _views(rows)
+    more, views = len(views) > limit, views[:limit]
     return {
         "items": views,
         "total": total,

@@ -222,3 +222,17 @@ def test_on_postgresql_an_order_is_one_statement_and_no_transaction_around_it(
     assert (stock_of(db, mug.id), stock_of(db, tee.id)) == (4, 3)
     assert db.value("SELECT count(*) FROM stock_movements WHERE order_id = :id", id=order.id) == 2
     assert db.value("SELECT count(*) FROM events WHERE type = 'order.created'") == 1
+
+
+def test_an_offset_page_of_orders_carries_its_count_past_the_end_too(db: Db):
+    """The page, its lines and its count are one statement; a page with no rows counts alone."""
+    assert db.scan(orders.list_orders, limit=5, offset=0)["total"] == 0
+    mug = make_product(db, stock=10)
+    placed = [make_order(db, (mug, 1)).id for _ in range(3)]
+    move(db, placed[0], OrderStatus.PAID)
+
+    second = db.scan(orders.list_orders, limit=1, offset=1)
+    past = db.scan(orders.list_orders, limit=5, offset=9, status=OrderStatus.PAID)
+
+    assert ([o["id"] for o in second["items"]], second["total"]) == ([placed[1]], 3)
+    assert (past["items"], past["total"], past["next"]) == ([], 1, None)
