@@ -12,6 +12,7 @@ runs again.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 ATTEMPTS = 3
 # A statement running longer than this is cancelled by the server.
 STATEMENT_TIMEOUT_MS = 10_000
+_SELECT_ONE = Sql("SELECT 1")
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57", "53")  # connection, operator intervention, resources
 
 
@@ -165,6 +167,10 @@ class PostgresConnection(Connection):
         return value
 
 
+async def _select_one(conn: Connection) -> None:
+    await conn.fetch_value(_SELECT_ONE)
+
+
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -211,47 +217,38 @@ class PostgresDatabase(Database):
         metrics.connection_checked_out()
         return pool, raw
 
-    @staticmethod
-    def _release(pool: ConnectionPool, raw: asyncpg.Connection, reusable: bool) -> None:
-        metrics.connection_checked_in()
-        pool.release(raw, reusable=reusable)
-
-    async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
+    async def _on_connection(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """`work(raw)` on a connection of the pool, given back afterwards: for another unit,
+        unless a socket or driver error (or a cancellation) may have left it mid-statement."""
         pool, raw = await self._acquire()
         reusable = False
         try:
-            result = await unit(PostgresConnection(raw), *args, **kwargs)
+            result = await work(raw)
             reusable = True
             return result
         except (OSError, asyncpg.InterfaceError) as error:
             raise classify(error) from None
         except Exception:
-            reusable = True  # raised between statements: the connection is as it was
+            reusable = True  # the server's answer, or raised between statements (rolled back)
             raise
         finally:
-            self._release(pool, raw, reusable)
+            metrics.connection_checked_in()
+            pool.release(raw, reusable=reusable)
+
+    async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return await self._on_connection(lambda raw: unit(PostgresConnection(raw), *args, **kwargs))
 
     async def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
         for attempt in range(1, ATTEMPTS + 1):
-            pool, raw = await self._acquire()
-            reusable = False
             try:
-                result = await self._transaction(raw, unit, args, kwargs)
-                reusable = True
-                return result
+                return await self._on_connection(
+                    lambda raw: self._transaction(raw, unit, args, kwargs)
+                )
             except RaceLost as lost:
-                reusable = True
                 cause = getattr(lost, "sqlstate", type(lost).__name__)
                 if attempt == ATTEMPTS:
                     raise DatabaseError(f"{cause} after {ATTEMPTS} attempts") from None
                 log.warning("retrying %s after %s", getattr(unit, "__name__", unit), cause)
-            except Exception as error:
-                # A driver or socket error may leave the connection mid-statement; anything
-                # else was raised between statements (and rolled back).
-                reusable = not isinstance(error, OSError | asyncpg.InterfaceError)
-                raise
-            finally:
-                self._release(pool, raw, reusable)
         raise AssertionError("unreachable")
 
     async def _transaction(self, raw: asyncpg.Connection, unit: Any, args: Any, kwargs: Any) -> Any:
@@ -259,10 +256,7 @@ class PostgresDatabase(Database):
             # Its one write statement commits by itself: the client's going is checked before.
             if gone():
                 raise ClientGone
-            try:
-                return await unit(PostgresConnection(raw), *args, **kwargs)
-            except (OSError, asyncpg.InterfaceError) as error:
-                raise classify(error) from None
+            return await unit(PostgresConnection(raw), *args, **kwargs)
         started = False
         try:
             await raw.execute("BEGIN")
@@ -273,7 +267,7 @@ class PostgresDatabase(Database):
             await raw.execute("COMMIT")
             started = False
             return result
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+        except asyncpg.PostgresError as error:
             raise classify(error) from None
         finally:
             if started and not raw.is_closed():
@@ -281,15 +275,7 @@ class PostgresDatabase(Database):
                     await raw.execute("ROLLBACK")
 
     async def ping(self) -> None:
-        pool, raw = await self._acquire()
-        reusable = False
-        try:
-            await raw.fetchval("SELECT 1")
-            reusable = True
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
-            raise classify(error) from None
-        finally:
-            self._release(pool, raw, reusable)
+        await self.read(_select_one)
 
     async def close(self) -> None:
         if self._pool is not None:
