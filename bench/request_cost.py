@@ -60,20 +60,27 @@ class UnitClock:
 def timed(database: Any) -> Any:
     """Wrap the database's read/write/scan so each unit's own CPU time is added up; a SQLite
     unit never suspends, so the thread time around it is its own."""
+
+    # One timed twin per unit, kept: the seam knows a scan by its unit (a new function object
+    # per call would look like a new kind of scan every time, and never run on the loop).
+    @functools.cache
+    def timed_twin(unit: Any) -> Any:
+        # wraps: the unit's marks (`one_statement_on_postgresql`) are the seam's to read.
+        @functools.wraps(unit)
+        async def timed_unit(conn: Any, *unit_args: Any, **unit_kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return await unit(conn, *unit_args, **unit_kwargs)
+            finally:
+                UnitClock.seconds += time.thread_time() - started
+
+        return timed_unit
+
     for name in ("read", "write", "scan"):
         run = getattr(database, name)
 
         def wrapper(unit: Any, /, *args: Any, _run: Any = run, **kwargs: Any) -> Any:
-            # wraps: the unit's marks (`one_statement_on_postgresql`) are the seam's to read.
-            @functools.wraps(unit)
-            async def timed_unit(conn: Any, *unit_args: Any, **unit_kwargs: Any) -> Any:
-                started = time.thread_time()
-                try:
-                    return await unit(conn, *unit_args, **unit_kwargs)
-                finally:
-                    UnitClock.seconds += time.thread_time() - started
-
-            return _run(timed_unit, *args, **kwargs)
+            return _run(timed_twin(unit), *args, **kwargs)
 
         setattr(database, name, wrapper)
     return database
