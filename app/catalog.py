@@ -135,7 +135,9 @@ async def get_product(conn: Connection, product_id: int) -> dict[str, Any]:
 def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: bool) -> Sql:
     """The list statement for one combination of filters, built once. An offset page carries
     its count in every row (`total`, a subquery run once): one round trip on PostgreSQL where
-    it was two; only a page with no rows (past the end) needs the count on its own."""
+    it was two; only a page with no rows (past the end) needs the count on its own. With no
+    filter the count is the one the database keeps (`catalog_counts`): a row's read, where
+    counting costs O(products)."""
     conditions = ["archived_at IS NULL"]
     if sku:
         conditions.append("sku = :sku")
@@ -143,7 +145,11 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
         conditions.append("lower(name) LIKE :pattern ESCAPE '/'")
     if in_stock is not None:
         conditions.append("stock > 0" if in_stock else "stock = 0")
-    counted = f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}"
+    counted = (
+        f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}"
+        if len(conditions) > 1
+        else "SELECT live_products FROM catalog_counts"
+    )
     if count:
         return Sql(counted)
     if after:

@@ -4,6 +4,7 @@ statuses, cancel reasons, stock movement reasons) that CHECK constraints, schema
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,8 +18,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
+from sqlalchemy.engine import Connection
 from sqlmodel import Field as TableField
 from sqlmodel import Relationship, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -101,6 +104,80 @@ class Product(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None = None
+
+
+# One row: how many products are live. Triggers on `products` keep it in the transaction that
+# creates, archives or deletes one, so an unfiltered page's `total` is this row's read instead
+# of a count over the whole catalog (28 µs at 1,000 products, 11 ms at 200,000). Nothing else
+# writes it. Migration 0007 and `create_all` both build it with `count_live_products`.
+catalog_counts_table = Table(
+    "catalog_counts",
+    SQLModel.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("live_products", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="one_row"),
+    CheckConstraint("live_products >= 0", name="not_negative"),
+)
+
+_ADD = "UPDATE catalog_counts SET live_products = live_products + {delta}"
+_ARCHIVE_DELTA = "CASE WHEN NEW.archived_at IS NULL THEN 1 ELSE -1 END"
+_STATEMENT_DELTA = (
+    "(CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END) "
+    "* (SELECT count(*) FROM changed WHERE archived_at IS NULL)"
+)
+# They fire on an insert, a delete, and an update that names `archived_at`: an order's stock
+# update names only `stock`, and does not fire them.
+_COUNT_TRIGGERS = {
+    "sqlite": (
+        f"""CREATE TRIGGER products_counted_insert AFTER INSERT ON products
+        WHEN NEW.archived_at IS NULL BEGIN {_ADD.format(delta=1)}; END""",
+        f"""CREATE TRIGGER products_counted_delete AFTER DELETE ON products
+        WHEN OLD.archived_at IS NULL BEGIN {_ADD.format(delta=-1)}; END""",
+        f"""CREATE TRIGGER products_counted_archive AFTER UPDATE OF archived_at ON products
+        WHEN (OLD.archived_at IS NULL) <> (NEW.archived_at IS NULL)
+        BEGIN {_ADD.format(delta=_ARCHIVE_DELTA)}; END""",
+    ),
+    # Inserts and deletes once per statement, over its transition table (a COPY of 300,000
+    # products is one update of the row, not 300,000); an update that names archived_at once
+    # per row it changes (PostgreSQL allows no transition table with a column list).
+    "postgresql": (
+        f"""CREATE OR REPLACE FUNCTION products_counted_statement() RETURNS trigger
+        LANGUAGE plpgsql AS $$ BEGIN
+            {_ADD.format(delta=_STATEMENT_DELTA)};
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER products_counted_insert AFTER INSERT ON products
+        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+        EXECUTE FUNCTION products_counted_statement()""",
+        """CREATE TRIGGER products_counted_delete AFTER DELETE ON products
+        REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
+        EXECUTE FUNCTION products_counted_statement()""",
+        f"""CREATE OR REPLACE FUNCTION products_counted_archive() RETURNS trigger
+        LANGUAGE plpgsql AS $$ BEGIN {_ADD.format(delta=_ARCHIVE_DELTA)}; RETURN NULL; END $$""",
+        """CREATE TRIGGER products_counted_archive AFTER UPDATE OF archived_at ON products
+        FOR EACH ROW WHEN ((OLD.archived_at IS NULL) <> (NEW.archived_at IS NULL))
+        EXECUTE FUNCTION products_counted_archive()""",
+    ),
+}
+
+
+def count_live_products(connection: Connection) -> None:
+    """Fill `catalog_counts` from the products there are, and add the triggers that keep it.
+    On SQLite a rebuild of `products` (Alembic's batch mode) drops them: call this again."""
+    connection.execute(
+        text(
+            "INSERT INTO catalog_counts (id, live_products) "
+            "SELECT 1, count(*) FROM products WHERE archived_at IS NULL"
+        )
+    )
+    for statement in _COUNT_TRIGGERS[connection.dialect.name]:
+        connection.execute(text(statement))
+
+
+@event.listens_for(SQLModel.metadata, "after_create")
+def _count_after_create_all(target: Any, connection: Connection, **kw: Any) -> None:
+    # `create_all` (tests build schemas with it) runs this once every table exists.
+    count_live_products(connection)
 
 
 # The CHECK constraint that keeps `orders.status` to the statuses above.

@@ -122,3 +122,40 @@ def test_an_offset_page_carries_its_count_past_the_end_and_on_an_empty_catalog(d
     assert ([p["id"] for p in middle["items"]], middle["total"]) == ([ids[2]], 2)
     assert middle["next"] is None  # the last live product
     assert (past["items"], past["total"], past["offset"], past["next"]) == ([], 2, 7, None)
+
+
+def test_the_kept_count_of_live_products_follows_every_change_to_the_catalog(db: Db):
+    """`catalog_counts` (kept by triggers) is what an unfiltered page shows as its total: it
+    must equal a real count after creates, archives, orders, bulk inserts, deletes and an
+    archive undone by hand, on each engine."""
+
+    def kept() -> int:
+        return db.value("SELECT live_products FROM catalog_counts")
+
+    def counted() -> int:
+        return db.value("SELECT count(*) FROM products WHERE archived_at IS NULL")
+
+    seen = [(kept(), counted())]
+    mugs = [make_product(db, stock=5) for _ in range(4)]
+    spare = make_product(db, stock=0)  # no ledger movement: free to delete
+    db.write(catalog.archive_product, mugs[0].id)
+    make_order(db, (mugs[1], 2), (mugs[2], 1))  # stock moves; the count must not
+    seen.append((kept(), counted()))
+    db.execute(
+        "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at, "
+        "archived_at) SELECT 'BULK-' || id, name, price_cents, stock, created_at, updated_at, "
+        "CASE WHEN id % 2 = 0 THEN updated_at END FROM products"
+    )  # one statement of five rows, two of them archived
+    seen.append((kept(), counted()))
+    db.execute("UPDATE products SET archived_at = NULL WHERE id = :id", id=mugs[0].id)
+    db.execute("UPDATE products SET archived_at = updated_at WHERE sku LIKE 'BULK-%'")
+    seen.append((kept(), counted()))
+    db.execute("DELETE FROM products WHERE archived_at IS NOT NULL")
+    db.execute("DELETE FROM products WHERE id = :id", id=spare.id)
+    seen.append((kept(), counted()))
+
+    assert seen == [(0, 0), (4, 4), (7, 7), (5, 5), (4, 4)]
+    page = db.scan(catalog.list_products, limit=2, offset=0)
+    assert page["total"] == 4
+    empty = db.scan(catalog.list_products, limit=2, offset=10)
+    assert (empty["items"], empty["total"]) == ([], 4)

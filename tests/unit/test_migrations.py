@@ -107,3 +107,30 @@ def test_a_database_of_the_previous_version_keeps_working_after_upgrade(
 
     assert product["created_at"] == "2026-11-27T09:00:00Z" and product["stock"] == 5
     assert answer.replayed and answer.body == {"id": 77}
+
+
+def test_the_live_product_count_starts_from_the_products_already_there(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0007 on a catalog in use: the kept count starts at the real one, then moves."""
+    from sqlalchemy import text
+
+    insert = text(
+        "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at, "
+        "archived_at) VALUES (:sku, 'Mug', 100, 1, :at, :at, :archived)"
+    )
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0006")
+            for n, archived in enumerate((None, "2026-12-01 10:00:00", None, None)):
+                connection.execute(
+                    insert, {"sku": f"OLD-{n}", "at": "2026-12-01", "archived": archived}
+                )
+            upgrade(connection)
+            kept = [connection.scalar(text("SELECT live_products FROM catalog_counts"))]
+            connection.execute(insert, {"sku": "NEW-1", "at": "2026-12-02", "archived": None})
+            kept.append(connection.scalar(text("SELECT live_products FROM catalog_counts")))
+        engine.dispose()
+
+    assert kept == [3, 4]
