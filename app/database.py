@@ -207,6 +207,16 @@ def timestamp_text(column: str, dialect: str) -> str:
     return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 
+def money_text_sql(cents: str, dialect: str) -> str:
+    """SQL for cents as the API writes money (`money_text`): `"19.90"`, made by the database."""
+    if dialect == "sqlite":
+        return (
+            f"CASE WHEN {cents} < 0 THEN '-' ELSE '' END "
+            f"|| printf('%d.%02d', abs({cents}) / 100, abs({cents}) % 100)"
+        )
+    return f"CAST(CAST(CAST({cents} AS numeric) / 100 AS numeric(20, 2)) AS text)"
+
+
 Unit = Callable[Concatenate[Connection, P], Awaitable[R]]
 U = TypeVar("U", bound=Callable[..., Any])
 

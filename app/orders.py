@@ -13,7 +13,13 @@ from typing import Any
 
 from app import cursors, events, metrics, stock
 from app.catalog import product_not_found
-from app.database import Connection, Sql, one_statement_on_postgresql, timestamp_text
+from app.database import (
+    Connection,
+    Sql,
+    money_text_sql,
+    one_statement_on_postgresql,
+    timestamp_text,
+)
 from app.errors import ApiError
 from app.logs import business_event
 from app.schemas import OrderCreate
@@ -65,11 +71,6 @@ _INSERT_LINE = Sql(
 )
 
 
-def _money_sql(cents: str) -> str:
-    """SQL for cents as the API writes money (`money_text`): `"19.90"`."""
-    return f"CAST(CAST(CAST({cents} AS numeric) / 100 AS numeric(20, 2)) AS text)"
-
-
 # PostgreSQL: the whole order in one statement, its order.created event included, so that it
 # needs no transaction around it: one round trip instead of four (bench/README.md). It locks the
 # products in id order, and only if every line can be served (`enough`, an InitPlan run before
@@ -80,10 +81,10 @@ _ORDER_JSON = f"""json_build_object('order', json_build_object(
         'id', placed.id, 'status', 'PENDING', 'items', (
             SELECT json_agg(json_build_object(
                 'product_id', t.product_id, 'sku', t.sku, 'name', t.name, 'quantity', t.quantity,
-                'unit_price', {_money_sql("t.price_cents")},
-                'line_total', {_money_sql("t.price_cents * t.quantity")}
+                'unit_price', {money_text_sql("t.price_cents", "postgresql")},
+                'line_total', {money_text_sql("t.price_cents * t.quantity", "postgresql")}
             ) ORDER BY t.position) FROM taken t),
-        'total', {_money_sql("placed.total_cents")},
+        'total', {money_text_sql("placed.total_cents", "postgresql")},
         'created_at', CAST(:created_text AS text), 'updated_at', CAST(:created_text AS text),
         'cancel_reason', CAST(NULL AS text), 'expires_at', CAST(:expires_text AS text)))"""
 _PLACE_ORDER_PG = Sql(

@@ -1,11 +1,17 @@
 """The catalog's rules through the seam."""
 
+import orjson
 import pytest
 
 from app import catalog
 from app.errors import ApiError
 from app.schemas import ProductUpdate
 from tests.factories import Db, make_order, make_product, product_row
+
+
+def shown(page: dict) -> list[dict]:
+    """A page's items as a client reads them (the database wrote each one's JSON)."""
+    return orjson.loads(orjson.dumps(page["items"]))
 
 
 def test_sku_is_unique_among_live_products_only(db: Db):
@@ -86,7 +92,7 @@ def test_list_filters_by_sku_name_and_stock(db: Db):
     def skus(**filters):
         page = db.scan(catalog.list_products, limit=10, offset=0, **filters)
         assert page["total"] == len(page["items"])
-        return [p["sku"] for p in page["items"]]
+        return [p["sku"] for p in shown(page)]
 
     assert skus(q="MUG") == ["MUG-RED", "MUG-BLUE"]
     assert skus(q="%") == ["TEE"]
@@ -103,7 +109,7 @@ def test_list_by_cursor_pages_in_id_order_with_no_count(db: Db):
     second = db.read(catalog.list_products, limit=2, after=first["next"])
     last = db.read(catalog.list_products, limit=2, after=second["next"])
 
-    assert [p["id"] for p in first["items"] + second["items"] + last["items"]] == ids
+    assert [p["id"] for p in shown(first) + shown(second) + shown(last)] == ids
     assert (first["total"], first["offset"]) == (5, 0)
     assert (second["total"], second["offset"]) == (None, None)
     assert last["next"] is None
@@ -119,7 +125,7 @@ def test_an_offset_page_carries_its_count_past_the_end_and_on_an_empty_catalog(d
     middle = db.scan(catalog.list_products, limit=1, offset=1)
     past = db.scan(catalog.list_products, limit=5, offset=7)
 
-    assert ([p["id"] for p in middle["items"]], middle["total"]) == ([ids[2]], 2)
+    assert ([p["id"] for p in shown(middle)], middle["total"]) == ([ids[2]], 2)
     assert middle["next"] is None  # the last live product
     assert (past["items"], past["total"], past["offset"], past["next"]) == ([], 2, 7, None)
 
@@ -159,3 +165,29 @@ def test_the_kept_count_of_live_products_follows_every_change_to_the_catalog(db:
     assert page["total"] == 4
     empty = db.scan(catalog.list_products, limit=2, offset=10)
     assert (empty["items"], empty["total"]) == ([], 4)
+
+
+ODD_PRODUCTS = (
+    {"sku": "Q-1", "name": 'Quote " and back\\slash', "description": None, "price": "0.01"},
+    {
+        "sku": "U-2",
+        "name": "Ünïcödé ☕ mug 🍵",
+        "description": "Tab\tand\nnew line",
+        "price": "99999999.99",
+    },
+    {"sku": "Z-3", "name": "</script> & <b>", "description": "", "price": "10.00", "stock": 0},
+)
+
+
+def test_a_listed_product_is_the_same_json_as_the_product_itself(db: Db):
+    """A list's items are JSON the database writes; key for key and value for value they are
+    what GET /products/{id} shows (`product_view`), on each engine, odd text included."""
+    made = [make_product(db, **fields) for fields in ODD_PRODUCTS]
+
+    page = db.scan(catalog.list_products, limit=10, offset=0)
+
+    alone = [db.read(catalog.get_product, product.id) for product in made]
+    assert [list(item) for item in shown(page)] == [list(catalog.VIEW_FIELDS)] * len(made)
+    assert shown(page) == alone
+    assert [item["price"] for item in alone] == ["0.01", "99999999.99", "10.00"]
+    assert orjson.loads(orjson.dumps(page))["items"] == alone
