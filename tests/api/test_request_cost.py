@@ -41,3 +41,22 @@ def test_request_cost_measures_every_case_through_the_whole_service(tmp_path: Pa
         service_us, _lean, unit_us, *_ = (float(f) for f in figures.split(" | "))
         assert 0 < unit_us < service_us
     assert re.search(r"bare FastAPI GET /: \d+ µs; the same answer from a thread", result.stdout)
+
+
+PG_ROW = re.compile(r"^\| (?P<case>[^|]+) \| (?P<service>\d+) \| (?P<lean>\d+) \| - \| - \| ", re.M)
+
+
+def test_request_cost_measures_the_service_side_on_postgresql_too(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/request_cost.py", "--engine", "postgresql"]
+        + ["--requests", "40", "--concurrency", "4", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {match["case"]: int(match["service"]) for match in PG_ROW.finditer(result.stdout)}
+    assert len(rows) == 4 and all(service > 0 for service in rows.values()), result.stdout
