@@ -523,13 +523,23 @@ def _list_sql(
     paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
     # An offset page carries its count in every row (a subquery run once, as for products).
     total = "" if after else f"({counted}) AS total, "
-    # One statement for the page and its lines: one round trip, one snapshot.
+    # One statement for the page and its lines: one round trip, one snapshot. The page's ids
+    # come from an index first; then each order and its lines are looked up by key. On
+    # PostgreSQL the lookups are lateral and fenced (OFFSET 0), so the prepared statement's
+    # generic plan, which guesses a tenth of the table for the page, cannot turn them into
+    # hash joins over every order and every line (it did, from a few thousand orders on).
+    page = f"(SELECT o.id FROM orders o{where} ORDER BY o.id DESC {paging}) page"
+    joined = {
+        "sqlite": "JOIN orders o ON o.id = page.id JOIN order_lines l ON l.order_id = o.id",
+        "postgresql": (
+            "CROSS JOIN LATERAL (SELECT * FROM orders WHERE id = page.id OFFSET 0) o "
+            "CROSS JOIN LATERAL (SELECT * FROM order_lines WHERE order_id = page.id OFFSET 0) l"
+        ),
+    }
     return Sql.each(
         lambda dialect: (
-            f"SELECT {total}{_order_columns(dialect)}, {LINE_COLUMNS} FROM "
-            f"(SELECT o.id FROM orders o{where} ORDER BY o.id DESC {paging}) page "
-            "JOIN orders o ON o.id = page.id JOIN order_lines l ON l.order_id = o.id "
-            "ORDER BY o.id DESC, l.id"
+            f"SELECT {total}{_order_columns(dialect)}, {LINE_COLUMNS} FROM {page} "
+            f"{joined[dialect]} ORDER BY o.id DESC, l.id"
         )
     )
 
