@@ -189,10 +189,11 @@ _EXPIRE_DUE = Sql(
     sqlite=_EXPIRE.format(due=_DUE),
     postgresql=_EXPIRE.format(due=_DUE + " FOR UPDATE SKIP LOCKED"),
 )
-# PostgreSQL: the products of a batch of orders, locked in id order before any is restocked.
+# PostgreSQL: the products of a batch of orders, locked in id order before any is restocked
+# (`= ANY` of their ids: by key, where `IN (subquery)` let the generic plan read every product).
 _LOCK_PRODUCTS_OF_PG = Sql(
-    postgresql="SELECT p.id FROM products p WHERE p.id IN (SELECT product_id FROM order_lines "
-    "WHERE order_id = ANY(:order_ids::int[])) ORDER BY p.id FOR UPDATE",
+    postgresql="SELECT p.id FROM products p WHERE p.id = ANY(ARRAY(SELECT product_id "
+    "FROM order_lines WHERE order_id = ANY(:order_ids::int[]))) ORDER BY p.id FOR UPDATE",
     sqlite="SELECT 'not used on SQLite'",
 )
 

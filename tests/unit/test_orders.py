@@ -265,6 +265,9 @@ def test_on_postgresql_an_order_finds_its_products_by_key_on_a_small_catalog_too
     assert len(scans) == 2 and all(
         s.startswith("->  Index Scan using pk_products") for s in scans
     ), "\n".join(plan)
+    # The payment window's sweep locks the products of a batch of expired orders the same way.
+    sweep = generic_plan(db, orders._LOCK_PRODUCTS_OF_PG)
+    assert not [line for line in sweep if "Seq Scan on products" in line], "\n".join(sweep)
 
 
 @pytest.mark.parametrize("db_kind", ["postgresql"])
