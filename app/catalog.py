@@ -41,16 +41,6 @@ _MADE = {
 # bench/README.md, "Fifth pass"). PostgreSQL's server would spend more on it than the worker
 # saves, and it is the one part that does not scale out: there a list's rows come as columns.
 _VIEW_JSON = "json_object(" + ", ".join(f"'{f}', {_MADE.get(f, f)}" for f in VIEW_FIELDS) + ")"
-_LISTED = {"sqlite": f"id, {_VIEW_JSON} AS item", "postgresql": _columns("postgresql")}
-
-
-def _written_item(row: dict[str, Any]) -> orjson.Fragment:
-    return orjson.Fragment(row["item"])
-
-
-def _listed_view(dialect: str) -> Any:
-    """How a listed row becomes its item, as `_LISTED` selected it."""
-    return product_view if dialect == "postgresql" else _written_item
 
 
 CURSOR_KIND = "products"
@@ -109,6 +99,17 @@ def product_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+def _written_item(row: dict[str, Any]) -> orjson.Fragment:
+    return orjson.Fragment(row["item"])
+
+
+# Per engine: what a list selects of each product, and how such a row becomes its item.
+_LISTED: dict[str, tuple[str, Any]] = {
+    "sqlite": (f"id, {_VIEW_JSON} AS item", _written_item),
+    "postgresql": (_columns("postgresql"), product_view),
+}
 
 
 def etag_of(body: bytes) -> str:
@@ -185,7 +186,7 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
     total = "" if after else f"({counted}) AS total, "
     return Sql.each(
         lambda dialect: (
-            f"SELECT {total}{_LISTED[dialect]} FROM products WHERE {where} ORDER BY id {paging}"
+            f"SELECT {total}{_LISTED[dialect][0]} FROM products WHERE {where} ORDER BY id {paging}"
         )
     )
 
@@ -222,7 +223,7 @@ async def list_products(
         )
     more, rows = len(rows) > limit, rows[:limit]
     return {
-        "items": list(map(_listed_view(conn.dialect), rows)),
+        "items": list(map(_LISTED[conn.dialect][1], rows)),
         "total": total,
         "limit": limit,
         "offset": None if after is not None else offset or 0,
