@@ -10,24 +10,21 @@ from tests.live_server import ROOT
 ROW = re.compile(r"^\| (?P<case>[^|]+) \| (?P<figures>(?:-?\d+ \| ){5}\d\.\d\d) \|$", re.M)
 
 
-def test_request_cost_measures_every_case_through_the_whole_service(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "bench/request_cost.py",
-            "--requests",
-            "40",
-            "--concurrency",
-            "4",
-            "--rounds",
-            "1",
-        ],
+def _request_cost(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """bench/request_cost.py on a few requests: the table it prints, and its exit."""
+    return subprocess.run(
+        [sys.executable, "bench/request_cost.py", *options]
+        + ["--requests", "40", "--concurrency", "4", "--rounds", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
     )
+
+
+def test_request_cost_measures_every_case_through_the_whole_service(tmp_path: Path) -> None:
+    result = _request_cost(tmp_path)
 
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {match["case"]: match["figures"] for match in ROW.finditer(result.stdout)}
@@ -47,15 +44,7 @@ PG_ROW = re.compile(r"^\| (?P<case>[^|]+) \| (?P<service>\d+) \| (?P<lean>\d+) \
 
 
 def test_request_cost_measures_the_service_side_on_postgresql_too(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/request_cost.py", "--engine", "postgresql"]
-        + ["--requests", "40", "--concurrency", "4", "--rounds", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
-    )
+    result = _request_cost(tmp_path, "--engine", "postgresql")
 
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {match["case"]: int(match["service"]) for match in PG_ROW.finditer(result.stdout)}
