@@ -61,7 +61,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from app.config import Settings
+from app.core.config import Settings
 
 
 def current(config: Config) -> str:
@@ -98,7 +98,7 @@ start() {
   from_dotenv HOST PORT WEB_CONCURRENCY KEEP_ALIVE_SECONDS SHUTDOWN_TIMEOUT_SECONDS
   migrate "$python"
   prepare_metrics_dir
-  # Each request is logged once, as JSON, by the app (app/middleware.py). Idle connections
+  # Each request is logged once, as JSON, by the app (app/http/request_path.py). Idle connections
   # close after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
   exec "$python" -m uvicorn app.main:app --no-access-log \
     --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-5}" \

@@ -6,9 +6,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from app import events, idempotency, orders
-from app.config import Settings
-from app.database import Database
+from app import idempotency, orders
+from app.core.config import Settings
+from app.db.base import Database
+from app.events import outbox
 
 PURGE_EVERY_SECONDS = 3600
 # Batches one expiry round runs at most before it waits for the next interval: a backlog is
@@ -47,9 +48,9 @@ async def purge_events(database: Database, retention: timedelta) -> int:
     """Events older than `retention` go, in bounded batches, each its own short transaction."""
     purged = 0
     try:
-        while (batch := await database.write(events.purge_expired, retention)) > 0:
+        while (batch := await database.write(outbox.purge_expired, retention)) > 0:
             purged += batch
-            if batch < events.PURGE_BATCH:
+            if batch < outbox.PURGE_BATCH:
                 break
     except Exception:
         log.warning("event purge failed; will retry", exc_info=True)

@@ -11,12 +11,13 @@ from typing import Any
 
 import orjson
 
-from app import cursors, stock
-from app.database import Connection, Sql, UniqueViolation, money_text_sql, timestamp_text
-from app.errors import ApiError
+from app import stock
+from app.core import cursors
+from app.core.errors import ApiError
+from app.core.formats import money_text, to_cents, utcnow
+from app.db.base import Connection, Sql, UniqueViolation, money_text_sql, timestamp_text
 from app.schemas import ProductCreate, ProductUpdate
 from app.tables import SystemReason
-from app.types import money_text, to_cents, utcnow
 
 
 def _columns(dialect: str) -> str:

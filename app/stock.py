@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app import catalog, cursors, events
-from app.database import Connection, Sql
-from app.errors import ApiError
-from app.logs import business_event
+from app import products
+from app.core import cursors
+from app.core.errors import ApiError
+from app.core.formats import rfc3339, utcnow
+from app.core.logs import business_event
+from app.db.base import Connection, Sql
+from app.events import outbox
 from app.schemas import StockAdjustmentCreate
 from app.tables import AdjustmentReason, EventType, MovementReason
-from app.types import rfc3339, utcnow
 
 log = logging.getLogger("app.stock")
 CURSOR_KIND = "stock-movements"
@@ -100,7 +102,7 @@ async def adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate)
     if stock is None:
         available = await conn.fetch_value(_STOCK_OF_LIVE, params)
         if available is None:
-            raise catalog.product_not_found(product_id)
+            raise products.product_not_found(product_id)
         raise insufficient_stock(product_id, requested=-body.delta, available=available)
     movement = await record_movement(
         conn,
@@ -120,7 +122,7 @@ async def adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate)
         reason=body.reason.value,
         stock_after=stock,
     )
-    await report_adjusted(conn, await catalog.get_product(conn, product_id), movement)
+    await report_adjusted(conn, await products.get_product(conn, product_id), movement)
     return movement
 
 
@@ -130,7 +132,7 @@ async def report_adjusted(
     """The `stock.adjusted` event of an adjustment or a stock set (the one place it is
     recorded), with the product and the movement as the API shows them after the change."""
     data = {"product": product, "movement": movement_view(movement)}
-    await events.record(conn, EventType.STOCK_ADJUSTED, data)
+    await outbox.record(conn, EventType.STOCK_ADJUSTED, data)
 
 
 def insufficient_stock(product_id: int, *, requested: int, available: int) -> ApiError:
@@ -162,7 +164,7 @@ def movement_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 async def _live_product(conn: Connection, product_id: int) -> None:
     if await conn.fetch_value(_STOCK_OF_LIVE, {"product_id": product_id}) is None:
-        raise catalog.product_not_found(product_id)
+        raise products.product_not_found(product_id)
 
 
 async def list_movements(

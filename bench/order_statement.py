@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg  # noqa: E402
 import uvloop  # noqa: E402
 
-from app import events, orders  # noqa: E402
+from app import orders
+from app.core.formats import rfc3339  # noqa: E402
 from app.db.pg_pool import ConnectionPool  # noqa: E402
 from app.db.postgresql import connect_arguments  # noqa: E402
+from app.events import outbox  # noqa: E402
 from app.tables import EventType  # noqa: E402
-from app.types import rfc3339  # noqa: E402
 from bench.servers import fresh_database, postgres_cpu_seconds, seed_products  # noqa: E402
 
 PRODUCTS = 1000
@@ -48,7 +49,7 @@ def order_arguments() -> list[Any]:
         "expires_at": None,
         "created_text": rfc3339(now),
         "expires_text": None,
-        **events.event_parameters(EventType.ORDER_CREATED),
+        **outbox.event_parameters(EventType.ORDER_CREATED),
     }
     return [values[name] for name in ORDER_PARAMETERS]
 

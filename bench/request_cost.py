@@ -36,8 +36,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="reque
 
 import uvloop  # noqa: E402
 
-from app import cursors  # noqa: E402
-from app.config import Settings  # noqa: E402
+from app.core import cursors  # noqa: E402
+from app.core.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from bench.bare_app import app as bare_app  # noqa: E402
 from bench.servers import API_KEY, fresh_database, seed_products  # noqa: E402
@@ -53,7 +53,7 @@ CASES = {
     ),
     "POST /orders": ("POST", "/orders", b'{"product_id": {id}, "quantity": 1}'),
 }
-# The request path (app/middleware.py): request id, limits, keys, admission, metrics, log.
+# The request path (app/http/request_path.py): request id, limits, keys, admission, metrics, log.
 OWN_MIDDLEWARE = {"RequestPath"}
 
 

@@ -267,7 +267,7 @@ def benchmark(args: argparse.Namespace) -> str:
 def scale_paths(count: int) -> list[str]:
     """The first page by offset (with its count), then cursor pages (no count): the second
     page, and one from the middle of the table, all and PAID only."""
-    from app.cursors import encode
+    from app.core.cursors import encode
 
     second, middle = encode("orders", count - 20), encode("orders", count // 2)
     return [

@@ -6,8 +6,8 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
-from app import catalog, orders
-from app.database import Database, Sql
+from app import orders, products
+from app.db.base import Database, Sql
 from app.schemas import OrderCreate, OrderLineCreate, ProductCreate
 
 _skus = itertools.count(1)
@@ -84,7 +84,7 @@ def product_body(**overrides: object) -> dict[str, object]:
 
 def make_product(db: Db, **overrides: object) -> Record:
     data = ProductCreate.model_validate(product_body(**overrides))
-    return Record(db.write(catalog.create_product, data))
+    return Record(db.write(products.create_product, data))
 
 
 def make_order(db: Db, *lines: tuple[Any, int]) -> Record:

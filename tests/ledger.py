@@ -5,8 +5,8 @@ import asyncio
 from typing import Any
 
 from app import stock
-from app.config import Settings
-from app.database import Connection, Sql, create_database
+from app.core.config import Settings
+from app.db.base import Connection, Sql, create_database
 
 _ORDERS = Sql(
     "SELECT COUNT(*) AS orders, "

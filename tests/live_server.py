@@ -38,8 +38,8 @@ def migrate(database_url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from app.config import Settings
-    from app.database import create_db_engine
+    from app.core.config import Settings
+    from app.db.base import create_db_engine
 
     config = Config(toml_file=str(ROOT / "pyproject.toml"))
     engine = create_db_engine(Settings(_env_file=None, database_url=database_url))

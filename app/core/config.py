@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # import, so it must be exported (./run.sh does, and cleans it at start), not only in .env.
     prometheus_multiproc_dir: str | None = None
 
-    # The request path (app/middleware.py). Origins allowed to call from a browser,
+    # The request path (app/http/request_path.py). Origins allowed to call from a browser,
     # comma-separated, or `*`; empty: no CORS headers at all.
     cors_origins: Annotated[list[str], NoDecode] = []
     # Requests a worker works on at once (unset: 64 on SQLite; on PostgreSQL the pool's

@@ -8,8 +8,8 @@ or a mangled one, is 422 `invalid_cursor` rather than a silently wrong page.
 import base64
 import binascii
 
-from app.errors import ApiError
-from app.types import MAX_ID
+from app.core.errors import ApiError
+from app.core.formats import MAX_ID
 
 
 def invalid_cursor(detail: str = "`after` is not a cursor this list issued.") -> ApiError:

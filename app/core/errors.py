@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope, Send
 
-from app import problem_codes
-from app.logs import ThrottledWarning
+from app.core import problem_codes
+from app.core.logs import ThrottledWarning
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("app.errors")

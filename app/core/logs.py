@@ -24,11 +24,11 @@ import orjson
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-# The id of the request being served; set by app.middleware for the request's duration.
+# The id of the request being served; set by app.http.request_path for the request's duration.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # uvicorn's own loggers print plain text by default; they join the JSON stream too. Its access
-# logger is silenced: the app writes the one access line per request (app/middleware.py).
+# logger is silenced: the app writes the one access line per request (app/http/request_path.py).
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
 _SERVER_ACCESS_LOGGER = "uvicorn.access"
 # A query parameter whose name contains one of these is logged as `name=[redacted]`.

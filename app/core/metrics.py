@@ -29,7 +29,7 @@ from sqlalchemy import Engine, event
 ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
 WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
 ORDER_STATUSES = ("PAID", "SHIPPED", "CANCELED")
-# Requests the request path refused before any work (app/middleware.py), by reason: the
+# Requests the request path refused before any work (app/http/request_path.py), by reason: the
 # problem's code, or client_gone for a client that left while it waited for its turn.
 REFUSAL_REASONS = (
     "overloaded",

@@ -7,7 +7,7 @@ from typing import Any
 
 # One code: the title the service sends with it, when it is sent, and an example detail and
 # extra members, for the OpenAPI examples. `everywhere=False`: only the operations that name it
-# (app/docs.py) document it, as the webhook's own codes.
+# (app/http/openapi.py) document it, as the webhook's own codes.
 @dataclass(frozen=True)
 class ProblemCode:
     code: str

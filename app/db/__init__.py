@@ -1,1 +1,1 @@
-"""The drivers behind app.database's seam: raw sqlite3 on the event loop, and asyncpg."""
+"""The drivers behind app.db.base's seam: raw sqlite3 on the event loop, and asyncpg."""

@@ -24,8 +24,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from app.config import Settings
-from app.errors import ApiError, database_unavailable
+from app.core.config import Settings
+from app.core.errors import ApiError, database_unavailable
 
 log = logging.getLogger("app.database")
 P = ParamSpec("P")
@@ -177,7 +177,7 @@ _last_logged: dict[tuple[str, str], float] = {}
 
 
 def log_storage_error(code: str, cause: str) -> None:
-    from app.readiness import report_storage_error  # /readyz says so too, for a while
+    from app.db.readiness import report_storage_error  # /readyz says so too, for a while
 
     report_storage_error(code)
     now = time.monotonic()

@@ -19,9 +19,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app import metrics
-from app.config import Settings
-from app.database import (
+from app.core import metrics
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.db.base import (
     ClientGone,
     Connection,
     Database,
@@ -38,7 +39,6 @@ from app.database import (
     statement_too_slow,
 )
 from app.db.pg_pool import ConnectionPool, PoolClosed
-from app.errors import ApiError
 
 log = logging.getLogger("app.database")
 

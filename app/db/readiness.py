@@ -1,11 +1,11 @@
 """Readiness: the database's state as /readyz reports it, kept fresh in the background.
 
-/readyz is a load balancer's health check: it must answer in milliseconds whatever the load,
-and say "not ready" whenever the instance cannot serve. So it never queries the database
-itself: a background task checks every READINESS_INTERVAL_SECONDS (app/db_probe.py) whether
-the database answers, whether its schema is at the migration head (app/schema_check.py), and
-whether it can write (disk space, read-only file or server), and /readyz reads the result.
-Storage errors the data layer meets (`report_storage_error`) count too, for a while.
+/readyz is a load balancer's health check: it must answer in milliseconds whatever the load, and say
+"not ready" whenever the instance cannot serve. So it never queries the database itself: a
+background task checks every READINESS_INTERVAL_SECONDS (app/db/readiness_probe.py) whether the
+database answers, whether its schema is at the migration head (app/db/schema_check.py), and whether
+it can write (disk space, read-only file or server), and /readyz reads the result. Storage errors
+the data layer meets (`report_storage_error`) count too, for a while.
 
 The schema gate the request path applies (`schema_behind`) is a plain attribute: no query per
 request, ever; it only changes when a background check finds the schema migrated.
@@ -15,9 +15,9 @@ import asyncio
 import logging
 import time
 
-from app import db_probe, schema_check
-from app.database import Database
-from app.errors import ApiError, database_unavailable
+from app.core.errors import ApiError, database_unavailable
+from app.db import readiness_probe, schema_check
+from app.db.base import Database
 
 # How long a storage error reported by the data layer keeps the instance unready.
 STORAGE_ERROR_HOLD_SECONDS = 30.0
@@ -51,12 +51,14 @@ class Readiness:
         self._problem: ApiError | None = None
         self._checked_at = -float("inf")
         self._schema_reason: str | None = None
-        self._check: asyncio.Future[db_probe.DatabaseState] | None = None
+        self._check: asyncio.Future[readiness_probe.DatabaseState] | None = None
 
     async def refresh(self) -> None:
         """Check the database once (at most `interval` seconds; one check at a time)."""
         if self._check is None or self._check.done():
-            self._check = asyncio.ensure_future(db_probe.check(self.database, self.min_free_bytes))
+            self._check = asyncio.ensure_future(
+                readiness_probe.check(self.database, self.min_free_bytes)
+            )
         try:
             state = await asyncio.wait_for(asyncio.shield(self._check), self.interval)
         except Exception as error:  # unreachable, timed out, refused: all mean not ready
@@ -75,7 +77,7 @@ class Readiness:
             log.info("database schema is now at the migration head: serving")
         self._schema_reason, self.schema_behind = reason, reason is not None
 
-    def _storage(self, state: db_probe.DatabaseState) -> ApiError | None:
+    def _storage(self, state: readiness_probe.DatabaseState) -> ApiError | None:
         if state.storage is not None:
             return storage_problem(state.storage)
         if _reported is not None and time.monotonic() - _reported[1] < STORAGE_ERROR_HOLD_SECONDS:

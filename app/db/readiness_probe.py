@@ -9,7 +9,7 @@ pooled connection, which admission keeps from being all taken for long.
 import os
 from dataclasses import dataclass
 
-from app.database import Connection, Database, Sql
+from app.db.base import Connection, Database, Sql
 
 _HAS_ALEMBIC = Sql(
     sqlite="SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'",

@@ -3,7 +3,7 @@
 A service started on an unmigrated or older database would otherwise answer 500s and 503s
 that say nothing of the cause. So the revision Alembic recorded is compared with the head of
 `migrations/` at start-up; until they match, the service logs why and answers 503
-`schema_out_of_date` (app/readiness.py keeps re-checking in the background, never per request).
+`schema_out_of_date` (app/db/readiness.py keeps re-checking in the background, never per request).
 """
 
 from functools import cache
@@ -11,9 +11,9 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
-from app.errors import ApiError
+from app.core.errors import ApiError
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 MIGRATE_COMMAND = "./run.sh migrate"
 
 

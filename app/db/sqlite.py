@@ -35,8 +35,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app.config import Settings
-from app.database import (
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.db.base import (
     ClientGone,
     Connection,
     Database,
@@ -51,7 +52,6 @@ from app.database import (
     log_storage_error,
     statement_too_slow,
 )
-from app.errors import ApiError
 
 log = logging.getLogger("app.database")
 
@@ -310,7 +310,7 @@ class SqliteDatabase(Database):
 
     async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
         # No yield here: the request path yields once per request after admission
-        # (app/middleware.py), which is what interleaves a burst of requests.
+        # (app/http/request_path.py), which is what interleaves a burst of requests.
         raw, budget = self._loop_connection("_reader")
         deadline = time.monotonic() + self.deadline_seconds
         delay = 0.0005

@@ -20,10 +20,11 @@ from typing import Any
 
 import httpx
 
-from app import __version__, event_metrics, events, signing, urls
-from app.config import Settings
-from app.database import Connection, Database, Sql
-from app.types import utcnow
+from app import __version__, signing
+from app.core.config import Settings
+from app.core.formats import utcnow
+from app.db.base import Connection, Database, Sql
+from app.events import metrics, outbox, url_safety
 
 log = logging.getLogger("app.event_delivery")
 
@@ -80,7 +81,7 @@ class Job:
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> "Job":
-        event = events.public({**row, "id": row["event_id"]})
+        event = outbox.public({**row, "id": row["event_id"]})
         return cls(row["id"], row["attempt"], row["lease_token"], event, row["url"], row["secret"])
 
 
@@ -135,7 +136,7 @@ async def backlog(conn: Connection) -> tuple[datetime | None, int]:
 
 
 def body_of(event: Mapping[str, Any]) -> bytes:
-    return events.dumps(event).encode()
+    return outbox.dumps(event).encode()
 
 
 async def _read_some(response: httpx.Response) -> bytes:
@@ -158,7 +159,9 @@ async def post(client: httpx.AsyncClient, job: Job, settings: Settings) -> Resul
 
     try:
         async with asyncio.timeout(settings.event_delivery_timeout_seconds):
-            target = await urls.check(job.url, allow_private=settings.event_allow_private_urls)
+            target = await url_safety.check(
+                job.url, allow_private=settings.event_allow_private_urls
+            )
             body = body_of(job.event)
             headers = signing.signed_headers(
                 [job.secret], job.event["id"], int(time.time()), body, standard=True
@@ -176,7 +179,7 @@ async def post(client: httpx.AsyncClient, job: Job, settings: Settings) -> Resul
                 answer = await _read_some(response)
             finally:
                 await response.aclose()
-    except urls.UrlNotAllowed as error:
+    except url_safety.UrlNotAllowed as error:
         return done("url_not_allowed", error=f"url_not_allowed: {error}")
     except (TimeoutError, httpx.TimeoutException):
         return done(
@@ -211,7 +214,7 @@ class DeliveryWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._unsubscribe = events.on_record(self.wake)
+        self._unsubscribe = outbox.on_record(self.wake)
         self._backlog_at = 0.0
 
     def start(self) -> "DeliveryWorker":
@@ -293,7 +296,7 @@ class DeliveryWorker:
             outcome, retry_at = "retried", utcnow() + timedelta(seconds=delay)
         if not await self.database.write(settle, job, outcome, result, retry_at):
             log.warning("delivery %s was gone or held by another worker when settled", job.id)
-        event_metrics.attempted(result.result, outcome)
+        metrics.attempted(result.result, outcome)
         if outcome != "delivered":
             log.info(
                 "event delivery attempt failed",
@@ -306,7 +309,7 @@ class DeliveryWorker:
             return
         self._backlog_at = time.monotonic()
         oldest, pending = await self.database.scan(backlog)  # O(pending): off the loop
-        event_metrics.backlog((now - oldest).total_seconds() if oldest else 0.0, pending)
+        metrics.backlog((now - oldest).total_seconds() if oldest else 0.0, pending)
 
 
 def start(database: Database, settings: Settings) -> DeliveryWorker:

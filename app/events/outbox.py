@@ -2,7 +2,7 @@
 
 `record(conn, type, data)` inserts an event in the caller's transaction, so an event exists if
 and only if its change committed, and fans it out, in the same transaction, to a pending
-delivery for each subscription whose types match (app/event_delivery.py sends them).
+delivery for each subscription whose types match (app/events/delivery.py sends them).
 
 The feed's order, and why a cursor is safe. A sequence number handed out at insert is not
 enough on PostgreSQL: a transaction may take seq 5, another seq 6 and commit first; a reader
@@ -24,11 +24,11 @@ from typing import Any
 
 import orjson
 
-from app import cursors
-from app.database import Connection, Sql
+from app.core import cursors
+from app.core.formats import rfc3339 as timestamp_text
+from app.core.formats import utcnow
+from app.db.base import Connection, Sql
 from app.tables import EventType, OrderStatus
-from app.types import rfc3339 as timestamp_text
-from app.types import utcnow
 
 _TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
 _HORIZON = "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
@@ -97,7 +97,7 @@ ORDER_EVENTS = {
 }
 # Where a consumer that has seen nothing starts: before every event on both engines.
 START = (0, 0)
-# Called after each record (the delivery worker's wake-up); see app/event_delivery.py.
+# Called after each record (the delivery worker's wake-up); see app/events/delivery.py.
 _listeners: list[Callable[[], None]] = []
 
 

@@ -4,9 +4,9 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.core.formats import TEXT_PATTERN, Timestamp
 from app.schemas import RequestBody
 from app.tables import DeliveryStatus, EventType
-from app.types import TEXT_PATTERN, Timestamp
 
 ItemT = TypeVar("ItemT")
 EXAMPLE_URL = "https://shop.example/hooks/orders"

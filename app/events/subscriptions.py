@@ -10,10 +10,10 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.database import Connection, Sql
-from app.errors import ApiError
-from app.events import rfc3339
-from app.types import utcnow
+from app.core.errors import ApiError
+from app.core.formats import utcnow
+from app.db.base import Connection, Sql
+from app.events.outbox import rfc3339
 
 SECRET_BYTES = 24
 ALL_TYPES = "*"

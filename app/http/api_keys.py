@@ -6,7 +6,7 @@ many keys at once. The key is compared, in constant time, with every configured 
 while rotating), and is never logged. `/metrics` needs a key too (Prometheus sends it with
 `authorization: {credentials_file: ...}`): it tells order volumes, which are the business's own.
 
-The request path (app/middleware.py) checks the key before routing, body parsing or any
+The request path (app/http/request_path.py) checks the key before routing, body parsing or any
 database work, so unknown paths do not reveal which routes exist. The matching key's principal,
 a short id derived from its digest (never the key), goes to `scope["state"]["principal"]`:
 Idempotency-Keys are scoped by it.
@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from app.errors import ApiError, problem_responses
+from app.core.errors import ApiError, problem_responses
 
 # Reachable without a key: probes, the docs and their assets, and the signed webhook.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/webhooks/payment"})

@@ -2,9 +2,9 @@
 
 `client_gone` (defined with the data layer, which checks it before COMMIT) holds a function
 saying whether the client has disconnected; the request path sets it for each admitted
-request (app/middleware.py), so a unit of work rolls back an order nobody will hear of.
+request (app/http/request_path.py), so a unit of work rolls back an order nobody will hear of.
 """
 
-from app.database import client_gone
+from app.db.base import client_gone
 
 __all__ = ["client_gone"]

@@ -14,7 +14,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from app.errors import ApiError
+from app.core.errors import ApiError
 
 # The route label of requests that match no route, so scanners cannot grow the series.
 UNMATCHED = "unmatched"

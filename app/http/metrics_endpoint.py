@@ -1,8 +1,8 @@
-"""Per request: the metrics the request path records (app/middleware.py), and `/metrics`."""
+"""Per request: the metrics the request path records (app/http/request_path.py), and `/metrics`."""
 
 from fastapi import APIRouter, Response
 
-from app import metrics
+from app.core import metrics
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A placed order's request whose body failed validation counts as a rejected order.

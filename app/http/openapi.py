@@ -9,7 +9,7 @@ from fastapi.openapi.docs import get_redoc_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
-from app.errors import PROBLEM_JSON, Problem, problem_doc, problem_responses
+from app.core.errors import PROBLEM_JSON, Problem, problem_doc, problem_responses
 
 TITLE = "Orders & Inventory API"
 DESCRIPTION = """

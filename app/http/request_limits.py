@@ -1,6 +1,6 @@
 """Limits on what a request may send: header size and count, body size, and body time.
 
-The request path (app/middleware.py) reads a request's body itself, whole, before any work
+The request path (app/http/request_path.py) reads a request's body itself, whole, before any work
 starts: a body over the limit is refused (413) as soon as it is declared or, streamed, as soon
 as it passes the limit; one that does not arrive within the body-read timeout is refused (408)
 and its connection closed, so a stalled client holds neither a worker's turn nor a shutdown.
@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import Message, Receive
 
-from app.errors import ApiError
+from app.core.errors import ApiError
 
 BodyResult = bytes | ApiError | None  # the body, a refusal, or None: the client left
 

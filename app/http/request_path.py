@@ -24,17 +24,18 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import metrics, observability
-from app.admission import Admission, overloaded
-from app.cors import Cors
-from app.errors import ApiError, send_problem
-from app.limits import headers_too_large, payload_too_large, read_body, replaying
-from app.logs import clip, redact_query, request_id_var, write_line
-from app.readiness import Readiness
-from app.request_context import client_gone
-from app.route_table import RouteTable
-from app.schema_check import schema_out_of_date
-from app.security import CREDENTIAL_HEADERS, ApiKeys, credential, is_exempt, unauthorized
+from app.core import metrics
+from app.core.errors import ApiError, send_problem
+from app.core.logs import clip, redact_query, request_id_var, write_line
+from app.db.readiness import Readiness
+from app.db.schema_check import schema_out_of_date
+from app.http import metrics_endpoint
+from app.http.api_keys import CREDENTIAL_HEADERS, ApiKeys, credential, is_exempt, unauthorized
+from app.http.client_disconnect import client_gone
+from app.http.cors import Cors
+from app.http.known_routes import RouteTable
+from app.http.request_limits import headers_too_large, payload_too_large, read_body, replaying
+from app.http.request_queue import Admission, overloaded
 
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 _JSON = (b"content-type", b"application/json")
@@ -253,11 +254,11 @@ class RequestPath:
 
     def _record(self, scope: Scope, answer: _Answer, sent_path: str, seconds: float) -> None:
         method = scope["method"]
-        method = method if method in observability.KNOWN_METHODS else "OTHER"
+        method = method if method in metrics_endpoint.KNOWN_METHODS else "OTHER"
         route = answer.scope.get("route")
         template = getattr(route, "path", None) or self.routes.template(scope["path"], method)
         status, code = answer.status, scope["state"].get("problem_code")
-        observability.record(method, template, status, seconds, code)
+        metrics_endpoint.record(method, template, status, seconds, code)
         level = logging.WARNING if status >= 500 else logging.INFO
         if access_log.isEnabledFor(level):
             fields: dict[str, Any] = {

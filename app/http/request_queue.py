@@ -4,14 +4,14 @@ Without a bound, an overloaded worker takes every request, each waits behind all
 clients time out and retry, and the work of the requests they gave up on still runs (orders
 placed for nobody). So a worker works on at most `limit` requests at once; up to `queue_limit`
 more wait in arrival order, each at most `timeout` seconds; anything beyond is refused at once
-(503 `overloaded`, from app/middleware.py) before any of its work starts. A refusal costs a few
-microseconds, so refusing is what keeps the worker answering.
+(503 `overloaded`, from app/http/request_path.py) before any of its work starts. A refusal
+costs a few microseconds, so refusing is what keeps the worker answering.
 """
 
 import asyncio
 from collections import deque
 
-from app.errors import ApiError
+from app.core.errors import ApiError
 
 
 def overloaded(retry_after: int = 1) -> ApiError:

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from app.errors import ApiError
-from app.types import MAX_ID
+from app.core.errors import ApiError
+from app.core.formats import MAX_ID
 
 ResourceId = Annotated[int, Path(ge=1, le=MAX_ID, description="The resource's id.")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")]

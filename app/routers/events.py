@@ -5,10 +5,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app import cursors, event_subscriptions, events, urls
-from app.database import DatabaseDep
-from app.errors import ApiError, problem_responses
-from app.event_schemas import (
+from app.core import cursors
+from app.core.errors import ApiError, problem_responses
+from app.db.base import DatabaseDep
+from app.events import outbox, subscriptions, url_safety
+from app.events.schemas import (
     CursorPage,
     DeliveryPublic,
     EventPublic,
@@ -16,7 +17,7 @@ from app.event_schemas import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
-from app.routers.params import Limit, Offset, ResourceId
+from app.http.route_params import Limit, Offset, ResourceId
 from app.tables import EventType
 
 router = APIRouter(tags=["events"])
@@ -52,11 +53,11 @@ async def list_events(
     after: After = None,
     type: Annotated[list[EventType] | None, Query(description="Only these types.")] = None,
 ) -> JSONResponse:
-    position = events.decode_cursor(events.FEED, after, 2) if after else events.START
+    position = outbox.decode_cursor(outbox.FEED, after, 2) if after else outbox.START
     items, last = await database.read(
-        events.feed, after=(position[0], position[1]), types=type or [], limit=limit
+        outbox.feed, after=(position[0], position[1]), types=type or [], limit=limit
     )
-    return JSONResponse(envelope(items, limit, events.encode_cursor(events.FEED, *last)))
+    return JSONResponse(envelope(items, limit, outbox.encode_cursor(outbox.FEED, *last)))
 
 
 @router.post(
@@ -74,13 +75,13 @@ async def create_subscription(
 ) -> JSONResponse:
     settings = request.app.state.settings
     try:
-        await urls.check(body.url, allow_private=settings.event_allow_private_urls)
-    except urls.UrlNotAllowed as error:
+        await url_safety.check(body.url, allow_private=settings.event_allow_private_urls)
+    except url_safety.UrlNotAllowed as error:
         raise ApiError(
             422, "url_not_allowed", "URL not allowed", str(error), url=body.url
         ) from None
     created = await database.write(
-        event_subscriptions.create, url=body.url, types=body.types, description=body.description
+        subscriptions.create, url=body.url, types=body.types, description=body.description
     )
     location = f"/event-subscriptions/{created['id']}"
     return JSONResponse(created, status_code=201, headers={"Location": location})
@@ -103,7 +104,7 @@ async def list_subscriptions(
         )  # fmt: skip
     cursor = cursors.decode_id(SUBSCRIPTIONS, after) if after else None
     items, total = await database.read(
-        event_subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
+        subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
     )
     more, items = len(items) > limit, items[:limit]
     next_ = cursors.encode(SUBSCRIPTIONS, items[-1]["id"]) if more else None
@@ -118,7 +119,7 @@ async def list_subscriptions(
     responses=problem_responses(404, 422),
 )
 async def get_subscription(subscription_id: ResourceId, database: DatabaseDep) -> JSONResponse:
-    return JSONResponse(await database.read(event_subscriptions.get, subscription_id))
+    return JSONResponse(await database.read(subscriptions.get, subscription_id))
 
 
 @router.delete(
@@ -129,7 +130,7 @@ async def get_subscription(subscription_id: ResourceId, database: DatabaseDep) -
     responses=problem_responses(404, 422),
 )
 async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep) -> Response:
-    await database.write(event_subscriptions.delete, subscription_id)
+    await database.write(subscriptions.delete, subscription_id)
     return Response(status_code=204)
 
 
@@ -142,15 +143,15 @@ async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep
 async def list_deliveries(
     subscription_id: ResourceId, database: DatabaseDep, limit: Limit = 20, after: After = None
 ) -> JSONResponse:
-    before = events.decode_cursor(DELIVERIES, after, 2) if after else None
+    before = outbox.decode_cursor(DELIVERIES, after, 2) if after else None
     if before is not None and before[0] != subscription_id:
-        raise events.invalid_cursor()
+        raise outbox.invalid_cursor()
     items = await database.read(
-        event_subscriptions.deliveries,
+        subscriptions.deliveries,
         subscription_id,
         limit=limit + 1,
         before=before[1] if before else None,
     )
     more, items = len(items) > limit, items[:limit]
-    next_ = events.encode_cursor(DELIVERIES, subscription_id, items[-1]["id"]) if more else None
+    next_ = outbox.encode_cursor(DELIVERIES, subscription_id, items[-1]["id"]) if more else None
     return JSONResponse(envelope(items, limit, next_))

@@ -1,13 +1,13 @@
 """Liveness and readiness probes for load balancers and orchestrators.
 
-Both are answered ahead of the admission queue (app/middleware.py): /healthz by the request
-path itself, before routing; /readyz from the background check's last result (app/readiness.py),
+Both are answered ahead of the admission queue (app/http/request_path.py): /healthz by the request
+path itself, before routing; /readyz from the background check's last result (app/db/readiness.py),
 so neither waits behind the requests of a busy instance.
 """
 
 from fastapi import APIRouter, Request
 
-from app.errors import ApiError, problem_responses
+from app.core.errors import ApiError, problem_responses
 
 router = APIRouter(tags=["operations"])
 

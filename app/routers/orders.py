@@ -7,13 +7,13 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app import idempotency
 from app import orders as order_rules
-from app.database import Connection, database_of
-from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, created_doc, created_response, json_response
-from app.routers.params import After, Limit, Offset, ResourceId, paging
+from app.core.errors import problem_responses
+from app.core.formats import MAX_ID, Rfc3339
+from app.db.base import Connection, database_of
+from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
+from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
 from app.tables import OrderStatus
-from app.types import MAX_ID, Rfc3339
 
 router = APIRouter(prefix="/orders", tags=["orders"], route_class=StrictJsonRoute)
 IDEMPOTENCY_SPACE = "orders"

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app import metrics, payments, signing
-from app.config import Settings
-from app.database import DatabaseDep
-from app.errors import ApiError, problem_responses
-from app.limits import payload_too_large
-from app.routers.json_io import json_response, loads_strict
+from app import payments, signing
+from app.core import metrics
+from app.core.config import Settings
+from app.core.errors import ApiError, problem_responses
+from app.db.base import DatabaseDep
+from app.http.json_payloads import json_response, loads_strict
+from app.http.request_limits import payload_too_large
 from app.schemas import PaymentEventCreate, PaymentEventReceipt
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

@@ -5,13 +5,13 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app import catalog
-from app.database import database_of
-from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, json_bytes_response, json_response
-from app.routers.params import After, Limit, Offset, ResourceId, paging
+from app import products
+from app.core.errors import problem_responses
+from app.core.formats import SKU_PATTERN, TEXT_PATTERN
+from app.db.base import database_of
+from app.http.json_payloads import StrictJsonRoute, json_bytes_response, json_response
+from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate
-from app.types import SKU_PATTERN, TEXT_PATTERN
 
 router = APIRouter(prefix="/products", tags=["products"], route_class=StrictJsonRoute)
 
@@ -43,7 +43,7 @@ def _with_etag(
     """The product's JSON, serialized once, and its ETag computed from those same bytes."""
     body = orjson.dumps(product)
     return json_bytes_response(
-        body, status_code, {**(headers or {}), "ETag": catalog.etag_of(body)}
+        body, status_code, {**(headers or {}), "ETag": products.etag_of(body)}
     )
 
 
@@ -60,7 +60,7 @@ async def create_product(
     body: Annotated[ProductCreate, Body(openapi_examples=CREATE_EXAMPLES)],
     request: Request,
 ) -> Response:
-    product = await database_of(request).write(catalog.create_product, body)
+    product = await database_of(request).write(products.create_product, body)
     return _with_etag(product, 201, {"Location": f"/products/{product['id']}"})
 
 
@@ -97,7 +97,7 @@ async def list_products(
     # A count or a name scan costs O(rows): `scan` keeps it off the event loop (SQLite).
     run = database.read if after is not None and not q else database.scan
     page = await run(
-        catalog.list_products,
+        products.list_products,
         limit=limit,
         offset=offset,
         after=after,
@@ -115,13 +115,13 @@ async def list_products(
     responses=problem_responses(404, 422),
 )
 async def get_product(product_id: ResourceId, request: Request) -> Response:
-    return _with_etag(await database_of(request).read(catalog.get_product, product_id))
+    return _with_etag(await database_of(request).read(products.get_product, product_id))
 
 
 async def _update(
     product_id: int, body: ProductUpdate, request: Request, if_match: str | None
 ) -> Response:
-    product = await database_of(request).write(catalog.update_product, product_id, body, if_match)
+    product = await database_of(request).write(products.update_product, product_id, body, if_match)
     return _with_etag(product)
 
 
@@ -157,5 +157,5 @@ async def patch_product(
     responses=problem_responses(404, 422),
 )
 async def archive_product(product_id: ResourceId, request: Request) -> Response:
-    await database_of(request).write(catalog.archive_product, product_id)
+    await database_of(request).write(products.archive_product, product_id)
     return Response(status_code=204)

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request, Response
 
 from app import idempotency, stock
-from app.database import Connection, DatabaseDep
-from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, created_doc, created_response, json_response
-from app.routers.params import After, Limit, Offset, ResourceId, paging
+from app.core.errors import problem_responses
+from app.db.base import Connection, DatabaseDep
+from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
+from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, StockAdjustmentCreate, StockMovementPublic
 
 router = APIRouter(prefix="/products/{product_id}", tags=["stock"], route_class=StrictJsonRoute)

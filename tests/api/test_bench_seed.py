@@ -1,7 +1,7 @@
 """The benchmark's seeded databases (bench/servers.py) take the service's own writes after the
 seed: rows seeded with their ids must not leave PostgreSQL's id sequences behind."""
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from bench.servers import API_KEY, fresh_database, seed_orders, seed_products
 from tests.serving import serving

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.serving import serving
 

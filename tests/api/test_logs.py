@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db.base import create_db_engine
 from app.main import create_app
 from tests.databases import stamp_head
 

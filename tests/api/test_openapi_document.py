@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from app import docs
-from app.config import Settings
-from app.errors import PROBLEM_JSON, Problem
+from app.core.config import Settings
+from app.core.errors import PROBLEM_JSON, Problem
+from app.core.problem_codes import PROBLEM_CODES, all_codes
+from app.http import openapi
 from app.main import create_app
-from app.problem_codes import PROBLEM_CODES, all_codes
 from tests.live_server import ROOT
 
 # Clients are generated from these names: changing one breaks every such client's code.
@@ -60,13 +60,13 @@ def test_operation_ids_are_stable_and_unique(document: dict[str, Any]) -> None:
 
 
 def test_an_operation_missing_from_the_table_gets_a_derived_id() -> None:
-    assert docs.operation_id("GET", "/gift-cards") == "gift-cards-list"
-    assert docs.operation_id("GET", "/gift-cards/{card_id}") == "gift-cards-get"
-    assert docs.operation_id("POST", "/gift-cards/{card_id}/redemptions/") == (
+    assert openapi.operation_id("GET", "/gift-cards") == "gift-cards-list"
+    assert openapi.operation_id("GET", "/gift-cards/{card_id}") == "gift-cards-get"
+    assert openapi.operation_id("POST", "/gift-cards/{card_id}/redemptions/") == (
         "gift-cards-redemptions-create"
     )
     # A renamed path parameter or a trailing slash keeps the tabled id.
-    assert docs.operation_id("GET", "/products/{id}/") == "products-get"
+    assert openapi.operation_id("GET", "/products/{id}/") == "products-get"
 
 
 def test_every_problem_response_lists_its_codes_with_an_example_of_each(

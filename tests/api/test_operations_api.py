@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.serving import serving
 

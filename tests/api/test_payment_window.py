@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from app import orders, stock
-from app.config import Settings
-from app.database import Connection, Sql
+from app.core.config import Settings
+from app.db.base import Connection, Sql
 from app.main import create_app
 from tests.factories import product_body
 from tests.serving import serving

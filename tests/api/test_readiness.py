@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app import readiness
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db import readiness
+from app.db.base import create_db_engine
 from app.main import create_app
 from tests.factories import product_body
 from tests.live_server import ROOT

@@ -8,9 +8,9 @@ from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
-from app.config import Settings
-from app.database import create_db_engine
-from app.logs import redact_query
+from app.core.config import Settings
+from app.core.logs import redact_query
+from app.db.base import create_db_engine
 from app.main import create_app
 from tests.databases import stamp_head
 from tests.factories import product_body
@@ -319,12 +319,12 @@ def test_every_api_route_sits_in_the_apps_own_router_unwrapped():
     routes are the app's, every one of them, in the routers' order."""
     from fastapi.routing import APIRoute
 
-    from app.routers import events, health, orders, products, stock, webhooks
+    from app.routers import events, health, orders, payments, products, stock
 
     app = create_app(Settings(_env_file=None, database_url="sqlite://"))
     declared = [
         route
-        for module in (products, stock, orders, webhooks, events, health)
+        for module in (products, stock, orders, payments, events, health)
         for route in module.router.routes
     ]
     own = [route for route in app.router.routes if isinstance(route, APIRoute)]

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Settings
-from app.problem_codes import PROBLEM_CODES
+from app.core.config import Settings
+from app.core.problem_codes import PROBLEM_CODES
 from tests.live_server import ROOT, LiveServer
 
 README = (ROOT / "README.md").read_text()
-# Settings the contract names that the branches implementing them add to app/config.py.
+# Settings the contract names that the branches implementing them add to app/core/config.py.
 CONTRACT_SETTINGS = {
     "CORS_ORIGINS",
     "PENDING_ORDER_TTL_SECONDS",

@@ -256,7 +256,7 @@ def test_overload_is_refused_fast_and_every_stored_order_was_acknowledged(
 def test_the_client_gone_probe_sees_a_real_disconnect(http: str) -> None:
     import uvicorn
 
-    from app.middleware import _disconnect_probe
+    from app.http.request_path import _disconnect_probe
 
     seen: list[bool] = []
     asked = threading.Event()

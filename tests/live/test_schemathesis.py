@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import CLIENT_API_KEY, CLIENT_WEBHOOK_SECRET
 from tests.databases import ENGINES, database_url

@@ -5,8 +5,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app import catalog, orders
-from app.errors import ApiError
+from app import orders, products
+from app.core.errors import ApiError
 from app.schemas import OrderCreate
 from app.tables import OrderStatus
 from tests.factories import Db, Record, make_order, make_product, orders_in_db, stock_of
@@ -74,7 +74,7 @@ def test_place_order_unknown_product_is_not_found_and_changes_nothing(db: Db):
 
 def test_archived_product_cannot_be_ordered(db: Db):
     mug = make_product(db, stock=4)
-    db.write(catalog.archive_product, mug.id)
+    db.write(products.archive_product, mug.id)
 
     with pytest.raises(ApiError) as raised:
         make_order(db, (mug, 1))

@@ -1,16 +1,16 @@
-"""app/param_lookups.py: FastAPI's per-parameter lookups answered from memos, with the very
-answers FastAPI's own functions give, for every parameter of every route."""
+"""app/http/fastapi_param_memo.py: FastAPI's per-parameter lookups answered from memos, with the
+very answers FastAPI's own functions give, for every parameter of every route."""
 
 from fastapi.dependencies import utils
 from fastapi.routing import APIRoute
 
-from app import param_lookups
-from app.routers import events, health, orders, products, stock, webhooks
+from app.http import fastapi_param_memo
+from app.routers import events, health, orders, payments, products, stock
 
 
 def _fields_of_every_route() -> list:
     fields = []
-    routers = (products, stock, orders, webhooks, events, health)
+    routers = (products, stock, orders, payments, events, health)
     for route in (route for module in routers for route in module.router.routes):
         if isinstance(route, APIRoute):
             dependant = route.dependant
@@ -25,9 +25,9 @@ def _fields_of_every_route() -> list:
 
 
 def test_fastapi_calls_the_memos_under_the_names_they_replace():
-    param_lookups.install()
-    param_lookups.install()  # idempotent: one layer of memo, not two
-    for name in (*param_lookups.WRAPPED, "field_annotation_is_sequence"):
+    fastapi_param_memo.install()
+    fastapi_param_memo.install()  # idempotent: one layer of memo, not two
+    for name in (*fastapi_param_memo.WRAPPED, "field_annotation_is_sequence"):
         lookup = getattr(utils, name)
         assert lookup.__wrapped_by_service__
         assert not getattr(lookup.__wrapped__, "__wrapped_by_service__", False), name
@@ -37,7 +37,7 @@ def test_the_memos_answer_what_fastapi_would_for_every_parameter():
     fields = _fields_of_every_route()
     assert len(fields) > 20
     for field in fields:
-        for name in param_lookups.WRAPPED:
+        for name in fastapi_param_memo.WRAPPED:
             lookup = getattr(utils, name)
             assert lookup(field) == lookup.__wrapped__(field), (name, field.name)
             assert lookup(field) == lookup.__wrapped__(field)  # the memo's answer, again

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from app import orders, payments
-from app.errors import ApiError
+from app.core.errors import ApiError
 from app.schemas import PaymentEventCreate
 from app.tables import OrderStatus
 from tests.factories import Db, Record, make_order, make_product

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from app import catalog, orders, stock
-from app.database import Connection, Sql
-from app.errors import ApiError
+from app import orders, products, stock
+from app.core.errors import ApiError
+from app.db.base import Connection, Sql
 from app.schemas import OrderCreate, ProductCreate, StockAdjustmentCreate
 from tests.factories import Db, product_body
 
@@ -20,7 +20,7 @@ def run(db: Db) -> Callable[..., Any]:
 
 def _product(run, stock_level: int = 10) -> int:
     body = ProductCreate.model_validate(product_body(stock=stock_level))
-    return run(catalog.create_product, body)["id"]
+    return run(products.create_product, body)["id"]
 
 
 def _adjustment(delta: int, reason: str = "received", **extra) -> StockAdjustmentCreate:
@@ -67,7 +67,7 @@ def test_adjust_below_zero_raises_insufficient_stock_and_records_nothing(run):
 
 def test_adjust_unknown_or_archived_product_is_not_found(run):
     pid = _product(run)
-    run(catalog.archive_product, pid)
+    run(products.archive_product, pid)
 
     for product_id in (pid, 999_999):
         with pytest.raises(ApiError) as raised:
