@@ -15,8 +15,9 @@ from app.core import metrics
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logs import configure_logging
-from app.db.base import create_database
-from app.db.readiness import Readiness
+from app.db.base import on_storage_error
+from app.db.connect import create_database
+from app.db.readiness import Readiness, report_storage_error
 from app.events import delivery
 from app.http import api_keys, fastapi_param_memo, metrics_endpoint, openapi
 from app.http.cors import cors
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.database = create_database(settings, engine)
     metrics.setup(None, settings.prometheus_multiproc_dir)
+    on_storage_error(report_storage_error)  # /readyz says so too, for a while
     app.state.readiness = Readiness(
         app.state.database, settings.readiness_interval_seconds, settings.min_free_disk_mib << 20
     )

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from app import stock
+from app import ledger, stock
 from app.core import cursors, metrics
 from app.core.errors import ApiError
 from app.core.formats import money_text, rfc3339, utcnow
@@ -328,7 +328,7 @@ async def _place_line_by_line(
         _INSERT_ORDER, {"total_cents": total, "now": now, "expires_at": expires_at}
     )
     for product_id, product in taken.items():
-        await stock.record_movement(
+        await ledger.record_movement(
             conn,
             product_id,
             -quantities[product_id],
@@ -466,7 +466,7 @@ async def _return_stock(
     for line in await conn.fetch_all(_LINES, {"order_id": order_id}):
         params = {"product_id": line["product_id"], "quantity": line["quantity"], "now": now}
         stock_after = await conn.fetch_value(_RETURN_LINE, params)
-        await stock.record_movement(
+        await ledger.record_movement(
             conn,
             line["product_id"],
             line["quantity"],

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from app import stock
+from app import ledger
 from app.core import cursors
 from app.core.errors import ApiError
 from app.core.formats import money_text, to_cents, utcnow
@@ -146,7 +146,7 @@ async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any
     if row is None:
         raise _sku_conflict(data.sku)
     if row["stock"] != 0:
-        await stock.record_movement(
+        await ledger.record_movement(
             conn, row["id"], row["stock"], SystemReason.INITIAL, stock_after=row["stock"], now=now
         )
     return product_view(row)
@@ -279,10 +279,10 @@ async def update_product(
     # stock read then is the stock this set replaces.
     if updated["stock"] != row["stock"]:
         delta = updated["stock"] - row["stock"]
-        movement = await stock.record_movement(
+        movement = await ledger.record_movement(
             conn, product_id, delta, SystemReason.STOCK_SET, stock_after=updated["stock"], now=now
         )
-        await stock.report_adjusted(conn, product_view(updated), movement)
+        await ledger.report_adjusted(conn, product_view(updated), movement)
     return product_view(updated)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.tables import Product
 from tests.live_server import UVICORN_FLAGS, LiveServer, migrate
 

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from app.core.config import Settings
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.tables import SQLModel
 
 config = context.config

@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 
 from app.core.config import Settings
 from app.db import readiness
-from app.db.base import create_database, create_db_engine
+from app.db.connect import create_database, create_db_engine
 from app.main import create_app
 from tests import live_server as live_servers
 from tests.databases import ENGINES, database_url, drop_worker_database, stamp_head

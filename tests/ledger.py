@@ -4,9 +4,10 @@ product, stock = the sum of its movements' deltas and the newest movement's stoc
 import asyncio
 from typing import Any
 
-from app import stock
+from app import ledger, stock
 from app.core.config import Settings
-from app.db.base import Connection, Sql, create_database
+from app.db.base import Connection, Sql
+from app.db.connect import create_database
 
 _ORDERS = Sql(
     "SELECT COUNT(*) AS orders, "
@@ -16,7 +17,7 @@ _ORDERS = Sql(
 
 
 async def _figures(conn: Connection) -> dict[str, Any]:
-    audit = await stock.audit(conn)
+    audit = await ledger.audit(conn)
     orders = await conn.fetch_one(_ORDERS)
     assert orders is not None
     return {

@@ -39,7 +39,7 @@ def migrate(database_url: str) -> None:
     from alembic.config import Config
 
     from app.core.config import Settings
-    from app.db.base import create_db_engine
+    from app.db.connect import create_db_engine
 
     config = Config(toml_file=str(ROOT / "pyproject.toml"))
     engine = create_db_engine(Settings(_env_file=None, database_url=database_url))

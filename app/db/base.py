@@ -8,7 +8,8 @@ time. The drivers (raw sqlite3 on the event loop, asyncpg) live in app/db/; docs
 says why, with the figures in bench/README.md.
 
 SQLAlchemy remains the schema Alembic migrates (app/tables.py) and the engine the migrations
-and tests use (`create_db_engine`); nothing on the request path executes through it.
+and tests use (`create_db_engine`, app/db/connect.py); nothing on the request path executes
+through it. Below the drivers: this module imports neither of them.
 """
 
 import logging
@@ -16,15 +17,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from pathlib import Path
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
-
-from app.core.config import Settings
 from app.core.errors import ApiError, database_unavailable
 
 log = logging.getLogger("app.database")
@@ -176,10 +170,20 @@ _LOG_EVERY_SECONDS = 10.0
 _last_logged: dict[tuple[str, str], float] = {}
 
 
-def log_storage_error(code: str, cause: str) -> None:
-    from app.db.readiness import report_storage_error  # /readyz says so too, for a while
+# Told of every storage error the drivers meet, by its code: readiness listens (main.py wires
+# it), so /readyz says so too for a while. The seam never imports what listens to it.
+_storage_error_listeners: list[Callable[[str], None]] = []
 
-    report_storage_error(code)
+
+def on_storage_error(listener: Callable[[str], None]) -> None:
+    """Call `listener(code)` on each storage error from now on (once, however often asked)."""
+    if listener not in _storage_error_listeners:
+        _storage_error_listeners.append(listener)
+
+
+def log_storage_error(code: str, cause: str) -> None:
+    for listener in _storage_error_listeners:
+        listener(code)
     now = time.monotonic()
     key = (code, cause)
     if now - _last_logged.get(key, -_LOG_EVERY_SECONDS) >= _LOG_EVERY_SECONDS:
@@ -262,74 +266,3 @@ class Database:
 
     async def close(self) -> None:
         raise NotImplementedError
-
-
-def create_database(settings: Settings, engine: Engine | None = None) -> Database:
-    """The driver the URL names. `engine`: an in-memory SQLite engine whose connection (and so
-    whose tables) the database shares, for tests; otherwise unused (files and servers are shared
-    through their URL)."""
-    if settings.is_sqlite:
-        from app.db.sqlite import SqliteDatabase
-
-        return SqliteDatabase.from_settings(settings, engine)
-    from app.db.postgresql import PostgresDatabase
-
-    return PostgresDatabase.from_settings(settings)
-
-
-def create_db_engine(settings: Settings) -> Engine:
-    """A SQLAlchemy engine for Alembic and tests (never on the request path): parameters are
-    never rendered into its errors or logs."""
-    url = make_url(settings.database_url)
-    if not settings.is_sqlite:
-        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
-    file = url.database or ""
-    in_memory = file in ("", ":memory:")
-    if not in_memory:
-        Path(file).parent.mkdir(parents=True, exist_ok=True)
-    if in_memory:
-        from app.db.sqlite import open_connection
-
-        # One shared connection keeps an in-memory database alive for the engine's life, and
-        # the service's database (create_database with this engine) uses that same connection.
-        engine = create_engine(
-            url,
-            hide_parameters=True,
-            creator=lambda: open_connection(":memory:", in_memory=True),
-            poolclass=StaticPool,
-            native_datetime=True,
-        )
-    else:
-        engine = create_engine(url, hide_parameters=True)
-
-    @event.listens_for(engine, "connect")
-    def configure_connection(dbapi_connection: Any, _record: Any) -> None:
-        # Hand BEGIN to SQLAlchemy (see `begin` below) instead of the driver's implicit one.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-    return engine
-
-
-async def get_database(request: Request) -> Database:
-    return request.app.state.database  # type: ignore[no-any-return]
-
-
-def database_of(request: Request) -> Database:
-    """The app's database, for the hot routes: they take `request: Request` instead of
-    `DatabaseDep`, since FastAPI solving a sub-dependency per request costs ~10 µs
-    (bench/README.md "Hot path, second pass")."""
-    return request.app.state.database  # type: ignore[no-any-return]
-
-
-# Routes take this and `await database.read(rule, ...)` / `database.write(rule, ...)`.
-DatabaseDep = Annotated[Database, Depends(get_database)]

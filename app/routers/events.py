@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from app.core import cursors
 from app.core.errors import ApiError, problem_responses
-from app.db.base import DatabaseDep
+from app.db.connect import DatabaseDep
 from app.events import outbox, subscriptions, url_safety
 from app.events.schemas import (
     CursorPage,

@@ -9,7 +9,8 @@ from app import idempotency
 from app import orders as order_rules
 from app.core.errors import problem_responses
 from app.core.formats import MAX_ID, Rfc3339
-from app.db.base import Connection, database_of
+from app.db.base import Connection
+from app.db.connect import database_of
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page

@@ -12,7 +12,7 @@ from app import payments, signing
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import ApiError, problem_responses
-from app.db.base import DatabaseDep
+from app.db.connect import DatabaseDep
 from app.http.json_payloads import json_response, loads_strict
 from app.http.request_limits import payload_too_large
 from app.schemas import PaymentEventCreate, PaymentEventReceipt

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from app import products
 from app.core.errors import problem_responses
 from app.core.formats import SKU_PATTERN, TEXT_PATTERN
-from app.db.base import database_of
+from app.db.connect import database_of
 from app.http.json_payloads import StrictJsonRoute, json_bytes_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate

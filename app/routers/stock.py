@@ -5,9 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request, Response
 
-from app import idempotency, stock
+from app import idempotency, ledger, stock
 from app.core.errors import problem_responses
-from app.db.base import Connection, DatabaseDep
+from app.db.base import Connection
+from app.db.connect import DatabaseDep
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, StockAdjustmentCreate, StockMovementPublic
@@ -74,7 +75,7 @@ async def create_adjustment(
 
 
 async def _adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate) -> Any:
-    return stock.movement_view(await stock.adjust(conn, product_id, body))
+    return ledger.movement_view(await stock.adjust(conn, product_id, body))
 
 
 async def _adjust_once(

@@ -11,7 +11,7 @@ from sqlmodel import SQLModel
 
 from app.core import metrics
 from app.core.config import Settings
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.http.client_disconnect import client_gone
 from app.http.request_queue import Admission
 from app.main import create_app

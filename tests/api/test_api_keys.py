@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.http.api_keys import is_exempt
 from app.main import create_app
 from tests.databases import stamp_head

@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from app.core import cursors
 from app.core.config import Settings
 from app.core.errors import ApiError
-from app.db.base import Connection, Database, Sql, create_database
+from app.db.base import Connection, Database, Sql
+from app.db.connect import create_database
 from app.events import outbox
 from app.main import create_app
 from app.tables import EventType

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.main import create_app
 from tests.databases import stamp_head
 

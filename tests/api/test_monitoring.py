@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.main import create_app
 from tests.databases import stamp_head
 from tests.live_server import ROOT

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.db import readiness
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.main import create_app
 from tests.factories import product_body
 from tests.live_server import ROOT

@@ -10,7 +10,7 @@ from sqlmodel import SQLModel
 
 from app.core.config import Settings
 from app.core.logs import redact_query
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.main import create_app
 from tests.databases import stamp_head
 from tests.factories import product_body

@@ -172,7 +172,7 @@ def sqlite_db(tmp_path):
     from sqlmodel import SQLModel
 
     from app.core.config import Settings
-    from app.db.base import create_db_engine
+    from app.db.connect import create_db_engine
 
     settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'only.db'}")
     engine = create_db_engine(settings)

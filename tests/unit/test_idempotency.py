@@ -9,7 +9,7 @@ import pytest
 
 from app import idempotency, orders
 from app.core.errors import ApiError
-from app.db.base import create_database
+from app.db.connect import create_database
 from app.schemas import OrderCreate
 from tests.factories import Db, make_product, orders_in_db, stock_of
 

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
 from app.core.config import Settings
-from app.db.base import create_db_engine
+from app.db.connect import create_db_engine
 from app.tables import SQLModel
 from tests.databases import database_url
 from tests.live_server import ROOT
@@ -58,7 +58,7 @@ def test_a_database_of_the_previous_version_keeps_working_after_upgrade(
     from sqlalchemy import text
 
     from app import idempotency, orders, products
-    from app.db.base import create_database
+    from app.db.connect import create_database
     from app.schemas import OrderCreate
     from tests.factories import Db
 

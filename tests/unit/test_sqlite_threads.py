@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
-from app.db.base import create_database, create_db_engine
+from app.db.connect import create_database, create_db_engine
 from tests.factories import Db, make_order, make_product, orders_in_db, stock_of
 
 WORKERS = 4

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from app import orders, products, stock
+from app import ledger, orders, products, stock
 from app.core.errors import ApiError
 from app.db.base import Connection, Sql
 from app.schemas import OrderCreate, ProductCreate, StockAdjustmentCreate
@@ -109,7 +109,7 @@ def test_every_change_of_stock_by_the_order_rules_is_a_movement(run):
         ("order_placed", -4, 0),
         ("initial", 4, 4),
     ]
-    assert run(stock.audit).violations == []
+    assert run(ledger.audit).violations == []
 
 
 def test_a_refused_order_leaves_no_movement(run):
@@ -148,7 +148,7 @@ def test_audit_names_a_product_whose_stock_moved_outside_the_ledger(run):
         await conn.execute(Sql("UPDATE products SET stock = stock + 1 WHERE id = :id"), {"id": bad})
 
     run(tamper)
-    audit = run(stock.audit)
+    audit = run(ledger.audit)
 
     assert audit.products == 2 and audit.movements == 3
     assert audit.by_reason == {"initial": 2, "received": 1}
@@ -170,12 +170,12 @@ def test_audit_names_a_movement_whose_stock_after_breaks_the_running_sum(run):
 
     run(tamper)
 
-    assert run(stock.audit).violations == [
+    assert run(ledger.audit).violations == [
         f"movement {first['id']} of product {pid}: stock_after 99 but the deltas up to it sum to 7"
     ]
 
 
 def test_ledger_violations_of_one_product():
-    assert stock.ledger_violations(1, 5, 5, 5) == []
-    assert stock.ledger_violations(1, 0, 0, None) == []  # no movement yet, nothing to hold
-    assert stock.ledger_violations(1, 5, 4, 5) == ["product 1: stock 5 but its movements sum to 4"]
+    assert ledger.ledger_violations(1, 5, 5, 5) == []
+    assert ledger.ledger_violations(1, 0, 0, None) == []  # no movement yet, nothing to hold
+    assert ledger.ledger_violations(1, 5, 4, 5) == ["product 1: stock 5 but its movements sum to 4"]
