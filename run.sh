@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ./run.sh          install into .venv, migrate, and serve the API (SQLite by default)
 # ./run.sh test     install into .venv and run the whole test suite (pytest arguments pass on)
-# ./run.sh lint     install into .venv and run ruff (lint and format check) and mypy
+# ./run.sh lint     install into .venv and run ruff (lint and format check), mypy and the import check
 # ./run.sh migrate  install into .venv and bring the database schema up to date
 # ./run.sh start    migrate and serve with the Python already installed (Render's start command)
 set -euo pipefail
@@ -111,6 +111,7 @@ lint() {
   "$VENV/bin/ruff" check . || status=1
   "$VENV/bin/ruff" format --check . || status=1
   "$VENV/bin/mypy" || status=1
+  "$VENV/bin/python" tools/check_imports.py || status=1  # no import cycle inside app/
   return $status
 }
 
