@@ -5,8 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app import idempotency
-from app import orders as order_rules
+from app import idempotency, orders
 from app.core.errors import problem_responses
 from app.core.formats import MAX_ID, Rfc3339
 from app.db.base import Connection
@@ -61,7 +60,7 @@ async def create_order(
     database = database_of(request)
     window = request.app.state.settings.payment_window
     if idempotency_key is None:
-        placed = await database.write(order_rules.place_order, body, payment_window=window)
+        placed = await database.write(orders.place_order, body, payment_window=window)
         answer = idempotency.Answer(201, placed)
     else:
         answer = await database.write(
@@ -86,7 +85,7 @@ async def _place_once(
     ttl: timedelta,
 ) -> idempotency.Answer:
     async def place(conn: Connection) -> tuple[int, Any]:
-        return 201, await order_rules.place_order(conn, body, payment_window=window)
+        return 201, await orders.place_order(conn, body, payment_window=window)
 
     return await idempotency.once(
         conn,
@@ -129,7 +128,7 @@ async def list_orders(
     # The count behind `total` costs O(rows): `scan` keeps it off the event loop (SQLite).
     run = database.read if after is not None else database.scan
     page = await run(
-        order_rules.list_orders,
+        orders.list_orders,
         limit=limit,
         offset=offset,
         after=after,
@@ -148,7 +147,7 @@ async def list_orders(
     responses=problem_responses(404, 422),
 )
 async def get_order(order_id: ResourceId, request: Request) -> Response:
-    return json_response(await database_of(request).read(order_rules.order_view, order_id))
+    return json_response(await database_of(request).read(orders.order_view, order_id))
 
 
 STATUS_DOC: dict[str, Any] = {
@@ -162,14 +161,14 @@ STATUS_DOC: dict[str, Any] = {
 @router.put("/{order_id}", summary="Change an order's status", **STATUS_DOC)
 async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
-        await database_of(request).write(order_rules.change_status, order_id, body.status)
+        await database_of(request).write(orders.change_status, order_id, body.status)
     )
 
 
 @router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
 async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
-        await database_of(request).write(order_rules.change_status, order_id, body.status)
+        await database_of(request).write(orders.change_status, order_id, body.status)
     )
 
 
@@ -183,6 +182,6 @@ async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Re
 )
 async def cancel_order(order_id: ResourceId, request: Request) -> Response:
     canceled = await database_of(request).write(
-        order_rules.change_status, order_id, OrderStatus.CANCELED
+        orders.change_status, order_id, OrderStatus.CANCELED
     )
     return json_response(canceled)
