@@ -1,11 +1,16 @@
 """app/http/fastapi_param_memo.py: FastAPI's per-parameter lookups answered from memos, with the
 very answers FastAPI's own functions give, for every parameter of every route."""
 
+from pathlib import Path
+
+import pytest
 from fastapi.dependencies import utils
 from fastapi.routing import APIRoute
 
 from app.http import fastapi_param_memo
 from app.routers import events, health, orders, payments, products, stock
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fields_of_every_route() -> list:
@@ -52,3 +57,25 @@ def test_the_memos_answer_what_fastapi_would_for_every_parameter():
     # The option is part of the key: the same field, asked both ways, answers both ways.
     assert aliases(in_stock) == [("in_stock", "in_stock")]
     assert aliases(in_stock, convert_underscores=True) == [("in_stock", "in-stock")]
+
+
+def test_an_unverified_fastapi_is_refused_loudly_and_left_unpatched(monkeypatch):
+    import fastapi
+
+    monkeypatch.setattr(fastapi, "__version__", "0.999.0")
+    before = {name: getattr(utils, name) for name in fastapi_param_memo.WRAPPED}
+    with pytest.raises(fastapi_param_memo.UnverifiedFastAPI, match="0.999.0"):
+        fastapi_param_memo.install()
+    assert {name: getattr(utils, name) for name in fastapi_param_memo.WRAPPED} == before
+
+
+def test_the_pinned_fastapi_is_the_verified_one():
+    import fastapi
+
+    pinned = next(
+        line.split("==")[1].strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith("fastapi==")
+    )
+    assert pinned == fastapi.__version__
+    assert pinned in fastapi_param_memo.VERIFIED_FASTAPI
