@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.database = create_database(settings, engine)
-    metrics.setup(None, settings.prometheus_multiproc_dir)
+    metrics.setup(settings.prometheus_multiproc_dir)
     on_storage_error(report_storage_error)  # /readyz says so too, for a while
     app.state.readiness = Readiness(
         app.state.database, settings.readiness_interval_seconds, settings.min_free_disk_mib << 20

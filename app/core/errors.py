@@ -10,19 +10,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope, Send
 
 from app.core import problem_codes
-from app.core.logs import ThrottledWarning
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("app.errors")
-# An outage refuses every request: one warning per 10 s per worker says so, with a count.
-_outage_warning = ThrottledWarning(log, interval_seconds=10.0)
 
 
 # The problem+json body every 4xx and 5xx carries; extra members give details.
@@ -170,17 +165,10 @@ def database_unavailable(
     )
 
 
-def _on_database_unavailable(request: Request, error: Exception) -> JSONResponse:
-    _outage_warning.warning("database unavailable: %s", type(error).__name__)
-    return problem_response(request, database_unavailable())
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(OperationalError, _on_database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
 
 
 def problem_doc(status: int, codes: Iterable[str] | None = None) -> dict[str, Any]:

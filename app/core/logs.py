@@ -14,7 +14,6 @@ parameters are redacted (`redact_query`), so none of them reaches a line.
 import logging
 import os
 import sys
-import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -152,20 +151,3 @@ def configure_logging(level: str) -> None:
     # Whatever uvicorn was started with, its access line would be a second line per request.
     access = logging.getLogger(_SERVER_ACCESS_LOGGER)
     access.handlers, access.propagate = [], False
-
-
-# Logs a repeated warning (an outage's, once per refused request) at most once per interval,
-# saying how many were left out, so an outage cannot flood the log.
-class ThrottledWarning:
-    def __init__(self, logger: logging.Logger, interval_seconds: float) -> None:
-        self.logger, self.interval = logger, interval_seconds
-        self._last = -float("inf")
-        self._suppressed = 0
-
-    def warning(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            self._suppressed += 1
-            return
-        suppressed, self._suppressed, self._last = self._suppressed, 0, now
-        self.logger.warning(message, *args, extra={"suppressed": suppressed})

@@ -24,7 +24,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import Engine, event
 
 ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
 WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
@@ -160,24 +159,13 @@ def connection_checked_in() -> None:
     DB_POOL_CHECKED_OUT.dec()
 
 
-def setup(engine: Engine | None, configured_dir: str | None) -> None:
-    """Watch the engine's pool; warn when the multiprocess directory is set where it cannot act."""
+def setup(configured_dir: str | None) -> None:
+    """Warn when the multiprocess directory is set where it cannot act."""
     if configured_dir and not multiprocess_dir():
         log.warning(
             "PROMETHEUS_MULTIPROC_DIR is set in .env only: prometheus-client reads it "
             "from the environment, so /metrics shows one worker's figures"
         )
-    if engine is not None:
-        watch_pool(engine)
-
-
-def watch_pool(engine: Engine) -> None:
-    """Track the engine's connections in use, and its capacity where the pool has one."""
-    pool: Any = engine.pool
-    if hasattr(pool, "size") and hasattr(pool, "_max_overflow"):
-        DB_POOL_MAX.set(pool.size() + max(pool._max_overflow, 0))
-    event.listen(engine, "checkout", lambda *_: DB_POOL_CHECKED_OUT.inc())
-    event.listen(engine, "checkin", lambda *_: DB_POOL_CHECKED_OUT.dec())
 
 
 def multiprocess_dir() -> str | None:

@@ -152,9 +152,9 @@ def test_unknown_label_values_are_refused(call):
         call()
 
 
-def test_multiprocess_dir_only_in_settings_is_reported(caplog, engine, monkeypatch):
+def test_multiprocess_dir_only_in_settings_is_reported(caplog, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    metrics.setup(engine, "/tmp/not-in-the-environment")
+    metrics.setup("/tmp/not-in-the-environment")
     assert "PROMETHEUS_MULTIPROC_DIR is set in .env only" in caplog.text
 
 
