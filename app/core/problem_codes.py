@@ -31,6 +31,16 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             "JSON decode error",
             {"errors": [{"loc": ["body", 8], "msg": "JSON decode error", "type": "json_invalid"}]},
         ),
+        ProblemCode(
+            "cors_not_allowed",
+            "CORS request not allowed",
+            "a CORS preflight from an allowed origin asks for a method or header the API does "
+            "not allow (CORS_ORIGINS)",
+            "Disallowed CORS method: the API allows the methods GET, HEAD, POST, PUT, PATCH, "
+            "DELETE and the headers Authorization, X-API-Key, Content-Type, Idempotency-Key, "
+            "If-Match, X-Request-ID.",
+            everywhere=False,
+        ),
     ),
     401: _codes(
         ProblemCode(

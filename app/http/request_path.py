@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +28,7 @@ from app.core.errors import ApiError, send_problem
 from app.core.logs import clip, redact_query, request_id_var, write_line
 from app.db.readiness import Readiness
 from app.db.schema_check import schema_out_of_date
-from app.http import metrics_endpoint
+from app.http import client_disconnect, metrics_endpoint
 from app.http.api_keys import CREDENTIAL_HEADERS, ApiKeys, credential, is_exempt, unauthorized
 from app.http.client_disconnect import client_gone
 from app.http.cors import Cors
@@ -103,14 +102,6 @@ class _Answer:
         await self({"type": "http.response.body", "body": body})
 
 
-def _disconnect_probe(receive: Receive) -> Callable[[], bool]:
-    """Whether the client has gone, without waiting: uvicorn's request cycle knows it."""
-    cycle = getattr(receive, "__self__", None)
-    if cycle is not None and hasattr(cycle, "disconnected"):
-        return lambda: bool(cycle.disconnected)
-    return lambda: False
-
-
 def _internal_error() -> ApiError:
     return ApiError(
         500,
@@ -182,7 +173,7 @@ class RequestPath:
             return
         if self.cors is not None:
             if method == "OPTIONS" and headers.preflight and self.cors.allows(headers.origin):
-                await answer.respond(204, b"", self.cors.preflight_headers())
+                await self._preflight(scope, answer, self.cors)
                 return
         error = self._check(scope, path, method, headers)
         if error is not None:
@@ -231,7 +222,7 @@ class RequestPath:
             await self._refuse(scope, answer, overloaded())
             return
         try:
-            gone = _disconnect_probe(receive)
+            gone = client_disconnect.probe(receive)
             if gone():  # it waited for its turn and left: start nothing for it
                 answer.status = CLIENT_GONE
                 metrics.request_refused("client_gone")
@@ -247,6 +238,16 @@ class RequestPath:
                 client_gone.reset(token)
         finally:
             self.admission.release()
+
+    async def _preflight(self, scope: Scope, answer: _Answer, cors: Cors) -> None:
+        """A preflight from an allowed origin: 204, or 400 for a method or header the API does
+        not allow; its CORS headers are the preflight's own, not a simple answer's."""
+        preflight_headers, refusal = cors.preflight(scope)
+        answer.extra = [answer.extra[0], *preflight_headers]  # the request id, then these
+        if refusal is None:
+            await answer.respond(204, b"")
+        else:
+            await self._refuse(scope, answer, refusal)
 
     async def _refuse(self, scope: Scope, answer: _Answer, error: ApiError) -> None:
         metrics.request_refused(error.code)

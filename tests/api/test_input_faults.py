@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from app.core import cursors
 from app.core.config import Settings
 from app.db.base import ClientGone
-from app.http import request_path
+from app.http import client_disconnect
 from app.main import create_app
 from tests.factories import Db, orders_in_db, product_body
 
@@ -123,7 +123,7 @@ def test_a_client_gone_before_commit_is_answered_499_and_nothing_is_stored(
         calls = iter([False])
         return lambda: next(calls, True)
 
-    monkeypatch.setattr(request_path, "_disconnect_probe", leaves_after_admission)
+    monkeypatch.setattr(client_disconnect, "probe", leaves_after_admission)
     response = client.post("/products", json=product_body())
     assert response.status_code == 499 and response.json()["code"] == ClientGone().code
     assert db.value("SELECT count(*) FROM products") == 0

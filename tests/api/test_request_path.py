@@ -168,6 +168,26 @@ def test_preflight_from_a_listed_origin_is_answered_before_the_key_check() -> No
     assert response.headers["x-request-id"]
 
 
+@pytest.mark.parametrize(
+    ("asked", "failure"),
+    [
+        ({"Access-Control-Request-Method": "TRACE"}, "Disallowed CORS method"),
+        (
+            {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-evil"},
+            "Disallowed CORS headers",
+        ),
+    ],
+)
+def test_preflight_asking_a_method_or_header_not_allowed_is_refused(asked, failure) -> None:
+    client = keyed_client(cors_origins=ORIGIN)
+    response = client.options("/orders", headers={"Origin": ORIGIN, **asked})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "cors_not_allowed"
+    assert response.json()["detail"].startswith(failure)
+    assert response.headers["x-request-id"]
+
+
 def test_listed_origin_gets_cors_headers_on_answers_others_do_not() -> None:
     client = keyed_client(cors_origins=ORIGIN)
     ok = client.get("/products", headers={"Origin": ORIGIN, "X-API-Key": KEY})
