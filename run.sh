@@ -28,6 +28,7 @@ install() {
   fi
   echo "run.sh: installing $file into $VENV ..." >&2
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$file"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e .
   echo "$digest" >"$stamp"
 }
 

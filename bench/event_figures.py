@@ -8,7 +8,7 @@
 4. the feed walked with `next` during the load (nothing missed), with how many events
    committed out of seq order (the interleavings a plain sequence cursor would skip).
 
-    .venv/bin/python bench/event_figures.py [sqlite|postgresql ...]
+    .venv/bin/python -m bench.event_figures [sqlite|postgresql ...]
 """
 
 import statistics
@@ -23,12 +23,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.databases import database_url  # noqa: E402
-from tests.event_receiver import Answer, Received, Receiver, subscribe  # noqa: E402
-from tests.live.test_event_load import shop, walk_while  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
+from tests.support.databases import database_url
+from tests.support.event_receiver import Answer, Received, Receiver, subscribe
+from tests.support.live_server import LiveServer
+from tests.support.load import shop, walk_while
 
 ENV = {"EVENT_ALLOW_PRIVATE_URLS": "true", "EVENT_RETRY_BASE_SECONDS": "0.2"}
 SHOPPERS, ROUNDS, LATENCY_ORDERS = 6, 40, 200

@@ -1,8 +1,8 @@
 """The fault figures of docs/operations-faults.md: overload and SIGTERM with a stalled client.
 
-    .venv/bin/python bench/faults.py overload --engine sqlite --connections 1000
-    .venv/bin/python bench/faults.py overload --engine postgresql --connections 2000
-    .venv/bin/python bench/faults.py sigterm --engine sqlite
+    .venv/bin/python -m bench.faults overload --engine sqlite --connections 1000
+    .venv/bin/python -m bench.faults overload --engine postgresql --connections 2000
+    .venv/bin/python -m bench.faults sigterm --engine sqlite
 
 `overload`: a real server (2 workers, API keys on, ./run.sh's uvicorn flags) on a fresh
 database; N connections each place orders in a loop for `--seconds`, every request with a 10 s
@@ -26,18 +26,15 @@ import os
 import signal
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import httpx
 
-import httpx  # noqa: E402
-
-from tests.databases import database_url  # noqa: E402
-from tests.live_server import UVICORN_FLAGS, LiveServer  # noqa: E402
+from tests.support.databases import database_url
+from tests.support.live_server import UVICORN_FLAGS, LiveServer
 
 KEY = "bench-faults-key-0123456789ab"
 CLIENT_TIMEOUT = 10.0

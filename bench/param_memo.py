@@ -6,8 +6,8 @@ through the ASGI interface, as bench/request_cost.py does (no server, no socket)
 alternate the two, and the best of the rounds is kept for each, so the machine's other load
 shows less. The saving is the difference.
 
-    .venv/bin/python bench/param_memo.py                     # SQLite, 3,000 requests, best of 5
-    .venv/bin/python bench/param_memo.py --engine postgresql --rounds 3
+    .venv/bin/python -m bench.param_memo                     # SQLite, 3,000 requests, best of 5
+    .venv/bin/python -m bench.param_memo --engine postgresql --rounds 3
 """
 
 import argparse
@@ -16,13 +16,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="param-memo-"))
 
-from bench.request_cost import CASES, PRODUCTS  # noqa: E402
-from bench.servers import fresh_database, seed_products  # noqa: E402
+from bench.request_cost import CASES, PRODUCTS
+from bench.servers import fresh_database, seed_products
 
 VARIANTS = ("memo", "plain")
 

@@ -1,8 +1,8 @@
 """The benchmark: the real service against the bare-FastAPI ceiling, same machine, same run.
 
-    .venv/bin/python bench/run.py                       # every case, 2 interleaved rounds
-    .venv/bin/python bench/run.py --configs sqlite:1 --rounds 1 --duration 5
-    .venv/bin/python bench/run.py scale                 # GET /orders at 10 k and 1 M orders
+    .venv/bin/python -m bench.run                       # every case, 2 interleaved rounds
+    .venv/bin/python -m bench.run --configs sqlite:1 --rounds 1 --duration 5
+    .venv/bin/python -m bench.run scale                 # GET /orders at 10 k and 1 M orders
 
 For each configuration (engine:workers) and round: the bare app (bench/bare_app.py) with that
 many workers, then the service on a fresh database of 1,000 products, each case measured by
@@ -26,9 +26,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.servers import (  # noqa: E402
+from bench.servers import (
     API_KEY,
     POSTGRES_URL,
     ROOT,

@@ -16,11 +16,11 @@ from app.core.config import Settings
 from app.db import readiness
 from app.db.connect import create_database, create_db_engine
 from app.main import create_app
-from tests import live_server as live_servers
-from tests.databases import ENGINES, database_url, drop_worker_database, stamp_head
-from tests.factories import Db
-from tests.live_server import LiveServer
-from tests.serving import serving
+from tests.support import live_server as live_servers
+from tests.support.databases import ENGINES, database_url, drop_worker_database, stamp_head
+from tests.support.factories import Db
+from tests.support.live_server import LiveServer
+from tests.support.serving import serving
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from app.db.connect import create_db_engine
 from app.http.client_disconnect import client_gone
 from app.http.request_queue import Admission
 from app.main import create_app
-from tests.databases import stamp_head
+from tests.support.databases import stamp_head
 
 
 # Stands for uvicorn's request cycle: `receive` is its bound method, `disconnected` its flag.

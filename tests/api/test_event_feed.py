@@ -23,8 +23,8 @@ from app.db.connect import create_database
 from app.events import outbox
 from app.main import create_app
 from app.tables import EventType
-from tests import webhooks
-from tests.serving import serving
+from tests.support import webhooks
+from tests.support.serving import serving
 
 _skus = itertools.count(1)
 

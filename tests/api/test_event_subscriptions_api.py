@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.serving import serving
+from tests.support.serving import serving
 
 RECEIVER = "http://127.0.0.1:9/hooks"  # loopback, nothing listens
 

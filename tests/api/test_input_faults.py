@@ -12,7 +12,7 @@ from app.core.config import Settings
 from app.db.base import ClientGone
 from app.http import client_disconnect
 from app.main import create_app
-from tests.factories import Db, orders_in_db, product_body
+from tests.support.factories import Db, orders_in_db, product_body
 
 
 def post_raw(client: TestClient, path: str, body: str, method: str = "POST"):

@@ -162,8 +162,8 @@ def test_webhook_deliveries_are_counted_by_outcome(settings, engine, db):
     from pydantic import SecretStr
 
     from app.main import create_app
-    from tests.factories import make_order, make_product
-    from tests.webhooks import SECRET, deliver, event_body
+    from tests.support.factories import make_order, make_product
+    from tests.support.webhooks import SECRET, deliver, event_body
 
     configured = settings.model_copy(update={"webhook_secret": SecretStr(SECRET)})
     client = TestClient(create_app(configured, engine))

@@ -13,7 +13,7 @@ from app.core.errors import PROBLEM_JSON, Problem
 from app.core.problem_codes import PROBLEM_CODES, all_codes
 from app.http import openapi
 from app.main import create_app
-from tests.live_server import ROOT
+from tests.support.live_server import ROOT
 
 # Clients are generated from these names: changing one breaks every such client's code.
 STABLE_IDS = {

@@ -6,7 +6,7 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.serving import serving
+from tests.support.serving import serving
 
 PROBLEM = "application/problem+json"
 

@@ -16,9 +16,9 @@ from app import ledger, orders
 from app.core.config import Settings
 from app.db.base import Connection, Sql
 from app.main import create_app
-from tests.factories import product_body
-from tests.serving import serving
-from tests.webhooks import SECRET, deliver
+from tests.support.factories import product_body
+from tests.support.serving import serving
+from tests.support.webhooks import SECRET, deliver
 
 TTL = 600
 

@@ -2,7 +2,7 @@
 
 from fastapi.testclient import TestClient
 
-from tests.factories import Db, product_body, product_row
+from tests.support.factories import Db, product_body, product_row
 
 PROBLEM = "application/problem+json"
 

@@ -17,9 +17,9 @@ from app.core.config import Settings
 from app.db import readiness
 from app.db.connect import create_db_engine
 from app.main import create_app
-from tests.factories import product_body
-from tests.live_server import ROOT
-from tests.serving import serving
+from tests.support.factories import product_body
+from tests.support.live_server import ROOT
+from tests.support.serving import serving
 
 FAST = {"readiness_interval_seconds": 0.1}
 

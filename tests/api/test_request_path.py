@@ -12,8 +12,8 @@ from app.core.config import Settings
 from app.core.logs import redact_query
 from app.db.connect import create_db_engine
 from app.main import create_app
-from tests.databases import stamp_head
-from tests.factories import product_body
+from tests.support.databases import stamp_head
+from tests.support.factories import product_body
 
 KEY = "path-key-0a1b2c3d4e5f6a7b"
 OTHER_KEY = "path-key-ffeeddccbbaa9988"

@@ -1,18 +1,16 @@
 """Stock under real concurrency: a real multi-worker uvicorn, real threads, on each engine.
 Each test ends with the ledger's audit (stock = the sum of each product's movements)."""
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.databases import ENGINES, database_url
-from tests.factories import product_body
-from tests.ledger import assert_ledger_holds
-from tests.live_server import LiveServer
+from tests.support.databases import ENGINES, database_url
+from tests.support.ledger import assert_ledger_holds
+from tests.support.live_server import LiveServer
+from tests.support.load import all_at_once, new_product, stock_of
 
 pytestmark = pytest.mark.live
 WORKERS = 4
@@ -26,31 +24,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveSer
         LiveServer(url, workers=WORKERS, log_path=tmp / "server.log") as live,
     ):
         yield live
-
-
-def all_at_once(
-    count: int, call: Callable[[httpx.Client, int], httpx.Response], base_url: str
-) -> list[httpx.Response]:
-    """Run `count` calls from `count` threads, released together by a barrier."""
-    barrier = threading.Barrier(count)
-
-    def one(index: int) -> httpx.Response:
-        with httpx.Client(base_url=base_url, timeout=60) as client:
-            barrier.wait(timeout=30)
-            return call(client, index)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(one, range(count)))
-
-
-def new_product(base_url: str, stock: int) -> dict:
-    response = httpx.post(f"{base_url}/products", json=product_body(stock=stock), timeout=30)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def stock_of(base_url: str, product_id: int) -> int:
-    return httpx.get(f"{base_url}/products/{product_id}", timeout=30).json()["stock"]
 
 
 def test_sixty_concurrent_orders_against_stock_ten_sell_exactly_ten(server: LiveServer):

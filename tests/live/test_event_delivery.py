@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.event_receiver import Answer, Received, Receiver, subscribe
-from tests.live_server import LiveServer
+from tests.support.event_receiver import Answer, Received, Receiver, subscribe
+from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.live
 ServerFactory = Callable[..., AbstractContextManager[LiveServer]]

@@ -15,7 +15,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.problem_codes import PROBLEM_CODES
-from tests.live_server import ROOT, LiveServer
+from tests.support.live_server import ROOT, LiveServer
 
 README = (ROOT / "README.md").read_text()
 # Settings the contract names that the branches implementing them add to app/core/config.py.

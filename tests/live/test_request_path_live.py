@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.databases import database_url
-from tests.live_server import LiveServer, free_port
+from tests.support.databases import database_url
+from tests.support.live_server import LiveServer, free_port
 
 pytestmark = pytest.mark.live
 

@@ -139,7 +139,7 @@ def database_url(kind: str, tmp_path: Path, *, in_memory: bool = False) -> Itera
 def stamp_head(engine: Engine) -> None:
     """Record the migration head in a schema made by `create_all`, as `alembic upgrade` does,
     so the service's schema check (app/db/schema_check.py) finds it current."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     config = Config(toml_file=str(root / "pyproject.toml"))
     with engine.begin() as connection:
         config.attributes["connection"] = connection

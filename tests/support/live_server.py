@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The flags ./run.sh passes to uvicorn besides host, port and workers (the service logs each
 # request itself, as JSON). The bench's bare app gets exactly these too.
 UVICORN_FLAGS: list[str] = [

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from app import signing
-from tests.factories import Db, Record
+from tests.support.factories import Db, Record
 
 SECRET = "test-webhook-secret-old"
 NEXT_SECRET = "test-webhook-secret-new"

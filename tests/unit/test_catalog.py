@@ -6,7 +6,7 @@ import pytest
 from app import products
 from app.core.errors import ApiError
 from app.schemas import ProductUpdate
-from tests.factories import Db, make_order, make_product, product_row
+from tests.support.factories import Db, make_order, make_product, product_row
 
 
 def shown(page: dict) -> list[dict]:

@@ -23,7 +23,7 @@ from app.db.base import (
     client_gone,
     create_database,
 )
-from tests.factories import Db, make_product, product_row, stock_of
+from tests.support.factories import Db, make_product, product_row, stock_of
 
 _SET_NAME = Sql("UPDATE products SET name = :name WHERE id = :id")
 _INSERT_SKU = Sql(
@@ -464,7 +464,7 @@ def test_every_sqlalchemy_engine_hides_parameters():
     """SQLAlchemy renders `[parameters: ...]` into its errors unless told not to."""
     import re
 
-    from tests.live_server import ROOT as root
+    from tests.support.live_server import ROOT as root
 
     sources = [*root.glob("app/**/*.py"), *root.glob("tests/**/*.py"), *root.glob("bench/*.py")]
     sources.append(root / "migrations" / "env.py")
@@ -488,7 +488,7 @@ def test_importing_the_app_touches_no_disk(tmp_path):
     import subprocess
     import sys
 
-    from tests.live_server import ROOT as root
+    from tests.support.live_server import ROOT as root
 
     result = subprocess.run(
         [sys.executable, "-c", "import app.main"],

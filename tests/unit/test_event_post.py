@@ -12,7 +12,7 @@ import pytest
 from app.core.config import Settings
 from app.events import delivery, url_safety
 from app.events.subscriptions import new_secret
-from tests.event_receiver import Answer, Receiver
+from tests.support.event_receiver import Answer, Receiver
 
 EVENT = {
     "id": "evt_0123456789abcdef01234567",

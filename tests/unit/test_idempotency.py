@@ -11,7 +11,7 @@ from app import idempotency, orders
 from app.core.errors import ApiError
 from app.db.connect import create_database
 from app.schemas import OrderCreate
-from tests.factories import Db, make_product, orders_in_db, stock_of
+from tests.support.factories import Db, make_product, orders_in_db, stock_of
 
 DAY = timedelta(hours=24)
 

@@ -75,3 +75,31 @@ def test_a_cycle_is_named_even_through_a_function_level_import(tmp_path):
 def test_an_arrow_up_a_sibling_and_an_unplaced_module_are_named(tmp_path, modules, expected):
     root = _package(tmp_path, {"top": "", "left": "", "right": "", "low": "", **modules})
     assert expected in _problems(root)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def test_bench_imports_the_tests_shared_harness_only_never_a_test_module():
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        from_tests = {m for m in _imported_modules(path) if m.split(".")[0] == "tests"}
+        wrong = {m for m in from_tests if m != "tests" and not m.startswith("tests.support")}
+        assert wrong == set(), f"{path.name} imports {sorted(wrong)}"
+
+
+def test_no_script_puts_the_repository_on_sys_path_the_project_is_installed_instead():
+    sources = [ROOT / "generate_webhook_signature.py", ROOT / "locustfile.py"]
+    for folder in ("app", "bench", "ops", "tests", "tools", "migrations"):
+        sources += sorted((ROOT / folder).rglob("*.py"))
+    needle = "sys.path." + "insert"  # spelled apart, so this file is not its own offender
+    offenders = [p.relative_to(ROOT) for p in sources if needle in p.read_text()]
+    assert offenders == []

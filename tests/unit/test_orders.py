@@ -9,7 +9,7 @@ from app import orders, products
 from app.core.errors import ApiError
 from app.schemas import OrderCreate
 from app.tables import OrderStatus
-from tests.factories import Db, Record, make_order, make_product, orders_in_db, stock_of
+from tests.support.factories import Db, Record, make_order, make_product, orders_in_db, stock_of
 
 
 def move(db: Db, order_id: int, status: OrderStatus) -> Record:

@@ -9,7 +9,7 @@ from app import ledger, orders, products, stock
 from app.core.errors import ApiError
 from app.db.base import Connection, Sql
 from app.schemas import OrderCreate, ProductCreate, StockAdjustmentCreate
-from tests.factories import Db, product_body
+from tests.support.factories import Db, product_body
 
 
 @pytest.fixture
