@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         chores = asyncio.create_task(housekeeping.run(app.state.database, settings))
         deliveries = delivery.start(app.state.database, settings)
         # What start-up built lives as long as the process: out of the collector's way, so
-        # full collections stop scanning it (they paused requests ~90 ms, bench/README.md).
+        # full collections stop scanning it (bench/README.md "Garbage collector").
         gc.collect()
         gc.freeze()
         yield
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         redirect_slashes=False,  # the request path answers both forms directly
         # The service's own metrics and access line are its telemetry. FastAPI's native
         # OpenTelemetry bridge, on by default, looks up three global providers per request
-        # (10 µs, bench/README.md "Hot path, second pass") even when none is configured.
+        # (10 µs, bench/README.md "Framework calls per request") even when none is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings

@@ -74,11 +74,12 @@ _INSERT_LINE = Sql(
 
 
 # PostgreSQL: the whole order in one statement, its order.created event included, so that it
-# needs no transaction around it: one round trip instead of four (bench/README.md). It locks the
-# products in id order, and only if every line can be served (`enough`, an InitPlan run before
-# the first update) takes their stock and inserts the order, its lines, their ledger movements
-# and the event; otherwise it changes nothing. It returns the lines taken, or each line's
-# product and stock as locked, for the caller to say which line was refused.
+# needs no transaction around it: one round trip instead of four (bench/README.md "Round trips
+# on PostgreSQL"). It locks the products in id order, and only if every line can be served
+# (`enough`, an InitPlan run before the first update) takes their stock and inserts the order,
+# its lines, their ledger movements and the event; otherwise it changes nothing. It returns the
+# lines taken, or each line's product and stock as locked, for the caller to say which line was
+# refused.
 # Products are found by their key whatever the plan's guess of the lines: the prepared plan is
 # generic and guesses ten, and on a small catalog PostgreSQL then read every product twice
 # (a hash join in `locked` and in `taken`) rather than look ten up. The lateral lock is one

@@ -37,10 +37,11 @@ _MADE = {
     "created_at": timestamp_text("created_at", "sqlite"),
     "updated_at": timestamp_text("updated_at", "sqlite"),
 }
-# SQLite runs in this process, in C: JSON it writes costs less than a row dict, a view dict
-# and orjson per product, and a list's items reach the response as they are (orjson.Fragment;
-# bench/README.md, "Fifth pass"). PostgreSQL's server would spend more on it than the worker
-# saves, and it is the one part that does not scale out: there a list's rows come as columns.
+# SQLite runs in this process, in C: JSON it writes costs less than a row dict, a view dict and
+# orjson per product, and a list's items reach the response as they are (orjson.Fragment;
+# bench/README.md "SQLite lists as JSON"). PostgreSQL's server would spend more on it than the
+# worker saves, and it is the one part that does not scale out: there a list's rows come as
+# columns.
 _VIEW_JSON = "json_object(" + ", ".join(f"'{f}', {_MADE.get(f, f)}" for f in VIEW_FIELDS) + ")"
 
 

@@ -9,7 +9,7 @@ many workers, then the service on a fresh database of 1,000 products, each case 
 wrk (64 connections, 10 s, after a warm-up). Odd rounds go through the configurations in
 reverse, so drift in a noisy machine's load does not favour one of them. Each figure's ratio
 is to the bare run just before it. Writes reports/bench-<time>.{json,md} (the .md is the table
-bench/README.md quotes; reports/ is not committed).
+bench/README.md "Today's figures" quotes; reports/ is not committed).
 """
 
 import argparse

@@ -7,7 +7,7 @@ Calls a do-nothing ASGI endpoint directly: bare, and behind the request path
 (app/http/request_path.py: request id, header limits, API key, admission, metrics and the access
 line), with the access line on (INFO) and off (WARNING). Log lines go to /dev/null. Best of 5 rounds
 of 20,000 calls each, so other load on the machine shows less. Run the same script on an older
-checkout for the before/after (bench/README.md).
+checkout for the before/after (bench/README.md "One request-path layer").
 """
 
 import asyncio

@@ -1,10 +1,10 @@
 """Logs as one JSON object per line, each carrying the id of the request it belongs to.
 
 Every line goes through one writer, as one `os.write` of one whole line, so lines from several
-workers never interleave. The per-request lines (the access line, business events) are built
-as dicts and encoded with orjson: a `logging` record and its formatter cost more than the rest
-of the request path together (bench/README.md). Other records (warnings, errors, uvicorn's
-start-up lines) go through `logging`, formatted with the same fields, to the same writer.
+workers never interleave. The per-request lines (the access line, business events) are built as
+dicts and encoded with orjson: a `logging` record and its formatter cost more than the rest of the
+request path together (bench/README.md "One request-path layer"). Other records (warnings, errors,
+uvicorn's start-up lines) go through `logging`, formatted with the same fields, to the same writer.
 
 What is logged is chosen at each call site: method, route, status, ids and amounts. Headers,
 bodies, API keys and webhook secrets are never passed to a logger, and credential-like query

@@ -5,7 +5,7 @@ that never begin, commit or retry, so one rule may call another inside the same 
 The seam opens the transaction, takes the SQLite writer turn, retries a unit that lost a race,
 commits, and rolls back on any exception. Statements are `Sql` objects built once at import
 time. The drivers (raw sqlite3 on the event loop, asyncpg) live in app/db/; docs/data-layer.md
-says why, with the figures in bench/README.md.
+says why, with the figures in bench/README.md "Today's figures".
 
 SQLAlchemy remains the schema Alembic migrates (app/tables.py) and the engine the migrations
 and tests use (`create_db_engine`, app/db/connect.py); nothing on the request path executes
@@ -202,8 +202,8 @@ def gone() -> bool:
 
 def timestamp_text(column: str, dialect: str) -> str:
     """SQL for a timestamp column as the API writes times (`2026-11-27T09:00:00Z`), made by the
-    database: a view's rows then need no datetime built only to be formatted again (about a
-    tenth of a list's cost, bench/README.md). NULL stays NULL."""
+    database: a view's rows then need no datetime built only to be formatted again (about a tenth of
+    a list's cost, bench/README.md "Timestamps and money made by the database"). NULL stays NULL."""
     if dialect == "sqlite":
         # The stored text is UTC as `YYYY-MM-DD HH:MM:SS.ffffff` (app/db/sqlite.py writes it so,
         # as SQLAlchemy does): cutting it is a third cheaper than strftime's parse per value.
@@ -228,8 +228,8 @@ U = TypeVar("U", bound=Callable[..., Any])
 def one_statement_on_postgresql(unit: U) -> U:
     """Marks a unit whose work on PostgreSQL is one statement, all or nothing by itself, before
     which it only reads and after which it only builds its answer: `write` then runs it without
-    BEGIN and COMMIT, two of an order's four round trips (bench/README.md). Called inside
-    another unit, it joins that unit's transaction as any rule does."""
+    BEGIN and COMMIT, two of an order's four round trips (bench/README.md "Round trips on
+    PostgreSQL"). Called inside another unit, it joins that unit's transaction as any rule does."""
     unit.one_statement_on_postgresql = True  # type: ignore[attr-defined]
     return unit
 

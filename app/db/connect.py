@@ -76,7 +76,7 @@ async def get_database(request: Request) -> Database:
 def database_of(request: Request) -> Database:
     """The app's database, for the hot routes: they take `request: Request` instead of
     `DatabaseDep`, since FastAPI solving a sub-dependency per request costs ~10 µs
-    (bench/README.md "Hot path, second pass")."""
+    (bench/README.md "Framework calls per request")."""
     return request.app.state.database  # type: ignore[no-any-return]
 
 

@@ -36,7 +36,7 @@ _INSERT = "INSERT INTO events (id, type, txid, created_at, data)"
 # One pending delivery per matching subscription. `types` holds a JSON array of names, so
 # finding `"order.paid"` (quotes included) inside it is an exact match. A substring function,
 # not LIKE: SQLite prepares a statement again whenever a LIKE pattern's parameter changes
-# (bench/README.md), which tripled the cost of this statement.
+# (bench/README.md "Event fan-out"), which tripled the cost of this statement.
 _FAN_OUT_TEXT = (
     "INSERT INTO event_deliveries"
     " (event_seq, subscription_id, attempt, status, created_at, next_attempt_at)"

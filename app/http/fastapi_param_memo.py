@@ -9,7 +9,7 @@ like these was proposed upstream (fastapi/fastapi#13824) and closed without bein
 the lookups still run per request in the pinned version.
 
 What it saves is measured by bench/param_memo.py, same run, with and without the memos
-(bench/README.md, "Parameter lookups"). The wrapped names are FastAPI's private ones:
+(bench/README.md "Parameter lookups"). The wrapped names are FastAPI's private ones:
 `install()` refuses a FastAPI version not in `VERIFIED_FASTAPI` (an upgrade fails at start-up,
 loudly, instead of silently patching functions that may have changed), and
 tests/unit/test_param_lookups.py fails if the names move or if a memo ever answers otherwise

@@ -9,8 +9,8 @@ On the way out: `X-Request-ID` and CORS headers, no body for HEAD, a 500 problem
 the metrics, and one access line.
 
 One layer rather than a stack of five: each layer of a stack wraps `send` again and scans the
-headers again, which is most of what the old stack's 110–230 µs a request went on
-(bench/README.md). Every path answers with or without a trailing slash, directly (the
+headers again, which is most of what the old stack's 110–230 µs a request went on (bench/README.md
+"One request-path layer"). Every path answers with or without a trailing slash, directly (the
 router's redirects are off), and every GET route answers HEAD.
 """
 
@@ -230,7 +230,7 @@ class RequestPath:
             token = client_gone.set(gone)
             # One turn of the loop before the work: requests that arrived together interleave
             # instead of each running to completion in one iteration (list p99 707 -> 249 ms,
-            # bench/README.md).
+            # bench/README.md "One yield per request").
             await asyncio.sleep(0)
             try:
                 await self.app(scope, app_receive, answer)

@@ -201,8 +201,9 @@ def test_list_orders_by_cursor_walks_every_order_once_without_a_count(db: Db):
 def test_on_postgresql_an_order_is_one_statement_and_no_transaction_around_it(
     db: Db, monkeypatch: pytest.MonkeyPatch
 ):
-    """Four round trips became one (bench/README.md): placing, the ledger and the order.created
-    event in one statement, which commits by itself. SQLite's equivalent is its group commit."""
+    """Four round trips became one (bench/README.md "Round trips on PostgreSQL"): placing, the
+    ledger and the order.created event in one statement, which commits by itself. SQLite's
+    equivalent is its group commit."""
     if db.database.dialect != "postgresql":
         pytest.skip(
             "PostgreSQL's form of an order; SQLite's writer turn is tested in test_database"
