@@ -19,12 +19,12 @@ from app.db.base import on_storage_error
 from app.db.connect import create_database
 from app.db.readiness import Readiness, report_storage_error
 from app.events import delivery
-from app.http import api_keys, fastapi_param_memo, metrics_endpoint, openapi
+from app.http import api_keys, fastapi_param_memo, openapi
 from app.http.cors import cors
 from app.http.known_routes import RouteTable
 from app.http.request_path import RequestPath
 from app.http.request_queue import Admission
-from app.routers import events, health, orders, payments, products, stock
+from app.routers import ROUTERS, TAGS
 
 log = logging.getLogger("app")
 
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title=openapi.TITLE,
         version=__version__,
         description=openapi.DESCRIPTION,
-        openapi_tags=openapi.TAGS,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         redirect_slashes=False,  # the request path answers both forms directly
         # The service's own metrics and access line are its telemetry. FastAPI's native
@@ -81,15 +81,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.database, settings.readiness_interval_seconds, settings.min_free_disk_mib << 20
     )
     install_error_handlers(app)
-    routers = (
-        products.router,
-        stock.router,
-        orders.router,
-        payments.router,
-        events.router,
-        health.router,
-        metrics_endpoint.router,
-    )
+    routers = ROUTERS
     # The routes go straight into the app's router, in this order and ahead of the docs'
     # routes (matched one by one, in order, on every request): `include_router` would wrap
     # each router in a layer that is matched, and its routes' scopes rebuilt, per request (a

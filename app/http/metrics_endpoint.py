@@ -33,6 +33,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get(
     "/metrics",
+    operation_id="metrics-get",
     summary="Prometheus metrics (text format), totals over all of the instance's workers",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},

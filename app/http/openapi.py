@@ -1,5 +1,6 @@
-"""What Swagger UI, ReDoc and client generators read: metadata, tags, stable operation ids, the
-problem schema every error uses with an example of each code, and the /redoc page."""
+"""What Swagger UI, ReDoc and client generators read: metadata, operation ids (the routes' own,
+declared in app/routers/), the problem schema every error uses with an example of each code, and
+the /redoc page."""
 
 import re
 from typing import Any
@@ -8,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from app.core.errors import PROBLEM_JSON, Problem, problem_doc, problem_responses
 
@@ -20,56 +23,12 @@ Products, stock and orders for a shop, and the payment provider's webhook that m
 * **Errors** are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 * **Money** is exact: send `19.99` or `"19.99"`, receive `"19.99"`.
 """
-TAGS = [
-    {"name": "products", "description": "The catalog: create, list, read, update, archive."},
-    {
-        "name": "orders",
-        "description": "Place orders (stock is reserved), move their status, "
-        "cancel (stock is returned).",
-    },
-    {
-        "name": "stock",
-        "description": "Restock and write off with adjustments; each product's stock ledger.",
-    },
-    {"name": "webhooks", "description": "Signed payment events from the payment provider."},
-    {
-        "name": "events",
-        "description": "What happened, for other systems: the event feed (cursor-paged, never "
-        "misses an event) and push subscriptions with signed deliveries (docs/events.md).",
-    },
-    {"name": "operations", "description": "Health and readiness probes."},
-]
 
 
-# Operation ids as a client generator names its functions, by method and path (path parameters
-# written `{}`, so a renamed parameter keeps its id). An operation missing here gets the id
-# `_derived_id` makes; the test of the document fails on any id that changes or repeats.
-OPERATION_IDS = {
-    ("POST", "/products"): "products-create",
-    ("GET", "/products"): "products-list",
-    ("GET", "/products/{}"): "products-get",
-    ("PUT", "/products/{}"): "products-update",
-    ("PATCH", "/products/{}"): "products-patch",
-    ("DELETE", "/products/{}"): "products-archive",
-    ("POST", "/products/{}/stock-adjustments"): "stock-adjustments-create",
-    ("GET", "/products/{}/stock-movements"): "stock-movements-list",
-    ("POST", "/orders"): "orders-create",
-    ("GET", "/orders"): "orders-list",
-    ("GET", "/orders/{}"): "orders-get",
-    ("PUT", "/orders/{}"): "orders-update",
-    ("PATCH", "/orders/{}"): "orders-patch",
-    ("DELETE", "/orders/{}"): "orders-cancel",
-    ("GET", "/events"): "events-list",
-    ("POST", "/event-subscriptions"): "event-subscriptions-create",
-    ("GET", "/event-subscriptions"): "event-subscriptions-list",
-    ("GET", "/event-subscriptions/{}"): "event-subscriptions-get",
-    ("DELETE", "/event-subscriptions/{}"): "event-subscriptions-delete",
-    ("GET", "/event-subscriptions/{}/deliveries"): "event-subscriptions-deliveries-list",
-    ("POST", "/webhooks/payment"): "webhooks-payment",
-    ("GET", "/healthz"): "health-live",
-    ("GET", "/readyz"): "health-ready",
-    ("GET", "/metrics"): "metrics-get",
-}
+# Operation ids: each route declares its own (`operation_id=` in app/routers/), the names a
+# client generator gives its functions; a route that declares none gets the id `_derived_id`
+# makes from its method and path. The test of the document fails on any id that changes or
+# repeats.
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 # The problem codes an operation can answer, where a status's codes are more than it can meet
@@ -118,13 +77,20 @@ def _derived_id(method: str, path: str) -> str:
 
 
 def operation_id(method: str, path: str) -> str:
-    template = _template(path)
-    return OPERATION_IDS.get((method.upper(), template)) or _derived_id(method.upper(), template)
+    """The id of an operation whose route declares none."""
+    return _derived_id(method.upper(), _template(path))
 
 
-def _set_operation_ids(schema: dict[str, Any]) -> None:
+def _set_operation_ids(schema: dict[str, Any], routes: list[BaseRoute]) -> None:
+    declared = {
+        (method, route.path): route.operation_id or (route.openapi_extra or {})["operationId"]
+        for route in routes
+        if isinstance(route, APIRoute)
+        and (route.operation_id or "operationId" in (route.openapi_extra or {}))
+        for method in route.methods or ()
+    }
     for path, method, operation in _operations_by_path(schema):
-        operation["operationId"] = operation_id(method, path)
+        operation["operationId"] = declared.get((method, path)) or operation_id(method, path)
 
 
 def _document_problems(schema: dict[str, Any]) -> None:
@@ -176,7 +142,7 @@ def install_openapi(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["Problem"] = Problem.model_json_schema()
             _declare_malformed_json(schema)
-            _set_operation_ids(schema)
+            _set_operation_ids(schema, app.routes)
             _document_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -20,7 +20,13 @@ from app.events.schemas import (
 from app.http.route_params import Limit, Offset, ResourceId
 from app.tables import EventType
 
-router = APIRouter(tags=["events"])
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {
+    "name": "events",
+    "description": "What happened, for other systems: the event feed (cursor-paged, never "
+    "misses an event) and push subscriptions with signed deliveries (docs/events.md).",
+}
+router = APIRouter(tags=[TAG["name"]])
 SUBSCRIPTIONS, DELIVERIES = "subscriptions", "deliveries"
 After = Annotated[
     str | None, Query(max_length=96, description="A `next` value from an earlier page.")
@@ -39,6 +45,7 @@ def envelope(items: list[Any], limit: int, next_: str | None, **window: Any) -> 
 
 @router.get(
     "/events",
+    operation_id="events-list",
     summary="The event feed, oldest first",
     description="Pages through events oldest first. Keep the `next` of each page and send it "
     "as `after` on the next call: `next` is never null, and on the last page (even an empty "
@@ -62,6 +69,7 @@ async def list_events(
 
 @router.post(
     "/event-subscriptions",
+    operation_id="event-subscriptions-create",
     status_code=201,
     summary="Subscribe a URL to events",
     description="Each event created from now on whose type matches is POSTed to `url`, signed "
@@ -89,6 +97,7 @@ async def create_subscription(
 
 @router.get(
     "/event-subscriptions",
+    operation_id="event-subscriptions-list",
     summary="List subscriptions",
     response_model=CursorPage[SubscriptionPublic],
     responses=problem_responses(422),
@@ -114,6 +123,7 @@ async def list_subscriptions(
 
 @router.get(
     "/event-subscriptions/{subscription_id}",
+    operation_id="event-subscriptions-get",
     summary="Get a subscription",
     response_model=SubscriptionPublic,
     responses=problem_responses(404, 422),
@@ -124,6 +134,7 @@ async def get_subscription(subscription_id: ResourceId, database: DatabaseDep) -
 
 @router.delete(
     "/event-subscriptions/{subscription_id}",
+    operation_id="event-subscriptions-delete",
     status_code=204,
     summary="Delete a subscription",
     description="Nothing more is sent to it; its pending deliveries are dropped.",
@@ -136,6 +147,7 @@ async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep
 
 @router.get(
     "/event-subscriptions/{subscription_id}/deliveries",
+    operation_id="event-subscriptions-deliveries-list",
     summary="A subscription's deliveries, newest first",
     response_model=CursorPage[DeliveryPublic],
     responses=problem_responses(404, 422),

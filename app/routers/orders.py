@@ -15,7 +15,13 @@ from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
 from app.tables import OrderStatus
 
-router = APIRouter(prefix="/orders", tags=["orders"], route_class=StrictJsonRoute)
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {
+    "name": "orders",
+    "description": "Place orders (stock is reserved), move their status, "
+    "cancel (stock is returned).",
+}
+router = APIRouter(prefix="/orders", tags=[TAG["name"]], route_class=StrictJsonRoute)
 IDEMPOTENCY_SPACE = "orders"
 
 CREATE_EXAMPLES = {
@@ -32,6 +38,7 @@ CREATE_EXAMPLES = {
 
 @router.post(
     "",
+    operation_id="orders-create",
     status_code=201,
     summary="Place an order",
     description="Reserves stock for every line in one transaction, all or nothing: if any "
@@ -100,6 +107,7 @@ async def _place_once(
 
 @router.get(
     "",
+    operation_id="orders-list",
     summary="List orders, newest first",
     description="Offset paging (`offset`, with `total`) or cursor paging (`after`: the `next` "
     "of an earlier page; `total` and `offset` are then null, and a page costs the same at any "
@@ -142,6 +150,7 @@ async def list_orders(
 
 @router.get(
     "/{order_id}",
+    operation_id="orders-get",
     summary="Get an order",
     response_model=OrderPublic,
     responses=problem_responses(404, 422),
@@ -158,14 +167,21 @@ STATUS_DOC: dict[str, Any] = {
 }
 
 
-@router.put("/{order_id}", summary="Change an order's status", **STATUS_DOC)
+@router.put(
+    "/{order_id}", operation_id="orders-update", summary="Change an order's status", **STATUS_DOC
+)
 async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
         await database_of(request).write(orders.change_status, order_id, body.status)
     )
 
 
-@router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
+@router.patch(
+    "/{order_id}",
+    operation_id="orders-patch",
+    summary="Change an order's status (PATCH)",
+    **STATUS_DOC,
+)
 async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
         await database_of(request).write(orders.change_status, order_id, body.status)
@@ -174,6 +190,7 @@ async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Re
 
 @router.delete(
     "/{order_id}",
+    operation_id="orders-cancel",
     summary="Cancel an order",
     description="A soft cancel: the order stays, now `CANCELED`, and its quantities return to "
     "stock exactly once. Cancelling a canceled order is a no-op; a shipped one is 409.",

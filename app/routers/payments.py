@@ -17,7 +17,9 @@ from app.http.json_payloads import json_response, loads_strict
 from app.http.request_limits import payload_too_large
 from app.schemas import PaymentEventCreate, PaymentEventReceipt
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {"name": "webhooks", "description": "Signed payment events from the payment provider."}
+router = APIRouter(prefix="/webhooks", tags=[TAG["name"]])
 
 MAX_BODY_BYTES = 64 * 1024
 log = logging.getLogger("app.webhooks")
@@ -107,6 +109,7 @@ HEADER_DOC = (
 
 @router.post(
     "/payment",
+    operation_id="webhooks-payment",
     summary="Receive a signed payment event",
     description="Verifies the HMAC-SHA256 signature over the raw body (our `X-*` headers or "
     "the Standard Webhooks headers), then the timestamp (within `WEBHOOK_TOLERANCE_SECONDS`), "

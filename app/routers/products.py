@@ -13,7 +13,9 @@ from app.http.json_payloads import StrictJsonRoute, json_bytes_response, json_re
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate
 
-router = APIRouter(prefix="/products", tags=["products"], route_class=StrictJsonRoute)
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {"name": "products", "description": "The catalog: create, list, read, update, archive."}
+router = APIRouter(prefix="/products", tags=[TAG["name"]], route_class=StrictJsonRoute)
 
 CREATE_EXAMPLES = {
     "product": {
@@ -49,6 +51,7 @@ def _with_etag(
 
 @router.post(
     "",
+    operation_id="products-create",
     status_code=201,
     summary="Create a product",
     description="Adds a product to the catalog. The SKU must not be used by another live "
@@ -66,6 +69,7 @@ async def create_product(
 
 @router.get(
     "",
+    operation_id="products-list",
     summary="List products",
     description="Ordered by id. Offset paging (`offset`, with `total`) or cursor paging "
     "(`after`: the `next` of an earlier page; `total` and `offset` are then null).",
@@ -110,6 +114,7 @@ async def list_products(
 
 @router.get(
     "/{product_id}",
+    operation_id="products-get",
     summary="Get a product",
     response_model=ProductPublic,
     responses=problem_responses(404, 422),
@@ -134,14 +139,21 @@ UPDATE_DOC: dict[str, Any] = {
 }
 
 
-@router.put("/{product_id}", summary="Update a product", **UPDATE_DOC)
+@router.put(
+    "/{product_id}", operation_id="products-update", summary="Update a product", **UPDATE_DOC
+)
 async def put_product(
     product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
     return await _update(product_id, body, request, if_match)
 
 
-@router.patch("/{product_id}", summary="Update a product (partial)", **UPDATE_DOC)
+@router.patch(
+    "/{product_id}",
+    operation_id="products-patch",
+    summary="Update a product (partial)",
+    **UPDATE_DOC,
+)
 async def patch_product(
     product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -150,6 +162,7 @@ async def patch_product(
 
 @router.delete(
     "/{product_id}",
+    operation_id="products-archive",
     status_code=204,
     summary="Archive a product",
     description="The product disappears from every product call and can no longer be ordered; "

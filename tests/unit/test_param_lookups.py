@@ -8,15 +8,14 @@ from fastapi.dependencies import utils
 from fastapi.routing import APIRoute
 
 from app.http import fastapi_param_memo
-from app.routers import events, health, orders, payments, products, stock
+from app.routers import ROUTERS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fields_of_every_route() -> list:
     fields = []
-    routers = (products, stock, orders, payments, events, health)
-    for route in (route for module in routers for route in module.router.routes):
+    for route in (route for router in ROUTERS for route in router.routes):
         if isinstance(route, APIRoute):
             dependant = route.dependant
             fields += [
