@@ -65,7 +65,8 @@ def problem_body(
 
 
 def problem_response(request: Request, error: ApiError) -> JSONResponse:
-    request.state.problem_code = error.code  # for the access log and metrics (observability)
+    # For the access log and metrics (app/http/metrics_endpoint.py).
+    request.state.problem_code = error.code
     body = problem_body(
         request.scope, error.status, error.code, error.title, error.detail, **error.extra
     )

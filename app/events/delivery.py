@@ -88,7 +88,7 @@ class Job:
 # What one attempt came to.
 @dataclass(frozen=True)
 class Result:
-    result: str  # one of event_metrics.ATTEMPT_RESULTS
+    result: str  # one of metrics.ATTEMPT_RESULTS (app/events/metrics.py)
     response_status: int | None
     error: str | None
     duration_ms: int

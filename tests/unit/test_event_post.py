@@ -1,5 +1,5 @@
-"""One delivery attempt (`event_delivery.post`) against a receiver on 127.0.0.1: signed the
-Standard Webhooks way, bounded in time and in what it reads, no redirects followed, and
+"""One delivery attempt (`delivery.post`, app/events/delivery.py) against a receiver on 127.0.0.1:
+signed the Standard Webhooks way, bounded in time and in what it reads, no redirects followed, and
 checked against the address rules at the moment it is sent."""
 
 import asyncio
