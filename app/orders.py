@@ -273,7 +273,8 @@ async def place_order(
     """Reserve every line's stock and record the order, all or nothing, with a movement per
     line; it expires `payment_window` from now unless paid. Returns the order's view."""
     now = utcnow()
-    expires_at = None if payment_window is None else now + payment_window
+    # The deadline at a whole second, as `expires_at` shows it: shown and enforced agree.
+    expires_at = None if payment_window is None else (now + payment_window).replace(microsecond=0)
     one_statement = conn.dialect == "postgresql"
     if one_statement:
         order_id, total_cents, lines = await _place_in_one_statement(conn, request, now, expires_at)
