@@ -67,8 +67,20 @@ def _rfc3339_text(value: Any) -> Any:
     return value
 
 
-# A timestamp a client sends (a query's `created_after`): RFC 3339, with its offset.
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+def _in_utc(moment: datetime) -> datetime:
+    """The moment in UTC; one that UTC's calendar cannot hold (`0001-01-01T00:00:00+01:00` is
+    in year 0) becomes its first or last microsecond, which no stored time is before or after,
+    so a filter by it selects what the moment itself would."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if moment.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
+# A timestamp a client sends (a query's `created_after`): RFC 3339, with its offset; the
+# service gets it in UTC.
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
 # Money sent as a string is plain ASCII digits with at most 2 decimal places ("19.99"):
