@@ -192,3 +192,24 @@ def test_a_name_of_invisible_characters_only_is_422_and_stores_nothing(client, d
 def test_a_name_with_invisible_characters_among_visible_ones_is_kept_as_sent(client):
     assert create(client, name="Mug\u200b \ufe0f")["name"] == "Mug\u200b \ufe0f"
     assert create(client, name="\u0600")["name"] == "\u0600"  # drawn: the Arabic number sign
+
+
+@pytest.mark.parametrize(
+    "name, q",
+    [
+        ("Éclair au café", "ÉCLAIR"),
+        ("ÉCLAIR", "éclair"),
+        ("Müsli", "MÜSLI"),
+        ("Чашка", "чАШКА"),
+        ("Κούπα", "ΚΟΎΠΑ"),
+    ],
+)
+def test_q_is_case_insensitive_beyond_ascii(client, name: str, q: str):
+    wanted = create(client, name=name)
+    create(client, name="Mug")
+
+    found = client.get("/products", params={"q": q}).json()
+    by_cursor = client.get("/products", params={"q": q, "limit": 1}).json()
+
+    assert [p["id"] for p in found["items"]] == [wanted["id"]] and found["total"] == 1
+    assert [p["id"] for p in by_cursor["items"]] == [wanted["id"]]
