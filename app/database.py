@@ -312,6 +312,9 @@ def create_db_engine(settings: Settings) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        from app.db.sqlite import install_functions
+
+        install_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def begin(connection: Any) -> None:

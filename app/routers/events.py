@@ -16,14 +16,14 @@ from app.event_schemas import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
+from app.routers.json_io import StrictJsonRoute
 from app.routers.params import Limit, Offset, ResourceId
 from app.tables import EventType
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=StrictJsonRoute)
 SUBSCRIPTIONS, DELIVERIES = "subscriptions", "deliveries"
-After = Annotated[
-    str | None, Query(max_length=96, description="A `next` value from an earlier page.")
-]
+# As the other lists' (app/routers/params.py): an empty or overlong cursor is invalid_cursor.
+After = Annotated[str | None, Query(description="A `next` value from an earlier page.")]
 
 
 def envelope(items: list[Any], limit: int, next_: str | None, **window: Any) -> dict[str, Any]:
@@ -52,7 +52,7 @@ async def list_events(
     after: After = None,
     type: Annotated[list[EventType] | None, Query(description="Only these types.")] = None,
 ) -> JSONResponse:
-    position = events.decode_cursor(events.FEED, after, 2) if after else events.START
+    position = events.START if after is None else events.decode_cursor(events.FEED, after, 2)
     items, last = await database.read(
         events.feed, after=(position[0], position[1]), types=type or [], limit=limit
     )
@@ -101,13 +101,13 @@ async def list_subscriptions(
             errors=[{"loc": ["query", "offset"], "msg": "offset and after exclude each other",
                      "type": "value_error"}],
         )  # fmt: skip
-    cursor = cursors.decode_id(SUBSCRIPTIONS, after) if after else None
+    cursor = None if after is None else cursors.decode_id(SUBSCRIPTIONS, after)
     items, total = await database.read(
         event_subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
     )
     more, items = len(items) > limit, items[:limit]
     next_ = cursors.encode(SUBSCRIPTIONS, items[-1]["id"]) if more else None
-    window = {} if cursor else {"total": total, "offset": offset or 0}
+    window = {} if cursor is not None else {"total": total, "offset": offset or 0}
     return JSONResponse(envelope(items, limit, next_, **window))
 
 
@@ -142,7 +142,7 @@ async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep
 async def list_deliveries(
     subscription_id: ResourceId, database: DatabaseDep, limit: Limit = 20, after: After = None
 ) -> JSONResponse:
-    before = events.decode_cursor(DELIVERIES, after, 2) if after else None
+    before = None if after is None else events.decode_cursor(DELIVERIES, after, 2)
     if before is not None and before[0] != subscription_id:
         raise events.invalid_cursor()
     items = await database.read(
