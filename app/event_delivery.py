@@ -389,6 +389,8 @@ class DeliveryWorker:
         else:
             delay = retry_delay(job.attempt, self.settings.event_retry_base_seconds)
             outcome, retry_at = "retried", utcnow() + timedelta(seconds=delay)
+            # Look again when it falls due, not at the next poll after.
+            asyncio.get_running_loop().call_later(delay + 0.01, self._wake.set)
         await self._settle(job, outcome, result, retry_at)
         event_metrics.attempted(result.result, outcome)
         if outcome != "delivered":
