@@ -4,6 +4,11 @@
 # ./run.sh lint     install into .venv and run ruff (lint and format check) and mypy
 # ./run.sh migrate  install into .venv and bring the database schema up to date
 # ./run.sh start    migrate and serve with the Python already installed (Render's start command)
+# ./run.sh chores   one round of the chores, then exit: expire unpaid orders, deliver due events,
+#                   purge old rows (Render's cron job; safe beside running workers)
+# ./run.sh lock     rewrite requirements.txt and requirements-dev.txt from the *.in files (network)
+# ./run.sh outdated list the installed packages that have a newer release (network)
+# ./run.sh audit    check every locked package against the advisory database (network)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,7 +23,8 @@ ensure_python() {
   fi
 }
 
-# Installs a requirements file once, and again only when it (or what it includes) changes.
+# Installs a lock file once, and again only when a lock changes. Every package is pinned with
+# its hashes (requirements*.txt, written by `./run.sh lock`): pip refuses anything else.
 install() {
   local file=$1 stamp="$VENV/.installed-$1"
   local digest
@@ -27,7 +33,7 @@ install() {
     return
   fi
   echo "run.sh: installing $file into $VENV ..." >&2
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$file"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --require-hashes -r "$file"
   echo "$digest" >"$stamp"
 }
 
@@ -106,6 +112,49 @@ start() {
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
 }
 
+# Rewrites the locks from their inputs with uv (pinned in requirements-dev.in): every package
+# pinned, with the hashes of all its files, for any platform on Python 3.11+. Arguments pass on
+# (`./run.sh lock --upgrade-package idna` takes a dependency's newer release).
+lock() {
+  local flags=(--quiet --generate-hashes --universal --python-version 3.11
+    --custom-compile-command "./run.sh lock")
+  "$VENV/bin/uv" pip compile "${flags[@]}" "$@" requirements.in -o requirements.txt
+  "$VENV/bin/uv" pip compile "${flags[@]}" "$@" requirements-dev.in -o requirements-dev.txt
+}
+
+# Whether a URL on PyPI answers 200; says plainly what is not run, and why, when it does not.
+answers() {
+  local what=$1 url=$2
+  if "$VENV/bin/python" - "$url" <<'PY' 2>/dev/null; then
+import sys
+import urllib.request
+
+urllib.request.urlopen(sys.argv[1], timeout=15)
+PY
+    return 0
+  fi
+  echo "run.sh: $what NOT RUN: $url does not answer from here" >&2
+  return 3
+}
+
+# Every locked package (the service's and the tools') against the advisories PyPI publishes for
+# each release (its JSON API): exit 1 on a known vulnerability, 3 when that source does not
+# answer (then nothing was checked). --strict: a package it could not look up fails the audit.
+audit() {
+  local version
+  version=$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pip-audit"))')
+  answers audit "https://index.invalid/pypi/pip-audit/$version/json" || return
+  "$VENV/bin/pip-audit" --strict --progress-spinner off --disable-pip --require-hashes \
+    -r requirements-dev.txt
+}
+
+# The installed packages with a newer release on PyPI (those pinned in requirements*.in are
+# raised there, then `./run.sh lock`; the rest: `./run.sh lock --upgrade-package NAME`).
+outdated() {
+  answers outdated https://index.invalid/simple/pip/ || return
+  "$VENV/bin/python" -m pip list --outdated --disable-pip-version-check
+}
+
 lint() {
   local status=0
   "$VENV/bin/ruff" check . || status=1
@@ -140,8 +189,13 @@ case $command in
     install requirements.txt
     migrate "$VENV/bin/python"
     ;;
+  lock | audit | outdated)
+    ensure_venv
+    install requirements-dev.txt
+    "$command" "$@"
+    ;;
   *)
-    echo "usage: ./run.sh [serve|start|test|lint|migrate] [arguments]" >&2
+    echo "usage: ./run.sh [serve|start|test|lint|migrate|chores|lock|audit|outdated] [arguments]" >&2
     exit 2
     ;;
 esac

@@ -72,6 +72,8 @@ def test_blueprint_declares_a_python_web_service_started_by_run_sh():
     for key in ("name", "runtime", "buildCommand", "startCommand", "healthCheckPath"):
         assert WEB.get(key), key
     assert WEB["runtime"] == "python"
+    # The lock as ./run.sh installs it: every package pinned, every file's hash checked.
+    assert WEB["buildCommand"] == "pip install --require-hashes -r requirements.txt"
     assert WEB["healthCheckPath"] == "/readyz"
     # One script migrates, prepares the metrics directory and holds the uvicorn flags.
     assert WEB["startCommand"] == "./run.sh start"

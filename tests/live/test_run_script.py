@@ -124,5 +124,27 @@ def test_ci_lints_then_runs_the_readmes_test_command():
 def test_unknown_command_lists_the_commands():
     result = run_sh("nonsense")
     assert result.returncode == 2
-    for command in ("serve", "start", "test", "lint", "migrate"):
+    for command in ("serve", "start", "test", "lint", "migrate", "chores", "lock", "audit"):
         assert command in result.stderr
+
+
+@pytest.mark.parametrize("command", ["audit", "outdated"])
+def test_audit_and_outdated_say_so_when_pypi_cannot_be_reached(command: str):
+    # Every HTTPS request goes to a closed local port: PyPI is out of reach, nothing is sent.
+    proxy = f"http://127.0.0.1:{free_port()}"
+    result = run_sh(command, HTTPS_PROXY=proxy, https_proxy=proxy, NO_PROXY="", no_proxy="")
+    assert result.returncode == 3, result.stderr
+    assert f"run.sh: {command} NOT RUN: https://index.invalid/" in result.stderr
+    assert "No known vulnerabilities" not in result.stdout + result.stderr
+
+
+def test_ci_audits_and_passes_only_an_unreachable_source():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("./run.sh audit") < ci.index("./run.sh test")
+    # 0: audited clean; 3: not run, said so; anything else (1: a vulnerability) fails CI.
+    assert '3) echo "ci: audit NOT RUN' in ci and '*) exit "$audit"' in ci
+
+
+def test_installs_check_every_hash():
+    script = (ROOT / "run.sh").read_text()
+    assert re.search(r'pip install [^\n]*--require-hashes -r "\$file"', script)
