@@ -4,6 +4,7 @@
 # ./run.sh lint     install into .venv and run ruff (lint and format check) and mypy
 # ./run.sh migrate  install into .venv and bring the database schema up to date
 # ./run.sh start    migrate and serve with the Python already installed (Render's start command)
+# ./run.sh release  migrate with the Python already installed (Render's preDeployCommand)
 # ./run.sh chores   one round of the chores, then exit: expire unpaid orders, deliver due events,
 #                   purge old rows (Render's cron job; safe beside running workers)
 # ./run.sh lock     rewrite requirements.txt and requirements-dev.txt from the *.in files (network)
@@ -58,16 +59,25 @@ from_dotenv() {
   done
 }
 
-# Brings the schema to Alembic's head and says what it did, from which revision to which.
+# Brings the schema to Alembic's head and says what it did, from which revision to which: on
+# stdout, or (`migrate PYTHON json`, as the server starts) as a JSON log line like every other.
 migrate() {
-  "$1" - <<'PY'
+  "$1" - "${2:-text}" <<'PY'
 import io
+import logging
+import sys
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.logs import configure_logging
+
+if sys.argv[1] == "json":
+    configure_logging("INFO")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the line below says it all
+say = logging.getLogger("run.sh").info if sys.argv[1] == "json" else print
 
 
 def current(config: Config) -> str:
@@ -83,9 +93,9 @@ before = current(config)
 command.upgrade(config, "head")
 after = current(config)
 if before == after:
-    print(f"run.sh: migrate: {where} is already at head ({after})")
+    say(f"run.sh: migrate: {where} is already at head ({after})")
 else:
-    print(f"run.sh: migrate: {where} upgraded from {before} to {after} (head)")
+    say(f"run.sh: migrate: {where} upgraded from {before} to {after} (head)")
 PY
 }
 
@@ -102,11 +112,12 @@ start() {
   local python=$1
   shift
   from_dotenv HOST PORT WEB_CONCURRENCY KEEP_ALIVE_SECONDS SHUTDOWN_TIMEOUT_SECONDS
-  migrate "$python"
+  migrate "$python" json
   prepare_metrics_dir
-  # Each request is logged once, as JSON, by the app (app/middleware.py). Idle connections
-  # close after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
-  exec "$python" -m uvicorn app.main:app --no-access-log \
+  # Each request is logged once, as JSON, by the app (app/middleware.py); uvicorn's own lines
+  # are JSON from the first, in every process (app/log_config.json). Idle connections close
+  # after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
+  exec "$python" -m uvicorn app.main:app --no-access-log --log-config app/log_config.json \
     --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-5}" \
     --timeout-graceful-shutdown "${SHUTDOWN_TIMEOUT_SECONDS:-15}" \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
@@ -174,6 +185,14 @@ case $command in
   start)
     start "$PYTHON" "$@"
     ;;
+  release)
+    migrate "$PYTHON" json
+    ;;
+  chores)
+    ensure_venv
+    install requirements.txt
+    exec "$VENV/bin/python" -m app.chores "$@"
+    ;;
   test)
     ensure_venv
     install requirements-dev.txt
@@ -195,7 +214,7 @@ case $command in
     "$command" "$@"
     ;;
   *)
-    echo "usage: ./run.sh [serve|start|test|lint|migrate|chores|lock|audit|outdated] [arguments]" >&2
+    echo "usage: ./run.sh [serve|start|release|test|lint|migrate|chores|lock|audit|outdated] [arguments]" >&2
     exit 2
     ;;
 esac

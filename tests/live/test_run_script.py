@@ -1,5 +1,6 @@
 """./run.sh as a newcomer runs it: `migrate` says what it did, and `.env` is honoured."""
 
+import json
 import os
 import re
 import signal
@@ -112,6 +113,38 @@ def test_serve_reads_host_and_port_from_dotenv_and_the_environment_wins(tmp_path
     )
     assert _serves(checkout, dotenv_port)
     assert _serves(checkout, env_port, PORT=str(env_port))
+
+
+def test_a_two_worker_server_logs_json_from_its_first_line(tmp_path: Path):
+    """Render's start command, 2 workers: the migration's line, uvicorn's supervisor and each
+    worker, all JSON lines, the first included (uvicorn's own are plain text by default)."""
+    port, log = free_port(), tmp_path / "server.log"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'orders.db'}", "PORT": str(port),
+           "WEB_CONCURRENCY": "2", "PYTHON": str(ROOT / ".venv" / "bin" / "python")}  # fmt: skip
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            ["bash", str(ROOT / "run.sh"), "start"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while log.read_text().count("Application startup complete") < 2:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # any plain-text line fails here
+    assert records[0]["logger"] == "run.sh" and "upgraded from" in records[0]["message"]
+    messages = [record["message"] for record in records]
+    assert any(m.startswith("Uvicorn running on") for m in messages), messages
+    assert any(m.startswith("Started parent process") for m in messages), messages
+    assert sum(m.startswith("Started server process") for m in messages) == 2, messages
 
 
 def test_ci_lints_then_runs_the_readmes_test_command():
