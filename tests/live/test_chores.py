@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from tests.event_receiver import Answer, Receiver, subscribe
 from tests.ledger import assert_ledger_holds
+from tests.live.test_event_delivery import FAST, place, product
 from tests.live.test_concurrency import all_at_once, new_product, stock_of
 from tests.live.test_ledger_live import _pending, _returns_of
 from tests.live_server import ROOT
@@ -22,9 +24,9 @@ pytestmark = pytest.mark.live
 RUNS = 3
 
 
-def chores(database_url: str) -> tuple[int, dict]:
+def chores(database_url: str, **settings: str) -> tuple[int, dict]:
     """One `./run.sh chores`: its exit status and its closing JSON line."""
-    env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "test"}
+    env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "test", **settings}
     result = subprocess.run(
         ["bash", str(ROOT / "run.sh"), "chores"],
         cwd=ROOT,
@@ -85,3 +87,29 @@ def test_chores_beside_running_workers_cancel_each_expired_order_once(
         assert [stock_of(base, pid) for pid in ids] == [100, 100]
         figures = assert_ledger_holds(server.database_url, "chores beside 2 workers")
         assert figures["expired"] == len(orders)
+
+
+def test_chores_send_the_retry_a_sleeping_service_left_due(live_server):
+    """The first attempt fails (503) and the service stops before its retry is due, as a free
+    instance falls asleep: the chores send the retry, once, under the same webhook-id."""
+    receiver = Receiver(lambda got: Answer(503 if got.nth == 1 else 200))
+    env = {**FAST, "EVENT_RETRY_BASE_SECONDS": "3"}  # the retry is due 2.25-3 s after
+    with receiver.running():
+        with live_server(workers=1, env=env) as server:
+            with httpx.Client(base_url=server.base_url, timeout=30) as api:
+                subscribe(api, receiver, "/sleepy", ["order.created"])
+                place(api, product(api))
+            assert receiver.wait_for(lambda: len(receiver.at("/sleepy")) == 1)
+            first = time.monotonic()
+            server.stop()
+            assert len(receiver.at("/sleepy")) == 1, "the service sent the retry itself"
+            time.sleep(max(0.0, first + 3.2 - time.monotonic()))
+
+            status, summary = chores(server.database_url, **env)
+            assert (status, summary["deliveries_attempted"]) == (0, 1), summary
+            again = chores(server.database_url, **env)
+            assert again[1]["deliveries_attempted"] == 0, again  # delivered: not sent twice
+
+    got = receiver.at("/sleepy")
+    assert [r.answered for r in got] == [503, 200]
+    assert got[0].webhook_id == got[1].webhook_id and all(r.verified for r in got)
