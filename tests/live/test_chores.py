@@ -15,8 +15,8 @@ import pytest
 
 from tests.event_receiver import Answer, Receiver, subscribe
 from tests.ledger import assert_ledger_holds
-from tests.live.test_event_delivery import FAST, place, product
 from tests.live.test_concurrency import all_at_once, new_product, stock_of
+from tests.live.test_event_delivery import FAST, place, product
 from tests.live.test_ledger_live import _pending, _returns_of
 from tests.live_server import ROOT
 
