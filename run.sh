@@ -116,9 +116,9 @@ start() {
   migrate "$python" json
   prepare_metrics_dir
   # Each request is logged once, as JSON, by the app (app/http/request_path.py); uvicorn's own
-  # lines are JSON from the first, in every process (app/log_config.json). Idle connections close
-  # after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
-  exec "$python" -m uvicorn app.main:app --no-access-log --log-config app/log_config.json \
+  # lines are JSON from the first, in every process (app/core/log_config.json). Idle connections
+  # close after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
+  exec "$python" -m uvicorn app.main:app --no-access-log --log-config app/core/log_config.json \
     --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-5}" \
     --timeout-graceful-shutdown "${SHUTDOWN_TIMEOUT_SECONDS:-15}" \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"

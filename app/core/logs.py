@@ -115,7 +115,7 @@ class RequestIdFilter(logging.Filter):
 
 
 # Hands each formatted record to the one line writer. Also uvicorn's from its first line on,
-# in every process (app/log_config.json, `--log-config` in run.sh): its supervisor, which
+# in every process (app/core/log_config.json, `--log-config` in run.sh): its supervisor, which
 # never imports the app, included.
 class LineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:

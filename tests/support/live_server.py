@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 UVICORN_FLAGS: list[str] = [
     "--no-access-log",
     "--log-config",
-    "app/log_config.json",
+    "app/core/log_config.json",
     "--timeout-keep-alive",
     "5",
     "--timeout-graceful-shutdown",
