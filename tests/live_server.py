@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # request itself, as JSON). The bench's bare app gets exactly these too.
 UVICORN_FLAGS: list[str] = [
     "--no-access-log",
+    "--log-config",
+    "app/log_config.json",
     "--timeout-keep-alive",
     "5",
     "--timeout-graceful-shutdown",
