@@ -18,9 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from app import signing  # noqa: E402  (the repository root must be on the path first)
+from app import signing
 
 WEBHOOK_PATH = "/webhooks/payment"
 

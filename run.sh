@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ./run.sh          install into .venv, migrate, and serve the API (SQLite by default)
 # ./run.sh test     install into .venv and run the whole test suite (pytest arguments pass on)
-# ./run.sh lint     install into .venv and run ruff (lint and format check) and mypy
+# ./run.sh lint     install into .venv and run ruff (lint and format check), mypy and the import check
 # ./run.sh migrate  install into .venv and bring the database schema up to date
 # ./run.sh start    migrate and serve with the Python already installed (Render's start command)
 # ./run.sh release  migrate with the Python already installed (Render's preDeployCommand)
@@ -35,6 +35,7 @@ install() {
   fi
   echo "run.sh: installing $file into $VENV ..." >&2
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q --require-hashes -r "$file"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e .
   echo "$digest" >"$stamp"
 }
 
@@ -71,8 +72,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from app.config import Settings
-from app.logs import configure_logging
+from app.core.config import Settings
+from app.core.logs import configure_logging
 
 if sys.argv[1] == "json":
     configure_logging("INFO")
@@ -114,10 +115,10 @@ start() {
   from_dotenv HOST PORT WEB_CONCURRENCY KEEP_ALIVE_SECONDS SHUTDOWN_TIMEOUT_SECONDS
   migrate "$python" json
   prepare_metrics_dir
-  # Each request is logged once, as JSON, by the app (app/middleware.py); uvicorn's own lines
-  # are JSON from the first, in every process (app/log_config.json). Idle connections close
-  # after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
-  exec "$python" -m uvicorn app.main:app --no-access-log --log-config app/log_config.json \
+  # Each request is logged once, as JSON, by the app (app/http/request_path.py); uvicorn's own
+  # lines are JSON from the first, in every process (app/core/log_config.json). Idle connections
+  # close after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
+  exec "$python" -m uvicorn app.main:app --no-access-log --log-config app/core/log_config.json \
     --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-5}" \
     --timeout-graceful-shutdown "${SHUTDOWN_TIMEOUT_SECONDS:-15}" \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
@@ -177,6 +178,7 @@ lint() {
   "$VENV/bin/ruff" check . || status=1
   "$VENV/bin/ruff" format --check . || status=1
   "$VENV/bin/mypy" || status=1
+  "$VENV/bin/python" tools/check_imports.py || status=1  # no import cycle inside app/
   return $status
 }
 

@@ -14,9 +14,9 @@ import logging
 import sys
 
 from app import housekeeping
-from app.config import get_settings
-from app.database import create_database
-from app.logs import configure_logging
+from app.core.config import get_settings
+from app.core.logs import configure_logging
+from app.db.connect import create_database
 
 log = logging.getLogger("app.chores")
 

@@ -8,9 +8,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from app import event_delivery, events, idempotency, orders
-from app.config import Settings
-from app.database import Database
+from app import idempotency, orders
+from app.core.config import Settings
+from app.db.base import Database
+from app.events import delivery, outbox
 
 PURGE_EVERY_SECONDS = 3600
 # Batches one expiry round runs at most before it waits for the next interval: a backlog is
@@ -57,9 +58,9 @@ async def purge_events(database: Database, retention: timedelta) -> int | None:
     None if a batch failed (logged)."""
     purged = 0
     try:
-        while (batch := await database.write(events.purge_expired, retention)) > 0:
+        while (batch := await database.write(outbox.purge_expired, retention)) > 0:
             purged += batch
-            if batch < events.PURGE_BATCH:
+            if batch < outbox.PURGE_BATCH:
                 break
     except Exception:
         log.warning("event purge failed; will retry", exc_info=True)
@@ -101,7 +102,7 @@ async def deliver_due(database: Database, settings: Settings, rounds: int) -> in
     """Send the event deliveries due now, at most `rounds` batches, as a worker's delivery loop
     does (claimed under a lease: never two senders at once); the number attempted, or None if a
     round failed (logged). A failed attempt is retried by a later run, at its retry time."""
-    worker = event_delivery.DeliveryWorker(database, settings)
+    worker = delivery.DeliveryWorker(database, settings)
     attempted = 0
     try:
         for _ in range(rounds):

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from app.database import Connection, RaceLost, Sql
-from app.errors import ApiError
-from app.types import utcnow
+from app.core.errors import ApiError
+from app.core.formats import utcnow
+from app.db.base import Connection, RaceLost, Sql
 
 _STORED = (
     "k.request_fingerprint, k.status_code, k.response_body, k.created_at "

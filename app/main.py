@@ -10,26 +10,21 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
-from app import (
-    __version__,
-    docs,
-    event_delivery,
-    housekeeping,
-    metrics,
-    observability,
-    param_lookups,
-    security,
-)
-from app.admission import Admission
-from app.config import Settings, get_settings
-from app.cors import cors
-from app.database import create_database
-from app.errors import install_error_handlers
-from app.logs import configure_logging
-from app.middleware import RequestPath
-from app.readiness import Readiness
-from app.route_table import RouteTable
-from app.routers import events, health, orders, products, stock, webhooks
+from app import __version__, housekeeping
+from app.core import metrics
+from app.core.config import Settings, get_settings
+from app.core.errors import install_error_handlers
+from app.core.logs import configure_logging
+from app.db.base import on_storage_error
+from app.db.connect import create_database
+from app.db.readiness import Readiness, report_storage_error
+from app.events import delivery
+from app.http import api_keys, fastapi_param_memo, openapi
+from app.http.cors import cors
+from app.http.known_routes import RouteTable
+from app.http.request_path import RequestPath
+from app.http.request_queue import Admission
+from app.routers import ROUTERS, TAGS
 
 log = logging.getLogger("app")
 
@@ -43,7 +38,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    param_lookups.install()
+    fastapi_param_memo.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,9 +46,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         await app.state.readiness.refresh()  # logs the schema check's ERROR if behind
         watch = asyncio.create_task(app.state.readiness.run_forever())
         chores = asyncio.create_task(housekeeping.run(app.state.database, settings))
-        deliveries = event_delivery.start(app.state.database, settings)
+        deliveries = delivery.start(app.state.database, settings)
         # What start-up built lives as long as the process: out of the collector's way, so
-        # full collections stop scanning it (they paused requests ~90 ms, bench/README.md).
+        # full collections stop scanning it (bench/README.md "Garbage collector").
         gc.collect()
         gc.freeze()
         yield
@@ -67,33 +62,26 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
         redoc_url=None,  # docs.install_redoc serves it
-        title=docs.TITLE,
+        title=openapi.TITLE,
         version=__version__,
-        description=docs.DESCRIPTION,
-        openapi_tags=docs.TAGS,
+        description=openapi.DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         redirect_slashes=False,  # the request path answers both forms directly
         # The service's own metrics and access line are its telemetry. FastAPI's native
         # OpenTelemetry bridge, on by default, looks up three global providers per request
-        # (10 µs, bench/README.md "Hot path, second pass") even when none is configured.
+        # (10 µs, bench/README.md "Framework calls per request") even when none is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.database = create_database(settings, engine)
-    metrics.setup(None, settings.prometheus_multiproc_dir)
+    metrics.setup(settings.prometheus_multiproc_dir)
+    on_storage_error(report_storage_error)  # /readyz says so too, for a while
     app.state.readiness = Readiness(
         app.state.database, settings.readiness_interval_seconds, settings.min_free_disk_mib << 20
     )
     install_error_handlers(app)
-    routers = (
-        products.router,
-        stock.router,
-        orders.router,
-        webhooks.router,
-        events.router,
-        health.router,
-        observability.router,
-    )
+    routers = ROUTERS
     # The routes go straight into the app's router, in this order and ahead of the docs'
     # routes (matched one by one, in order, on every request): `include_router` would wrap
     # each router in a layer that is matched, and its routes' scopes rebuilt, per request (a
@@ -107,16 +95,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         admission=Admission(
             settings.in_flight_limit, settings.max_queued, settings.queue_timeout_seconds
         ),
-        keys=security.api_keys(settings.api_keys),
+        keys=api_keys.api_keys(settings.api_keys),
         cors=cors(settings.cors_origins),
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_read_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
         max_headers=settings.max_headers,
     )
-    docs.install_openapi(app)
-    docs.install_redoc(app)
-    security.document_api_keys(app)
+    openapi.install_openapi(app)
+    openapi.install_redoc(app)
+    api_keys.document_api_keys(app)
     return app
 
 

@@ -11,20 +11,22 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from app import cursors, events, metrics, stock
-from app.catalog import product_not_found
-from app.database import (
+from app import ledger, stock
+from app.core import cursors, metrics
+from app.core.errors import ApiError
+from app.core.formats import money_text, rfc3339, utcnow
+from app.core.logs import business_event
+from app.db.base import (
     Connection,
     Sql,
     money_text_sql,
     one_statement_on_postgresql,
     timestamp_text,
 )
-from app.errors import ApiError
-from app.logs import business_event
+from app.events import outbox
+from app.products import product_not_found
 from app.schemas import OrderCreate
 from app.tables import CancelReason, OrderStatus, SystemReason
-from app.types import money_text, rfc3339, utcnow
 
 # Each status and the statuses it may move to; SHIPPED and CANCELED are final.
 TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
@@ -72,11 +74,12 @@ _INSERT_LINE = Sql(
 
 
 # PostgreSQL: the whole order in one statement, its order.created event included, so that it
-# needs no transaction around it: one round trip instead of four (bench/README.md). It locks the
-# products in id order, and only if every line can be served (`enough`, an InitPlan run before
-# the first update) takes their stock and inserts the order, its lines, their ledger movements
-# and the event; otherwise it changes nothing. It returns the lines taken, or each line's
-# product and stock as locked, for the caller to say which line was refused.
+# needs no transaction around it: one round trip instead of four (bench/README.md "Round trips
+# on PostgreSQL"). It locks the products in id order, and only if every line can be served
+# (`enough`, an InitPlan run before the first update) takes their stock and inserts the order,
+# its lines, their ledger movements and the event; otherwise it changes nothing. It returns the
+# lines taken, or each line's product and stock as locked, for the caller to say which line was
+# refused.
 # Products are found by their key whatever the plan's guess of the lines: the prepared plan is
 # generic and guesses ten, and on a small catalog PostgreSQL then read every product twice
 # (a hash join in `locked` and in `taken`) rather than look ten up. The lateral lock is one
@@ -135,7 +138,7 @@ WITH wanted AS (
     SELECT placed.id, t.product_id, t.sku, t.name, t.quantity, t.price_cents,
         t.price_cents * t.quantity
     FROM placed, taken t ORDER BY t.position
-), {events.recording_ctes(_ORDER_JSON, "FROM placed")}
+), {outbox.recording_ctes(_ORDER_JSON, "FROM placed")}
 SELECT placed.id AS order_id, placed.total_cents, t.product_id, t.sku, t.name, t.price_cents,
     t.quantity, t.position
 FROM taken t LEFT JOIN placed ON true
@@ -306,9 +309,9 @@ async def place_order(
         ]
     )[0]
     if one_statement:
-        events.recorded()  # the statement recorded it
+        outbox.recorded()  # the statement recorded it
     else:
-        await events.record(conn, events.EventType.ORDER_CREATED, {"order": view})
+        await outbox.record(conn, outbox.EventType.ORDER_CREATED, {"order": view})
     metrics.order_placed()
     business_event(log, "order_placed", order_id=order_id, total_cents=total_cents)
     return view
@@ -334,7 +337,7 @@ async def _place_line_by_line(
         _INSERT_ORDER, {"total_cents": total, "now": now, "expires_at": expires_at}
     )
     for product_id, product in taken.items():
-        await stock.record_movement(
+        await ledger.record_movement(
             conn,
             product_id,
             -quantities[product_id],
@@ -375,7 +378,7 @@ async def _place_in_one_statement(
             "expires_at": expires_at,
             "created_text": rfc3339(now),
             "expires_text": None if expires_at is None else rfc3339(expires_at),
-            **events.event_parameters(events.EventType.ORDER_CREATED),
+            **outbox.event_parameters(outbox.EventType.ORDER_CREATED),
         },
     )
     if rows and rows[0]["order_id"] is not None:
@@ -442,7 +445,7 @@ async def _moved(conn: Connection, order_id: int, target: OrderStatus) -> dict[s
     """The order's view right after its move to `target`, recorded as the move's event: the
     one place each move is reported, whichever path (API, webhook, expiry) made it."""
     view = await order_view(conn, order_id)
-    await events.record(conn, events.ORDER_EVENTS[target], {"order": view})
+    await outbox.record(conn, outbox.ORDER_EVENTS[target], {"order": view})
     return view
 
 
@@ -472,7 +475,7 @@ async def _return_stock(
     for line in await conn.fetch_all(_LINES, {"order_id": order_id}):
         params = {"product_id": line["product_id"], "quantity": line["quantity"], "now": now}
         stock_after = await conn.fetch_value(_RETURN_LINE, params)
-        await stock.record_movement(
+        await ledger.record_movement(
             conn,
             line["product_id"],
             line["quantity"],

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app import orders
-from app.database import Connection, Sql
-from app.errors import ApiError
+from app.core.errors import ApiError
+from app.core.formats import from_cents, to_cents, utcnow
+from app.db.base import Connection, Sql
 from app.schemas import PaymentEventCreate
 from app.tables import CancelReason, OrderStatus
-from app.types import from_cents, to_cents, utcnow
 
 # The status each event type moves a PENDING order to.
 TARGETS = {"payment.succeeded": OrderStatus.PAID, "payment.failed": OrderStatus.CANCELED}

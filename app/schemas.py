@@ -5,8 +5,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
-from app.types import (
+from app.core.formats import (
     Amount,
     Description,
     MoneyOut,
@@ -23,6 +22,7 @@ from app.types import (
     StorableText,
     Timestamp,
 )
+from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
 
 
 # Request bodies reject unknown fields, so a typo never passes silently.

@@ -336,7 +336,7 @@ def _one_of(column: str, values: type[StrEnum]) -> str:
 # The outbox: one row per event, inserted in the transaction of the change it reports.
 # The feed orders by (txid, seq): txid is the writing transaction's id on PostgreSQL (0 on
 # SQLite, whose single writer commits in seq order), so that a reader can be shown only events
-# no still-running transaction can sort before (app/events.py explains).
+# no still-running transaction can sort before (app/events/outbox.py explains).
 events_table = Table(
     "events",
     SQLModel.metadata,

@@ -1,33 +1,36 @@
 """Prints the concurrency and crash figures per engine (the cases tests/live/test_concurrency.py and
 tests/live/test_crash.py assert), for a closing note or a report:
 
-    .venv/bin/python bench/concurrency_figures.py
-    .venv/bin/python bench/concurrency_figures.py mixed --engine postgresql --workers 4
+    .venv/bin/python -m bench.concurrency_figures
+    .venv/bin/python -m bench.concurrency_figures mixed --engine postgresql --workers 4
 
 Starts its own servers on free loopback ports (4 workers), on a temporary
 SQLite file and on a fresh schema of the local PostgreSQL.
 
-`mixed`: the busy shop of tests/mixed_load.py (multi-line orders, cancels, signed payments and
-reads from `--threads` threads for `--seconds` on 20 products of stock 40) against a server of
+`mixed`: the busy shop of tests/support/mixed_load.py (multi-line orders, cancels, signed payments
+and reads from `--threads` threads for `--seconds` on 20 products of stock 40) against a server of
 `--workers` workers; prints each action's statuses, the 5xx count and the ledger's audit.
 """
 
 import argparse
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests import mixed_load  # noqa: E402
-from tests.databases import ENGINES, database_url  # noqa: E402
-from tests.ledger import ledger_figures  # noqa: E402
-from tests.live.test_concurrency import all_at_once, new_product, stock_of  # noqa: E402
-from tests.live.test_crash import INITIAL_STOCK, committed_quantities, kill_mid_load  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
+from tests.support import mixed_load
+from tests.support.databases import ENGINES, database_url
+from tests.support.ledger import ledger_figures
+from tests.support.live_server import LiveServer
+from tests.support.load import (
+    INITIAL_STOCK,
+    all_at_once,
+    committed_quantities,
+    kill_mid_load,
+    new_product,
+    stock_of,
+)
 
 
 def statuses(responses: list[httpx.Response]) -> dict:

@@ -11,7 +11,7 @@
    whose receivers accept the connection and never answer (the default 10 s delivery timeout
    and 10 s retry base: a silent delivery holds its slot 10 s, then comes back).
 
-    .venv/bin/python bench/event_figures.py [sqlite|postgresql ...] [--silent-only]
+    .venv/bin/python -m bench.event_figures [sqlite|postgresql ...] [--silent-only]
 """
 
 import statistics
@@ -27,18 +27,16 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.databases import database_url  # noqa: E402
-from tests.event_receiver import (  # noqa: E402
+from tests.support.databases import database_url
+from tests.support.event_receiver import (
     Answer,
     Received,
     Receiver,
     SilentReceiver,
     subscribe,
 )
-from tests.live.test_event_load import shop, walk_while  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
+from tests.support.live_server import LiveServer
+from tests.support.load import shop, walk_while
 
 ENV = {"EVENT_ALLOW_PRIVATE_URLS": "true", "EVENT_RETRY_BASE_SECONDS": "0.2"}
 SHOPPERS, ROUNDS, LATENCY_ORDERS = 6, 40, 200

@@ -1,10 +1,10 @@
 """The fault figures of docs/operations-faults.md: overload, SIGTERM with a stalled client, and
 what a refusal costs.
 
-    .venv/bin/python bench/faults.py overload --engine sqlite --connections 1000
-    .venv/bin/python bench/faults.py overload --engine postgresql --connections 2000
-    .venv/bin/python bench/faults.py sigterm --engine sqlite
-    .venv/bin/python bench/faults.py refusal
+    .venv/bin/python -m bench.faults overload --engine sqlite --connections 1000
+    .venv/bin/python -m bench.faults overload --engine postgresql --connections 2000
+    .venv/bin/python -m bench.faults sigterm --engine sqlite
+    .venv/bin/python -m bench.faults refusal
 
 `overload`: a real server (2 workers, API keys on, ./run.sh's uvicorn flags) on a fresh
 database; N connections each place orders in a loop for `--seconds`, every request with a 10 s
@@ -17,9 +17,9 @@ failures.
 
 `sigterm`: one client sends half a body and stalls; the time from SIGTERM to the server's exit.
 
-`refusal`: no server: the app's own CPU per `POST /orders` refused 503 `overloaded` (its
-admission queue held full), through the ASGI interface, best of 5 rounds. What the worker
-spends per shed request on top of uvicorn's share (bench/README.md, "Round three").
+`refusal`: no server: the app's own CPU per `POST /orders` refused 503 `overloaded` (its admission
+queue held full), through the ASGI interface, best of 5 rounds. What the worker spends per shed
+request on top of uvicorn's share (bench/README.md "/healthz under 2,000 connections").
 
 The client is a few lines of HTTP/1.1 over asyncio streams (httpx would spend more CPU than
 the server under test on this machine). 127.0.0.1 only; every loop is bounded in time.
@@ -33,20 +33,17 @@ import os
 import signal
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import httpx
+import uvloop
 
-import httpx  # noqa: E402
-import uvloop  # noqa: E402
-
-from tests.databases import database_url  # noqa: E402
-from tests.live_server import UVICORN_FLAGS, LiveServer  # noqa: E402
+from tests.support.databases import database_url
+from tests.support.live_server import UVICORN_FLAGS, LiveServer
 
 KEY = "bench-faults-key-0123456789ab"
 CLIENT_TIMEOUT = 10.0
@@ -249,7 +246,7 @@ def sigterm(args: argparse.Namespace) -> None:
 
 def refusal(args: argparse.Namespace) -> None:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="faults-"))
-    from app.config import Settings
+    from app.core.config import Settings
     from app.main import create_app
 
     body = json.dumps({"product_id": 1, "quantity": 1}).encode()

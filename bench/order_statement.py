@@ -1,7 +1,7 @@
 """The ceiling of an order on PostgreSQL here: the order's one statement alone, with no HTTP
 and no framework, and what it costs the client and the database server.
 
-    .venv/bin/python bench/order_statement.py            # 3,000 orders, 64 at a time, 2 rounds
+    .venv/bin/python -m bench.order_statement            # 3,000 orders, 64 at a time, 2 rounds
 
 On a fresh schema of 1,000 products, `--concurrency` orders at a time run the statement the
 service sends for `POST /orders` of one line (app/orders.py `_PLACE_ORDER_PG`, event and
@@ -15,24 +15,21 @@ top of these, on the same two cores.
 import argparse
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import asyncpg
+import uvloop
 
-import asyncpg  # noqa: E402
-import uvloop  # noqa: E402
-
-from app import events, orders  # noqa: E402
-from app.db.pg_pool import ConnectionPool  # noqa: E402
-from app.db.postgresql import connect_arguments  # noqa: E402
-from app.tables import EventType  # noqa: E402
-from app.types import rfc3339  # noqa: E402
-from bench.servers import fresh_database, postgres_cpu_seconds, seed_products  # noqa: E402
+from app import orders
+from app.core.formats import rfc3339
+from app.db.pg_pool import ConnectionPool
+from app.db.postgresql import connect_arguments
+from app.events import outbox
+from app.tables import EventType
+from bench.servers import fresh_database, postgres_cpu_seconds, seed_products
 
 PRODUCTS = 1000
 ORDER_STATEMENT, ORDER_PARAMETERS = orders._PLACE_ORDER_PG.compiled("postgresql")
@@ -48,7 +45,7 @@ def order_arguments() -> list[Any]:
         "expires_at": None,
         "created_text": rfc3339(now),
         "expires_text": None,
-        **events.event_parameters(EventType.ORDER_CREATED),
+        **outbox.event_parameters(EventType.ORDER_CREATED),
     }
     return [values[name] for name in ORDER_PARAMETERS]
 

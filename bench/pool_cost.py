@@ -1,8 +1,8 @@
 """Why the service has its own PostgreSQL pool: CPU per request of asyncpg's pool and of
 app/db/pg_pool.py, around the same query, in one run.
 
-    .venv/bin/python bench/pool_cost.py                 # 5,000 requests, 64 at a time, 2 rounds
-    .venv/bin/python bench/pool_cost.py --requests 20000 --rounds 3
+    .venv/bin/python -m bench.pool_cost                 # 5,000 requests, 64 at a time, 2 rounds
+    .venv/bin/python -m bench.pool_cost --requests 20000 --rounds 3
 
 Each request takes a connection, runs `SELECT 1` and gives it back, `--concurrency` requests
 at a time over at most 20 connections (the service's default pool); the figure is this
@@ -11,20 +11,16 @@ process's CPU time per request, which the database server's work does not enter.
 
 import argparse
 import asyncio
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import asyncpg
+import uvloop
 
-import asyncpg  # noqa: E402
-import uvloop  # noqa: E402
-
-from app.db.pg_pool import ConnectionPool  # noqa: E402
-from app.db.postgresql import connect_arguments  # noqa: E402
-from bench.servers import POSTGRES_URL  # noqa: E402
+from app.db.pg_pool import ConnectionPool
+from app.db.postgresql import connect_arguments
+from bench.servers import POSTGRES_URL
 
 POOL_SIZE = 20
 ACQUIRE_TIMEOUT = 10.0

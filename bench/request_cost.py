@@ -9,9 +9,9 @@ event loop; a scan's in its database thread); the rest is the framework's share 
 parameters, validation, serialization) plus the seam's own (writer turn, BEGIN/COMMIT, the
 one yield per request, a scan's thread hop).
 
-    .venv/bin/python bench/request_cost.py          # SQLite, 3,000 requests a case, best of 3
-    .venv/bin/python bench/request_cost.py --concurrency 1 --requests 1000 --rounds 5
-    .venv/bin/python bench/request_cost.py --engine postgresql   # the service's side only
+    .venv/bin/python -m bench.request_cost          # SQLite, 3,000 requests a case, best of 3
+    .venv/bin/python -m bench.request_cost --concurrency 1 --requests 1000 --rounds 5
+    .venv/bin/python -m bench.request_cost --engine postgresql   # the service's side only
 
 On PostgreSQL the figures are this process's CPU only (the server's is not in them), and a
 unit's own CPU is not split out: its statements suspend, and the thread's clock would count
@@ -24,23 +24,20 @@ import contextlib
 import functools
 import os
 import random
-import sys
 import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="request-cost-"))
 
-import uvloop  # noqa: E402
+import uvloop
 
-from app import cursors  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from bench.bare_app import app as bare_app  # noqa: E402
-from bench.servers import API_KEY, fresh_database, seed_products  # noqa: E402
+from app.core import cursors
+from app.core.config import Settings
+from app.main import create_app
+from bench.bare_app import app as bare_app
+from bench.servers import API_KEY, fresh_database, seed_products
 
 PRODUCTS = 1000
 CASES = {
@@ -55,7 +52,7 @@ CASES = {
     "GET /products?limit=20&q=": ("GET", "/products?limit=20&q=PRODUCT%2099", b""),
     "POST /orders": ("POST", "/orders", b'{"product_id": {id}, "quantity": 1}'),
 }
-# The request path (app/middleware.py): request id, limits, keys, admission, metrics, log.
+# The request path (app/http/request_path.py): request id, limits, keys, admission, metrics, log.
 OWN_MIDDLEWARE = {"RequestPath"}
 
 

@@ -1,15 +1,15 @@
 """The benchmark: the real service against the bare-FastAPI ceiling, same machine, same run.
 
-    .venv/bin/python bench/run.py                       # every case, 2 interleaved rounds
-    .venv/bin/python bench/run.py --configs sqlite:1 --rounds 1 --duration 5
-    .venv/bin/python bench/run.py scale                 # GET /orders at 10 k and 1 M orders
+    .venv/bin/python -m bench.run                       # every case, 2 interleaved rounds
+    .venv/bin/python -m bench.run --configs sqlite:1 --rounds 1 --duration 5
+    .venv/bin/python -m bench.run scale                 # GET /orders at 10 k and 1 M orders
 
 For each configuration (engine:workers) and round: the bare app (bench/bare_app.py) with that
 many workers, then the service on a fresh database of 1,000 products, each case measured by
 wrk (64 connections, 10 s, after a warm-up). Odd rounds go through the configurations in
 reverse, so drift in a noisy machine's load does not favour one of them. Each figure's ratio
 is to the bare run just before it. Writes reports/bench-<time>.{json,md} (the .md is the table
-bench/README.md quotes; reports/ is not committed).
+bench/README.md "Today's figures" quotes; reports/ is not committed).
 """
 
 import argparse
@@ -26,9 +26,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.servers import (  # noqa: E402
+from bench.servers import (
     API_KEY,
     POSTGRES_URL,
     ROOT,
@@ -267,7 +265,7 @@ def benchmark(args: argparse.Namespace) -> str:
 def scale_paths(count: int) -> list[str]:
     """The first page by offset (with its count), then cursor pages (no count): the second
     page, and one from the middle of the table, all and PAID only."""
-    from app.cursors import encode
+    from app.core.cursors import encode
 
     second, middle = encode("orders", count - 20), encode("orders", count // 2)
     return [

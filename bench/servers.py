@@ -13,10 +13,10 @@ import psutil
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db.connect import create_db_engine
 from app.tables import Product
-from tests.live_server import UVICORN_FLAGS, LiveServer, migrate
+from tests.support.live_server import UVICORN_FLAGS, LiveServer, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
@@ -170,7 +170,7 @@ class Served(NamedTuple):
 def serve(
     app: str, workers: int, database_url: str | None = None, ready_path: str = "/readyz"
 ) -> Iterator[Served]:
-    """uvicorn serving `app` as ./run.sh would (tests/live_server.py), stopped on exit."""
+    """uvicorn serving `app` as ./run.sh would (tests/support/live_server.py), stopped on exit."""
     keys = {"API_KEYS": API_KEY, "DATABASE_URL": database_url or ""}
     with tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log") as log:
         server = LiveServer(

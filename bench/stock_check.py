@@ -4,7 +4,7 @@ For every product a run created:
 - conservation: stock now = stock at creation + the run's adjustments − the quantities of that
   product in the orders that are not CANCELED;
 - the ledger: stock = the sum of the product's movements, and the newest one's stock_after is
-  the stock (app.stock.ledger_violations, the rule the service's own audit uses).
+  the stock (app.ledger.ledger_violations, the rule the service's own audit uses).
 Only the API is used, so the check works against a deployed URL as well as a local server.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from app.stock import ADJUSTMENT_REASONS, ledger_violations
+from app.ledger import ledger_violations
+from app.stock import ADJUSTMENT_REASONS
 
 PAGE = 100
 

@@ -5,8 +5,8 @@ import logging
 from alembic import context
 from sqlalchemy import Connection
 
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db.connect import create_db_engine
 from app.tables import SQLModel
 
 config = context.config

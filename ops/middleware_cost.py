@@ -1,31 +1,28 @@
 """What the request path costs per request, in microseconds, with no server and no network noise.
 
-    .venv/bin/python ops/middleware_cost.py                 # metrics in memory (one worker)
-    PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) .venv/bin/python ops/middleware_cost.py  # as ./run.sh
+    .venv/bin/python -m ops.middleware_cost                 # metrics in memory (one worker)
+    PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) .venv/bin/python -m ops.middleware_cost  # as ./run.sh
 
 Calls a do-nothing ASGI endpoint directly: bare, and behind the request path
-(app/middleware.py: request id, header limits, API key, admission, metrics and the access line),
-with the access line on (INFO) and off (WARNING). Log lines go to /dev/null. Best of 5 rounds
+(app/http/request_path.py: request id, header limits, API key, admission, metrics and the access
+line), with the access line on (INFO) and off (WARNING). Log lines go to /dev/null. Best of 5 rounds
 of 20,000 calls each, so other load on the machine shows less. Run the same script on an older
-checkout for the before/after (bench/README.md).
+checkout for the before/after (bench/README.md "One request-path layer").
 """
 
 import asyncio
 import os
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pydantic import SecretStr
 
-from pydantic import SecretStr  # noqa: E402
-
-from app.admission import Admission  # noqa: E402
-from app.logs import configure_logging  # noqa: E402
-from app.middleware import RequestPath  # noqa: E402
-from app.route_table import RouteTable  # noqa: E402
-from app.security import ApiKeys  # noqa: E402
+from app.core.logs import configure_logging
+from app.http.api_keys import ApiKeys
+from app.http.known_routes import RouteTable
+from app.http.request_path import RequestPath
+from app.http.request_queue import Admission
 
 KEY = "k" * 24
 HEADERS = [(b"host", b"shop"), (b"authorization", b"Bearer " + KEY.encode()), (b"accept", b"*/*")]

@@ -1,6 +1,6 @@
 """Print the service's SLIs from its own /metrics: requests, 5xx share and latency per route.
 
-    python ops/sli_report.py http://127.0.0.1:8000        # API_KEY is sent when set
+    python -m ops.sli_report http://127.0.0.1:8000        # API_KEY is sent when set
 
 Latency quantiles are estimated from the histogram buckets the way Prometheus'
 histogram_quantile() does (linear within a bucket), so they match the dashboard and alerts.

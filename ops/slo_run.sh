@@ -38,7 +38,7 @@ echo "== $users users, ${seconds}s, $(nproc) cores, workers=${WEB_CONCURRENCY:-2
   --host "http://127.0.0.1:$port" >"$work/locust.log" 2>&1) || echo "(locust exited non-zero)"
 if [[ ${WEBHOOK_LOAD:-0} -gt 0 ]]; then
   echo "== webhook: ops/webhook_load.py, $WEBHOOK_LOAD events x 2 deliveries, 8 threads"
-  API_KEY=$key WEBHOOK_SECRET=$secret .venv/bin/python ops/webhook_load.py \
+  API_KEY=$key WEBHOOK_SECRET=$secret .venv/bin/python -m ops.webhook_load \
     "http://127.0.0.1:$port" "$WEBHOOK_LOAD" 8 || echo "(webhook load found unexpected answers)"
 fi
 echo "== server side: ops/sli_report.py (from /metrics)"

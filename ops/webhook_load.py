@@ -1,6 +1,6 @@
 """A bounded webhook load: signed payment events for fresh orders, each delivered twice.
 
-    API_KEY=... WEBHOOK_SECRET=... python ops/webhook_load.py URL [ORDERS] [THREADS]
+    API_KEY=... WEBHOOK_SECRET=... python -m ops.webhook_load URL [ORDERS] [THREADS]
 
 Creates one product and ORDERS orders (default 200) through the API, then THREADS threads
 (default 8) deliver a signed `payment.succeeded` for every order, and then the same event
@@ -16,12 +16,10 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import signing  # noqa: E402
+from app import signing
 
 _local = threading.local()
 

@@ -12,20 +12,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-from app import readiness
-from app.config import Settings
-from app.database import create_database, create_db_engine
+from app.core.config import Settings
+from app.db import readiness
+from app.db.connect import create_database, create_db_engine
 from app.main import create_app
-from tests import live_server as live_servers
-from tests.databases import ENGINES, database_url, drop_worker_database, stamp_head
-from tests.factories import Db
-from tests.live_server import LiveServer
-from tests.serving import serving
+from tests.support import live_server as live_servers
+from tests.support.databases import ENGINES, database_url, drop_worker_database, stamp_head
+from tests.support.factories import Db
+from tests.support.live_server import LiveServer
+from tests.support.serving import serving
 
 
 @pytest.fixture(autouse=True)
 def _no_storage_error_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A storage error one test's database reported (kept per process, app/readiness.py) must
+    """A storage error one test's database reported (kept per process, app/db/readiness.py) must
     not leave the next test's service unready."""
     monkeypatch.setattr(readiness, "_reported", None)
 

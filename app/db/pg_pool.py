@@ -1,12 +1,12 @@
 """The PostgreSQL connections of one event loop: a free one is handed out and taken back with
 no task, timer or await.
 
-Why not asyncpg's pool: its acquire and release cost ~70 µs of CPU a request (bench/README.md
-"Fourth pass"), more than the query they wrap (~25 µs): `acquire(timeout=)` runs in a task of
-its own (`wait_for`), `release` in another (`shield`), and each release resets the connection
-and re-arms an idle timer. This pool keeps only what the service needs: at most `max_size`
-connections opened on demand, the free ones in a stack (the most recently used first), and
-waiters served in arrival order within their timeout. A connection that comes back unusable
+Why not asyncpg's pool: its acquire and release cost ~70 µs of CPU a request (bench/README.md "The
+service's own PostgreSQL pool"), more than the query they wrap (~25 µs): `acquire(timeout=)` runs in
+a task of its own (`wait_for`), `release` in another (`shield`), and each release resets the
+connection and re-arms an idle timer. This pool keeps only what the service needs: at most
+`max_size` connections opened on demand, the free ones in a stack (the most recently used first),
+and waiters served in arrival order within their timeout. A connection that comes back unusable
 (closed, still in a transaction, or from a unit interrupted mid-statement) is closed, not
 reused, and its place goes to the next waiter.
 """

@@ -1,10 +1,10 @@
 """PostgreSQL through asyncpg: a pool per event loop, statements prepared once per connection.
 
-Round trips are what a PostgreSQL request costs here (bench/README.md), so: a read unit runs
-its statements without BEGIN/COMMIT (each sees the latest committed state, as on SQLite), a
-write unit is BEGIN, its statements, COMMIT (or, marked `one_statement_on_postgresql`, its one
-statement alone). Connections come from the service's own pool (app/db/pg_pool.py: no task or
-timer per request), which does not reset a connection it gets back: nothing a unit leaves
+Round trips are what a PostgreSQL request costs here (bench/README.md "Round trips on PostgreSQL"),
+so: a read unit runs its statements without BEGIN/COMMIT (each sees the latest committed state, as
+on SQLite), a write unit is BEGIN, its statements, COMMIT (or, marked `one_statement_on_postgresql`,
+its one statement alone). Connections come from the service's own pool (app/db/pg_pool.py: no task
+or timer per request), which does not reset a connection it gets back: nothing a unit leaves
 behind outlives its transaction. A unit that lost a race (serialization failure, deadlock)
 runs again.
 """
@@ -19,9 +19,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app import metrics
-from app.config import Settings
-from app.database import (
+from app.core import metrics
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.db.base import (
     ClientGone,
     Connection,
     Database,
@@ -38,7 +39,6 @@ from app.database import (
     statement_too_slow,
 )
 from app.db.pg_pool import ConnectionPool, PoolClosed
-from app.errors import ApiError
 
 log = logging.getLogger("app.database")
 

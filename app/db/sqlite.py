@@ -1,7 +1,7 @@
 """SQLite through the standard library's sqlite3, on the event loop.
 
 A statement on a local file takes microseconds, so units of work run on the loop, with these
-rules (docs/data-layer.md; bench/README.md has the measurements):
+rules (docs/data-layer.md; bench/README.md "SQLite writes and checkpoints" has the figures):
 - The loop never waits on a lock. Writers queue on an asyncio lock in the process, then take
   SQLite's write lock with `BEGIN IMMEDIATE` under a zero busy timeout, retried with async
   sleeps until a deadline (then 503): another process's writer never blocks this loop.
@@ -35,8 +35,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app.config import Settings
-from app.database import (
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.db.base import (
     ClientGone,
     Connection,
     Database,
@@ -51,7 +52,6 @@ from app.database import (
     log_storage_error,
     statement_too_slow,
 )
-from app.errors import ApiError
 
 log = logging.getLogger("app.database")
 
@@ -318,7 +318,7 @@ class SqliteDatabase(Database):
 
     async def read(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
         # No yield here: the request path yields once per request after admission
-        # (app/middleware.py), which is what interleaves a burst of requests.
+        # (app/http/request_path.py), which is what interleaves a burst of requests.
         raw, budget = self._loop_connection("_reader")
         deadline = time.monotonic() + self.deadline_seconds
         delay = 0.0005
@@ -474,10 +474,11 @@ class SqliteDatabase(Database):
         """Still in the writer's turn, once the WAL has grown (automatic checkpoints are off):
         finish a checkpoint whose copying is done, or start one. A checkpoint writes and syncs
         files, so it runs in a database thread, in two parts. Copying the WAL into the database
-        (PASSIVE) goes on while writers keep committing; then, in a turn of its own, writers
-        held, a TRUNCATE copies what they added meanwhile (little) and empties the WAL. Holding
-        writers for the whole checkpoint stalled every write for ~30 ms each time; never
-        holding them lets the WAL grow without end under a steady load (bench/README.md)."""
+        (PASSIVE) goes on while writers keep committing; then, in a turn of its own, writers held, a
+        TRUNCATE copies what they added meanwhile (little) and empties the WAL. Holding writers for
+        the whole checkpoint stalled every write for ~30 ms each time; never holding them lets the
+        WAL grow without end under a steady load (bench/README.md "SQLite writes and
+        checkpoints")."""
         before, self._commits = self._commits, self._commits + commits
         loop = asyncio.get_running_loop()
         if self._copying is not None:

@@ -5,10 +5,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app import cursors, event_subscriptions, events, urls
-from app.database import DatabaseDep
-from app.errors import ApiError, problem_responses
-from app.event_schemas import (
+from app.core import cursors
+from app.core.errors import ApiError, problem_responses
+from app.db.connect import DatabaseDep
+from app.events import outbox, subscriptions, url_safety
+from app.events.schemas import (
     CursorPage,
     DeliveryPublic,
     EventPublic,
@@ -16,13 +17,19 @@ from app.event_schemas import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
-from app.routers.json_io import StrictJsonRoute
-from app.routers.params import Limit, Offset, ResourceId
+from app.http.json_payloads import StrictJsonRoute
+from app.http.route_params import Limit, Offset, ResourceId
 from app.tables import EventType
 
-router = APIRouter(tags=["events"], route_class=StrictJsonRoute)
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {
+    "name": "events",
+    "description": "What happened, for other systems: the event feed (cursor-paged, never "
+    "misses an event) and push subscriptions with signed deliveries (docs/events.md).",
+}
+router = APIRouter(tags=[TAG["name"]], route_class=StrictJsonRoute)
 SUBSCRIPTIONS, DELIVERIES = "subscriptions", "deliveries"
-# As the other lists' (app/routers/params.py): an empty or overlong cursor is invalid_cursor.
+# As the other lists' (app/http/route_params.py): an empty or overlong cursor is invalid_cursor.
 After = Annotated[str | None, Query(description="A `next` value from an earlier page.")]
 
 
@@ -38,6 +45,7 @@ def envelope(items: list[Any], limit: int, next_: str | None, **window: Any) -> 
 
 @router.get(
     "/events",
+    operation_id="events-list",
     summary="The event feed, oldest first",
     description="Pages through events oldest first. Keep the `next` of each page and send it "
     "as `after` on the next call: `next` is never null, and on the last page (even an empty "
@@ -52,15 +60,16 @@ async def list_events(
     after: After = None,
     type: Annotated[list[EventType] | None, Query(description="Only these types.")] = None,
 ) -> JSONResponse:
-    position = events.START if after is None else events.decode_cursor(events.FEED, after, 2)
+    position = outbox.START if after is None else outbox.decode_cursor(outbox.FEED, after, 2)
     items, last = await database.read(
-        events.feed, after=(position[0], position[1]), types=type or [], limit=limit
+        outbox.feed, after=(position[0], position[1]), types=type or [], limit=limit
     )
-    return JSONResponse(envelope(items, limit, events.encode_cursor(events.FEED, *last)))
+    return JSONResponse(envelope(items, limit, outbox.encode_cursor(outbox.FEED, *last)))
 
 
 @router.post(
     "/event-subscriptions",
+    operation_id="event-subscriptions-create",
     status_code=201,
     summary="Subscribe a URL to events",
     description="Each event created from now on whose type matches is POSTed to `url`, signed "
@@ -74,13 +83,13 @@ async def create_subscription(
 ) -> JSONResponse:
     settings = request.app.state.settings
     try:
-        await urls.check(body.url, allow_private=settings.event_allow_private_urls)
-    except urls.UrlNotAllowed as error:
+        await url_safety.check(body.url, allow_private=settings.event_allow_private_urls)
+    except url_safety.UrlNotAllowed as error:
         raise ApiError(
             422, "url_not_allowed", "URL not allowed", str(error), url=body.url
         ) from None
     created = await database.write(
-        event_subscriptions.create, url=body.url, types=body.types, description=body.description
+        subscriptions.create, url=body.url, types=body.types, description=body.description
     )
     location = f"/event-subscriptions/{created['id']}"
     return JSONResponse(created, status_code=201, headers={"Location": location})
@@ -88,6 +97,7 @@ async def create_subscription(
 
 @router.get(
     "/event-subscriptions",
+    operation_id="event-subscriptions-list",
     summary="List subscriptions",
     response_model=CursorPage[SubscriptionPublic],
     responses=problem_responses(422),
@@ -103,7 +113,7 @@ async def list_subscriptions(
         )  # fmt: skip
     cursor = None if after is None else cursors.decode_id(SUBSCRIPTIONS, after)
     items, total = await database.read(
-        event_subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
+        subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
     )
     more, items = len(items) > limit, items[:limit]
     next_ = cursors.encode(SUBSCRIPTIONS, items[-1]["id"]) if more else None
@@ -113,28 +123,31 @@ async def list_subscriptions(
 
 @router.get(
     "/event-subscriptions/{subscription_id}",
+    operation_id="event-subscriptions-get",
     summary="Get a subscription",
     response_model=SubscriptionPublic,
     responses=problem_responses(404, 422),
 )
 async def get_subscription(subscription_id: ResourceId, database: DatabaseDep) -> JSONResponse:
-    return JSONResponse(await database.read(event_subscriptions.get, subscription_id))
+    return JSONResponse(await database.read(subscriptions.get, subscription_id))
 
 
 @router.delete(
     "/event-subscriptions/{subscription_id}",
+    operation_id="event-subscriptions-delete",
     status_code=204,
     summary="Delete a subscription",
     description="Nothing more is sent to it; its pending deliveries are dropped.",
     responses=problem_responses(404, 422),
 )
 async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep) -> Response:
-    await database.write(event_subscriptions.delete, subscription_id)
+    await database.write(subscriptions.delete, subscription_id)
     return Response(status_code=204)
 
 
 @router.get(
     "/event-subscriptions/{subscription_id}/deliveries",
+    operation_id="event-subscriptions-deliveries-list",
     summary="A subscription's deliveries, newest first",
     response_model=CursorPage[DeliveryPublic],
     responses=problem_responses(404, 422),
@@ -142,15 +155,15 @@ async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep
 async def list_deliveries(
     subscription_id: ResourceId, database: DatabaseDep, limit: Limit = 20, after: After = None
 ) -> JSONResponse:
-    before = None if after is None else events.decode_cursor(DELIVERIES, after, 2)
+    before = None if after is None else outbox.decode_cursor(DELIVERIES, after, 2)
     if before is not None and before[0] != subscription_id:
-        raise events.invalid_cursor()
+        raise outbox.invalid_cursor()
     items = await database.read(
-        event_subscriptions.deliveries,
+        subscriptions.deliveries,
         subscription_id,
         limit=limit + 1,
         before=before[1] if before else None,
     )
     more, items = len(items) > limit, items[:limit]
-    next_ = events.encode_cursor(DELIVERIES, subscription_id, items[-1]["id"]) if more else None
+    next_ = outbox.encode_cursor(DELIVERIES, subscription_id, items[-1]["id"]) if more else None
     return JSONResponse(envelope(items, limit, next_))

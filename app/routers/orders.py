@@ -5,17 +5,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app import idempotency
-from app import orders as order_rules
-from app.database import Connection, database_of
-from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, created_doc, created_response, json_response
-from app.routers.params import After, Limit, Offset, ResourceId, paging
+from app import idempotency, orders
+from app.core.errors import problem_responses
+from app.core.formats import MAX_ID, Rfc3339
+from app.db.base import Connection
+from app.db.connect import database_of
+from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
+from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
 from app.tables import OrderStatus
-from app.types import MAX_ID, Rfc3339
 
-router = APIRouter(prefix="/orders", tags=["orders"], route_class=StrictJsonRoute)
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {
+    "name": "orders",
+    "description": "Place orders (stock is reserved), move their status, "
+    "cancel (stock is returned).",
+}
+router = APIRouter(prefix="/orders", tags=[TAG["name"]], route_class=StrictJsonRoute)
 IDEMPOTENCY_SPACE = "orders"
 
 CREATE_EXAMPLES = {
@@ -32,6 +38,7 @@ CREATE_EXAMPLES = {
 
 @router.post(
     "",
+    operation_id="orders-create",
     status_code=201,
     summary="Place an order",
     description="Reserves stock for every line in one transaction, all or nothing: if any "
@@ -60,7 +67,7 @@ async def create_order(
     database = database_of(request)
     window = request.app.state.settings.payment_window
     if idempotency_key is None:
-        placed = await database.write(order_rules.place_order, body, payment_window=window)
+        placed = await database.write(orders.place_order, body, payment_window=window)
         answer = idempotency.Answer(201, placed)
     else:
         answer = await database.write(
@@ -85,7 +92,7 @@ async def _place_once(
     ttl: timedelta,
 ) -> idempotency.Answer:
     async def place(conn: Connection) -> tuple[int, Any]:
-        return 201, await order_rules.place_order(conn, body, payment_window=window)
+        return 201, await orders.place_order(conn, body, payment_window=window)
 
     return await idempotency.once(
         conn,
@@ -100,6 +107,7 @@ async def _place_once(
 
 @router.get(
     "",
+    operation_id="orders-list",
     summary="List orders, newest first",
     description="Offset paging (`offset`, with `total`) or cursor paging (`after`: the `next` "
     "of an earlier page; `total` and `offset` are then null, and a page costs the same at any "
@@ -128,7 +136,7 @@ async def list_orders(
     # The count behind `total` costs O(rows): `scan` keeps it off the event loop (SQLite).
     run = database.read if after is not None else database.scan
     page = await run(
-        order_rules.list_orders,
+        orders.list_orders,
         limit=limit,
         offset=offset,
         after=after,
@@ -142,12 +150,13 @@ async def list_orders(
 
 @router.get(
     "/{order_id}",
+    operation_id="orders-get",
     summary="Get an order",
     response_model=OrderPublic,
     responses=problem_responses(404, 422),
 )
 async def get_order(order_id: ResourceId, request: Request) -> Response:
-    return json_response(await database_of(request).read(order_rules.order_view, order_id))
+    return json_response(await database_of(request).read(orders.order_view, order_id))
 
 
 STATUS_DOC: dict[str, Any] = {
@@ -158,22 +167,30 @@ STATUS_DOC: dict[str, Any] = {
 }
 
 
-@router.put("/{order_id}", summary="Change an order's status", **STATUS_DOC)
+@router.put(
+    "/{order_id}", operation_id="orders-update", summary="Change an order's status", **STATUS_DOC
+)
 async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
-        await database_of(request).write(order_rules.change_status, order_id, body.status)
+        await database_of(request).write(orders.change_status, order_id, body.status)
     )
 
 
-@router.patch("/{order_id}", summary="Change an order's status (PATCH)", **STATUS_DOC)
+@router.patch(
+    "/{order_id}",
+    operation_id="orders-patch",
+    summary="Change an order's status (PATCH)",
+    **STATUS_DOC,
+)
 async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
-        await database_of(request).write(order_rules.change_status, order_id, body.status)
+        await database_of(request).write(orders.change_status, order_id, body.status)
     )
 
 
 @router.delete(
     "/{order_id}",
+    operation_id="orders-cancel",
     summary="Cancel an order",
     description="A soft cancel: the order stays, now `CANCELED`, and its quantities return to "
     "stock exactly once. Cancelling a canceled order is a no-op; a shipped one is 409.",
@@ -182,6 +199,6 @@ async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Re
 )
 async def cancel_order(order_id: ResourceId, request: Request) -> Response:
     canceled = await database_of(request).write(
-        order_rules.change_status, order_id, OrderStatus.CANCELED
+        orders.change_status, order_id, OrderStatus.CANCELED
     )
     return json_response(canceled)

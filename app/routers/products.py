@@ -5,15 +5,17 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app import catalog
-from app.database import database_of
-from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, json_bytes_response, json_response
-from app.routers.params import After, Limit, Offset, ResourceId, paging
+from app import products
+from app.core.errors import problem_responses
+from app.core.formats import SKU_PATTERN, TEXT_PATTERN
+from app.db.connect import database_of
+from app.http.json_payloads import StrictJsonRoute, json_bytes_response, json_response
+from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate
-from app.types import SKU_PATTERN, TEXT_PATTERN
 
-router = APIRouter(prefix="/products", tags=["products"], route_class=StrictJsonRoute)
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {"name": "products", "description": "The catalog: create, list, read, update, archive."}
+router = APIRouter(prefix="/products", tags=[TAG["name"]], route_class=StrictJsonRoute)
 
 CREATE_EXAMPLES = {
     "product": {
@@ -43,12 +45,13 @@ def _with_etag(
     """The product's JSON, serialized once, and its ETag computed from those same bytes."""
     body = orjson.dumps(product)
     return json_bytes_response(
-        body, status_code, {**(headers or {}), "ETag": catalog.etag_of(body)}
+        body, status_code, {**(headers or {}), "ETag": products.etag_of(body)}
     )
 
 
 @router.post(
     "",
+    operation_id="products-create",
     status_code=201,
     summary="Create a product",
     description="Adds a product to the catalog. The SKU must not be used by another live "
@@ -60,12 +63,13 @@ async def create_product(
     body: Annotated[ProductCreate, Body(openapi_examples=CREATE_EXAMPLES)],
     request: Request,
 ) -> Response:
-    product = await database_of(request).write(catalog.create_product, body)
+    product = await database_of(request).write(products.create_product, body)
     return _with_etag(product, 201, {"Location": f"/products/{product['id']}"})
 
 
 @router.get(
     "",
+    operation_id="products-list",
     summary="List products",
     description="Ordered by id. Offset paging (`offset`, with `total`) or cursor paging "
     "(`after`: the `next` of an earlier page; `total` and `offset` are then null).",
@@ -97,7 +101,7 @@ async def list_products(
     # A count or a name scan costs O(rows): `scan` keeps it off the event loop (SQLite).
     run = database.read if after is not None and not q else database.scan
     page = await run(
-        catalog.list_products,
+        products.list_products,
         limit=limit,
         offset=offset,
         after=after,
@@ -110,18 +114,19 @@ async def list_products(
 
 @router.get(
     "/{product_id}",
+    operation_id="products-get",
     summary="Get a product",
     response_model=ProductPublic,
     responses=problem_responses(404, 422),
 )
 async def get_product(product_id: ResourceId, request: Request) -> Response:
-    return _with_etag(await database_of(request).read(catalog.get_product, product_id))
+    return _with_etag(await database_of(request).read(products.get_product, product_id))
 
 
 async def _update(
     product_id: int, body: ProductUpdate, request: Request, if_match: str | None
 ) -> Response:
-    product = await database_of(request).write(catalog.update_product, product_id, body, if_match)
+    product = await database_of(request).write(products.update_product, product_id, body, if_match)
     return _with_etag(product)
 
 
@@ -134,14 +139,21 @@ UPDATE_DOC: dict[str, Any] = {
 }
 
 
-@router.put("/{product_id}", summary="Update a product", **UPDATE_DOC)
+@router.put(
+    "/{product_id}", operation_id="products-update", summary="Update a product", **UPDATE_DOC
+)
 async def put_product(
     product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
     return await _update(product_id, body, request, if_match)
 
 
-@router.patch("/{product_id}", summary="Update a product (partial)", **UPDATE_DOC)
+@router.patch(
+    "/{product_id}",
+    operation_id="products-patch",
+    summary="Update a product (partial)",
+    **UPDATE_DOC,
+)
 async def patch_product(
     product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -150,6 +162,7 @@ async def patch_product(
 
 @router.delete(
     "/{product_id}",
+    operation_id="products-archive",
     status_code=204,
     summary="Archive a product",
     description="The product disappears from every product call and can no longer be ordered; "
@@ -157,5 +170,5 @@ async def patch_product(
     responses=problem_responses(404, 422),
 )
 async def archive_product(product_id: ResourceId, request: Request) -> Response:
-    await database_of(request).write(catalog.archive_product, product_id)
+    await database_of(request).write(products.archive_product, product_id)
     return Response(status_code=204)

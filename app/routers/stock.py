@@ -5,14 +5,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request, Response
 
-from app import idempotency, stock
-from app.database import Connection, DatabaseDep
-from app.errors import problem_responses
-from app.routers.json_io import StrictJsonRoute, created_doc, created_response, json_response
-from app.routers.params import After, Limit, Offset, ResourceId, paging
+from app import idempotency, ledger, stock
+from app.core.errors import problem_responses
+from app.db.base import Connection
+from app.db.connect import DatabaseDep
+from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
+from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, StockAdjustmentCreate, StockMovementPublic
 
-router = APIRouter(prefix="/products/{product_id}", tags=["stock"], route_class=StrictJsonRoute)
+# This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
+TAG = {
+    "name": "stock",
+    "description": "Restock and write off with adjustments; each product's stock ledger.",
+}
+router = APIRouter(prefix="/products/{product_id}", tags=[TAG["name"]], route_class=StrictJsonRoute)
 IDEMPOTENCY_SPACE = "stock-adjustments"
 
 ADJUSTMENT_EXAMPLES = {
@@ -29,6 +35,7 @@ ADJUSTMENT_EXAMPLES = {
 
 @router.post(
     "/stock-adjustments",
+    operation_id="stock-adjustments-create",
     status_code=201,
     summary="Adjust a product's stock",
     description="Adds `delta` to the stock (negative: takes it away) in one conditional "
@@ -74,7 +81,7 @@ async def create_adjustment(
 
 
 async def _adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate) -> Any:
-    return stock.movement_view(await stock.adjust(conn, product_id, body))
+    return ledger.movement_view(await stock.adjust(conn, product_id, body))
 
 
 async def _adjust_once(
@@ -103,6 +110,7 @@ async def _adjust_once(
 
 @router.get(
     "/stock-movements",
+    operation_id="stock-movements-list",
     summary="A product's stock movements, newest first",
     description="Every change of the product's stock, with its reason: stock is the sum of the "
     "deltas, and the newest movement's `stock_after` is the stock. Offset paging (`offset`, "
@@ -127,6 +135,7 @@ async def list_movements(
 
 @router.get(
     "/stock-movements/{movement_id}",
+    operation_id="products-stock-movements-get",
     summary="One stock movement",
     response_model=StockMovementPublic,
     responses=problem_responses(404, 422),

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlmodel import SQLModel
 
-from app import metrics
-from app.admission import Admission
-from app.config import Settings
-from app.database import create_db_engine
+from app.core import metrics
+from app.core.config import Settings
+from app.db.connect import create_db_engine
+from app.http.client_disconnect import client_gone
+from app.http.request_queue import Admission
 from app.main import create_app
-from app.request_context import client_gone
-from tests.databases import stamp_head
+from tests.support.databases import stamp_head
 
 
 # Stands for uvicorn's request cycle: `receive` is its bound method, `disconnected` its flag.

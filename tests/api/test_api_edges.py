@@ -7,7 +7,7 @@ an answer the OpenAPI document did not declare (see README, "Testing": schemathe
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import product_body
+from tests.support.factories import product_body
 
 pytestmark = pytest.mark.usefixtures("db_kind")
 

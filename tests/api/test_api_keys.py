@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlmodel import SQLModel
 
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db.connect import create_db_engine
+from app.http.api_keys import is_exempt
 from app.main import create_app
-from app.security import is_exempt
-from tests.databases import stamp_head
+from tests.support.databases import stamp_head
 
 OLD_KEY = "old-key-3f9a1c7e55d2"
 NEW_KEY = "new-key-b81e0d4477aa"

@@ -5,12 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.live_server import ROOT
+from tests.support.live_server import ROOT
 
 
 def test_the_refusal_figure_comes_from_503s_only(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "bench/faults.py", "refusal", "--requests", "40"],
+        [sys.executable, "-m", "bench.faults", "refusal", "--requests", "40"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,10 +1,10 @@
 """The benchmark's seeded databases (bench/servers.py) take the service's own writes after the
 seed: rows seeded with their ids must not leave PostgreSQL's id sequences behind."""
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from bench.servers import API_KEY, fresh_database, seed_orders, seed_products
-from tests.serving import serving
+from tests.support.serving import serving
 
 
 def test_a_seeded_benchmark_database_takes_new_products_and_orders(db_kind: str) -> None:

@@ -5,10 +5,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
-from tests.factories import Db, product_body
-from tests.webhooks import SECRET, deliver, payment_events
+from tests.support.factories import Db, product_body
+from tests.support.webhooks import SECRET, deliver, payment_events
 
 EARLIEST = "0001-01-01T00:00:00+01:00"  # before 0001-01-01 in UTC
 LATEST = "9999-12-31T23:30:00-01:00"  # past 9999-12-31 in UTC

@@ -15,14 +15,16 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app import cursors, events
-from app.config import Settings
-from app.database import Connection, Database, Sql, create_database
-from app.errors import ApiError
+from app.core import cursors
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.db.base import Connection, Database, Sql
+from app.db.connect import create_database
+from app.events import outbox
 from app.main import create_app
 from app.tables import EventType
-from tests import webhooks
-from tests.serving import serving
+from tests.support import webhooks
+from tests.support.serving import serving
 
 _skus = itertools.count(1)
 
@@ -182,7 +184,7 @@ def test_a_type_filter_naming_every_type_many_times_shows_everything(client: Tes
 
 
 @pytest.mark.parametrize(
-    "after", ["", "A" * 201, events.encode_cursor(events.FEED, 0, 0) + "A" * 190]
+    "after", ["", "A" * 201, outbox.encode_cursor(outbox.FEED, 0, 0) + "A" * 190]
 )
 def test_an_empty_or_overlong_feed_cursor_is_422_invalid_cursor(client: TestClient, after: str):
     """An empty `after=` once restarted the feed from its first event."""
@@ -201,8 +203,8 @@ def test_an_empty_or_overlong_feed_cursor_is_422_invalid_cursor(client: TestClie
     [
         {"after": "not-a-cursor"},
         {"after": cursors.encode("orders", 5)},
-        {"after": events.encode_cursor(events.FEED, -1, 2)},
-        {"after": events.encode_cursor(events.FEED, 1)},
+        {"after": outbox.encode_cursor(outbox.FEED, -1, 2)},
+        {"after": outbox.encode_cursor(outbox.FEED, 1)},
         {"type": "order.refunded"},
         {"limit": 0},
         {"limit": 101},
@@ -234,7 +236,7 @@ def test_a_refused_status_move_leaves_no_event(client: TestClient):
 
 
 async def _record_then_fail(conn: Connection) -> None:
-    await events.record(conn, EventType.ORDER_PAID, {"order": {"id": 1}})
+    await outbox.record(conn, EventType.ORDER_PAID, {"order": {"id": 1}})
     raise ApiError(409, "conflict", "Conflict")
 
 
@@ -244,7 +246,7 @@ def test_a_rolled_back_unit_leaves_no_event_and_no_delivery(settings: Settings, 
         try:
             with pytest.raises(ApiError):
                 await database.write(_record_then_fail)
-            items, _ = await database.read(events.feed, after=events.START, types=[], limit=10)
+            items, _ = await database.read(outbox.feed, after=outbox.START, types=[], limit=10)
             count = await database.read(_count, "event_deliveries")
             return items, count
         finally:
@@ -263,7 +265,7 @@ async def _count(conn: Connection, table: str) -> int:
 
 
 async def _record(conn: Connection, name: str) -> None:
-    await events.record(conn, EventType.ORDER_CREATED, {"order": {"name": name}})
+    await outbox.record(conn, EventType.ORDER_CREATED, {"order": {"name": name}})
 
 
 _TAKE_TXID = Sql(
@@ -281,7 +283,7 @@ async def _names(
     the feed back until it ends."""
     deadline = time.monotonic() + 30
     while True:
-        items, position = await database.read(events.feed, after=after, types=[], limit=100)
+        items, position = await database.read(outbox.feed, after=after, types=[], limit=100)
         if len(items) >= count or time.monotonic() > deadline:
             return [item["data"]["order"]["name"] for item in items], position
         await asyncio.sleep(0.05)
@@ -302,7 +304,7 @@ async def _out_of_order_on_postgresql(database: Database) -> dict[str, Any]:
     holding = asyncio.create_task(database.write(slow_a))
     await steps["a"].wait()
     await database.write(_record, "B")
-    seen["page1"], cursor = await _names(database, events.START)
+    seen["page1"], cursor = await _names(database, outbox.START)
     steps["b"].set()
     await holding
     seen["page2"], cursor = await _names(database, cursor, 2)
@@ -329,7 +331,7 @@ async def _out_of_order_on_postgresql(database: Database) -> dict[str, Any]:
     gate.set()
     await d_task
     seen["page4"], cursor = await _names(database, cursor, 1)
-    seen["all"], _ = await _names(database, events.START, 4)
+    seen["all"], _ = await _names(database, outbox.START, 4)
     for name in "ABCD":
         seen[name] = await database.read(
             lambda conn, n=name: conn.fetch_value(_SEQ_OF, {"pattern": f'%"{n}"%'})
@@ -376,7 +378,7 @@ def _held_writer_on_sqlite(settings: Settings, engine: Engine) -> None:
         writer = sqlite3.connect(path, isolation_level=None)
         try:
             await database.write(_record, "A")
-            seen["page1"], cursor = await _names(database, events.START)
+            seen["page1"], cursor = await _names(database, outbox.START)
             # Another process's writer holds the write lock with an event inserted.
             writer.execute("BEGIN IMMEDIATE")
             writer.execute(
@@ -388,7 +390,7 @@ def _held_writer_on_sqlite(settings: Settings, engine: Engine) -> None:
             writer.execute("COMMIT")
             await database.write(_record, "C")
             seen["page3"], cursor = await _names(database, cursor)
-            seen["all"], _ = await _names(database, events.START)
+            seen["all"], _ = await _names(database, outbox.START)
             return seen
         finally:
             writer.close()
@@ -450,7 +452,7 @@ def test_event_ids_are_unique_and_grow_with_time():
     import re
     import time
 
-    from app.events import new_event_id
+    from app.events.outbox import new_event_id
 
     first = [new_event_id() for _ in range(2000)]
     time.sleep(0.002)

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app import housekeeping, orders
-from app.config import Settings
-from app.database import Connection, Sql
+from app.core.config import Settings
+from app.db.base import Connection, Sql
 from app.main import create_app
 from tests.api.test_payment_window import _set_times, run
-from tests.factories import product_body
-from tests.serving import serving
+from tests.support.factories import product_body
+from tests.support.serving import serving
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app import urls
-from app.config import Settings
+from app.core.config import Settings
+from app.events import url_safety
 from app.main import create_app
-from tests.serving import serving
+from tests.support.serving import serving
 
 RECEIVER = "http://127.0.0.1:9/hooks"  # loopback, nothing listens
 
@@ -207,7 +207,7 @@ def test_a_host_name_with_no_idna_form_is_refused_before_any_lookup(
         looked_up.append(host)
         return ["93.184.215.14"]
 
-    monkeypatch.setattr(urls, "system_resolver", public)
+    monkeypatch.setattr(url_safety, "system_resolver", public)
     response = subscribe(strict, "https://\u2603.example/hooks")  # a snowman: no IDNA 2008 form
     if response.status_code == 201:
         strict.delete(f"/event-subscriptions/{response.json()['id']}")
@@ -226,7 +226,7 @@ def test_an_internationalised_host_is_accepted_and_looked_up_in_its_idna_form(
         looked_up.append(host)
         return ["93.184.215.14"]
 
-    monkeypatch.setattr(urls, "system_resolver", public)
+    monkeypatch.setattr(url_safety, "system_resolver", public)
     response = subscribe(strict, "https://B\u00fccher.example/hooks")
 
     assert response.status_code == 201, response.text

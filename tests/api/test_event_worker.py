@@ -3,10 +3,11 @@ unsettled (workers that died holding it) is marked failed, never sent past the l
 
 import asyncio
 
-from app import event_delivery, event_subscriptions
-from app.config import Settings
-from tests.event_receiver import Receiver
-from tests.factories import Db, make_order, make_product
+from app.core.config import Settings
+from app.events import delivery as event_delivery  # a test variable is named `delivery`
+from app.events import subscriptions
+from tests.support.event_receiver import Receiver
+from tests.support.factories import Db, make_order, make_product
 
 
 def test_a_delivery_past_its_last_attempt_is_failed_without_being_sent(db: Db, settings: Settings):
@@ -16,7 +17,7 @@ def test_a_delivery_past_its_last_attempt_is_failed_without_being_sent(db: Db, s
     )
     with receiver.running():
         subscription = db.write(
-            event_subscriptions.create, url=receiver.url("/gone"), types=["*"], description=None
+            subscriptions.create, url=receiver.url("/gone"), types=["*"], description=None
         )
         make_order(db, (make_product(db), 1))  # its order.created: one delivery
         # Three attempts claimed, none settled: each worker holding it died mid-attempt.

@@ -3,7 +3,7 @@ Location), another body under the same key is 422, and a key must be 1 to 255 ch
 
 import pytest
 
-from tests.factories import Db, orders_in_db, product_body
+from tests.support.factories import Db, orders_in_db, product_body
 
 
 def test_api_replay_sets_idempotent_replayed_and_location(client, db: Db):

@@ -7,11 +7,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app import cursors
-from app.config import Settings
-from app.database import ClientGone
+from app.core import cursors
+from app.core.config import Settings
+from app.db.base import ClientGone
+from app.http import client_disconnect
 from app.main import create_app
-from tests.factories import Db, orders_in_db, product_body
+from tests.support.factories import Db, orders_in_db, product_body
 
 
 def post_raw(client: TestClient, path: str, body: str, method: str = "POST"):
@@ -117,13 +118,12 @@ def test_idempotency_keys_are_scoped_by_the_callers_principal(settings: Settings
 def test_a_client_gone_before_commit_is_answered_499_and_nothing_is_stored(
     client, db: Db, monkeypatch
 ):
-    from app import middleware
 
     def leaves_after_admission(_receive):  # here when its work starts, gone by COMMIT
         calls = iter([False])
         return lambda: next(calls, True)
 
-    monkeypatch.setattr(middleware, "_disconnect_probe", leaves_after_admission)
+    monkeypatch.setattr(client_disconnect, "probe", leaves_after_admission)
     response = client.post("/products", json=product_body())
     assert response.status_code == 499 and response.json()["code"] == ClientGone().code
     assert db.value("SELECT count(*) FROM products") == 0
@@ -146,7 +146,7 @@ def test_every_route_that_reads_a_json_body_refuses_duplicate_keys():
     verify the raw bytes first, parse with the same `loads_strict`)."""
     from fastapi.routing import APIRoute
 
-    from app.routers.json_io import StrictJsonRoute
+    from app.http.json_payloads import StrictJsonRoute
 
     app = create_app(Settings(_env_file=None, app_env="test", database_url="sqlite://"))
     with_bodies = [

@@ -7,10 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db.connect import create_db_engine
 from app.main import create_app
-from tests.databases import stamp_head
+from tests.support.databases import stamp_head
 
 KEY = "log-test-key-6d1f0c2b9e"
 

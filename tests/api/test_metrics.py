@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import metrics
+from app.core import metrics
 
 
 def scrape(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -152,9 +152,9 @@ def test_unknown_label_values_are_refused(call):
         call()
 
 
-def test_multiprocess_dir_only_in_settings_is_reported(caplog, engine, monkeypatch):
+def test_multiprocess_dir_only_in_settings_is_reported(caplog, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    metrics.setup(engine, "/tmp/not-in-the-environment")
+    metrics.setup("/tmp/not-in-the-environment")
     assert "PROMETHEUS_MULTIPROC_DIR is set in .env only" in caplog.text
 
 
@@ -162,8 +162,8 @@ def test_webhook_deliveries_are_counted_by_outcome(settings, engine, db):
     from pydantic import SecretStr
 
     from app.main import create_app
-    from tests.factories import make_order, make_product
-    from tests.webhooks import SECRET, deliver, event_body
+    from tests.support.factories import make_order, make_product
+    from tests.support.webhooks import SECRET, deliver, event_body
 
     configured = settings.model_copy(update={"webhook_secret": SecretStr(SECRET)})
     client = TestClient(create_app(configured, engine))

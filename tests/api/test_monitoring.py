@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import SQLModel
 
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db.connect import create_db_engine
 from app.main import create_app
-from tests.databases import stamp_head
-from tests.live_server import ROOT
+from tests.support.databases import stamp_head
+from tests.support.live_server import ROOT
 
 OPS = ROOT / "ops"
 ALERTS = OPS / "alerts.yml"

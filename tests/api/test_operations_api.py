@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
-from tests.serving import serving
+from tests.support.serving import serving
 
 PROBLEM = "application/problem+json"
 

@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import Db, orders_in_db, product_body, stock_of
+from tests.support.factories import Db, orders_in_db, product_body, stock_of
 
 
 def new_product(client: TestClient, **overrides) -> dict:

@@ -12,13 +12,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app import orders, stock
-from app.config import Settings
-from app.database import Connection, Sql
+from app import ledger, orders
+from app.core.config import Settings
+from app.db.base import Connection, Sql
 from app.main import create_app
-from tests.factories import product_body
-from tests.serving import serving
-from tests.webhooks import SECRET, deliver
+from tests.support.factories import product_body
+from tests.support.serving import serving
+from tests.support.webhooks import SECRET, deliver
 
 TTL = 600
 
@@ -187,7 +187,7 @@ def test_expiry_cancels_due_orders_with_their_stock_and_movements_exactly_once(w
         due["id"],
         6,
     )
-    audit = run(windowed, stock.audit)
+    audit = run(windowed, ledger.audit)
     assert audit.violations == []
 
 

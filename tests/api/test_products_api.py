@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import Db, product_body, product_row
+from tests.support.factories import Db, product_body, product_row
 
 PROBLEM = "application/problem+json"
 

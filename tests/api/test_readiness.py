@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app import readiness
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db import readiness
+from app.db.connect import create_db_engine
 from app.main import create_app
-from tests.factories import product_body
-from tests.live_server import ROOT
-from tests.serving import serving
+from tests.support.factories import product_body
+from tests.support.live_server import ROOT
+from tests.support.serving import serving
 
 FAST = {"readiness_interval_seconds": 0.1}
 

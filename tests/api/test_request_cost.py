@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.live_server import ROOT
+from tests.support.live_server import ROOT
 
 ROW = re.compile(r"^\| (?P<case>[^|]+) \| (?P<figures>(?:-?\d+ \| ){5}\d\.\d\d) \|$", re.M)
 
@@ -13,7 +13,7 @@ ROW = re.compile(r"^\| (?P<case>[^|]+) \| (?P<figures>(?:-?\d+ \| ){5}\d\.\d\d) 
 def _request_cost(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """bench/request_cost.py on a few requests: the table it prints, and its exit."""
     return subprocess.run(
-        [sys.executable, "bench/request_cost.py", *options]
+        [sys.executable, "-m", "bench.request_cost", *options]
         + ["--requests", "40", "--concurrency", "4", "--rounds", "1"],
         cwd=ROOT,
         capture_output=True,

@@ -8,12 +8,12 @@ from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
-from app.config import Settings
-from app.database import create_db_engine
-from app.logs import redact_query
+from app.core.config import Settings
+from app.core.logs import redact_query
+from app.db.connect import create_db_engine
 from app.main import create_app
-from tests.databases import stamp_head
-from tests.factories import product_body
+from tests.support.databases import stamp_head
+from tests.support.factories import product_body
 
 KEY = "path-key-0a1b2c3d4e5f6a7b"
 OTHER_KEY = "path-key-ffeeddccbbaa9988"
@@ -168,6 +168,26 @@ def test_preflight_from_a_listed_origin_is_answered_before_the_key_check() -> No
     assert response.headers["x-request-id"]
 
 
+@pytest.mark.parametrize(
+    ("asked", "failure"),
+    [
+        ({"Access-Control-Request-Method": "TRACE"}, "Disallowed CORS method"),
+        (
+            {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-evil"},
+            "Disallowed CORS headers",
+        ),
+    ],
+)
+def test_preflight_asking_a_method_or_header_not_allowed_is_refused(asked, failure) -> None:
+    client = keyed_client(cors_origins=ORIGIN)
+    response = client.options("/orders", headers={"Origin": ORIGIN, **asked})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "cors_not_allowed"
+    assert response.json()["detail"].startswith(failure)
+    assert response.headers["x-request-id"]
+
+
 def test_listed_origin_gets_cors_headers_on_answers_others_do_not() -> None:
     client = keyed_client(cors_origins=ORIGIN)
     ok = client.get("/products", headers={"Origin": ORIGIN, "X-API-Key": KEY})
@@ -319,14 +339,10 @@ def test_every_api_route_sits_in_the_apps_own_router_unwrapped():
     routes are the app's, every one of them, in the routers' order."""
     from fastapi.routing import APIRoute
 
-    from app.routers import events, health, orders, products, stock, webhooks
+    from app.routers import ROUTERS
 
     app = create_app(Settings(_env_file=None, database_url="sqlite://"))
-    declared = [
-        route
-        for module in (products, stock, orders, webhooks, events, health)
-        for route in module.router.routes
-    ]
+    declared = [route for router in ROUTERS for route in router.routes]
     own = [route for route in app.router.routes if isinstance(route, APIRoute)]
     assert all(route in own for route in declared)
     assert [r for r in own if r in declared] == declared

@@ -4,7 +4,7 @@ movements (offset and cursor pages), and a movement for every change of stock.""
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import product_body
+from tests.support.factories import product_body
 
 
 def new_product(client: TestClient, stock: int = 10) -> dict:

@@ -10,10 +10,10 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from app import signing
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
-from tests.factories import Db, Record, make_order, make_product
-from tests.webhooks import (
+from tests.support.factories import Db, Record, make_order, make_product
+from tests.support.webhooks import (
     NEXT_SECRET,
     SECRET,
     URL,

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.databases import database_url
-from tests.live_server import ROOT, LiveServer
+from tests.support.databases import database_url
+from tests.support.live_server import ROOT, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.event_receiver import Answer, Receiver, subscribe
-from tests.ledger import assert_ledger_holds
-from tests.live.test_concurrency import all_at_once, new_product, stock_of
 from tests.live.test_event_delivery import FAST, place, product
 from tests.live.test_ledger_live import _pending, _returns_of
-from tests.live_server import ROOT
+from tests.support.event_receiver import Answer, Receiver, subscribe
+from tests.support.ledger import assert_ledger_holds
+from tests.support.live_server import ROOT
+from tests.support.load import all_at_once, new_product, stock_of
 
 pytestmark = pytest.mark.live
 RUNS = 3

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.live_server import ROOT, LiveServer, free_port
+from tests.support.live_server import ROOT, LiveServer, free_port
 
 NEWMAN_LOCAL = ROOT / ".tools" / "node_modules" / ".bin" / "newman"
 POSTMAN = ROOT / "postman"

@@ -6,19 +6,17 @@ an order wait for a row whose stock had gone *up* (a cancel's restock), the one 
 PostgreSQL's one-statement order once answered with a 500 (tests/unit/test_order_race.py has
 it deterministically); the mixed load puts orders, cancels and payments on the same rows."""
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests import mixed_load
-from tests.databases import ENGINES, database_url
-from tests.factories import product_body
-from tests.ledger import assert_ledger_holds
-from tests.live_server import LiveServer
+from tests.support import mixed_load
+from tests.support.databases import ENGINES, database_url
+from tests.support.ledger import assert_ledger_holds
+from tests.support.live_server import LiveServer
+from tests.support.load import all_at_once, new_product, stock_of
 
 pytestmark = pytest.mark.live
 WORKERS = 4
@@ -37,31 +35,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveSer
         ) as live,
     ):
         yield live
-
-
-def all_at_once(
-    count: int, call: Callable[[httpx.Client, int], httpx.Response], base_url: str
-) -> list[httpx.Response]:
-    """Run `count` calls from `count` threads, released together by a barrier."""
-    barrier = threading.Barrier(count)
-
-    def one(index: int) -> httpx.Response:
-        with httpx.Client(base_url=base_url, timeout=60) as client:
-            barrier.wait(timeout=30)
-            return call(client, index)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(one, range(count)))
-
-
-def new_product(base_url: str, stock: int) -> dict:
-    response = httpx.post(f"{base_url}/products", json=product_body(stock=stock), timeout=30)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def stock_of(base_url: str, product_id: int) -> int:
-    return httpx.get(f"{base_url}/products/{product_id}", timeout=30).json()["stock"]
 
 
 def test_sixty_concurrent_orders_against_stock_ten_sell_exactly_ten(server: LiveServer):

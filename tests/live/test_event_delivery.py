@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app import event_delivery
-from tests.event_receiver import Answer, Received, Receiver, SilentReceiver, subscribe
-from tests.live_server import LiveServer
+from app.events import delivery
+from tests.support.event_receiver import Answer, Received, Receiver, SilentReceiver, subscribe
+from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.live
 ServerFactory = Callable[..., AbstractContextManager[LiveServer]]
@@ -289,7 +289,7 @@ def test_subscribers_that_never_answer_do_not_hold_back_another_subscribers_even
     assert got == {o["id"] for o in orders}
     assert [d["status"] for d in found] == ["delivered"] * 12
     # Each silent subscriber holds at most its share of each worker's slots.
-    assert all(1 <= connections <= 2 * event_delivery.PER_SUBSCRIPTION for connections in held)
+    assert all(1 <= connections <= 2 * delivery.PER_SUBSCRIPTION for connections in held)
 
 
 def test_retries_go_out_at_the_contracts_times_beside_subscribers_that_never_answer(

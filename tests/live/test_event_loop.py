@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 PROBES = 10
 HEALTHY_MS = 50

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app import signing
-from tests.live_server import ROOT
+from tests.support.live_server import ROOT
 
 SCRIPT = ROOT / "generate_webhook_signature.py"
 BODY = '{"type": "payment.succeeded", "order_id": 1, "amount": "39.98", "payment_id": "pay_1"}'

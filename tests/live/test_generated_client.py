@@ -14,7 +14,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from tests.live_server import ROOT, LiveServer
+from tests.support.live_server import ROOT, LiveServer
 
 pytestmark = pytest.mark.live
 PACKAGE = "orders_inventory_client"
@@ -22,7 +22,9 @@ GENERATOR = ROOT / ".venv" / "bin" / "openapi-python-client"
 
 
 @pytest.fixture
-def generated(client_server: LiveServer, tmp_path: Path) -> Iterator[ModuleType]:
+def generated(
+    client_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
     spec = tmp_path / "openapi.json"
     spec.write_bytes(httpx.get(f"{client_server.base_url}/openapi.json", timeout=10).content)
     result = subprocess.run(
@@ -40,11 +42,10 @@ def generated(client_server: LiveServer, tmp_path: Path) -> Iterator[ModuleType]
     assert result.returncode == 0, output
     # A warning means part of the document could not be turned into code.
     assert "Warning" not in output, output
-    sys.path.insert(0, str(tmp_path))
+    monkeypatch.syspath_prepend(tmp_path)  # the generated package, importable for this test
     try:
         yield importlib.import_module(PACKAGE)
     finally:
-        sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
             del sys.modules[name]
 

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.databases import database_url
-from tests.live_server import ROOT, LiveServer
+from tests.support.databases import database_url
+from tests.support.live_server import ROOT, LiveServer
 
 pytestmark = pytest.mark.live
 

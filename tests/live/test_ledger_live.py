@@ -14,8 +14,8 @@ import pytest
 
 from app import signing
 from bench.stock_check import movements_of
-from tests.ledger import assert_ledger_holds
-from tests.live.test_concurrency import all_at_once, new_product, stock_of
+from tests.support.ledger import assert_ledger_holds
+from tests.support.load import all_at_once, new_product, stock_of
 
 pytestmark = pytest.mark.live
 WORKERS = 4

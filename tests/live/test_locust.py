@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from bench.stock_check import reserved_quantities, violations
-from tests.ledger import assert_ledger_holds
-from tests.live_server import ROOT, LiveServer
+from tests.support.ledger import assert_ledger_holds
+from tests.support.live_server import ROOT, LiveServer
 
 pytestmark = pytest.mark.live
 

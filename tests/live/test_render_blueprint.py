@@ -12,8 +12,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.databases import database_url
-from tests.live_server import ROOT, free_port
+from tests.support.databases import database_url
+from tests.support.live_server import ROOT, free_port
 
 # Under tests/live: the whole module is `live`, its checks of the Blueprint's shape included.
 pytestmark = pytest.mark.live

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.databases import database_url
-from tests.live_server import LiveServer, free_port
+from tests.support.databases import database_url
+from tests.support.live_server import LiveServer, free_port
 
 pytestmark = pytest.mark.live
 
@@ -256,7 +256,7 @@ def test_overload_is_refused_fast_and_every_stored_order_was_acknowledged(
 def test_the_client_gone_probe_sees_a_real_disconnect(http: str) -> None:
     import uvicorn
 
-    from app.middleware import _disconnect_probe
+    from app.http.client_disconnect import probe
 
     seen: list[bool] = []
     asked = threading.Event()
@@ -264,7 +264,7 @@ def test_the_client_gone_probe_sees_a_real_disconnect(http: str) -> None:
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
             return
-        gone = _disconnect_probe(receive)
+        gone = probe(receive)
         seen.append(gone())
         asked.set()
         for _ in range(100):  # at most 5 s

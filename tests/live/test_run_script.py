@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.databases import database_url
-from tests.live_server import ROOT, free_port
+from tests.support.databases import database_url
+from tests.support.live_server import ROOT, free_port
 
 pytestmark = pytest.mark.live
 

@@ -17,11 +17,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import CLIENT_API_KEY, CLIENT_WEBHOOK_SECRET
-from tests.databases import ENGINES, database_url
-from tests.live_server import LiveServer
+from tests.support.databases import ENGINES, database_url
+from tests.support.live_server import LiveServer
 
 AUTH = {"Authorization": f"Bearer {CLIENT_API_KEY}"}
 FUZZ_URL = "http://127.0.0.1:9/fuzzed"

@@ -4,7 +4,7 @@
 Stand-alone, against a server you started (two secrets on it make the rotation check run):
 
     BASE_URL=http://127.0.0.1:8000 WEBHOOK_SECRET=old-secret,new-secret \
-        python tests/live/test_webhook.py
+        python -m tests.live.test_webhook
 
 It prints each check and exits non-zero if any fails. Under pytest a fixture starts a real
 server (2 workers, each engine) with two secrets and runs the same checks. Each check creates
@@ -18,16 +18,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import httpx
+import pytest
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-
-from app import signing  # noqa: E402
-from tests.databases import ENGINES, database_url  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
+from app import signing
+from tests.support.databases import ENGINES, database_url
+from tests.support.live_server import LiveServer
 
 WEBHOOK = "/webhooks/payment"
 

@@ -14,9 +14,9 @@ from sqlmodel import Session, select
 
 from app import signing
 from app.tables import PaymentEvent
-from tests.databases import ENGINES, database_url
 from tests.live.test_webhook import WEBHOOK, WebhookApi, payment
-from tests.live_server import LiveServer
+from tests.support.databases import ENGINES, database_url
+from tests.support.live_server import LiveServer
 
 SECRET = "race-webhook-secret"
 DELIVERIES = 20

@@ -3,10 +3,10 @@
 import orjson
 import pytest
 
-from app import catalog
-from app.errors import ApiError
+from app import products
+from app.core.errors import ApiError
 from app.schemas import ProductUpdate
-from tests.factories import Db, make_order, make_product, product_row
+from tests.support.factories import Db, make_order, make_product, product_row
 
 
 def shown(page: dict) -> list[dict]:
@@ -20,7 +20,7 @@ def test_sku_is_unique_among_live_products_only(db: Db):
         make_product(db, sku="MUG-1")
     assert raised.value.code == "sku_conflict"
 
-    db.write(catalog.archive_product, first.id)
+    db.write(products.archive_product, first.id)
     again = make_product(db, sku="MUG-1")
 
     assert again.id != first.id
@@ -31,13 +31,13 @@ def test_archived_product_is_gone_but_orders_keep_their_snapshot(db: Db):
     mug = make_product(db, name="Mug")
     order = make_order(db, (mug, 1))
 
-    db.write(catalog.archive_product, mug.id)
+    db.write(products.archive_product, mug.id)
 
     with pytest.raises(ApiError) as raised:
-        db.read(catalog.get_product, mug.id)
+        db.read(products.get_product, mug.id)
     assert raised.value.code == "product_not_found"
     with pytest.raises(ApiError):
-        db.write(catalog.archive_product, mug.id)
+        db.write(products.archive_product, mug.id)
     assert db.value("SELECT name FROM order_lines WHERE order_id = :id", id=order.id) == "Mug"
     assert product_row(db, mug.id).archived_at is not None
 
@@ -45,7 +45,7 @@ def test_archived_product_is_gone_but_orders_keep_their_snapshot(db: Db):
 def test_update_changes_only_the_fields_sent(db: Db):
     mug = make_product(db, name="Mug", price="5.00", stock=3)
 
-    updated = db.write(catalog.update_product, mug.id, ProductUpdate(price="6.10"))
+    updated = db.write(products.update_product, mug.id, ProductUpdate(price="6.10"))
 
     assert (updated["name"], updated["price"], updated["stock"]) == ("Mug", "6.10", 3)
     row = product_row(db, mug.id)
@@ -57,7 +57,7 @@ def test_update_to_a_taken_sku_is_a_conflict_and_changes_nothing(db: Db):
     two = make_product(db, sku="TWO", name="Two")
 
     with pytest.raises(ApiError) as raised:
-        db.write(catalog.update_product, two.id, ProductUpdate(sku="ONE", name="Renamed"))
+        db.write(products.update_product, two.id, ProductUpdate(sku="ONE", name="Renamed"))
 
     assert raised.value.code == "sku_conflict"
     assert (product_row(db, two.id).sku, product_row(db, two.id).name) == ("TWO", "Two")
@@ -65,22 +65,22 @@ def test_update_to_a_taken_sku_is_a_conflict_and_changes_nothing(db: Db):
 
 def test_update_with_stale_etag_is_refused_and_changes_nothing(db: Db):
     mug = make_product(db, name="Mug")
-    stale = catalog.etag(mug)
-    db.write(catalog.update_product, mug.id, ProductUpdate(name="Big mug"))
+    stale = products.etag(mug)
+    db.write(products.update_product, mug.id, ProductUpdate(name="Big mug"))
 
     with pytest.raises(ApiError) as raised:
-        db.write(catalog.update_product, mug.id, ProductUpdate(name="Small mug"), stale)
+        db.write(products.update_product, mug.id, ProductUpdate(name="Small mug"), stale)
 
     assert raised.value.status == 412
-    assert db.read(catalog.get_product, mug.id)["name"] == "Big mug"
+    assert db.read(products.get_product, mug.id)["name"] == "Big mug"
 
 
 def test_update_with_current_etag_or_star_applies(db: Db):
     mug = make_product(db, name="Mug")
     renamed = db.write(
-        catalog.update_product, mug.id, ProductUpdate(name="A"), f'"nope", {catalog.etag(mug)}'
+        products.update_product, mug.id, ProductUpdate(name="A"), f'"nope", {products.etag(mug)}'
     )["name"]
-    again = db.write(catalog.update_product, mug.id, ProductUpdate(name="B"), "*")["name"]
+    again = db.write(products.update_product, mug.id, ProductUpdate(name="B"), "*")["name"]
     assert (renamed, again) == ("A", "B")
 
 
@@ -90,7 +90,7 @@ def test_list_filters_by_sku_name_and_stock(db: Db):
     make_product(db, sku="TEE", name="T-shirt 100%_x", stock=1)
 
     def skus(**filters):
-        page = db.scan(catalog.list_products, limit=10, offset=0, **filters)
+        page = db.scan(products.list_products, limit=10, offset=0, **filters)
         assert page["total"] == len(page["items"])
         return [p["sku"] for p in shown(page)]
 
@@ -105,9 +105,9 @@ def test_list_filters_by_sku_name_and_stock(db: Db):
 def test_list_by_cursor_pages_in_id_order_with_no_count(db: Db):
     ids = [make_product(db)["id"] for _ in range(5)]
 
-    first = db.scan(catalog.list_products, limit=2, offset=0)
-    second = db.read(catalog.list_products, limit=2, after=first["next"])
-    last = db.read(catalog.list_products, limit=2, after=second["next"])
+    first = db.scan(products.list_products, limit=2, offset=0)
+    second = db.read(products.list_products, limit=2, after=first["next"])
+    last = db.read(products.list_products, limit=2, after=second["next"])
 
     assert [p["id"] for p in shown(first) + shown(second) + shown(last)] == ids
     assert (first["total"], first["offset"]) == (5, 0)
@@ -117,13 +117,13 @@ def test_list_by_cursor_pages_in_id_order_with_no_count(db: Db):
 
 def test_an_offset_page_carries_its_count_past_the_end_and_on_an_empty_catalog(db: Db):
     """The page and its count are one statement: a page past the end still has the total."""
-    empty = db.scan(catalog.list_products, limit=5, offset=0)
+    empty = db.scan(products.list_products, limit=5, offset=0)
     assert (empty["items"], empty["total"], empty["next"]) == ([], 0, None)
     ids = [make_product(db)["id"] for _ in range(3)]
-    db.write(catalog.archive_product, ids[0])
+    db.write(products.archive_product, ids[0])
 
-    middle = db.scan(catalog.list_products, limit=1, offset=1)
-    past = db.scan(catalog.list_products, limit=5, offset=7)
+    middle = db.scan(products.list_products, limit=1, offset=1)
+    past = db.scan(products.list_products, limit=5, offset=7)
 
     assert ([p["id"] for p in shown(middle)], middle["total"]) == ([ids[2]], 2)
     assert middle["next"] is None  # the last live product
@@ -144,7 +144,7 @@ def test_the_kept_count_of_live_products_follows_every_change_to_the_catalog(db:
     seen = [(kept(), counted())]
     mugs = [make_product(db, stock=5) for _ in range(4)]
     spare = make_product(db, stock=0)  # no ledger movement: free to delete
-    db.write(catalog.archive_product, mugs[0].id)
+    db.write(products.archive_product, mugs[0].id)
     make_order(db, (mugs[1], 2), (mugs[2], 1))  # stock moves; the count must not
     seen.append((kept(), counted()))
     db.execute(
@@ -161,9 +161,9 @@ def test_the_kept_count_of_live_products_follows_every_change_to_the_catalog(db:
     seen.append((kept(), counted()))
 
     assert seen == [(0, 0), (4, 4), (7, 7), (5, 5), (4, 4)]
-    page = db.scan(catalog.list_products, limit=2, offset=0)
+    page = db.scan(products.list_products, limit=2, offset=0)
     assert page["total"] == 4
-    empty = db.scan(catalog.list_products, limit=2, offset=10)
+    empty = db.scan(products.list_products, limit=2, offset=10)
     assert (empty["items"], empty["total"]) == ([], 4)
 
 
@@ -184,10 +184,10 @@ def test_a_listed_product_is_the_same_json_as_the_product_itself(db: Db):
     what GET /products/{id} shows (`product_view`), on each engine, odd text included."""
     made = [make_product(db, **fields) for fields in ODD_PRODUCTS]
 
-    page = db.scan(catalog.list_products, limit=10, offset=0)
+    page = db.scan(products.list_products, limit=10, offset=0)
 
-    alone = [db.read(catalog.get_product, product.id) for product in made]
-    assert [list(item) for item in shown(page)] == [list(catalog.VIEW_FIELDS)] * len(made)
+    alone = [db.read(products.get_product, product.id) for product in made]
+    assert [list(item) for item in shown(page)] == [list(products.VIEW_FIELDS)] * len(made)
     assert shown(page) == alone
     assert [item["price"] for item in alone] == ["0.01", "99999999.99", "10.00"]
     assert orjson.loads(orjson.dumps(page))["items"] == alone

@@ -1,4 +1,4 @@
-"""The seam itself (app/database.py and its drivers), on both engines: statements, commit and
+"""The seam itself (app/db/base.py and its drivers), on both engines: statements, commit and
 rollback, unique violations, the client-gone rule, time budgets, storage errors and what
 reaches the log."""
 
@@ -11,19 +11,19 @@ import time
 import asyncpg
 import pytest
 
-from app.database import (
+from app.core.errors import ApiError
+from app.db import postgresql as pg_driver
+from app.db import sqlite as sqlite_driver
+from app.db.base import (
     ClientGone,
     Connection,
     DatabaseError,
     Sql,
     UniqueViolation,
     client_gone,
-    create_database,
 )
-from app.db import postgresql as pg_driver
-from app.db import sqlite as sqlite_driver
-from app.errors import ApiError
-from tests.factories import Db, make_product, product_row, stock_of
+from app.db.connect import create_database
+from tests.support.factories import Db, make_product, product_row, stock_of
 
 _SET_NAME = Sql("UPDATE products SET name = :name WHERE id = :id")
 _INSERT_SKU = Sql(
@@ -68,7 +68,7 @@ def test_write_rolls_back_on_any_exception_and_reraises(db: Db):
 
 
 def test_a_unique_constraint_is_a_unique_violation_on_both_engines(db: Db):
-    from app.types import utcnow
+    from app.core.formats import utcnow
 
     async def insert_twice(conn: Connection) -> None:
         await conn.execute(_INSERT_SKU, {"sku": "TWICE", "now": utcnow()})
@@ -171,8 +171,8 @@ def sqlite_db(tmp_path):
     WAL); PostgreSQL's row locks are in tests/live/test_event_loop.py."""
     from sqlmodel import SQLModel
 
-    from app.config import Settings
-    from app.database import create_db_engine
+    from app.core.config import Settings
+    from app.db.connect import create_db_engine
 
     settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'only.db'}")
     engine = create_db_engine(settings)
@@ -235,7 +235,7 @@ def _statements_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_queued_writes_commit_together_and_a_failing_one_rolls_back_alone(
     sqlite_db: Db, monkeypatch
 ):
-    from app.types import utcnow
+    from app.core.formats import utcnow
 
     db = sqlite_db
     sent = _statements_sent(monkeypatch)
@@ -264,7 +264,7 @@ def test_queued_writes_commit_together_and_a_failing_one_rolls_back_alone(
 def test_in_a_shared_turn_each_unit_runs_in_its_own_requests_context(sqlite_db: Db):
     """The client-gone rule (and the request id in the log) is each request's own, not that of
     the request whose write happened to start the turn."""
-    from app.types import utcnow
+    from app.core.formats import utcnow
 
     db = sqlite_db
 
@@ -344,7 +344,7 @@ def test_a_checkpoint_copies_in_a_thread_while_writes_and_reads_go_on_then_empti
 
 
 def test_sqlite_writer_gives_up_at_its_deadline_with_a_503(tmp_path):
-    from app.config import Settings
+    from app.core.config import Settings
 
     settings = Settings(_env_file=None)
     url = f"sqlite:///{tmp_path / 'locked.db'}"
@@ -421,7 +421,7 @@ def test_a_read_only_database_is_503_database_read_only(db: Db, settings):
 
 
 def test_driver_errors_never_carry_the_statements_parameters(db: Db):
-    from app.types import utcnow
+    from app.core.formats import utcnow
 
     secret = "card-4242-4242-4242-4242"
 
@@ -464,7 +464,7 @@ def test_every_sqlalchemy_engine_hides_parameters():
     """SQLAlchemy renders `[parameters: ...]` into its errors unless told not to."""
     import re
 
-    from tests.live_server import ROOT as root
+    from tests.support.live_server import ROOT as root
 
     sources = [*root.glob("app/**/*.py"), *root.glob("tests/**/*.py"), *root.glob("bench/*.py")]
     sources.append(root / "migrations" / "env.py")
@@ -488,7 +488,7 @@ def test_importing_the_app_touches_no_disk(tmp_path):
     import subprocess
     import sys
 
-    from tests.live_server import ROOT as root
+    from tests.support.live_server import ROOT as root
 
     result = subprocess.run(
         [sys.executable, "-c", "import app.main"],
@@ -539,8 +539,8 @@ def test_the_database_writes_a_timestamp_as_the_api_does_on_both_engines(db: Db)
     makes in Python, for a time with microseconds and an offset, and NULL for NULL."""
     from datetime import UTC, datetime, timedelta, timezone
 
-    from app.database import timestamp_text
-    from app.types import rfc3339
+    from app.core.formats import rfc3339
+    from app.db.base import timestamp_text
 
     mug = make_product(db, name="Mug")
     moment = datetime(2026, 11, 27, 10, 30, 5, 987654, tzinfo=timezone(timedelta(hours=1)))

@@ -1,5 +1,5 @@
-"""One delivery attempt (`event_delivery.post`) against a receiver on 127.0.0.1: signed the
-Standard Webhooks way, bounded in time and in what it reads, no redirects followed, and
+"""One delivery attempt (`delivery.post`, app/events/delivery.py) against a receiver on 127.0.0.1:
+signed the Standard Webhooks way, bounded in time and in what it reads, no redirects followed, and
 checked against the address rules at the moment it is sent."""
 
 import asyncio
@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 
-from app import event_delivery, urls
-from app.config import Settings
-from app.event_subscriptions import new_secret
-from tests.event_receiver import Answer, Receiver
+from app.core.config import Settings
+from app.events import delivery, url_safety
+from app.events.subscriptions import new_secret
+from tests.support.event_receiver import Answer, Receiver
 
 EVENT = {
     "id": "evt_0123456789abcdef01234567",
@@ -27,14 +27,14 @@ def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, app_env="test", **{**values, **overrides})
 
 
-def attempt(receiver: Receiver, path: str = "/in", **overrides: object) -> event_delivery.Result:
+def attempt(receiver: Receiver, path: str = "/in", **overrides: object) -> delivery.Result:
     secret = new_secret()
     receiver.secrets[path] = secret
-    job = event_delivery.Job(1, 1, "token", EVENT, receiver.url(path), secret)
+    job = delivery.Job(1, 1, "token", EVENT, receiver.url(path), secret)
 
-    async def run() -> event_delivery.Result:
+    async def run() -> delivery.Result:
         async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
-            return await event_delivery.post(client, job, settings(**overrides))
+            return await delivery.post(client, job, settings(**overrides))
 
     return asyncio.run(run())
 
@@ -103,18 +103,16 @@ def test_a_name_rebound_to_loopback_is_refused_at_delivery(monkeypatch: pytest.M
     async def rebound(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]  # was public when subscribed; points home now
 
-    monkeypatch.setattr(urls, "system_resolver", rebound)
+    monkeypatch.setattr(url_safety, "system_resolver", rebound)
     receiver = Receiver()
     with receiver.running():
         secret = new_secret()
         url = f"http://hooks.example:{receiver.port}/in"
-        job = event_delivery.Job(1, 1, "token", EVENT, url, secret)
+        job = delivery.Job(1, 1, "token", EVENT, url, secret)
 
-        async def run() -> event_delivery.Result:
+        async def run() -> delivery.Result:
             async with httpx.AsyncClient(trust_env=False) as client:
-                return await event_delivery.post(
-                    client, job, settings(event_allow_private_urls=False)
-                )
+                return await delivery.post(client, job, settings(event_allow_private_urls=False))
 
         result = asyncio.run(run())
 
@@ -129,25 +127,23 @@ def test_the_connection_goes_to_the_checked_address_with_the_name_as_host(
         assert host == "receiver.test"
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(urls, "system_resolver", resolve)
+    monkeypatch.setattr(url_safety, "system_resolver", resolve)
     hosts: list[str] = []
     receiver = Receiver()
     with receiver.running():
         receiver.behaviour = lambda r: Answer()
         secret = new_secret()
         receiver.secrets["/in"] = secret
-        job = event_delivery.Job(
-            1, 1, "token", EVENT, f"http://receiver.test:{receiver.port}/in", secret
-        )
+        job = delivery.Job(1, 1, "token", EVENT, f"http://receiver.test:{receiver.port}/in", secret)
 
-        async def run() -> event_delivery.Result:
+        async def run() -> delivery.Result:
             async def capture(request: httpx.Request) -> None:
                 hosts.append(request.headers["host"])
 
             async with httpx.AsyncClient(
                 trust_env=False, event_hooks={"request": [capture]}
             ) as client:
-                return await event_delivery.post(client, job, settings())
+                return await delivery.post(client, job, settings())
 
         result = asyncio.run(run())
 
@@ -158,7 +154,7 @@ def test_the_connection_goes_to_the_checked_address_with_the_name_as_host(
 
 def test_retry_delays_double_from_the_base_with_jitter_and_stop_at_an_hour():
     rng = random.Random(7)
-    delays = [event_delivery.retry_delay(n, 10, rng) for n in range(1, 14)]
+    delays = [delivery.retry_delay(n, 10, rng) for n in range(1, 14)]
 
     for attempt_number, delay in enumerate(delays, start=1):
         full = min(3600, 10 * 2 ** (attempt_number - 1))
@@ -168,7 +164,7 @@ def test_retry_delays_double_from_the_base_with_jitter_and_stop_at_an_hour():
 
 
 def test_the_job_never_shows_its_secret():
-    job = event_delivery.Job(1, 1, "token", EVENT, "http://127.0.0.1:9/", "whsec_c2VjcmV0")
+    job = delivery.Job(1, 1, "token", EVENT, "http://127.0.0.1:9/", "whsec_c2VjcmV0")
 
     assert "whsec_" not in repr(job)
 
@@ -182,23 +178,23 @@ def test_an_internationalised_host_is_delivered_to_under_its_idna_form(
         looked_up.append(host)
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(urls, "system_resolver", resolve)
+    monkeypatch.setattr(url_safety, "system_resolver", resolve)
     hosts: list[str] = []
     receiver = Receiver()
     with receiver.running():
         secret = new_secret()
         receiver.secrets["/in"] = secret
         url = f"http://b\u00fccher.test:{receiver.port}/in"
-        job = event_delivery.Job(1, 1, "token", EVENT, url, secret)
+        job = delivery.Job(1, 1, "token", EVENT, url, secret)
 
-        async def run() -> event_delivery.Result:
+        async def run() -> delivery.Result:
             async def capture(request: httpx.Request) -> None:
                 hosts.append(request.headers["host"])
 
             async with httpx.AsyncClient(
                 trust_env=False, event_hooks={"request": [capture]}
             ) as client:
-                return await event_delivery.post(client, job, settings())
+                return await delivery.post(client, job, settings())
 
         result = asyncio.run(run())
 

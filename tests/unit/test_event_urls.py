@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from app import urls
+from app.events import url_safety
 
 REFUSED = [
     "127.0.0.1",
@@ -44,15 +44,15 @@ PUBLIC = ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "8.8.8.8"]
 
 @pytest.mark.parametrize("address", REFUSED)
 def test_non_public_addresses_are_refused(address: str):
-    assert urls.refusal(ipaddress.ip_address(address)) is not None
+    assert url_safety.refusal(ipaddress.ip_address(address)) is not None
 
 
 @pytest.mark.parametrize("address", PUBLIC)
 def test_public_addresses_pass(address: str):
-    assert urls.refusal(ipaddress.ip_address(address)) is None
+    assert url_safety.refusal(ipaddress.ip_address(address)) is None
 
 
-def fake_resolver(answers: dict[str, list[str]]) -> urls.Resolver:
+def fake_resolver(answers: dict[str, list[str]]) -> url_safety.Resolver:
     async def resolve(host: str, port: int) -> list[str]:
         if host not in answers:
             raise OSError("name does not resolve")
@@ -61,8 +61,8 @@ def fake_resolver(answers: dict[str, list[str]]) -> urls.Resolver:
     return resolve
 
 
-def check(url: str, answers: dict[str, list[str]], **options: bool) -> urls.Target:
-    return asyncio.run(urls.check(url, resolver=fake_resolver(answers), **options))
+def check(url: str, answers: dict[str, list[str]], **options: bool) -> url_safety.Target:
+    return asyncio.run(url_safety.check(url, resolver=fake_resolver(answers), **options))
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def check(url: str, answers: dict[str, list[str]], **options: bool) -> urls.Targ
     ],
 )
 def test_malformed_or_non_http_urls_are_refused(url: str):
-    with pytest.raises(urls.UrlNotAllowed):
+    with pytest.raises(url_safety.UrlNotAllowed):
         check(url, {"hooks.example": ["93.184.215.14"]})
 
 
@@ -102,7 +102,7 @@ def test_ipv6_addresses_are_bracketed_in_the_request_url():
 
 
 def test_a_name_with_one_private_answer_among_public_ones_is_refused():
-    with pytest.raises(urls.UrlNotAllowed, match="10.1.2.3"):
+    with pytest.raises(url_safety.UrlNotAllowed, match="10.1.2.3"):
         check("https://hooks.example/", {"hooks.example": ["93.184.215.14", "10.1.2.3"]})
 
 
@@ -111,12 +111,12 @@ def test_a_name_rebound_to_a_private_address_is_refused_at_the_next_check():
     check("https://hooks.example/", answers)
     answers["hooks.example"] = ["169.254.169.254"]
 
-    with pytest.raises(urls.UrlNotAllowed, match="169.254.169.254"):
+    with pytest.raises(url_safety.UrlNotAllowed, match="169.254.169.254"):
         check("https://hooks.example/", answers)
 
 
 def test_a_name_that_does_not_resolve_is_refused():
-    with pytest.raises(urls.UrlNotAllowed, match="does not resolve"):
+    with pytest.raises(url_safety.UrlNotAllowed, match="does not resolve"):
         check("https://nowhere.example/", {})
 
 
@@ -135,12 +135,12 @@ def test_a_name_that_does_not_resolve_is_refused():
 )
 def test_loopback_and_private_forms_are_refused_by_the_system_resolver(url: str):
     # These resolve locally (literals, /etc/hosts): no DNS query leaves the machine.
-    with pytest.raises(urls.UrlNotAllowed):
-        asyncio.run(urls.check(url))
+    with pytest.raises(url_safety.UrlNotAllowed):
+        asyncio.run(url_safety.check(url))
 
 
 def test_private_addresses_pass_when_allowed():
-    target = asyncio.run(urls.check("http://127.0.0.1:9/in", allow_private=True))
+    target = asyncio.run(url_safety.check("http://127.0.0.1:9/in", allow_private=True))
 
     assert target.address == "127.0.0.1"
 
@@ -155,7 +155,7 @@ def test_an_internationalised_host_is_sent_in_its_idna_form():
 
 @pytest.mark.parametrize("host", ["\u2603.example", "a\u200d.example", "b\u00fccher\u2029.example"])
 def test_a_host_with_no_valid_idna_form_is_refused_before_any_lookup(host: str):
-    with pytest.raises(urls.UrlNotAllowed, match="not a valid domain name"):
+    with pytest.raises(url_safety.UrlNotAllowed, match="not a valid domain name"):
         check(f"https://{host}/", {})
 
 
@@ -176,18 +176,20 @@ def test_names_whose_dns_never_answers_do_not_hold_up_other_lookups(
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(urls, "RESOLVE_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(url_safety, "RESOLVE_TIMEOUT_SECONDS", 0.3)
 
     async def run() -> tuple[list[object], object]:
         hanging = [f"http://n{n % 20}.hangs.test/" for n in range(40)]  # each name twice
-        stuck = await asyncio.gather(*(urls.check(url) for url in hanging), return_exceptions=True)
+        stuck = await asyncio.gather(
+            *(url_safety.check(url) for url in hanging), return_exceptions=True
+        )
         started = time.monotonic()
-        target = await urls.check("http://localhost:9/", allow_private=True)
+        target = await url_safety.check("http://localhost:9/", allow_private=True)
         return stuck, (target, time.monotonic() - started)
 
     try:
         stuck, (target, _) = asyncio.run(run())
-        assert all(isinstance(error, urls.UrlNotAllowed) for error in stuck)
+        assert all(isinstance(error, url_safety.UrlNotAllowed) for error in stuck)
         assert target.address in {"127.0.0.1", "::1"}
         # A name being looked up is not looked up again by a second caller.
         assert sum(1 for host in calls if host.endswith(".hangs.test")) == 20

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from app import idempotency, orders
-from app.database import create_database
-from app.errors import ApiError
+from app.core.errors import ApiError
+from app.db.connect import create_database
 from app.schemas import OrderCreate
-from tests.factories import Db, make_product, orders_in_db, stock_of
+from tests.support.factories import Db, make_product, orders_in_db, stock_of
 
 DAY = timedelta(hours=24)
 

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from app.tables import MovementReason
-from tests.databases import database_url
-from tests.live_server import ROOT
+from tests.support.databases import database_url
+from tests.support.live_server import ROOT
 
 CONFIG = Config(toml_file=str(ROOT / "pyproject.toml"))
 LEDGER = "0005"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests import conftest
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 
 def test_a_test_without_the_live_marker_cannot_start_a_server():

@@ -8,11 +8,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
-from app.config import Settings
-from app.database import create_db_engine
+from app.core.config import Settings
+from app.db.connect import create_db_engine
 from app.tables import SQLModel
-from tests.databases import database_url
-from tests.live_server import ROOT
+from tests.support.databases import database_url
+from tests.support.live_server import ROOT
 
 
 def upgrade(connection: Connection, revision: str = "head") -> Config:
@@ -57,10 +57,10 @@ def test_a_database_of_the_previous_version_keeps_working_after_upgrade(
 
     from sqlalchemy import text
 
-    from app import catalog, idempotency, orders
-    from app.database import create_database
+    from app import idempotency, orders, products
+    from app.db.connect import create_database
     from app.schemas import OrderCreate
-    from tests.factories import Db
+    from tests.support.factories import Db
 
     with database_url(db_kind, tmp_path) as url:
         engine = create_db_engine(Settings(_env_file=None, database_url=url))
@@ -85,7 +85,7 @@ def test_a_database_of_the_previous_version_keeps_working_after_upgrade(
             upgrade(connection)
         engine.dispose()
         db = Db(create_database(Settings(_env_file=None, database_url=url)))
-        product = db.read(catalog.get_product, 1)
+        product = db.read(products.get_product, 1)
         request = OrderCreate.model_validate({"product_id": 1, "quantity": 1})
 
         async def replay(conn):

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from sqlmodel import Session
 
 from app import routers
-from app.database import get_database
+from app.db.connect import get_database
 
 
 def _nodes(dependant: Dependant) -> list[Dependant]:

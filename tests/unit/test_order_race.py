@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Connection as SaConnection
 from sqlalchemy import Engine, text
 
-from app.errors import ApiError
-from tests.factories import Db, make_order, make_product, stock_of
+from app.core.errors import ApiError
+from tests.support.factories import Db, make_order, make_product, stock_of
 
 pytestmark = pytest.mark.parametrize("db_kind", ["postgresql"])
 WAIT_SECONDS = 10

@@ -6,11 +6,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app import catalog, orders
-from app.errors import ApiError
+from app import orders, products
+from app.core.errors import ApiError
 from app.schemas import OrderCreate
 from app.tables import OrderStatus
-from tests.factories import Db, Record, make_order, make_product, orders_in_db, stock_of
+from tests.support.factories import Db, Record, make_order, make_product, orders_in_db, stock_of
 
 
 def move(db: Db, order_id: int, status: OrderStatus) -> Record:
@@ -75,7 +75,7 @@ def test_place_order_unknown_product_is_not_found_and_changes_nothing(db: Db):
 
 def test_archived_product_cannot_be_ordered(db: Db):
     mug = make_product(db, stock=4)
-    db.write(catalog.archive_product, mug.id)
+    db.write(products.archive_product, mug.id)
 
     with pytest.raises(ApiError) as raised:
         make_order(db, (mug, 1))
@@ -202,8 +202,9 @@ def test_list_orders_by_cursor_walks_every_order_once_without_a_count(db: Db):
 def test_on_postgresql_an_order_is_one_statement_and_no_transaction_around_it(
     db: Db, monkeypatch: pytest.MonkeyPatch
 ):
-    """Four round trips became one (bench/README.md): placing, the ledger and the order.created
-    event in one statement, which commits by itself. SQLite's equivalent is its group commit."""
+    """Four round trips became one (bench/README.md "Round trips on PostgreSQL"): placing, the
+    ledger and the order.created event in one statement, which commits by itself. SQLite's
+    equivalent is its group commit."""
     if db.database.dialect != "postgresql":
         pytest.skip(
             "PostgreSQL's form of an order; SQLite's writer turn is tested in test_database"

@@ -1,17 +1,21 @@
-"""app/param_lookups.py: FastAPI's per-parameter lookups answered from memos, with the very
-answers FastAPI's own functions give, for every parameter of every route."""
+"""app/http/fastapi_param_memo.py: FastAPI's per-parameter lookups answered from memos, with the
+very answers FastAPI's own functions give, for every parameter of every route."""
 
+from pathlib import Path
+
+import pytest
 from fastapi.dependencies import utils
 from fastapi.routing import APIRoute
 
-from app import param_lookups
-from app.routers import events, health, orders, products, stock, webhooks
+from app.http import fastapi_param_memo
+from app.routers import ROUTERS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fields_of_every_route() -> list:
     fields = []
-    routers = (products, stock, orders, webhooks, events, health)
-    for route in (route for module in routers for route in module.router.routes):
+    for route in (route for router in ROUTERS for route in router.routes):
         if isinstance(route, APIRoute):
             dependant = route.dependant
             fields += [
@@ -25,9 +29,9 @@ def _fields_of_every_route() -> list:
 
 
 def test_fastapi_calls_the_memos_under_the_names_they_replace():
-    param_lookups.install()
-    param_lookups.install()  # idempotent: one layer of memo, not two
-    for name in (*param_lookups.WRAPPED, "field_annotation_is_sequence"):
+    fastapi_param_memo.install()
+    fastapi_param_memo.install()  # idempotent: one layer of memo, not two
+    for name in (*fastapi_param_memo.WRAPPED, "field_annotation_is_sequence"):
         lookup = getattr(utils, name)
         assert lookup.__wrapped_by_service__
         assert not getattr(lookup.__wrapped__, "__wrapped_by_service__", False), name
@@ -37,7 +41,7 @@ def test_the_memos_answer_what_fastapi_would_for_every_parameter():
     fields = _fields_of_every_route()
     assert len(fields) > 20
     for field in fields:
-        for name in param_lookups.WRAPPED:
+        for name in fastapi_param_memo.WRAPPED:
             lookup = getattr(utils, name)
             assert lookup(field) == lookup.__wrapped__(field), (name, field.name)
             assert lookup(field) == lookup.__wrapped__(field)  # the memo's answer, again
@@ -52,3 +56,25 @@ def test_the_memos_answer_what_fastapi_would_for_every_parameter():
     # The option is part of the key: the same field, asked both ways, answers both ways.
     assert aliases(in_stock) == [("in_stock", "in_stock")]
     assert aliases(in_stock, convert_underscores=True) == [("in_stock", "in-stock")]
+
+
+def test_an_unverified_fastapi_is_refused_loudly_and_left_unpatched(monkeypatch):
+    import fastapi
+
+    monkeypatch.setattr(fastapi, "__version__", "0.999.0")
+    before = {name: getattr(utils, name) for name in fastapi_param_memo.WRAPPED}
+    with pytest.raises(fastapi_param_memo.UnverifiedFastAPI, match="0.999.0"):
+        fastapi_param_memo.install()
+    assert {name: getattr(utils, name) for name in fastapi_param_memo.WRAPPED} == before
+
+
+def test_the_pinned_fastapi_is_the_verified_one():
+    import fastapi
+
+    pinned = next(
+        line.split("==")[1].split()[0]  # a hashed lock continues the line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith("fastapi==")
+    )
+    assert pinned == fastapi.__version__
+    assert pinned in fastapi_param_memo.VERIFIED_FASTAPI

@@ -5,11 +5,11 @@ from decimal import Decimal
 import pytest
 
 from app import orders, payments
-from app.errors import ApiError
+from app.core.errors import ApiError
 from app.schemas import PaymentEventCreate
 from app.tables import OrderStatus
-from tests.factories import Db, Record, make_order, make_product
-from tests.webhooks import current_order, payment_events, stock_of
+from tests.support.factories import Db, Record, make_order, make_product
+from tests.support.webhooks import current_order, payment_events, stock_of
 
 SIGNED_AT = 1_790_000_000
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.db.pg_pool import ConnectionPool, PoolClosed
 from app.db.postgresql import connect_arguments
-from tests.databases import CONFIGURED_URL, require_postgres
+from tests.support.databases import CONFIGURED_URL, require_postgres
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from app import orders
-from app.config import Settings
+from app.core.config import Settings
 from app.schemas import OrderCreate
-from tests.factories import Db, make_product
+from tests.support.factories import Db, make_product
 
 MAX_PAYMENT_WINDOW = 366 * 24 * 3600
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tests.live_server import ROOT
+from tests.support.live_server import ROOT
 
 _SPEC = importlib.util.spec_from_file_location("sli_report", ROOT / "ops" / "sli_report.py")
 assert _SPEC is not None and _SPEC.loader is not None

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlmodel import SQLModel
 
-from app.config import Settings
-from app.database import create_database, create_db_engine
-from tests.factories import Db, make_order, make_product, orders_in_db, stock_of
+from app.core.config import Settings
+from app.db.connect import create_database, create_db_engine
+from tests.support.factories import Db, make_order, make_product, orders_in_db, stock_of
 
 WORKERS = 4
 ORDERS_PER_WORKER = 40

@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 
-from app import catalog, orders, stock
-from app.database import Connection, Sql
-from app.errors import ApiError
+from app import ledger, orders, products, stock
+from app.core.errors import ApiError
+from app.db.base import Connection, Sql
 from app.schemas import OrderCreate, ProductCreate, StockAdjustmentCreate
-from tests.factories import Db, product_body
+from tests.support.factories import Db, product_body
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def run(db: Db) -> Callable[..., Any]:
 
 def _product(run, stock_level: int = 10) -> int:
     body = ProductCreate.model_validate(product_body(stock=stock_level))
-    return run(catalog.create_product, body)["id"]
+    return run(products.create_product, body)["id"]
 
 
 def _adjustment(delta: int, reason: str = "received", **extra) -> StockAdjustmentCreate:
@@ -67,7 +67,7 @@ def test_adjust_below_zero_raises_insufficient_stock_and_records_nothing(run):
 
 def test_adjust_unknown_or_archived_product_is_not_found(run):
     pid = _product(run)
-    run(catalog.archive_product, pid)
+    run(products.archive_product, pid)
 
     for product_id in (pid, 999_999):
         with pytest.raises(ApiError) as raised:
@@ -109,7 +109,7 @@ def test_every_change_of_stock_by_the_order_rules_is_a_movement(run):
         ("order_placed", -4, 0),
         ("initial", 4, 4),
     ]
-    assert run(stock.audit).violations == []
+    assert run(ledger.audit).violations == []
 
 
 def test_a_refused_order_leaves_no_movement(run):
@@ -148,7 +148,7 @@ def test_audit_names_a_product_whose_stock_moved_outside_the_ledger(run):
         await conn.execute(Sql("UPDATE products SET stock = stock + 1 WHERE id = :id"), {"id": bad})
 
     run(tamper)
-    audit = run(stock.audit)
+    audit = run(ledger.audit)
 
     assert audit.products == 2 and audit.movements == 3
     assert audit.by_reason == {"initial": 2, "received": 1}
@@ -170,12 +170,12 @@ def test_audit_names_a_movement_whose_stock_after_breaks_the_running_sum(run):
 
     run(tamper)
 
-    assert run(stock.audit).violations == [
+    assert run(ledger.audit).violations == [
         f"movement {first['id']} of product {pid}: stock_after 99 but the deltas up to it sum to 7"
     ]
 
 
 def test_ledger_violations_of_one_product():
-    assert stock.ledger_violations(1, 5, 5, 5) == []
-    assert stock.ledger_violations(1, 0, 0, None) == []  # no movement yet, nothing to hold
-    assert stock.ledger_violations(1, 5, 4, 5) == ["product 1: stock 5 but its movements sum to 4"]
+    assert ledger.ledger_violations(1, 5, 5, 5) == []
+    assert ledger.ledger_violations(1, 0, 0, None) == []  # no movement yet, nothing to hold
+    assert ledger.ledger_violations(1, 5, 4, 5) == ["product 1: stock 5 but its movements sum to 4"]

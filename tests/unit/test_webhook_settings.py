@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.core.config import Settings
 
 
 def settings(**values: object) -> Settings:
@@ -63,7 +63,7 @@ def test_the_service_refuses_to_start_with_a_placeholder_secret_in_production(tm
     import subprocess
     import sys
 
-    from tests.live_server import ROOT
+    from tests.support.live_server import ROOT
 
     env = {
         **os.environ,

@@ -1,0 +1,187 @@
+"""The service's Prometheus metrics, and the small functions that record them.
+
+Rules and routers call the functions below (`order_placed()`, `webhook_delivery("processed")`);
+nothing else touches the metric objects. Label values are fixed sets, so no client input can
+grow the number of series.
+
+With several uvicorn workers, prometheus-client's multiprocess mode keeps each worker's figures
+in files under PROMETHEUS_MULTIPROC_DIR (./run.sh sets it and cleans it at start), and /metrics
+adds them up: the figures are the instance's totals, whichever worker answers the scrape.
+"""
+
+import logging
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
+WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
+ORDER_STATUSES = ("PAID", "SHIPPED", "CANCELED")
+# Requests the request path refused before any work (app/http/request_path.py), by reason: the
+# problem's code, or client_gone for a client that left while it waited for its turn.
+REFUSAL_REASONS = (
+    "overloaded",
+    "request_timeout",
+    "headers_too_large",
+    "payload_too_large",
+    "client_gone",
+)
+log = logging.getLogger("app.metrics")
+# Buckets (seconds) include the SLO thresholds in REFLECTION.md, so the SLIs are exact.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+
+disable_created_metrics()  # no `_created` series: half the exposition, nothing alerts use
+
+HTTP_REQUESTS = Counter(
+    "http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from receiving a request to sending its last byte, by method, route and status.",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+ORDERS_PLACED = Counter("orders_placed", "Orders placed (stock reserved).")
+ORDERS_REJECTED = Counter("orders_rejected", "Order requests refused, by reason.", ["reason"])
+STOCK_REJECTIONS = Counter(
+    "stock_rejections", "Orders refused because a line asked for more than was in stock."
+)
+ORDER_STATUS_CHANGES = Counter("order_status_changes", "Orders moved to a new status.", ["status"])
+ORDERS_EXPIRED = Counter(
+    "orders_expired", "PENDING orders canceled at the end of their payment window."
+)
+WEBHOOK_DELIVERIES = Counter(
+    "webhook_deliveries", "Payment webhook deliveries, by outcome.", ["outcome"]
+)
+HTTP_REFUSALS = Counter(
+    "http_refusals",
+    "Requests refused before any work was done for them, by reason.",
+    ["reason"],
+)
+DB_POOL_CHECKED_OUT = Gauge(
+    "db_pool_checked_out_connections",
+    "Database connections in use, over the live workers.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_MAX = Gauge(
+    "db_pool_max_connections",
+    "Connections the workers' pools may open (pool size + overflow), over the live workers.",
+    multiprocess_mode="livesum",
+)
+
+# Every labelled series exists from the start (at 0), so rates and alerts never see gaps.
+for _reason in ORDER_REJECTION_REASONS:
+    ORDERS_REJECTED.labels(_reason)
+for _status in ORDER_STATUSES:
+    ORDER_STATUS_CHANGES.labels(_status)
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_DELIVERIES.labels(_outcome)
+_refusals = {reason: HTTP_REFUSALS.labels(reason) for reason in REFUSAL_REASONS}
+
+
+def order_placed() -> None:
+    ORDERS_PLACED.inc()
+
+
+def order_rejected(reason: str) -> None:
+    """`reason`: one of ORDER_REJECTION_REASONS; insufficient_stock is a stock rejection too."""
+    if reason not in ORDER_REJECTION_REASONS:
+        raise ValueError(f"unknown order rejection reason {reason!r}")
+    ORDERS_REJECTED.labels(reason).inc()
+    if reason == "insufficient_stock":
+        STOCK_REJECTIONS.inc()
+
+
+def order_status_changed(status: str) -> None:
+    if status in ORDER_STATUSES:
+        ORDER_STATUS_CHANGES.labels(status).inc()
+
+
+def orders_expired(count: int) -> None:
+    ORDERS_EXPIRED.inc(count)
+
+
+def webhook_delivery(outcome: str) -> None:
+    """Count one payment webhook delivery; `outcome` is one of WEBHOOK_OUTCOMES.
+
+    processed: first delivery, applied; duplicate: event id seen before; bad_signature: 401
+    invalid_signature; stale: 401 stale_timestamp; rejected: any other non-2xx answer.
+    """
+    if outcome not in WEBHOOK_OUTCOMES:
+        raise ValueError(f"unknown webhook outcome {outcome!r}")
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def request_refused(reason: str) -> None:
+    """Count a refusal; reasons outside REFUSAL_REASONS (a 401, a 422) are counted by status."""
+    counter = _refusals.get(reason)
+    if counter is not None:
+        counter.inc()
+
+
+# Labelled children by (method, route, status): a dict hit instead of a labels() call per request.
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def request_observed(method: str, route: str, status: int, seconds: float) -> None:
+    key = (method, route, status)
+    series = _request_series.get(key)
+    if series is None:
+        labels = (method, route, str(status))
+        series = (HTTP_REQUESTS.labels(*labels), HTTP_DURATION.labels(*labels))
+        _request_series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+def pool_capacity(connections: int) -> None:
+    DB_POOL_MAX.set(connections)
+
+
+def connection_checked_out() -> None:
+    DB_POOL_CHECKED_OUT.inc()
+
+
+def connection_checked_in() -> None:
+    DB_POOL_CHECKED_OUT.dec()
+
+
+def setup(configured_dir: str | None) -> None:
+    """Warn when the multiprocess directory is set where it cannot act."""
+    if configured_dir and not multiprocess_dir():
+        log.warning(
+            "PROMETHEUS_MULTIPROC_DIR is set in .env only: prometheus-client reads it "
+            "from the environment, so /metrics shows one worker's figures"
+        )
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def worker_stopped() -> None:
+    """Drop this worker's live gauges from the totals (its counters still count)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: the sum over every worker in multiprocess mode."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

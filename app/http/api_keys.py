@@ -1,0 +1,132 @@
+"""API keys: with API_KEYS set, every call but the probes, the docs and the webhook needs one.
+
+A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>`, exactly one of them: a
+request with several credentials (two headers, or both forms) is refused, so it cannot try
+many keys at once. The key is compared, in constant time, with every configured key (several
+while rotating), and is never logged. `/metrics` needs a key too (Prometheus sends it with
+`authorization: {credentials_file: ...}`): it tells order volumes, which are the business's own.
+
+The request path (app/http/request_path.py) checks the key before routing, body parsing or any
+database work, so unknown paths do not reveal which routes exist. The matching key's principal,
+a short id derived from its digest (never the key), goes to `scope["state"]["principal"]`:
+Idempotency-Keys are scoped by it.
+"""
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from app.core.errors import ApiError, problem_responses
+
+# Reachable without a key: probes, the docs and their assets, and the signed webhook.
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/webhooks/payment"})
+EXEMPT_PREFIXES = ("/docs", "/redoc", "/static-offline-docs")
+BEARER_SCHEME = "ApiKeyBearer"
+HEADER_SCHEME = "ApiKeyHeader"
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
+# Stands for a credential that can match no key (a Basic header, an empty bearer).
+_UNUSABLE = b""
+log = logging.getLogger("app.security")
+
+
+def is_exempt(path: str) -> bool:
+    return path in EXEMPT_PATHS or any(
+        path == prefix or path.startswith(prefix + "/") for prefix in EXEMPT_PREFIXES
+    )
+
+
+def _digest(key: bytes) -> bytes:
+    # Comparing fixed-length digests hides the configured keys' lengths as well as their values.
+    return hashlib.sha256(key).digest()
+
+
+def principal_of(digest: bytes) -> str:
+    """A stable, short id of a key, safe to store and log: a hash of its digest."""
+    return hashlib.sha256(b"principal:" + digest).hexdigest()[:16]
+
+
+def credential(name: bytes, value: bytes) -> bytes:
+    """The key a credential header carries (`_UNUSABLE` when it cannot carry one)."""
+    if name == b"x-api-key":
+        return value.strip()
+    scheme, _, key = value.partition(b" ")
+    return key.strip() if scheme.lower() == b"bearer" else _UNUSABLE
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        "Send one valid API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+# The configured keys, as digests, and the principal each one stands for.
+class ApiKeys:
+    def __init__(self, keys: Iterable[SecretStr]) -> None:
+        digests = [_digest(key.get_secret_value().encode()) for key in keys]
+        self._known = [(digest, principal_of(digest)) for digest in digests]
+
+    def authenticate(self, credentials: list[bytes]) -> str | None:
+        """The principal of the one credential sent, or None (none, several, or no match)."""
+        if len(credentials) != 1 or credentials[0] == _UNUSABLE:
+            return None
+        digest, found = _digest(credentials[0]), None
+        for known, principal in self._known:  # every key, every time: no early exit to time
+            if hmac.compare_digest(digest, known):
+                found = principal
+        return found
+
+
+def api_keys(keys: list[SecretStr]) -> ApiKeys | None:
+    """The key check when keys are configured; say at start-up that the API is open when not."""
+    if keys:
+        log.info("API keys required: %d key(s) configured", len(keys))
+        return ApiKeys(keys)
+    log.warning("API_KEYS is not set: the API is open to anyone who can reach it")
+    return None
+
+
+def document_api_keys(app: FastAPI) -> None:
+    """Declare both key forms in OpenAPI, so Swagger UI's Authorize button sends the key.
+
+    Call after the app's own `openapi` is installed: this wraps it.
+    """
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if BEARER_SCHEME not in schemes:
+            schemes[BEARER_SCHEME] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key from API_KEYS.",
+            }
+            schemes[HEADER_SCHEME] = {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "The same key, in X-API-Key.",
+            }
+            _protect_operations(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _protect_operations(schema: dict[str, Any]) -> None:
+    unauthorized_doc = {str(k): v for k, v in problem_responses(401).items()}
+    for path, operations in schema.get("paths", {}).items():
+        if is_exempt(path):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{BEARER_SCHEME: []}, {HEADER_SCHEME: []}]
+            operation.setdefault("responses", {}).update(unauthorized_doc)

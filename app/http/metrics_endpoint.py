@@ -1,0 +1,43 @@
+"""Per request: the metrics the request path records (app/http/request_path.py), and `/metrics`."""
+
+from fastapi import APIRouter, Response
+
+from app.core import metrics
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# A placed order's request whose body failed validation counts as a rejected order.
+_ORDER_VALIDATION_CODES = frozenset({"validation_error", "bad_request"})
+# Webhook refusals other than these two (counted where the signature is checked) are
+# `rejected`; processed and duplicate deliveries are counted by the webhook route.
+WEBHOOK_ROUTE = "/webhooks/payment"
+_WEBHOOK_SIGNATURE_CODES = frozenset({"invalid_signature", "stale_timestamp"})
+
+
+def record(method: str, route: str, status: int, seconds: float, code: str | None) -> None:
+    """Count and time one answered request by method, route template and status."""
+    metrics.request_observed(method, route, status, seconds)
+    if method == "POST" and status >= 400:
+        _count_refusal(route, code)
+
+
+def _count_refusal(route: str, code: str | None) -> None:
+    """Refusals only the HTTP layer sees: invalid order bodies, refused webhook deliveries."""
+    if route == "/orders" and code in _ORDER_VALIDATION_CODES:
+        metrics.order_rejected("validation")
+    elif route == WEBHOOK_ROUTE and code not in _WEBHOOK_SIGNATURE_CODES:
+        metrics.webhook_delivery("rejected")
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/metrics",
+    operation_id="metrics-get",
+    summary="Prometheus metrics (text format), totals over all of the instance's workers",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics_endpoint() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

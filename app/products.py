@@ -1,0 +1,306 @@
+"""The product catalog's rules: SKUs unique among live products, conditional updates, archiving.
+
+Rules take a `Connection` inside a transaction the caller's `Database.read/write` opened, and
+return products as the API shows them (`product_view`), so a router serializes them once; on
+SQLite a list's items come as the JSON text the database made of each (`orjson.Fragment`).
+"""
+
+import functools
+import hashlib
+from typing import Any
+
+import orjson
+
+from app import ledger
+from app.core import cursors
+from app.core.errors import ApiError
+from app.core.formats import money_text, to_cents, utcnow
+from app.db.base import Connection, Sql, UniqueViolation, money_text_sql, timestamp_text
+from app.schemas import ProductCreate, ProductUpdate
+from app.tables import SystemReason
+
+
+def _columns(dialect: str) -> str:
+    """A product's columns as `product_view` reads them: its times already as the API's text."""
+    created, updated = (timestamp_text(c, dialect) for c in ("created_at", "updated_at"))
+    return (
+        "id, sku, name, description, price_cents, stock, "
+        f"{created} AS created_at, {updated} AS updated_at"
+    )
+
+
+# A product as the API shows it (ProductPublic), in its order: `product_view` builds it from a
+# row; on SQLite, `_VIEW_JSON` has the database write it as JSON text for a list.
+VIEW_FIELDS = ("id", "sku", "name", "description", "price", "stock", "created_at", "updated_at")
+_MADE = {
+    "price": money_text_sql("price_cents", "sqlite"),
+    "created_at": timestamp_text("created_at", "sqlite"),
+    "updated_at": timestamp_text("updated_at", "sqlite"),
+}
+# SQLite runs in this process, in C: JSON it writes costs less than a row dict, a view dict and
+# orjson per product, and a list's items reach the response as they are (orjson.Fragment;
+# bench/README.md "SQLite lists as JSON"). PostgreSQL's server would spend more on it than the
+# worker saves, and it is the one part that does not scale out: there a list's rows come as
+# columns.
+_VIEW_JSON = "json_object(" + ", ".join(f"'{f}', {_MADE.get(f, f)}" for f in VIEW_FIELDS) + ")"
+
+
+CURSOR_KIND = "products"
+
+_CREATE = Sql.each(
+    lambda dialect: (
+        "INSERT INTO products (sku, name, description, price_cents, stock, created_at, "
+        "updated_at) VALUES (:sku, :name, :description, :price_cents, :stock, :now, :now) "
+        # The live-SKU index refuses a taken SKU; DO NOTHING makes that an answer, not an error.
+        f"ON CONFLICT (sku) WHERE archived_at IS NULL DO NOTHING RETURNING {_columns(dialect)}"
+    )
+)
+_LIVE_PRODUCT = Sql.each(
+    lambda dialect: (
+        f"SELECT {_columns(dialect)} FROM products WHERE id = :product_id AND archived_at IS NULL"
+    )
+)
+_LOCK_LIVE_PRODUCT = Sql(
+    sqlite=_LIVE_PRODUCT.text("sqlite"),
+    postgresql=_LIVE_PRODUCT.text("postgresql") + " FOR UPDATE",
+)
+_ARCHIVE = Sql(
+    "UPDATE products SET archived_at = :now WHERE id = :product_id AND archived_at IS NULL"
+)
+
+
+def product_not_found(product_id: int) -> ApiError:
+    return ApiError(
+        404,
+        "product_not_found",
+        "Product not found",
+        f"Product {product_id} does not exist.",
+        product_id=product_id,
+    )
+
+
+def _sku_conflict(sku: str | None) -> ApiError:
+    return ApiError(
+        409,
+        "sku_conflict",
+        "SKU already in use",
+        f"SKU {sku!r} is already used by another product.",
+        sku=sku,
+    )
+
+
+def product_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A product row as the API shows it (ProductPublic's JSON; VIEW_FIELDS)."""
+    return {
+        "id": row["id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "price": money_text(row["price_cents"]),
+        "stock": row["stock"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _written_item(row: dict[str, Any]) -> orjson.Fragment:
+    return orjson.Fragment(row["item"])
+
+
+# Per engine: what a list selects of each product, and how such a row becomes its item.
+_LISTED: dict[str, tuple[str, Any]] = {
+    "sqlite": (f"id, {_VIEW_JSON} AS item", _written_item),
+    "postgresql": (_columns("postgresql"), product_view),
+}
+
+
+def etag_of(body: bytes) -> str:
+    """A strong validator of a representation: changes whenever any byte a client sees does."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag(view: dict[str, Any]) -> str:
+    return etag_of(orjson.dumps(view))
+
+
+def _if_match_allows(if_match: str | None, current: str) -> bool:
+    if if_match is None:
+        return True
+    candidates = {tag.strip() for tag in if_match.split(",")}
+    return "*" in candidates or current in candidates
+
+
+async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any]:
+    """A new product; its stock, if any, is its first movement (`initial`)."""
+    now = utcnow()
+    row = await conn.fetch_one(
+        _CREATE,
+        {
+            "sku": data.sku,
+            "name": data.name,
+            "description": data.description,
+            "price_cents": to_cents(data.price),
+            "stock": data.stock,
+            "now": now,
+        },
+    )
+    if row is None:
+        raise _sku_conflict(data.sku)
+    if row["stock"] != 0:
+        await ledger.record_movement(
+            conn, row["id"], row["stock"], SystemReason.INITIAL, stock_after=row["stock"], now=now
+        )
+    return product_view(row)
+
+
+async def get_product(conn: Connection, product_id: int) -> dict[str, Any]:
+    row = await conn.fetch_one(_LIVE_PRODUCT, {"product_id": product_id})
+    if row is None:
+        raise product_not_found(product_id)
+    return product_view(row)
+
+
+# `q` is matched case-insensitively in every script, both sides lowered by the engine. On
+# PostgreSQL, lower() (a UTF-8 database's ctype folds every letter). On SQLite, whose lower()
+# and LIKE fold ASCII letters only: a name of ASCII alone (as many characters as bytes) is left
+# to LIKE, any other is lowered by Python's str.lower (app/db/sqlite.py registers it). Cheaper
+# than SQLite's own lower() on every row was (bench/README.md, "Name search").
+_FOLDED = {
+    "sqlite": "(CASE WHEN length(name) = length(CAST(name AS BLOB)) THEN name"
+    " ELSE unicode_lower(name) END) LIKE unicode_lower(:pattern) ESCAPE '/'",
+    "postgresql": "lower(name) LIKE lower(:pattern) ESCAPE '/'",
+}
+_NAME_MATCHES = "<name matches>"  # stands for the engine's _FOLDED while a statement is built
+
+
+@functools.cache
+def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: bool) -> Sql:
+    """The list statement for one combination of filters, built once. An offset page carries
+    its count in every row (`total`, a subquery run once): one round trip on PostgreSQL where
+    it was two; only a page with no rows (past the end) needs the count on its own. With no
+    filter the count is the one the database keeps (`catalog_counts`): a row's read, where
+    counting costs O(products)."""
+    conditions = ["archived_at IS NULL"]
+    if sku:
+        conditions.append("sku = :sku")
+    if q:
+        conditions.append(_NAME_MATCHES)
+    if in_stock is not None:
+        conditions.append("stock > 0" if in_stock else "stock = 0")
+    counted = (
+        f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}"
+        if len(conditions) > 1
+        else "SELECT live_products FROM catalog_counts"
+    )
+    if count:
+        return Sql.each(lambda dialect: counted.replace(_NAME_MATCHES, _FOLDED[dialect]))
+    if after:
+        conditions.append("id > :after")
+    where = " AND ".join(conditions)
+    paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
+    total = "" if after else f"({counted}) AS total, "
+    return Sql.each(
+        lambda dialect: (
+            f"SELECT {total}{_LISTED[dialect][0]} FROM products WHERE {where} ORDER BY id {paging}"
+        ).replace(_NAME_MATCHES, _FOLDED[dialect])
+    )
+
+
+def _like_pattern(q: str) -> str:
+    escaped = q.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+async def list_products(
+    conn: Connection,
+    *,
+    limit: int,
+    offset: int | None = None,
+    after: str | None = None,
+    sku: str | None = None,
+    q: str | None = None,
+    in_stock: bool | None = None,
+) -> dict[str, Any]:
+    """One page, ordered by id: by offset (with the total) or after a cursor (no count)."""
+    params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
+    if q:
+        params["pattern"] = _like_pattern(q)
+    if after is not None:
+        params["after"] = cursors.decode_id(CURSOR_KIND, after)
+    shape = (sku is not None, bool(q), in_stock)
+    rows = await conn.fetch_all(_list_sql(*shape, after is not None, False), params)
+    total = None
+    if after is None:
+        total = (
+            rows[0]["total"]
+            if rows
+            else await conn.fetch_value(_list_sql(*shape, False, True), params)
+        )
+    more, rows = len(rows) > limit, rows[:limit]
+    return {
+        "items": list(map(_LISTED[conn.dialect][1], rows)),
+        "total": total,
+        "limit": limit,
+        "offset": None if after is not None else offset or 0,
+        "next": cursors.encode(CURSOR_KIND, rows[-1]["id"]) if more else None,
+    }
+
+
+@functools.cache
+def _update_sql(fields: tuple[str, ...]) -> Sql:
+    assignments = ", ".join(f"{field} = :{field}" for field in (*fields, "updated_at"))
+    return Sql.each(
+        lambda dialect: (
+            f"UPDATE products SET {assignments} WHERE id = :product_id "
+            f"RETURNING {_columns(dialect)}"
+        )
+    )
+
+
+async def update_product(
+    conn: Connection, product_id: int, changes: ProductUpdate, if_match: str | None = None
+) -> dict[str, Any]:
+    """Only the fields sent change; `if_match` refuses the change if the product moved on. A
+    change of `stock` is an absolute set, recorded as a `stock_set` movement of new − old."""
+    fields = changes.model_dump(exclude_unset=True)
+    if "price" in fields:
+        fields["price_cents"] = to_cents(fields.pop("price"))
+    row = await conn.fetch_one(_LOCK_LIVE_PRODUCT, {"product_id": product_id})
+    if row is None:
+        raise product_not_found(product_id)
+    view = product_view(row)
+    current = etag(view)
+    if not _if_match_allows(if_match, current):
+        raise ApiError(
+            412,
+            "precondition_failed",
+            "Precondition failed",
+            "If-Match does not match the product's current ETag.",
+            etag=current,
+        )
+    if not fields:
+        return view
+    statement = _update_sql(tuple(sorted(fields)))
+    now = utcnow()
+    try:
+        updated = await conn.fetch_one(
+            statement, {**fields, "updated_at": now, "product_id": product_id}
+        )
+    except UniqueViolation:
+        raise _sku_conflict(fields.get("sku")) from None
+    assert updated is not None
+    # The row is held since it was read (PostgreSQL; SQLite holds the writer turn), so the
+    # stock read then is the stock this set replaces.
+    if updated["stock"] != row["stock"]:
+        delta = updated["stock"] - row["stock"]
+        movement = await ledger.record_movement(
+            conn, product_id, delta, SystemReason.STOCK_SET, stock_after=updated["stock"], now=now
+        )
+        await ledger.report_adjusted(conn, product_view(updated), movement)
+    return product_view(updated)
+
+
+async def archive_product(conn: Connection, product_id: int) -> None:
+    """Archive, not erase: past orders keep their snapshot, and the SKU is free again."""
+    if await conn.execute(_ARCHIVE, {"product_id": product_id, "now": utcnow()}) == 0:
+        raise product_not_found(product_id)
