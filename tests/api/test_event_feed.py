@@ -184,7 +184,7 @@ def test_a_type_filter_naming_every_type_many_times_shows_everything(client: Tes
 
 
 @pytest.mark.parametrize(
-    "after", ["", "A" * 201, events.encode_cursor(events.FEED, 0, 0) + "A" * 190]
+    "after", ["", "A" * 201, outbox.encode_cursor(outbox.FEED, 0, 0) + "A" * 190]
 )
 def test_an_empty_or_overlong_feed_cursor_is_422_invalid_cursor(client: TestClient, after: str):
     """An empty `after=` once restarted the feed from its first event."""

@@ -146,7 +146,7 @@ def test_every_route_that_reads_a_json_body_refuses_duplicate_keys():
     verify the raw bytes first, parse with the same `loads_strict`)."""
     from fastapi.routing import APIRoute
 
-    from app.routers.json_io import StrictJsonRoute
+    from app.http.json_payloads import StrictJsonRoute
 
     app = create_app(Settings(_env_file=None, app_env="test", database_url="sqlite://"))
     with_bodies = [

@@ -225,17 +225,33 @@ def test_cors_origins_setting_splits_commas() -> None:
 @pytest.mark.parametrize(
     "headers",
     [
-        [("X-API-Key", KEY), ("Authorization", f"Bearer {KEY}")],
+        [("X-API-Key", OTHER_KEY), ("Authorization", f"Bearer {KEY}")],
         [("X-API-Key", "wrong-guess-000000"), ("X-API-Key", KEY)],
         [("Authorization", "Bearer wrong-guess-0000"), ("Authorization", f"Bearer {KEY}")],
-        [("X-API-Key", KEY), ("X-API-Key", KEY)],
+        [("X-API-Key", KEY), ("Authorization", f"Bearer {OTHER_KEY}")],
+        [("X-API-Key", KEY), ("Authorization", f"Basic {KEY}")],
     ],
-    ids=["both-forms", "guess-then-key", "two-bearers", "same-key-twice"],
+    ids=["two-keys-both-forms", "guess-then-key", "two-bearers", "key-then-other", "basic"],
 )
-def test_more_than_one_credential_is_401(headers: list[tuple[str, str]]) -> None:
+def test_two_different_credentials_are_401(headers: list[tuple[str, str]]) -> None:
     response = keyed_client().get("/products", headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-API-Key", KEY), ("Authorization", f"Bearer {KEY}")],
+        [("Authorization", f"Bearer {KEY}"), ("X-API-Key", KEY)],
+        [("X-API-Key", KEY), ("X-API-Key", KEY)],
+    ],
+    ids=["swagger-both-boxes", "bearer-first", "same-key-twice"],
+)
+def test_the_same_key_in_both_headers_counts_once(headers: list[tuple[str, str]]) -> None:
+    """Swagger UI's Authorize dialog, both boxes filled with the key, sends it twice."""
+    response = keyed_client().get("/products", headers=headers)
+    assert response.status_code == 200, response.text
 
 
 def test_thousands_of_guesses_with_the_right_key_are_refused() -> None:

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from app import orders
 from app.core.config import Settings
-
-MAX_PAYMENT_WINDOW = 366 * 24 * 3600
 from app.schemas import OrderCreate
 from tests.support.factories import Db, make_product
+
+MAX_PAYMENT_WINDOW = 366 * 24 * 3600
 
 
 def bounds(name: str) -> set[type]:
