@@ -7,8 +7,8 @@ tests/live/test_crash.py assert), for a closing note or a report:
 Starts its own servers on free loopback ports (4 workers), on a temporary
 SQLite file and on a fresh schema of the local PostgreSQL.
 
-`mixed`: the busy shop of tests/mixed_load.py (multi-line orders, cancels, signed payments and
-reads from `--threads` threads for `--seconds` on 20 products of stock 40) against a server of
+`mixed`: the busy shop of tests/support/mixed_load.py (multi-line orders, cancels, signed payments
+and reads from `--threads` threads for `--seconds` on 20 products of stock 40) against a server of
 `--workers` workers; prints each action's statuses, the 5xx count and the ledger's audit.
 """
 

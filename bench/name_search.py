@@ -1,8 +1,8 @@
 """Name search on SQLite: the old `lower(name) LIKE` against the folded match of
-app/catalog.py (ASCII names left to LIKE, others lowered by Python's str.lower), over 1,000
+app/products.py (ASCII names left to LIKE, others lowered by Python's str.lower), over 1,000
 ASCII names and 1,000 non-ASCII ones; sqlite3 alone, no service.
 
-    .venv/bin/python bench/name_search.py
+    .venv/bin/python -m bench.name_search
 """
 
 import functools

@@ -31,7 +31,7 @@ TAG = {
 }
 router = APIRouter(tags=[TAG["name"]], route_class=StrictJsonRoute)
 SUBSCRIPTIONS, DELIVERIES = "subscriptions", "deliveries"
-# As the other lists' (app/routers/params.py): an empty or overlong cursor is invalid_cursor.
+# As the other lists' (app/http/route_params.py): an empty or overlong cursor is invalid_cursor.
 After = Annotated[str | None, Query(description="A `next` value from an earlier page.")]
 
 
