@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
@@ -186,6 +187,36 @@ def test_preflight_asking_a_method_or_header_not_allowed_is_refused(asked, failu
     assert response.json()["code"] == "cors_not_allowed"
     assert response.json()["detail"].startswith(failure)
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("extra", [None, " traceparent , Sentry-Trace,,authorization"])
+def test_cors_allow_headers_adds_headers_a_browser_storefront_sends(extra: str | None) -> None:
+    """A page that sends `traceparent` (or `sentry-trace`) is refused at preflight unless
+    CORS_ALLOW_HEADERS lists it; the contract's own headers stay allowed either way."""
+    settings = {"cors_origins": ORIGIN} | ({"cors_allow_headers": extra} if extra else {})
+    client = keyed_client(**settings)
+    asked = "traceparent, sentry-trace, authorization, content-type"
+    response = client.options(
+        "/orders",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked,
+        },
+    )
+    if extra is None:
+        assert response.status_code == 400 and response.json()["code"] == "cors_not_allowed"
+        return
+    assert response.status_code == 204, response.text
+    allowed = [h.strip() for h in response.headers["access-control-allow-headers"].split(",")]
+    lowered = [h.lower() for h in allowed]
+    assert {"traceparent", "sentry-trace", "authorization", "content-type"} <= set(lowered)
+    assert len(lowered) == len(set(lowered))
+
+
+def test_cors_allow_headers_refuses_what_is_not_a_header_name() -> None:
+    with pytest.raises(ValidationError, match="not a header name"):
+        Settings(_env_file=None, cors_allow_headers="traceparent,bad header")
 
 
 def test_listed_origin_gets_cors_headers_on_answers_others_do_not() -> None:
