@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.core.access import current_actor
 from app.core.formats import rfc3339, utcnow
 from app.db.base import Connection, Sql
 from app.events import outbox
@@ -19,8 +20,8 @@ from app.tables import EventType, MovementReason
 
 _RECORD = Sql(
     "INSERT INTO stock_movements (product_id, delta, reason, order_id, reference, note, "
-    "stock_after, created_at) VALUES (:product_id, :delta, :reason, :order_id, :reference, "
-    ":note, :stock_after, :created_at) RETURNING id"
+    "stock_after, created_at, actor) VALUES (:product_id, :delta, :reason, :order_id, "
+    ":reference, :note, :stock_after, :created_at, :actor) RETURNING id"
 )
 # Per product: its stock, the sum and count of its movements, and the newest stock_after.
 _AUDIT = Sql(
@@ -52,7 +53,8 @@ async def record_movement(
     stock_after: int,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Record one movement (in the caller's transaction) and return it as the API shows it."""
+    """Record one movement (in the caller's transaction), made by the current actor
+    (app/core/access.py), and return it as the API shows it."""
     movement = {
         "product_id": product_id,
         "delta": delta,
@@ -62,6 +64,7 @@ async def record_movement(
         "note": note,
         "stock_after": stock_after,
         "created_at": now or utcnow(),
+        "actor": current_actor(),
     }
     movement_id = await conn.fetch_value(_RECORD, movement)
     return {"id": movement_id, **movement}
@@ -87,6 +90,7 @@ def movement_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "reference": row["reference"],
         "note": row["note"],
         "stock_after": row["stock_after"],
+        "actor": row["actor"],
         "created_at": rfc3339(row["created_at"]),
     }
 

@@ -19,7 +19,7 @@ from app.db.base import on_storage_error
 from app.db.connect import create_database
 from app.db.readiness import Readiness, report_storage_error
 from app.events import delivery
-from app.http import api_keys, fastapi_param_memo, openapi
+from app.http import access, api_keys, fastapi_param_memo, openapi
 from app.http.cors import cors
 from app.http.known_routes import RouteTable
 from app.http.request_path import RequestPath
@@ -95,8 +95,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         admission=Admission(
             settings.in_flight_limit, settings.max_queued, settings.queue_timeout_seconds
         ),
-        keys=api_keys.api_keys(settings.api_keys),
-        cors=cors(settings.cors_origins),
+        keys=api_keys.api_keys(settings.named_api_keys),
+        cors=cors(settings.cors_origins, settings.cors_allow_headers),
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_read_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     openapi.install_openapi(app)
     openapi.install_redoc(app)
     api_keys.document_api_keys(app)
+    access.document_roles(app)
     return app
 
 

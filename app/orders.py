@@ -13,6 +13,7 @@ from typing import Any
 
 from app import ledger, stock
 from app.core import cursors, metrics
+from app.core.access import current_actor
 from app.core.errors import ApiError
 from app.core.formats import money_text, rfc3339, utcnow
 from app.core.logs import business_event
@@ -129,8 +130,10 @@ WITH wanted AS (
     FROM taken HAVING count(*) = :line_count
     RETURNING id, total_cents
 ), moved AS (
-    INSERT INTO stock_movements (product_id, delta, reason, order_id, stock_after, created_at)
-    SELECT t.product_id, -t.quantity, '{SystemReason.ORDER_PLACED}', placed.id, t.stock, :now
+    INSERT INTO stock_movements
+        (product_id, delta, reason, order_id, stock_after, created_at, actor)
+    SELECT t.product_id, -t.quantity, '{SystemReason.ORDER_PLACED}', placed.id, t.stock, :now,
+        CAST(:actor AS varchar)
     FROM placed, taken t ORDER BY t.product_id
 ), lines AS (
     INSERT INTO order_lines
@@ -174,8 +177,10 @@ _RESTOCK_PG = Sql(
     "restocked AS (UPDATE products SET stock = products.stock + l.quantity, updated_at = :now "
     "FROM order_lines l, locked WHERE l.order_id = :order_id AND products.id = l.product_id "
     "AND locked.id = products.id RETURNING products.id, products.stock, l.quantity) "
-    "INSERT INTO stock_movements (product_id, delta, reason, order_id, stock_after, created_at) "
-    "SELECT id, quantity, CAST(:reason AS varchar), :order_id, stock, :now FROM restocked "
+    "INSERT INTO stock_movements "
+    "(product_id, delta, reason, order_id, stock_after, created_at, actor) "
+    "SELECT id, quantity, CAST(:reason AS varchar), :order_id, stock, :now, "
+    "CAST(:actor AS varchar) FROM restocked "
     "ORDER BY id",
     sqlite="SELECT 'not used on SQLite'",
 )
@@ -470,7 +475,7 @@ async def _return_stock(
     """Give every line of a canceled order its quantity back, with a movement for each."""
     if conn.dialect == "postgresql":
         params = {"order_id": order_id, "reason": reason.value, "now": now}
-        await conn.execute(_RESTOCK_PG, params)
+        await conn.execute(_RESTOCK_PG, {**params, "actor": current_actor()})
         return
     for line in await conn.fetch_all(_LINES, {"order_id": order_id}):
         params = {"product_id": line["product_id"], "quantity": line["quantity"], "now": now}

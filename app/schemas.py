@@ -182,4 +182,8 @@ class StockMovementPublic(BaseModel):
     reference: str | None
     note: str | None
     stock_after: int
+    actor: str = Field(
+        description="Who made it: an API key's name, `webhook`, `system` (expiry), `anonymous` "
+        "(no API_KEYS), or `unknown` (recorded before actors existed)."
+    )
     created_at: Timestamp

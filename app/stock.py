@@ -27,7 +27,9 @@ _ADJUST = Sql(
     "WHERE id = :product_id AND archived_at IS NULL AND stock + :delta >= 0 RETURNING stock"
 )
 _STOCK_OF_LIVE = Sql("SELECT stock FROM products WHERE id = :product_id AND archived_at IS NULL")
-_COLUMNS = "id, product_id, delta, reason, order_id, reference, note, stock_after, created_at"
+_COLUMNS = (
+    "id, product_id, delta, reason, order_id, reference, note, stock_after, actor, created_at"
+)
 _PAGE = Sql(
     f"SELECT {_COLUMNS} FROM stock_movements WHERE product_id = :product_id "
     "ORDER BY id DESC LIMIT :limit OFFSET :offset"

@@ -26,6 +26,8 @@ from sqlmodel import Field as TableField
 from sqlmodel import Relationship, SQLModel
 from sqlmodel.sql.sqltypes import UTCDateTime
 
+from app.core.access import UNKNOWN
+
 # Predictable constraint names keep migrations readable and diffable.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -307,6 +309,11 @@ class StockMovement(SQLModel, table=True):
     note: str | None = TableField(default=None, sa_column=Column(String(500)))
     stock_after: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
+    # Who made the change: a key's name, `webhook`, `system` or `anonymous` (app/core/access.py);
+    # `unknown` on movements recorded before actors existed (migration 0009).
+    actor: str = TableField(
+        default=UNKNOWN, sa_column=Column(String(32), nullable=False, server_default=UNKNOWN)
+    )
 
 
 # ---------------------------------------------------------------- outbound events
@@ -346,6 +353,8 @@ events_table = Table(
     Column("txid", BigInteger, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, index=True),
     Column("data", Text, nullable=False),
+    # Who made the change (as a movement's actor; `unknown` before migration 0009).
+    Column("actor", String(32), nullable=False, server_default=UNKNOWN),
     CheckConstraint(_one_of("type", EventType), name="type_known"),
     Index("ix_events_feed", "txid", "seq"),
     Index("ix_events_type_feed", "type", "txid", "seq"),

@@ -12,6 +12,7 @@ one yield per request, a scan's thread hop).
     .venv/bin/python -m bench.request_cost          # SQLite, 3,000 requests a case, best of 3
     .venv/bin/python -m bench.request_cost --concurrency 1 --requests 1000 --rounds 5
     .venv/bin/python -m bench.request_cost --engine postgresql   # the service's side only
+    .venv/bin/python -m bench.request_cost --role storefront     # a key whose role is checked
 
 On PostgreSQL the figures are this process's CPU only (the server's is not in them), and a
 unit's own CPU is not split out: its statements suspend, and the thread's clock would count
@@ -152,8 +153,10 @@ def cpu_per_request(
     return uvloop.run(load())
 
 
-def service(url: str, without_own_middleware: bool) -> Any:
-    settings = Settings(_env_file=None, database_url=url, api_keys=[API_KEY])
+def service(url: str, without_own_middleware: bool, role: str = "") -> Any:
+    # A bare key (an admin key) by default; `--role` names the key and gives it that role.
+    key = f"bench:{role}:{API_KEY}" if role else API_KEY
+    settings = Settings(_env_file=None, database_url=url, api_keys=[key])
     app = create_app(settings)
     timed(app.state.database)
     if without_own_middleware:
@@ -174,7 +177,10 @@ def measure_case(
             for without_own_middleware in (False, True):
                 UnitClock.seconds = 0.0
                 cpu, statuses = cpu_per_request(
-                    service(url, without_own_middleware), case, args.requests, args.concurrency
+                    service(url, without_own_middleware, args.role),
+                    case,
+                    args.requests,
+                    args.concurrency,
                 )
                 assert set(statuses) <= {200, 201}, f"{name}: statuses {dict(statuses)}"
                 units = args.requests + min(200, args.requests)  # the warm-up's too
@@ -193,6 +199,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--case", action="append", help="Only this case (may repeat).")
+    parser.add_argument(
+        "--role",
+        default="",
+        help="Send a named key of this role (storefront: the role check's lookup) instead of "
+        "a bare admin key.",
+    )
     args = parser.parse_args()
     bare = min(
         cpu_per_request(bare_app, ("GET", "/", b""), args.requests, args.concurrency)[0]

@@ -5,7 +5,8 @@
 
 Calls a do-nothing ASGI endpoint directly: bare, and behind the request path
 (app/http/request_path.py: request id, header limits, API key, admission, metrics and the access
-line), with the access line on (INFO) and off (WARNING). Log lines go to /dev/null. Best of 5 rounds
+line), with the access line on (INFO) and off (WARNING), and with a storefront key, whose role
+the request path looks up in the API's route table. Log lines go to /dev/null. Best of 5 rounds
 of 20,000 calls each, so other load on the machine shows less. Run the same script on an older
 checkout for the before/after (bench/README.md "One request-path layer").
 """
@@ -16,8 +17,7 @@ import sys
 import time
 from types import SimpleNamespace
 
-from pydantic import SecretStr
-
+from app.core.access import named_keys
 from app.core.logs import configure_logging
 from app.http.api_keys import ApiKeys
 from app.http.known_routes import RouteTable
@@ -38,13 +38,18 @@ async def endpoint(scope, receive, send):  # type: ignore[no-untyped-def]
     await send({"type": "http.response.body", "body": b"{}"})
 
 
-def request_path():  # type: ignore[no-untyped-def]
+def request_path(role: str = ""):  # type: ignore[no-untyped-def]
+    """The request path with one key: a bare (admin) key, or a named key of `role`, whose
+    role is looked up in the API's real route table."""
+    from app.routers import ROUTERS
+
+    routes = [route for router in ROUTERS for route in router.routes] if role else []
     return RequestPath(
         endpoint,
-        routes=RouteTable([]),
+        routes=RouteTable(routes),
         readiness=SimpleNamespace(schema_behind=False),  # type: ignore[arg-type]
         admission=Admission(64, 256, 2.0),
-        keys=ApiKeys([SecretStr(KEY)]),
+        keys=ApiKeys(named_keys([f"shop:{role}:{KEY}" if role else KEY])),
         cors=None,
         max_body_bytes=1 << 20,
         body_timeout=10.0,
@@ -85,6 +90,7 @@ async def main() -> None:
         ("bare endpoint", "WARNING", endpoint),
         ("request path, access line off", "WARNING", request_path()),
         ("request path, access line on", "INFO", request_path()),
+        ("storefront key (role checked), line on", "INFO", request_path("storefront")),
     ]:
         configure_logging(level)
         print(f"{label:38} {await best_of(app):6.1f} µs/request", file=sys.stdout)

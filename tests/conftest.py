@@ -186,7 +186,7 @@ def client_servers(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[str], LiveServer]]:
     """`client_servers(kind)`: the module's live server on that engine, started when a test
-    first asks, as a deployment runs it: webhook secret and an API key set.
+    first asks, as a deployment runs it: webhook secret and named API keys set.
 
     One per module: the shipped clients create their products under SKUs unique to each run,
     so they run one after another against one server, as they do against a deployment.
@@ -194,7 +194,9 @@ def client_servers(
     """
     env = {
         "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
-        "API_KEYS": CLIENT_API_KEY,
+        # A named admin key among keys of other roles, as a deployment with roles writes it;
+        # the clients send the admin key in API_KEY.
+        "API_KEYS": f"clients:admin:{CLIENT_API_KEY},shop:storefront:{CLIENT_API_KEY}-shop",
         "API_KEY": CLIENT_API_KEY,
         # The clients subscribe a loopback URL where nothing listens (deliveries fail, harmless)
         # and delete the subscription again.

@@ -1,5 +1,6 @@
 """Every setting the service reads, from the environment or a `.env` file."""
 
+import re
 from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -8,7 +9,10 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import signing
+from app.core import access
 
+# A request header's name (RFC 9110 token characters).
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
 DEFAULT_SQLITE_URL = "sqlite:///./data/orders.db"
 # The longest payment window (PENDING_ORDER_TTL_SECONDS): a year.
 MAX_PAYMENT_WINDOW = 366 * 24 * 3600
@@ -71,7 +75,9 @@ class Settings(BaseSettings):
         default=signing.DEFAULT_TOLERANCE_SECONDS, ge=1, le=24 * 3600
     )
 
-    # API keys, comma-separated (several at once while rotating). Empty: the API is open.
+    # API keys, comma-separated (several at once while rotating). Each is `name:role:key` (a
+    # named key with a role: admin, storefront, fulfillment, readonly) or a bare key (an admin
+    # key named key<N>, N its position). Empty: the API is open.
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     # Request bodies larger than this many bytes are refused (413) before they are read.
     max_body_bytes: int = Field(default=1_048_576, ge=1, le=1 << 30)
@@ -82,6 +88,10 @@ class Settings(BaseSettings):
     # The request path (app/http/request_path.py). Origins allowed to call from a browser,
     # comma-separated, or `*`; empty: no CORS headers at all.
     cors_origins: Annotated[list[str], NoDecode] = []
+    # Request headers a browser may send besides those the API always allows (Authorization,
+    # X-API-Key, Content-Type, Idempotency-Key, If-Match, X-Request-ID), comma-separated:
+    # `traceparent,sentry-trace`, say.
+    cors_allow_headers: Annotated[list[str], NoDecode] = []
     # Requests a worker works on at once (unset: 64 on SQLite; on PostgreSQL the pool's
     # DB_POOL_SIZE + DB_MAX_OVERFLOW, so no admitted request waits for a connection); more
     # wait, at most MAX_QUEUED of them and QUEUE_TIMEOUT_SECONDS each, then get 503
@@ -161,6 +171,21 @@ class Settings(BaseSettings):
             return [origin.strip().rstrip("/") for origin in origins.split(",") if origin.strip()]
         return origins
 
+    @field_validator("cors_allow_headers", mode="before")
+    @classmethod
+    def split_headers(cls, headers: Any) -> Any:
+        if isinstance(headers, str):
+            return [header.strip() for header in headers.split(",") if header.strip()]
+        return headers
+
+    @field_validator("cors_allow_headers")
+    @classmethod
+    def header_names(cls, headers: list[str]) -> list[str]:
+        for header in headers:
+            if not _HEADER_NAME.fullmatch(header):
+                raise ValueError(f"{header!r} is not a header name")
+        return headers
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def split_api_keys(cls, keys: Any) -> Any:
@@ -173,11 +198,15 @@ class Settings(BaseSettings):
     def long_keys_in_production(
         cls, keys: list[SecretStr], info: ValidationInfo
     ) -> list[SecretStr]:
-        if info.data.get("app_env") == "production" and any(
-            len(key.get_secret_value()) < 16 for key in keys
-        ):
+        named = access.named_keys(key.get_secret_value() for key in keys)  # or ValueError
+        if info.data.get("app_env") == "production" and any(len(key.secret) < 16 for key in named):
             raise ValueError("every API key needs at least 16 characters in production")
         return keys
+
+    @property
+    def named_api_keys(self) -> list[access.NamedKey]:
+        """API_KEYS' entries as named keys with their roles (app/core/access.py)."""
+        return access.named_keys(key.get_secret_value() for key in self.api_keys)
 
     @property
     def payment_window(self) -> timedelta | None:

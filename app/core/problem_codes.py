@@ -64,6 +64,16 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             "Send a valid API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
         ),
     ),
+    403: _codes(
+        ProblemCode(
+            "forbidden",
+            "Forbidden",
+            "the API key is valid but its role may not make this call; carries `role`, `required`",
+            "A key with the role storefront may not make this call; the roles that may: admin, "
+            "fulfillment.",
+            {"role": "storefront", "required": ["admin", "fulfillment"]},
+        ),
+    ),
     404: _codes(
         ProblemCode(
             "product_not_found",

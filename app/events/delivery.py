@@ -68,7 +68,7 @@ _CLAIM = (
 _CLAIM_DUE = Sql(sqlite=_CLAIM.format(""), postgresql=_CLAIM.format(" FOR UPDATE SKIP LOCKED"))
 _CLAIMED = Sql(
     "SELECT d.id, d.attempt, d.lease_token, d.subscription_id, e.id AS event_id, e.type,"
-    " e.created_at, e.data, s.url, s.secret FROM event_deliveries d"
+    " e.created_at, e.actor, e.data, s.url, s.secret FROM event_deliveries d"
     " JOIN events e ON e.seq = d.event_seq JOIN event_subscriptions s"
     " ON s.id = d.subscription_id WHERE d.lease_token = :token"
 )

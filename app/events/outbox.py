@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from app.core import cursors
+from app.core.access import current_actor
 from app.core.formats import rfc3339 as timestamp_text
 from app.core.formats import utcnow
 from app.db.base import Connection, Sql
@@ -32,7 +33,7 @@ from app.tables import EventType, OrderStatus
 
 _TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
 _HORIZON = "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
-_INSERT = "INSERT INTO events (id, type, txid, created_at, data)"
+_INSERT = "INSERT INTO events (id, type, txid, created_at, data, actor)"
 # One pending delivery per matching subscription. `types` holds a JSON array of names, so
 # finding `"order.paid"` (quotes included) inside it is an exact match. A substring function,
 # not LIKE: SQLite prepares a statement again whenever a LIKE pattern's parameter changes
@@ -45,7 +46,7 @@ _FAN_OUT_TEXT = (
 )
 # SQLite: the event, then its deliveries (SQLite has no data-modifying CTEs).
 _INSERT_EVENT = Sql(
-    sqlite=f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data) RETURNING seq",
+    sqlite=f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data, :actor) RETURNING seq",
     postgresql="SELECT 'not used on PostgreSQL'",
 )
 _FAN_OUT = Sql(
@@ -62,8 +63,8 @@ def recording_ctes(data: str, source: str = "") -> str:
     has no row, nothing is recorded. A parameter in a SELECT list is typed as text unless told,
     hence the casts."""
     insert = (
-        f"{_INSERT} SELECT :id, :type, {_TXID}, CAST(:recorded_at AS timestamptz), {data} {source}"
-        " RETURNING seq"
+        f"{_INSERT} SELECT :id, :type, {_TXID}, CAST(:recorded_at AS timestamptz), {data},"
+        f" CAST(:actor AS varchar) {source} RETURNING seq"
     )
     fan_out = _FAN_OUT_TEXT.format(
         seq="event.seq", now="CAST(:recorded_at AS timestamptz)", joined=", event", find="strpos"
@@ -72,7 +73,7 @@ def recording_ctes(data: str, source: str = "") -> str:
 
 
 _FEED = (
-    "SELECT seq, txid, id, type, created_at, data FROM events"
+    "SELECT seq, txid, id, type, created_at, actor, data FROM events"
     " WHERE (txid, seq) > (:txid, :seq) AND txid < {}{} ORDER BY txid, seq LIMIT :limit"
 )
 # One slot per event type: a filter names each type at most once (repeats are dropped), so
@@ -108,10 +109,12 @@ def on_record(listener: Callable[[], None]) -> Callable[[], None]:
 
 
 def event_parameters(type: EventType) -> dict[str, Any]:
-    """The parameters recording an event of `type` takes, its new id among them."""
+    """The parameters recording an event of `type` takes, its new id and its actor (who makes
+    the change, app/core/access.py) among them."""
     return {
         "id": new_event_id(),
         "type": str(type),
+        "actor": current_actor(),
         "quoted_type": f'"{type}"',
         "recorded_at": utcnow(),
     }
@@ -179,6 +182,7 @@ def public(row: Mapping[str, Any]) -> dict[str, Any]:
         "id": row["id"],
         "type": row["type"],
         "created_at": rfc3339(row["created_at"]),
+        "actor": row["actor"],
         "data": orjson.loads(row["data"]),
     }
 

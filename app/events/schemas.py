@@ -26,6 +26,11 @@ class EventPublic(BaseModel):
     id: str = Field(examples=["evt_3f9a0c1b2d4e5f60718293a4"])
     type: EventType
     created_at: Timestamp
+    actor: str = Field(
+        description="Who made the change: an API key's name, `webhook`, `system` (expiry), "
+        "`anonymous` (no API_KEYS), or `unknown` (recorded before actors existed).",
+        examples=["storefront"],
+    )
     data: dict[str, Any] = Field(
         description="`order` (as GET /orders/{id} shows it) for order events; "
         "`product` and `movement` for stock.adjusted."

@@ -1,26 +1,29 @@
 """API keys: with API_KEYS set, every call but the probes, the docs and the webhook needs one.
 
-A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>`, exactly one of them: a
-request with several credentials (two headers, or both forms) is refused, so it cannot try
-many keys at once. The key is compared, in constant time, with every configured key (several
-while rotating), and is never logged. `/metrics` needs a key too (Prometheus sends it with
+A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>`: one credential per request.
+The same key in both headers counts as one (Swagger UI's Authorize dialog sends both when both
+boxes are filled); two different keys are refused, so a request cannot try many keys at once.
+The key is compared, in constant time, with every configured key (several while rotating), and
+is never logged. `/metrics` needs a key too (Prometheus sends it with
 `authorization: {credentials_file: ...}`): it tells order volumes, which are the business's own.
 
 The request path (app/http/request_path.py) checks the key before routing, body parsing or any
-database work, so unknown paths do not reveal which routes exist. The matching key's principal,
-a short id derived from its digest (never the key), goes to `scope["state"]["principal"]`:
-Idempotency-Keys are scoped by it.
+database work, so unknown paths do not reveal which routes exist. The matching key gives the
+caller: its name (the actor of the changes it makes), its role (what it may call,
+app/http/access.py) and its principal, a short id derived from the key's digest (never the
+key), to which Idempotency-Keys are scoped.
 """
 
 import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import SecretStr
 
+from app.core.access import NamedKey, Role
 from app.core.errors import ApiError, problem_responses
 
 # Reachable without a key: probes, the docs and their assets, and the signed webhook.
@@ -68,27 +71,43 @@ def unauthorized() -> ApiError:
     )
 
 
-# The configured keys, as digests, and the principal each one stands for.
-class ApiKeys:
-    def __init__(self, keys: Iterable[SecretStr]) -> None:
-        digests = [_digest(key.get_secret_value().encode()) for key in keys]
-        self._known = [(digest, principal_of(digest)) for digest in digests]
+# Who a matched key says the caller is: its name, its role, and its principal.
+@dataclass(frozen=True, slots=True)
+class Caller:
+    name: str
+    role: Role
+    principal: str
 
-    def authenticate(self, credentials: list[bytes]) -> str | None:
-        """The principal of the one credential sent, or None (none, several, or no match)."""
-        if len(credentials) != 1 or credentials[0] == _UNUSABLE:
+
+# The configured keys, as digests, and the caller each one stands for.
+class ApiKeys:
+    def __init__(self, keys: Iterable[NamedKey]) -> None:
+        self._known = []
+        for key in keys:
+            digest = _digest(key.secret.encode())
+            self._known.append((digest, Caller(key.name, key.role, principal_of(digest))))
+
+    def authenticate(self, credentials: list[bytes]) -> Caller | None:
+        """The caller of the one credential sent (the same key in both headers is one), or
+        None: none, two different ones, or no match."""
+        if not credentials or credentials[0] == _UNUSABLE:
             return None
-        digest, found = _digest(credentials[0]), None
-        for known, principal in self._known:  # every key, every time: no early exit to time
+        sent = credentials[0]
+        for other in credentials[1:]:
+            if other != sent:
+                return None
+        digest, found = _digest(sent), None
+        for known, caller in self._known:  # every key, every time: no early exit to time
             if hmac.compare_digest(digest, known):
-                found = principal
+                found = caller
         return found
 
 
-def api_keys(keys: list[SecretStr]) -> ApiKeys | None:
+def api_keys(keys: list[NamedKey]) -> ApiKeys | None:
     """The key check when keys are configured; say at start-up that the API is open when not."""
     if keys:
-        log.info("API keys required: %d key(s) configured", len(keys))
+        names = sorted({f"{key.name} ({key.role})" for key in keys})
+        log.info("API keys required: %d key(s) configured: %s", len(keys), ", ".join(names))
         return ApiKeys(keys)
     log.warning("API_KEYS is not set: the API is open to anyone who can reach it")
     return None

@@ -8,8 +8,9 @@ and sends the answer itself rather than stacking it as a second ASGI layer: a pr
 allowed origin is answered before the API-key check (browsers send preflights without
 credentials), with the request id and an access line like any request; a preflight asking for a
 method or header the API does not allow is 400 `cors_not_allowed` (problem+json, not
-Starlette's plain text). A preflight from an origin that is not allowed is an OPTIONS request
-like any other: it gets no CORS headers, so the browser refuses it.
+Starlette's plain text). `CORS_ALLOW_HEADERS` adds request headers to those the contract
+lists (case does not matter). A preflight from an origin that is not allowed is an OPTIONS
+request like any other: it gets no CORS headers, so the browser refuses it.
 """
 
 from collections.abc import Coroutine, Iterable
@@ -50,23 +51,29 @@ def _run(step: Coroutine[Any, Any, None]) -> None:
     raise AssertionError("CORSMiddleware.send suspended")
 
 
-def cors_not_allowed(failures: str) -> ApiError:
+def cors_not_allowed(failures: str, headers: Iterable[str] = ALLOWED_HEADERS) -> ApiError:
     return ApiError(
         400,
         "cors_not_allowed",
         "CORS request not allowed",
         f"{failures}: the API allows the methods {', '.join(ALLOWED_METHODS)} and the headers "
-        f"{', '.join(ALLOWED_HEADERS)}.",
+        f"{', '.join(headers)}.",
     )
 
 
 class Cors:
-    def __init__(self, origins: Iterable[str]) -> None:
+    def __init__(self, origins: Iterable[str], extra_headers: Iterable[str] = ()) -> None:
+        # The contract's headers, then CORS_ALLOW_HEADERS' (a browser storefront's tracing
+        # headers, say), each once.
+        self.allowed_headers = list(ALLOWED_HEADERS)
+        for header in extra_headers:
+            if header.lower() not in {known.lower() for known in self.allowed_headers}:
+                self.allowed_headers.append(header)
         self.rules = CORSMiddleware(
             _unused_app,
             allow_origins=list(origins),
             allow_methods=ALLOWED_METHODS,
-            allow_headers=ALLOWED_HEADERS,
+            allow_headers=self.allowed_headers,
             expose_headers=EXPOSED_HEADERS,
             max_age=PREFLIGHT_MAX_AGE,
         )
@@ -95,7 +102,7 @@ class Cors:
         headers = [(k, v) for k, v in answer.raw_headers if k not in _BODY_HEADERS]
         if answer.status_code == 200:
             return headers, None
-        return headers, cors_not_allowed(bytes(answer.body).decode())
+        return headers, cors_not_allowed(bytes(answer.body).decode(), self.allowed_headers)
 
     def _simple_headers(self, origin: bytes | None) -> RawHeaders:
         sent: list[Message] = []
@@ -109,5 +116,5 @@ class Cors:
         return list(sent[0]["headers"])
 
 
-def cors(origins: list[str]) -> Cors | None:
-    return Cors(origins) if origins else None
+def cors(origins: list[str], extra_headers: list[str] | None = None) -> Cors | None:
+    return Cors(origins, extra_headers or ()) if origins else None

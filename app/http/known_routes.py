@@ -3,7 +3,9 @@
 Built once at start-up from the routers. The request path uses it for what it decides before
 routing: the route label of a request refused early (a 401 or 503 is still counted under
 `/orders/{order_id}`, never under `/orders/7`), and the unknown query parameters a route
-refuses (422, as unknown body fields are), which costs nothing for a request without a query.
+refuses (422, as unknown body fields are), which costs nothing for a request without a query;
+and the roles a route allows (app/http/access.py), so a key outside them is refused (403)
+before any work; an admin key is never looked up.
 """
 
 import re
@@ -14,7 +16,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from app.core.access import Role
 from app.core.errors import ApiError
+from app.http.access import UNDECLARED, declared, forbidden
 
 # The route label of requests that match no route, so scanners cannot grow the series.
 UNMATCHED = "unmatched"
@@ -27,15 +31,16 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-# One route: its compiled path, methods, template and the query parameters it declares.
+# One route: its compiled path, methods, template, the query parameters and roles it declares.
 class _Entry:
-    __slots__ = ("pattern", "methods", "template", "query")
+    __slots__ = ("pattern", "methods", "template", "query", "access")
 
     def __init__(self, route: APIRoute) -> None:
         self.pattern: re.Pattern[str] = route.path_regex
         self.methods = frozenset(route.methods or ())
         self.template = route.path
         self.query = _query_names(route.dependant)
+        self.access = declared(route) or UNDECLARED
 
 
 class RouteTable:
@@ -54,6 +59,14 @@ class RouteTable:
     def template(self, path: str, method: str) -> str:
         entry = self._find(path, method)
         return entry.template if entry is not None else UNMATCHED
+
+    def forbidden(self, path: str, method: str, role: Role) -> ApiError | None:
+        """403 when a key of `role` may not make this call, or None (a 404 or 405 follows for
+        a call that matches no route)."""
+        entry = self._find(path, method)
+        if entry is None or method not in entry.methods or role in entry.access.roles:
+            return None
+        return forbidden(role, entry.access)
 
     def unknown_query(self, path: str, method: str, query: bytes) -> ApiError | None:
         """422 naming every query parameter the route does not declare, or None."""

@@ -3,6 +3,8 @@
 from fastapi import APIRouter, Response
 
 from app.core import metrics
+from app.core.access import Role
+from app.http.access import allow
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A placed order's request whose body failed validation counts as a rejected order.
@@ -38,6 +40,7 @@ router = APIRouter(tags=["operations"])
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
+@allow(Role.READONLY)
 def metrics_endpoint() -> Response:
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

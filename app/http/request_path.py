@@ -3,10 +3,11 @@
 What every request goes through, in one place and in this order: its request id; the header
 limits (431); `/healthz`, answered at once; a CORS preflight, answered before the key check;
 503 `overloaded` when the admission queue is full, before the key and the body; the API key
-(401) and its principal; the schema gate (503 `schema_out_of_date`); unknown query parameters
-(422); the body, read whole within its size and time limits (413, 408); admission (a turn, or
-503 `overloaded` when none comes in time), and no work at all for a client that left while it
-waited; then the route.
+(401), its caller (name, role, principal) and the call's roles (403); the actor of the
+request's changes (app/core/access.py); the schema gate (503 `schema_out_of_date`); unknown
+query parameters (422); the body, read whole within its size and time limits (413, 408);
+admission (a turn, or 503 `overloaded` when none comes in time), and no work at all for a
+client that left while it waited; then the route.
 On the way out: `X-Request-ID` and CORS headers, no body for HEAD, a 500 problem for a crash,
 the metrics, and one access line.
 
@@ -25,7 +26,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core import metrics
+from app.core import access, metrics
+from app.core.access import Role
 from app.core.errors import ApiError, send_problem
 from app.core.logs import clip, redact_query, request_id_var, write_line
 from app.db.readiness import Readiness
@@ -145,7 +147,9 @@ class RequestPath:
         if state is None:
             state = scope["state"] = {}
         state["request_id"], state["principal"] = request_id, None
+        state["actor"] = actor = access.ANONYMOUS if self.keys is None else None
         token = request_id_var.set(request_id)
+        acting = access.set_actor(actor or access.SYSTEM)
         if len(sent_path) > 1 and sent_path[-1] == "/":
             scope["path"] = sent_path.rstrip("/") or "/"
         answer = _Answer(send, [(b"x-request-id", request_id.encode())], scope)
@@ -158,6 +162,7 @@ class RequestPath:
         finally:
             self._record(scope, answer, sent_path, time.perf_counter() - started)
             request_id_var.reset(token)
+            access.reset_actor(acting)
 
     async def _serve(
         self, scope: Scope, receive: Receive, answer: _Answer, headers: _Headers
@@ -206,15 +211,21 @@ class RequestPath:
 
     def _check(self, scope: Scope, path: str, method: str, headers: _Headers) -> ApiError | None:
         """The refusals that need nothing but the request line and headers."""
+        target = "GET" if method == "HEAD" else method
         if self.keys is not None and not is_exempt(path):
-            principal = self.keys.authenticate(headers.credentials)
-            if principal is None:
+            caller = self.keys.authenticate(headers.credentials)
+            if caller is None:
                 return unauthorized()
-            scope["state"]["principal"] = principal
+            state = scope["state"]
+            state["principal"], state["actor"] = caller.principal, caller.name
+            access.set_actor(caller.name)
+            if caller.role is not Role.ADMIN:
+                refusal = self.routes.forbidden(path, target, caller.role)
+                if refusal is not None:
+                    return refusal
         if self.readiness.schema_behind and not _schema_free(path):
             return schema_out_of_date()
         if scope["query_string"]:
-            target = "GET" if method == "HEAD" else method
             return self.routes.unknown_query(path, target, scope["query_string"])
         return None
 
@@ -281,6 +292,9 @@ class RequestPath:
                 fields["query"] = redact_query(scope["query_string"])
             if code is not None:
                 fields["code"] = code
+            actor = scope["state"].get("actor")
+            if actor is not None:
+                fields["actor"] = actor
             write_line(logging.getLevelName(level), "app.access", "request", fields)
 
 

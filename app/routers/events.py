@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.core import cursors
+from app.core.access import Role
 from app.core.errors import ApiError, problem_responses
 from app.db.connect import DatabaseDep
 from app.events import outbox, subscriptions, url_safety
@@ -17,6 +18,7 @@ from app.events.schemas import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
+from app.http.access import admin_only, allow
 from app.http.json_payloads import StrictJsonRoute
 from app.http.route_params import Limit, Offset, ResourceId
 from app.tables import EventType
@@ -54,6 +56,7 @@ def envelope(items: list[Any], limit: int, next_: str | None, **window: Any) -> 
     response_model=CursorPage[EventPublic],
     responses=problem_responses(422),
 )
+@allow(Role.READONLY)
 async def list_events(
     database: DatabaseDep,
     limit: Limit = 20,
@@ -78,6 +81,7 @@ async def list_events(
     response_model=SubscriptionCreated,
     responses=problem_responses(422),
 )
+@admin_only
 async def create_subscription(
     body: SubscriptionCreate, database: DatabaseDep, request: Request
 ) -> JSONResponse:
@@ -102,6 +106,7 @@ async def create_subscription(
     response_model=CursorPage[SubscriptionPublic],
     responses=problem_responses(422),
 )
+@allow(Role.READONLY)
 async def list_subscriptions(
     database: DatabaseDep, limit: Limit = 20, offset: Offset | None = None, after: After = None
 ) -> JSONResponse:
@@ -128,6 +133,7 @@ async def list_subscriptions(
     response_model=SubscriptionPublic,
     responses=problem_responses(404, 422),
 )
+@allow(Role.READONLY)
 async def get_subscription(subscription_id: ResourceId, database: DatabaseDep) -> JSONResponse:
     return JSONResponse(await database.read(subscriptions.get, subscription_id))
 
@@ -140,6 +146,7 @@ async def get_subscription(subscription_id: ResourceId, database: DatabaseDep) -
     description="Nothing more is sent to it; its pending deliveries are dropped.",
     responses=problem_responses(404, 422),
 )
+@admin_only
 async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep) -> Response:
     await database.write(subscriptions.delete, subscription_id)
     return Response(status_code=204)
@@ -152,6 +159,7 @@ async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep
     response_model=CursorPage[DeliveryPublic],
     responses=problem_responses(404, 422),
 )
+@allow(Role.READONLY)
 async def list_deliveries(
     subscription_id: ResourceId, database: DatabaseDep, limit: Limit = 20, after: After = None
 ) -> JSONResponse:

@@ -8,6 +8,7 @@ so neither waits behind the requests of a busy instance.
 from fastapi import APIRouter, Request
 
 from app.core.errors import ApiError, problem_responses
+from app.http.access import no_key
 
 # This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
 TAG = {"name": "operations", "description": "Health and readiness probes."}
@@ -24,6 +25,7 @@ router = APIRouter(tags=[TAG["name"]])
     openapi_extra={"operationId": "health-live"},
     summary="Liveness: the process is running",
 )
+@no_key
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -34,6 +36,7 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: the database answers, at the schema's head, and can write",
     responses=problem_responses(503),
 )
+@no_key
 async def readyz(request: Request) -> dict[str, str]:
     problem: ApiError | None = await request.app.state.readiness.problem()
     if problem is not None:

@@ -6,10 +6,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app import idempotency, orders
+from app.core.access import Role
 from app.core.errors import problem_responses
 from app.core.formats import MAX_ID, Rfc3339
 from app.db.base import Connection
 from app.db.connect import database_of
+from app.http.access import admin_only, allow
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
@@ -51,6 +53,7 @@ CREATE_EXAMPLES = {
         **problem_responses(404, 409, 422),
     },
 )
+@allow(Role.STOREFRONT)
 async def create_order(
     body: Annotated[OrderCreate, Body(openapi_examples=CREATE_EXAMPLES)],
     request: Request,
@@ -115,6 +118,7 @@ async def _place_once(
     response_model=Page[OrderPublic],
     responses=problem_responses(422),
 )
+@allow(Role.STOREFRONT, Role.FULFILLMENT, Role.READONLY)
 async def list_orders(
     request: Request,
     limit: Limit = 20,
@@ -155,6 +159,7 @@ async def list_orders(
     response_model=OrderPublic,
     responses=problem_responses(404, 422),
 )
+@allow(Role.STOREFRONT, Role.FULFILLMENT, Role.READONLY)
 async def get_order(order_id: ResourceId, request: Request) -> Response:
     return json_response(await database_of(request).read(orders.order_view, order_id))
 
@@ -170,6 +175,7 @@ STATUS_DOC: dict[str, Any] = {
 @router.put(
     "/{order_id}", operation_id="orders-update", summary="Change an order's status", **STATUS_DOC
 )
+@admin_only
 async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
         await database_of(request).write(orders.change_status, order_id, body.status)
@@ -182,6 +188,7 @@ async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Requ
     summary="Change an order's status (PATCH)",
     **STATUS_DOC,
 )
+@admin_only
 async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
         await database_of(request).write(orders.change_status, order_id, body.status)
@@ -197,6 +204,7 @@ async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Re
     response_model=OrderPublic,
     responses=problem_responses(404, 409, 422),
 )
+@allow(Role.STOREFRONT)
 async def cancel_order(order_id: ResourceId, request: Request) -> Response:
     canceled = await database_of(request).write(
         orders.change_status, order_id, OrderStatus.CANCELED

@@ -10,9 +10,11 @@ from pydantic import ValidationError
 
 from app import payments, signing
 from app.core import metrics
+from app.core.access import WEBHOOK
 from app.core.config import Settings
 from app.core.errors import ApiError, problem_responses
 from app.db.connect import DatabaseDep
+from app.http.access import act_as, no_key
 from app.http.json_payloads import json_response, loads_strict
 from app.http.request_limits import payload_too_large
 from app.schemas import PaymentEventCreate, PaymentEventReceipt
@@ -121,7 +123,9 @@ HEADER_DOC = (
     responses=problem_responses(400, 401, 404, 409, 413, 422, 503),
     openapi_extra=BODY_DOC,
 )
+@no_key
 async def payment_webhook(
+    request: Request,
     delivery: Annotated[Delivery, Depends(verified_delivery)],
     database: DatabaseDep,
     x_event_id: Annotated[
@@ -136,6 +140,7 @@ async def payment_webhook(
 ) -> Response:
     # The three headers are declared so Swagger UI shows them; verified_delivery reads them.
     event = parse_event(delivery.body)
+    act_as(request, WEBHOOK)
     receipt = await database.write(
         payments.apply_event, delivery.event_id, delivery.signed_at, event, delivery.body
     )

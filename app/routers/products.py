@@ -6,9 +6,11 @@ import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app import products
+from app.core.access import Role
 from app.core.errors import problem_responses
 from app.core.formats import SKU_PATTERN, TEXT_PATTERN
 from app.db.connect import database_of
+from app.http.access import admin_only, allow
 from app.http.json_payloads import StrictJsonRoute, json_bytes_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate
@@ -59,6 +61,7 @@ def _with_etag(
     response_model=ProductPublic,
     responses=problem_responses(409, 422),
 )
+@admin_only
 async def create_product(
     body: Annotated[ProductCreate, Body(openapi_examples=CREATE_EXAMPLES)],
     request: Request,
@@ -76,6 +79,7 @@ async def create_product(
     response_model=Page[ProductPublic],
     responses=problem_responses(422),
 )
+@allow(Role.STOREFRONT, Role.FULFILLMENT, Role.READONLY)
 async def list_products(
     request: Request,
     limit: Limit = 20,
@@ -119,6 +123,7 @@ async def list_products(
     response_model=ProductPublic,
     responses=problem_responses(404, 422),
 )
+@allow(Role.STOREFRONT, Role.FULFILLMENT, Role.READONLY)
 async def get_product(product_id: ResourceId, request: Request) -> Response:
     return _with_etag(await database_of(request).read(products.get_product, product_id))
 
@@ -142,6 +147,7 @@ UPDATE_DOC: dict[str, Any] = {
 @router.put(
     "/{product_id}", operation_id="products-update", summary="Update a product", **UPDATE_DOC
 )
+@admin_only
 async def put_product(
     product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -154,6 +160,7 @@ async def put_product(
     summary="Update a product (partial)",
     **UPDATE_DOC,
 )
+@admin_only
 async def patch_product(
     product_id: ResourceId, body: ProductUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -169,6 +176,7 @@ async def patch_product(
     "its SKU is free again, and past orders keep their snapshot of it.",
     responses=problem_responses(404, 422),
 )
+@admin_only
 async def archive_product(product_id: ResourceId, request: Request) -> Response:
     await database_of(request).write(products.archive_product, product_id)
     return Response(status_code=204)

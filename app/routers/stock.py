@@ -6,9 +6,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request, Response
 
 from app import idempotency, ledger, stock
+from app.core.access import Role
 from app.core.errors import problem_responses
 from app.db.base import Connection
 from app.db.connect import DatabaseDep
+from app.http.access import allow
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, StockAdjustmentCreate, StockMovementPublic
@@ -49,6 +51,7 @@ ADJUSTMENT_EXAMPLES = {
         **problem_responses(404, 409, 422),
     },
 )
+@allow(Role.FULFILLMENT)
 async def create_adjustment(
     product_id: ResourceId,
     body: Annotated[StockAdjustmentCreate, Body(openapi_examples=ADJUSTMENT_EXAMPLES)],
@@ -119,6 +122,7 @@ async def _adjust_once(
     response_model=Page[StockMovementPublic],
     responses=problem_responses(404, 422),
 )
+@allow(Role.FULFILLMENT, Role.READONLY)
 async def list_movements(
     product_id: ResourceId,
     database: DatabaseDep,
@@ -140,6 +144,7 @@ async def list_movements(
     response_model=StockMovementPublic,
     responses=problem_responses(404, 422),
 )
+@allow(Role.FULFILLMENT, Role.READONLY)
 async def get_movement(
     product_id: ResourceId, movement_id: ResourceId, database: DatabaseDep
 ) -> Response:

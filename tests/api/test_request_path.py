@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
@@ -188,6 +189,36 @@ def test_preflight_asking_a_method_or_header_not_allowed_is_refused(asked, failu
     assert response.headers["x-request-id"]
 
 
+@pytest.mark.parametrize("extra", [None, " traceparent , Sentry-Trace,,authorization"])
+def test_cors_allow_headers_adds_headers_a_browser_storefront_sends(extra: str | None) -> None:
+    """A page that sends `traceparent` (or `sentry-trace`) is refused at preflight unless
+    CORS_ALLOW_HEADERS lists it; the contract's own headers stay allowed either way."""
+    settings = {"cors_origins": ORIGIN} | ({"cors_allow_headers": extra} if extra else {})
+    client = keyed_client(**settings)
+    asked = "traceparent, sentry-trace, authorization, content-type"
+    response = client.options(
+        "/orders",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked,
+        },
+    )
+    if extra is None:
+        assert response.status_code == 400 and response.json()["code"] == "cors_not_allowed"
+        return
+    assert response.status_code == 204, response.text
+    allowed = [h.strip() for h in response.headers["access-control-allow-headers"].split(",")]
+    lowered = [h.lower() for h in allowed]
+    assert {"traceparent", "sentry-trace", "authorization", "content-type"} <= set(lowered)
+    assert len(lowered) == len(set(lowered))
+
+
+def test_cors_allow_headers_refuses_what_is_not_a_header_name() -> None:
+    with pytest.raises(ValidationError, match="not a header name"):
+        Settings(_env_file=None, cors_allow_headers="traceparent,bad header")
+
+
 def test_listed_origin_gets_cors_headers_on_answers_others_do_not() -> None:
     client = keyed_client(cors_origins=ORIGIN)
     ok = client.get("/products", headers={"Origin": ORIGIN, "X-API-Key": KEY})
@@ -225,17 +256,33 @@ def test_cors_origins_setting_splits_commas() -> None:
 @pytest.mark.parametrize(
     "headers",
     [
-        [("X-API-Key", KEY), ("Authorization", f"Bearer {KEY}")],
+        [("X-API-Key", OTHER_KEY), ("Authorization", f"Bearer {KEY}")],
         [("X-API-Key", "wrong-guess-000000"), ("X-API-Key", KEY)],
         [("Authorization", "Bearer wrong-guess-0000"), ("Authorization", f"Bearer {KEY}")],
-        [("X-API-Key", KEY), ("X-API-Key", KEY)],
+        [("X-API-Key", KEY), ("Authorization", f"Bearer {OTHER_KEY}")],
+        [("X-API-Key", KEY), ("Authorization", f"Basic {KEY}")],
     ],
-    ids=["both-forms", "guess-then-key", "two-bearers", "same-key-twice"],
+    ids=["two-keys-both-forms", "guess-then-key", "two-bearers", "key-then-other", "basic"],
 )
-def test_more_than_one_credential_is_401(headers: list[tuple[str, str]]) -> None:
+def test_two_different_credentials_are_401(headers: list[tuple[str, str]]) -> None:
     response = keyed_client().get("/products", headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-API-Key", KEY), ("Authorization", f"Bearer {KEY}")],
+        [("Authorization", f"Bearer {KEY}"), ("X-API-Key", KEY)],
+        [("X-API-Key", KEY), ("X-API-Key", KEY)],
+    ],
+    ids=["swagger-both-boxes", "bearer-first", "same-key-twice"],
+)
+def test_the_same_key_in_both_headers_counts_once(headers: list[tuple[str, str]]) -> None:
+    """Swagger UI's Authorize dialog, both boxes filled with the key, sends it twice."""
+    response = keyed_client().get("/products", headers=headers)
+    assert response.status_code == 200, response.text
 
 
 def test_thousands_of_guesses_with_the_right_key_are_refused() -> None:

@@ -48,6 +48,7 @@ def test_adjustment_adds_to_stock_and_answers_the_movement_with_its_location(cli
         "reference": "PO-1142",
         "note": "Pallet 3 of 4",
         "stock_after": 60,
+        "actor": "anonymous",
         "created_at": movement["created_at"],
     }
     assert movement["created_at"].endswith("Z")

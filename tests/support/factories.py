@@ -2,6 +2,7 @@
 make; and `Db`, which drives the service's `Database` from synchronous tests."""
 
 import asyncio
+import contextvars
 import itertools
 from decimal import Decimal
 from typing import Any
@@ -38,7 +39,9 @@ class Db:
         return self._runner.run(self.database.scan(unit, *args, **kwargs))
 
     def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return self._runner.run(self.database.write(unit, *args, **kwargs))
+        # In the caller's context: a change made under `acting_as(name)` records that actor.
+        context = contextvars.copy_context()
+        return self._runner.run(self.database.write(unit, *args, **kwargs), context=context)
 
     def run(self, coroutine: Any) -> Any:
         return self._runner.run(coroutine)

@@ -184,3 +184,81 @@ def test_subscription_and_delivery_ids_are_never_reused_after_the_upgrade(
     assert [row.subscription_id for row in left] == [subs[0]]
     assert newer > subs[1]
     assert delivery > max(row.id for row in before[1])
+
+
+def test_movements_and_events_from_before_actors_show_unknown_after_the_upgrade(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0009 on a database at 0008 with movements and events: every row keeps what it
+    showed, and gains `actor` `unknown`; a change made afterwards records its actor."""
+    from sqlalchemy import text
+
+    from app import stock
+    from app.core.access import acting_as
+    from app.db.connect import create_database
+    from app.events import outbox
+    from app.schemas import StockAdjustmentCreate
+    from tests.support.factories import Db
+
+    at = "2026-12-01 10:00:00"
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0008")
+            connection.execute(
+                text(
+                    "INSERT INTO products (id, sku, name, price_cents, stock, created_at, "
+                    "updated_at) VALUES (1, 'OLD-1', 'Old mug', 1250, 5, :at, :at)"
+                ),
+                {"at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO stock_movements (product_id, delta, reason, stock_after, "
+                    "created_at) VALUES (1, 5, 'initial', 5, :at)"
+                ),
+                {"at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, type, txid, created_at, data)"
+                    " VALUES ('evt_1', 'stock.adjusted', 0, :at, '{\"n\": 1}')"
+                ),
+                {"at": at},
+            )
+            upgrade(connection)
+        engine.dispose()
+        db = Db(create_database(Settings(_env_file=None, database_url=url)))
+        old_movements = db.read(stock.list_movements, 1, limit=10)["items"]
+        with acting_as("warehouse"):
+            db.write(stock.adjust, 1, StockAdjustmentCreate(delta=2, reason="received"))
+        movements = db.read(stock.list_movements, 1, limit=10)["items"]
+        old_events, _ = db.read(outbox.feed, after=outbox.START, types=[], limit=10)
+        events = db.rows("SELECT type, actor FROM events ORDER BY seq")
+        db.close()
+
+    assert old_movements == [
+        {
+            "id": old_movements[0]["id"],
+            "product_id": 1,
+            "delta": 5,
+            "reason": "initial",
+            "order_id": None,
+            "reference": None,
+            "note": None,
+            "stock_after": 5,
+            "actor": "unknown",
+            "created_at": "2026-12-01T10:00:00Z",
+        }
+    ]
+    assert [(m["reason"], m["actor"]) for m in movements] == [
+        ("received", "warehouse"),
+        ("initial", "unknown"),
+    ]
+    assert [(e["id"], e["actor"], e["data"]) for e in old_events[:1]] == [
+        ("evt_1", "unknown", {"n": 1})
+    ]
+    assert [(e["type"], e["actor"]) for e in events] == [
+        ("stock.adjusted", "unknown"),
+        ("stock.adjusted", "warehouse"),
+    ]
