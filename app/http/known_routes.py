@@ -9,6 +9,7 @@ before any work; an admin key is never looked up.
 """
 
 import re
+import typing
 from collections.abc import Iterable
 from urllib.parse import unquote_plus
 
@@ -31,15 +32,30 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
+def _is_list(annotation: object) -> bool:
+    """Whether a query parameter takes several values (`list[EventType] | None`, say)."""
+    if typing.get_origin(annotation) in (list, tuple, set, frozenset):
+        return True
+    return any(_is_list(arg) for arg in typing.get_args(annotation))
+
+
+def _list_names(dependant: Dependant) -> frozenset[str]:
+    names = {p.alias for p in dependant.query_params if _is_list(p.field_info.annotation)}
+    for sub in dependant.dependencies:
+        names |= _list_names(sub)
+    return frozenset(names)
+
+
 # One route: its compiled path, methods, template, the query parameters and roles it declares.
 class _Entry:
-    __slots__ = ("pattern", "methods", "template", "query", "access")
+    __slots__ = ("pattern", "methods", "template", "query", "lists", "access")
 
     def __init__(self, route: APIRoute) -> None:
         self.pattern: re.Pattern[str] = route.path_regex
         self.methods = frozenset(route.methods or ())
         self.template = route.path
         self.query = _query_names(route.dependant)
+        self.lists = _list_names(route.dependant)
         self.access = declared(route) or UNDECLARED
 
 
@@ -69,20 +85,33 @@ class RouteTable:
         return forbidden(role, entry.access)
 
     def unknown_query(self, path: str, method: str, query: bytes) -> ApiError | None:
-        """422 naming every query parameter the route does not declare, or None."""
+        """422 naming every query parameter the route does not declare, and every one-value
+        parameter given more than once (`?status=PAID&status=SHIPPED` must not silently list
+        one of them), or None."""
         entry = self._find(path, method)
         if entry is None or method not in entry.methods:
             return None  # 404 or 405 follows
-        unknown = []
+        unknown: list[str] = []
+        seen: set[str] = set()
+        repeated: list[str] = []
         for part in query.decode("latin-1").split("&"):
+            if not part:
+                continue
             name = unquote_plus(part.partition("=")[0])
-            if part and name not in entry.query and name not in unknown:
-                unknown.append(name)
-        if not unknown:
+            if name not in entry.query:
+                if name not in unknown:
+                    unknown.append(name)
+            elif name in seen and name not in entry.lists and name not in repeated:
+                repeated.append(name)
+            seen.add(name)
+        if not unknown and not repeated:
             return None
         errors = [
             {"loc": ["query", name], "msg": "Unknown query parameter", "type": "extra_forbidden"}
             for name in unknown
+        ] + [
+            {"loc": ["query", name], "msg": "Given more than once", "type": "repeated"}
+            for name in repeated
         ]
         return ApiError(
             422,

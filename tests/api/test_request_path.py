@@ -121,6 +121,25 @@ def test_every_unknown_parameter_is_named_and_known_ones_pass(client: TestClient
     assert client.head("/orders?staus=PAID").status_code == 422
 
 
+def test_a_one_value_parameter_given_twice_is_422_and_a_list_parameter_is_not(
+    client: TestClient,
+) -> None:
+    """`?status=PAID&status=SHIPPED` must not silently list one of them; `type` on the feed
+    takes several values by design."""
+    for url, name in [
+        ("/orders?status=PAID&status=SHIPPED", "status"),
+        ("/products?q=mug&q=", "q"),
+        ("/products?limit=5&limit=6", "limit"),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 422, url
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["errors"] == [
+            {"loc": ["query", name], "msg": "Given more than once", "type": "repeated"}
+        ]
+    assert client.get("/events?type=order.paid&type=order.created").status_code == 200
+
+
 def test_routes_without_query_parameters_refuse_any(client: TestClient) -> None:
     product_id = client.post("/products", json=product_body()).json()["id"]
     response = client.get(f"/products/{product_id}?expand=all")
