@@ -43,7 +43,7 @@ CONTRACT: dict[str, set[Role] | str] = {
     "GET /products/{product_id}/stock-movements": {F, R},
     "GET /products/{product_id}/stock-movements/{movement_id}": {F, R},
     "POST /orders": {S},
-    "GET /orders": {S, F, R},
+    "GET /orders": {F, R},
     "GET /orders/{order_id}": {S, F, R},
     "PUT /orders/{order_id}": set(),
     "PATCH /orders/{order_id}": set(),
