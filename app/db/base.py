@@ -36,7 +36,8 @@ client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("client_gone", d
 class Sql:
     """A statement with `:name` placeholders, compiled once per dialect on first use.
 
-    One text serves both engines unless one needs its own (`sqlite=`, `postgresql=`).
+    One text serves both engines unless one needs its own (`sqlite=`, `postgresql=`). A
+    statement of one engine only gives that engine's text alone; running it on the other raises.
     """
 
     __slots__ = ("_texts", "_compiled")
@@ -44,9 +45,13 @@ class Sql:
     def __init__(
         self, text: str | None = None, *, sqlite: str | None = None, postgresql: str | None = None
     ) -> None:
-        if text is None and (sqlite is None or postgresql is None):
-            raise ValueError("give one text for both engines, or both sqlite= and postgresql=")
-        self._texts = {"sqlite": sqlite or text, "postgresql": postgresql or text}
+        if text is None and sqlite is None and postgresql is None:
+            raise ValueError("give one text for both engines, or sqlite= and/or postgresql=")
+        if text is not None and (sqlite is not None or postgresql is not None):
+            sqlite, postgresql = sqlite or text, postgresql or text
+        elif text is not None:
+            sqlite = postgresql = text
+        self._texts = {"sqlite": sqlite, "postgresql": postgresql}
         self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     @classmethod
@@ -56,7 +61,8 @@ class Sql:
 
     def text(self, dialect: str) -> str:
         text = self._texts[dialect]
-        assert text is not None
+        if text is None:
+            raise ValueError(f"this statement is not written for {dialect}: {self!r}")
         return text
 
     def compiled(self, dialect: str) -> tuple[str, tuple[str, ...]]:
@@ -83,7 +89,8 @@ class Sql:
         return _PLACEHOLDER.sub(number, text), tuple(names)
 
     def __repr__(self) -> str:
-        return f"Sql({self.text('sqlite')[:60]!r}...)"
+        text = self._texts["sqlite"] or self._texts["postgresql"] or ""
+        return f"Sql({text[:60]!r}...)"
 
 
 class Connection:
