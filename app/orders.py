@@ -396,28 +396,33 @@ class _OnSQLite:
     """SQLite: a statement per line, microseconds each on the event loop, in the writer's turn
     (which also holds every product: nothing to lock)."""
 
-    TAKE_STOCK = Sql(
-        sqlite="UPDATE products SET stock = stock - :quantity, updated_at = :now "
+    TAKE_STOCK = Sql.only(
+        "sqlite",
+        "UPDATE products SET stock = stock - :quantity, updated_at = :now "
         "WHERE id = :product_id AND archived_at IS NULL AND stock >= :quantity "
-        "RETURNING sku, name, price_cents, stock"
+        "RETURNING sku, name, price_cents, stock",
     )
-    INSERT_ORDER = Sql(
-        sqlite="INSERT INTO orders (status, total_cents, created_at, updated_at, expires_at) "
-        "VALUES ('PENDING', :total_cents, :now, :now, :expires_at) RETURNING id"
+    INSERT_ORDER = Sql.only(
+        "sqlite",
+        "INSERT INTO orders (status, total_cents, created_at, updated_at, expires_at) "
+        "VALUES ('PENDING', :total_cents, :now, :now, :expires_at) RETURNING id",
     )
-    INSERT_LINE = Sql(
-        sqlite="INSERT INTO order_lines "
+    INSERT_LINE = Sql.only(
+        "sqlite",
+        "INSERT INTO order_lines "
         "(order_id, product_id, sku, name, quantity, unit_price_cents, line_total_cents) "
         "VALUES (:order_id, :product_id, :sku, :name, :quantity, :unit_price_cents, "
-        ":line_total_cents)"
+        ":line_total_cents)",
     )
-    LINES = Sql(
-        sqlite="SELECT product_id, quantity FROM order_lines WHERE order_id = :order_id "
-        "ORDER BY product_id"
+    LINES = Sql.only(
+        "sqlite",
+        "SELECT product_id, quantity FROM order_lines WHERE order_id = :order_id "
+        "ORDER BY product_id",
     )
-    RETURN_LINE = Sql(
-        sqlite="UPDATE products SET stock = stock + :quantity, updated_at = :now "
-        "WHERE id = :product_id RETURNING stock"
+    RETURN_LINE = Sql.only(
+        "sqlite",
+        "UPDATE products SET stock = stock + :quantity, updated_at = :now "
+        "WHERE id = :product_id RETURNING stock",
     )
 
     @classmethod
@@ -536,8 +541,9 @@ class _OnPostgreSQL:
     # twice (a hash join in `locked` and in `taken`) rather than look ten up. The lateral lock
     # is one lookup per line by construction, in id order; the update's `= ANY` of the locked
     # ids is an index scan (tests/unit/test_orders.py reads the plan).
-    PLACE_ORDER = Sql(
-        postgresql=f"""
+    PLACE_ORDER = Sql.only(
+        "postgresql",
+        f"""
 WITH wanted AS (
     SELECT w.product_id, w.quantity, w.position
     FROM unnest(:product_ids::int[], :quantities::bigint[])
@@ -580,12 +586,13 @@ UNION ALL
 SELECT NULL, NULL, l.id, NULL, NULL, NULL, NULL, NULL FROM locked l
 WHERE l.served AND NOT (SELECT ok FROM enough)
 ORDER BY position
-"""
+""",
     )
     # Every line's quantity back and its movement in one statement, products locked in id
     # order first.
-    RESTOCK = Sql(
-        postgresql="WITH locked AS (SELECT p.id FROM products p JOIN order_lines l "
+    RESTOCK = Sql.only(
+        "postgresql",
+        "WITH locked AS (SELECT p.id FROM products p JOIN order_lines l "
         "ON l.product_id = p.id WHERE l.order_id = :order_id ORDER BY p.id FOR UPDATE OF p), "
         "restocked AS (UPDATE products SET stock = products.stock + l.quantity, "
         "updated_at = :now FROM order_lines l, locked WHERE l.order_id = :order_id "
@@ -593,13 +600,14 @@ ORDER BY position
         "RETURNING products.id, products.stock, l.quantity) "
         "INSERT INTO stock_movements (product_id, delta, reason, order_id, stock_after, "
         "created_at) SELECT id, quantity, CAST(:reason AS varchar), :order_id, stock, :now "
-        "FROM restocked ORDER BY id"
+        "FROM restocked ORDER BY id",
     )
     # The products of a batch of orders, locked in id order before any is restocked (`= ANY`
     # of their ids: by key, where `IN (subquery)` let the generic plan read every product).
-    LOCK_PRODUCTS_OF = Sql(
-        postgresql="SELECT p.id FROM products p WHERE p.id = ANY(ARRAY(SELECT product_id "
-        "FROM order_lines WHERE order_id = ANY(:order_ids::int[]))) ORDER BY p.id FOR UPDATE"
+    LOCK_PRODUCTS_OF = Sql.only(
+        "postgresql",
+        "SELECT p.id FROM products p WHERE p.id = ANY(ARRAY(SELECT product_id "
+        "FROM order_lines WHERE order_id = ANY(:order_ids::int[]))) ORDER BY p.id FOR UPDATE",
     )
 
     @classmethod

@@ -36,8 +36,9 @@ client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("client_gone", d
 class Sql:
     """A statement with `:name` placeholders, compiled once per dialect on first use.
 
-    One text serves both engines unless one needs its own (`sqlite=`, `postgresql=`). A
-    statement of one engine only gives that engine's text alone; running it on the other raises.
+    One text serves both engines unless one needs its own (`sqlite=`, `postgresql=`). A step
+    one engine does its own way uses a statement of that engine only (`Sql.only`); running it
+    on the other raises.
     """
 
     __slots__ = ("_texts", "_compiled")
@@ -45,14 +46,22 @@ class Sql:
     def __init__(
         self, text: str | None = None, *, sqlite: str | None = None, postgresql: str | None = None
     ) -> None:
-        if text is None and sqlite is None and postgresql is None:
-            raise ValueError("give one text for both engines, or sqlite= and/or postgresql=")
-        if text is not None and (sqlite is not None or postgresql is not None):
-            sqlite, postgresql = sqlite or text, postgresql or text
-        elif text is not None:
-            sqlite = postgresql = text
-        self._texts = {"sqlite": sqlite, "postgresql": postgresql}
+        if text is None and (sqlite is None or postgresql is None):
+            raise ValueError("give one text for both engines, or both sqlite= and postgresql=")
+        self._texts: dict[str, str | None] = {
+            "sqlite": sqlite or text,
+            "postgresql": postgresql or text,
+        }
         self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def only(cls, dialect: str, text: str) -> "Sql":
+        """A statement written for `dialect` alone."""
+        statement = cls(text)
+        statement._texts = {other: text if other == dialect else None for other in statement._texts}
+        if dialect not in statement._texts:
+            raise ValueError(f"unknown dialect {dialect!r}")
+        return statement
 
     @classmethod
     def each(cls, build: Callable[[str], str]) -> "Sql":

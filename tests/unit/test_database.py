@@ -48,6 +48,15 @@ def test_a_statement_for_each_engine_needs_both_texts():
     assert (both.text("sqlite"), both.text("postgresql")) == ("SELECT 1", "SELECT 2")
 
 
+def test_a_statement_of_one_engine_refuses_the_other():
+    only = Sql.only("postgresql", "SELECT 1 FOR UPDATE")
+    assert only.text("postgresql") == "SELECT 1 FOR UPDATE"
+    with pytest.raises(ValueError, match="not written for sqlite"):
+        only.text("sqlite")
+    with pytest.raises(ValueError):
+        Sql.only("oracle", "SELECT 1")
+
+
 def test_write_commits_and_timestamps_are_aware_utc(db: Db):
     mug = make_product(db, name="Mug")
     row = product_row(db, mug.id)
