@@ -154,7 +154,8 @@ async def place_order(
     line and its order.created event; it expires `payment_window` from now unless paid.
     Returns the order's view. How each engine does it: `_ON_ENGINE` below."""
     now = utcnow()
-    expires_at = None if payment_window is None else now + payment_window
+    # The deadline at a whole second, as `expires_at` shows it: shown and enforced agree.
+    expires_at = None if payment_window is None else (now + payment_window).replace(microsecond=0)
     view, total_cents = await _ON_ENGINE[conn.dialect].place(conn, request, now, expires_at)
     metrics.order_placed()
     business_event(log, "order_placed", order_id=view["id"], total_cents=total_cents)
@@ -541,6 +542,13 @@ class _OnPostgreSQL:
     # twice (a hash join in `locked` and in `taken`) rather than look ten up. The lateral lock
     # is one lookup per line by construction, in id order; the update's `= ANY` of the locked
     # ids is an index scan (tests/unit/test_orders.py reads the plan).
+    # The new stock is computed from the locked row's stock, not the update's own read of it:
+    # under READ COMMITTED the update reads the version in the statement's snapshot, and when an
+    # order waited for a row another transaction changed, PostgreSQL checks the new row's
+    # constraints against that older version before it moves to the latest one, so a stock that
+    # went up while the order waited (a cancel's restock) made `stock >= 0` fail on the stale
+    # one. The lock holds the latest version until the commit; deciding and taking on it agree
+    # (tests/unit/test_order_race.py).
     PLACE_ORDER = Sql.only(
         "postgresql",
         f"""
@@ -549,7 +557,7 @@ WITH wanted AS (
     FROM unnest(:product_ids::int[], :quantities::bigint[])
         WITH ORDINALITY AS w(product_id, quantity, position)
 ), locked AS (
-    SELECT p.id, p.stock >= w.quantity AS served
+    SELECT p.id, p.stock, p.stock >= w.quantity AS served
     FROM (SELECT product_id, quantity FROM wanted ORDER BY product_id) w
     CROSS JOIN LATERAL (
         SELECT id, stock FROM products
@@ -558,8 +566,8 @@ WITH wanted AS (
 ), enough AS (
     SELECT count(*) FILTER (WHERE served) = :line_count AS ok FROM locked
 ), taken AS (
-    UPDATE products p SET stock = p.stock - w.quantity, updated_at = :now
-    FROM wanted w
+    UPDATE products p SET stock = l.stock - w.quantity, updated_at = :now
+    FROM wanted w JOIN locked l ON l.id = w.product_id
     WHERE (SELECT ok FROM enough) AND p.id = ANY(ARRAY(SELECT id FROM locked))
         AND w.product_id = p.id
     RETURNING p.id AS product_id, p.sku, p.name, p.price_cents, p.stock, w.quantity, w.position

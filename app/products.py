@@ -154,6 +154,19 @@ async def get_product(conn: Connection, product_id: int) -> dict[str, Any]:
     return product_view(row)
 
 
+# `q` is matched case-insensitively in every script, both sides lowered by the engine. On
+# PostgreSQL, lower() (a UTF-8 database's ctype folds every letter). On SQLite, whose lower()
+# and LIKE fold ASCII letters only: a name of ASCII alone (as many characters as bytes) is left
+# to LIKE, any other is lowered by Python's str.lower (app/db/sqlite.py registers it). Cheaper
+# than SQLite's own lower() on every row was (bench/README.md, "Name search").
+_FOLDED = {
+    "sqlite": "(CASE WHEN length(name) = length(CAST(name AS BLOB)) THEN name"
+    " ELSE unicode_lower(name) END) LIKE unicode_lower(:pattern) ESCAPE '/'",
+    "postgresql": "lower(name) LIKE lower(:pattern) ESCAPE '/'",
+}
+_NAME_MATCHES = "<name matches>"  # stands for the engine's _FOLDED while a statement is built
+
+
 @functools.cache
 def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: bool) -> Sql:
     """The list statement for one combination of filters, built once. An offset page carries
@@ -165,7 +178,7 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
     if sku:
         conditions.append("sku = :sku")
     if q:
-        conditions.append("lower(name) LIKE :pattern ESCAPE '/'")
+        conditions.append(_NAME_MATCHES)
     if in_stock is not None:
         conditions.append("stock > 0" if in_stock else "stock = 0")
     counted = (
@@ -174,7 +187,7 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
         else "SELECT live_products FROM catalog_counts"
     )
     if count:
-        return Sql(counted)
+        return Sql.each(lambda dialect: counted.replace(_NAME_MATCHES, _FOLDED[dialect]))
     if after:
         conditions.append("id > :after")
     where = " AND ".join(conditions)
@@ -183,12 +196,12 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
     return Sql.each(
         lambda dialect: (
             f"SELECT {total}{_LISTED[dialect][0]} FROM products WHERE {where} ORDER BY id {paging}"
-        )
+        ).replace(_NAME_MATCHES, _FOLDED[dialect])
     )
 
 
 def _like_pattern(q: str) -> str:
-    escaped = q.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    escaped = q.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
 
 

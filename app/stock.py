@@ -97,11 +97,12 @@ async def list_movements(
     offset: int | None = None,
     after: str | None = None,
 ) -> dict[str, Any]:
-    """A product's movements, newest first: by offset (with the total) or after a cursor."""
+    """A product's movements, newest first: by offset (with the total) or after a cursor (of
+    this product's list: its cursors hold the product's id)."""
     await _live_product(conn, product_id)
     params: dict[str, Any] = {"product_id": product_id, "limit": limit + 1, "offset": offset or 0}
     if after is not None:
-        params["after"] = cursors.decode_id(CURSOR_KIND, after)
+        params["after"] = cursors.decode_owned_id(CURSOR_KIND, after, product_id)
     rows = await conn.fetch_all(_PAGE if after is None else _PAGE_AFTER, params)
     more, rows = len(rows) > limit, rows[:limit]
     total = None if after is not None else await conn.fetch_value(_COUNT, params)
@@ -110,7 +111,7 @@ async def list_movements(
         "total": total,
         "limit": limit,
         "offset": None if after is not None else offset or 0,
-        "next": cursors.encode(CURSOR_KIND, rows[-1]["id"]) if more else None,
+        "next": cursors.encode_ids(CURSOR_KIND, product_id, rows[-1]["id"]) if more else None,
     }
 
 

@@ -365,6 +365,8 @@ subscriptions_table = Table(
     # The signing key, `whsec_<base64>`; shown once, at creation, never logged.
     Column("secret", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # On SQLite: never hand a deleted subscription's id to a new one (migration 0008).
+    sqlite_autoincrement=True,
 )
 
 # One event's delivery to one subscription: its state, its last attempt and, while a worker
@@ -407,4 +409,6 @@ deliveries_table = Table(
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
+    # On SQLite: a delivery's id (shown in its subscription's log) is never handed out again.
+    sqlite_autoincrement=True,
 )

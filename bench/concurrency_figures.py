@@ -2,18 +2,26 @@
 tests/live/test_crash.py assert), for a closing note or a report:
 
     .venv/bin/python -m bench.concurrency_figures
+    .venv/bin/python -m bench.concurrency_figures mixed --engine postgresql --workers 4
 
 Starts its own servers on free loopback ports (4 workers), on a temporary
 SQLite file and on a fresh schema of the local PostgreSQL.
+
+`mixed`: the busy shop of tests/support/mixed_load.py (multi-line orders, cancels, signed payments
+and reads from `--threads` threads for `--seconds` on 20 products of stock 40) against a server of
+`--workers` workers; prints each action's statuses, the 5xx count and the ledger's audit.
 """
 
+import argparse
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
+from tests.support import mixed_load
 from tests.support.databases import ENGINES, database_url
+from tests.support.ledger import ledger_figures
 from tests.support.live_server import LiveServer
 from tests.support.load import (
     INITIAL_STOCK,
@@ -103,8 +111,36 @@ def crash(kind: str, url: str) -> None:
     )
 
 
+def mixed(kind: str, workers: int, threads: int, seconds: float) -> None:
+    env = {"WEBHOOK_SECRET": mixed_load.SECRET}
+    with (
+        database_url(kind, Path(tempfile.mkdtemp())) as url,
+        LiveServer(url, workers=workers, env=env) as server,
+    ):
+        tally = mixed_load.run(server.base_url, threads=threads, seconds=seconds)
+        ledger = ledger_figures(url)
+    print(
+        f"{kind}, {workers} workers, {threads} threads, {seconds:g} s: {tally.total()} requests "
+        f"{tally.by_action()}, 5xx {tally.errors_5xx()}; ledger: {ledger['orders']} orders, "
+        f"{ledger['movements']} movements, violations {ledger['violations']}"
+    )
+    for error in tally.server_errors[:3]:
+        print("  ", error[:300])
+
+
 def main() -> None:
-    for kind in ENGINES:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", choices=["races", "mixed"], default="races")
+    parser.add_argument("--engine", choices=ENGINES, action="append")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    if args.mode == "mixed":
+        for kind in args.engine or ENGINES:
+            mixed(kind, args.workers, args.threads, args.seconds)
+        return
+    for kind in args.engine or ENGINES:
         with (
             database_url(kind, Path(tempfile.mkdtemp())) as url,
             LiveServer(url, workers=4) as server,

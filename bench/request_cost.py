@@ -48,6 +48,8 @@ CASES = {
         f"/products?limit=20&after={cursors.encode('products', 1)}",
         b"",
     ),
+    # A name search reads every live product's name (1,000 here), folded to lower case.
+    "GET /products?limit=20&q=": ("GET", "/products?limit=20&q=PRODUCT%2099", b""),
     "POST /orders": ("POST", "/orders", b'{"product_id": {id}, "quantity": 1}'),
 }
 # The request path (app/http/request_path.py): request id, limits, keys, admission, metrics, log.
@@ -190,6 +192,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--case", action="append", help="Only this case (may repeat).")
     args = parser.parse_args()
     bare = min(
         cpu_per_request(bare_app, ("GET", "/", b""), args.requests, args.concurrency)[0]
@@ -213,6 +216,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     for name, case in CASES.items():
+        if args.case and name not in args.case:
+            continue
         with fresh_database(args.engine) as url:
             seed_products(url, PRODUCTS)
             full, lean, unit = measure_case(url, name, case, args)

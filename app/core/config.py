@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app import signing
 
 DEFAULT_SQLITE_URL = "sqlite:///./data/orders.db"
+# The longest payment window (PENDING_ORDER_TTL_SECONDS): a year.
+MAX_PAYMENT_WINDOW = 366 * 24 * 3600
 # Example values from docs and templates: refused as secrets when APP_ENV=production.
 PLACEHOLDER_SECRETS = frozenset(
     {
@@ -42,34 +44,37 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     # SQLite: how long a writer waits for its turn and the write lock before a 503.
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0, le=600_000)
     # PostgreSQL: connections each worker's pool may open (DB_POOL_SIZE + DB_MAX_OVERFLOW).
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
     # SQLite: threads per worker for the statements that cost O(rows) (a list's count, the
     # name search), so they never run on the event loop (docs/data-layer.md).
-    db_threads: int = Field(default=4, ge=1)
+    db_threads: int = Field(default=4, ge=1, le=256)
     # How long a request may wait for a database connection (PostgreSQL) before a 503; the
     # time budget of a SQLite scan.
-    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
 
     # The payment window: a PENDING order not paid this many seconds after it was placed is
     # canceled by the service and its stock returned. Unset: PENDING orders never expire.
-    pending_order_ttl_seconds: int | None = Field(default=None, ge=1)
+    # At most a year: a deadline must be a time the service can store and show.
+    pending_order_ttl_seconds: int | None = Field(default=None, ge=1, le=MAX_PAYMENT_WINDOW)
     # How often each worker looks for orders past their window (and other chores).
-    housekeeping_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    housekeeping_interval_seconds: float = Field(default=30.0, ge=0.01, le=3600)
 
     # How long an Idempotency-Key on POST /orders is remembered.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Shared secret(s) of the payment webhook, comma-separated for rotation; unset: 503.
     webhook_secret: SecretStr | None = None
     # How far (s) a webhook's signed timestamp may be from the server's clock, either way.
-    webhook_tolerance_seconds: int = Field(default=signing.DEFAULT_TOLERANCE_SECONDS, ge=1)
+    webhook_tolerance_seconds: int = Field(
+        default=signing.DEFAULT_TOLERANCE_SECONDS, ge=1, le=24 * 3600
+    )
 
     # API keys, comma-separated (several at once while rotating). Empty: the API is open.
     api_keys: Annotated[list[SecretStr], NoDecode] = []
     # Request bodies larger than this many bytes are refused (413) before they are read.
-    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1, le=1 << 30)
     # Multiprocess metrics directory; prometheus-client reads it from the real environment at
     # import, so it must be exported (./run.sh does, and cleans it at start), not only in .env.
     prometheus_multiproc_dir: str | None = None
@@ -81,18 +86,18 @@ class Settings(BaseSettings):
     # DB_POOL_SIZE + DB_MAX_OVERFLOW, so no admitted request waits for a connection); more
     # wait, at most MAX_QUEUED of them and QUEUE_TIMEOUT_SECONDS each, then get 503
     # `overloaded` before any work is done.
-    max_in_flight: int | None = Field(default=None, ge=1)
-    max_queued: int = Field(default=256, ge=0)
-    queue_timeout_seconds: float = Field(default=2.0, gt=0)
+    max_in_flight: int | None = Field(default=None, ge=1, le=100_000)
+    max_queued: int = Field(default=256, ge=0, le=100_000)
+    queue_timeout_seconds: float = Field(default=2.0, gt=0, le=600)
     # A request body must arrive within this time (408 `request_timeout` otherwise).
-    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     # Request headers over either limit are refused (431 `headers_too_large`).
-    max_header_bytes: int = Field(default=16_384, ge=1024)
-    max_headers: int = Field(default=100, ge=10)
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1 << 20)
+    max_headers: int = Field(default=100, ge=10, le=10_000)
     # /readyz answers from a check of the database run in the background this often.
-    readiness_interval_seconds: float = Field(default=2.0, gt=0)
+    readiness_interval_seconds: float = Field(default=2.0, ge=0.01, le=3600)
     # SQLite: /readyz turns 503 `insufficient_storage` when the database's disk has less free.
-    min_free_disk_mib: int = Field(default=16, ge=0)
+    min_free_disk_mib: int = Field(default=16, ge=0, le=1 << 30)
     # Outbound events (docs/events.md). Subscription URLs must resolve to public addresses
     # unless this is true (development, tests: a receiver on 127.0.0.1).
     event_allow_private_urls: bool = False

@@ -1,6 +1,8 @@
 """Value types shared by the schemas: money, timestamps, ids and the contract's text limits."""
 
+import itertools
 import re
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -67,8 +69,20 @@ def _rfc3339_text(value: Any) -> Any:
     return value
 
 
-# A timestamp a client sends (a query's `created_after`): RFC 3339, with its offset.
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+def _in_utc(moment: datetime) -> datetime:
+    """The moment in UTC; one that UTC's calendar cannot hold (`0001-01-01T00:00:00+01:00` is
+    in year 0) becomes its first or last microsecond, which no stored time is before or after,
+    so a filter by it selects what the moment itself would."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if moment.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
+# A timestamp a client sends (a query's `created_after`): RFC 3339, with its offset; the
+# service gets it in UTC.
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
 # Money sent as a string is plain ASCII digits with at most 2 decimal places ("19.99"):
@@ -131,7 +145,54 @@ _SPACES = (
     + "".join(map(chr, range(0x2000, 0x200B)))
     + ("\u2028\u2029\u202f\u205f\u3000")
 )
-_SPACE_CLASS = "".join(f"\\u{ord(char):04x}" for char in _SPACES)
+# What a name may not consist of alone: characters that show nothing. Spaces and controls
+# (categories Z*, Cc), format characters (Cf: zero-width spaces and joiners, bidi marks, tags),
+# the default-ignorable code points of other categories (variation selectors, the combining
+# grapheme joiner, Hangul fillers, unassigned ignorables) and the blank Braille pattern; not
+# the format characters that are drawn (Unicode's Prepended_Concatenation_Mark, such as the
+# Arabic number sign). Every such character lies below U+20000 or in plane 14.
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_DRAWN = frozenset(
+    [*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD]
+)
+_IGNORABLE = [
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2065, 0x2065),
+    (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),
+]  # fmt: skip
+
+
+def _invisible_ranges() -> list[tuple[int, int]]:
+    points = {
+        point
+        for point in itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
+        if unicodedata.category(chr(point)) in _BLANK_CATEGORIES and point not in _DRAWN
+    }
+    points.update(point for low, high in _IGNORABLE for point in range(low, high + 1))
+    points.update(map(ord, _SPACES))
+    ranges: list[tuple[int, int]] = []
+    for point in sorted(points):
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1] = (ranges[-1][0], point)
+        else:
+            ranges.append((point, point))
+    return ranges
+
+
+def _class(ranges: list[tuple[int, int]], escape: str) -> str:
+    """The inside of a character class of `ranges`, each code point written `escape % point`."""
+    return "".join(
+        escape % low if low == high else f"{escape % low}-{escape % high}" for low, high in ranges
+    )
+
+
+_INVISIBLE = _invisible_ranges()
+_VISIBLE = re.compile("[^" + _class(_INVISIBLE, "\\U%08x") + "]")
+# The schema's pattern (JSON Schema regexes are ECMA-262's: `\uXXXX` escapes, BMP only): a
+# name holds a character that is neither NUL nor invisible. Astral invisibles (tags, a few
+# format characters) are refused by the validator alone.
+_BMP_INVISIBLE = [(low, min(high, 0xFFFF)) for low, high in _INVISIBLE if low <= 0xFFFF]
+_SPACE_CLASS = _class(_BMP_INVISIBLE, "\\u%04x")
 NAME_PATTERN = rf"^[^\u0000]*[^\u0000{_SPACE_CLASS}][^\u0000]*$"
 
 
@@ -156,6 +217,8 @@ def _name(text: str) -> str:
     trimmed = _no_nul(text).strip(_SPACES)
     if not trimmed:
         raise ValueError("must not be blank")
+    if not _VISIBLE.search(trimmed):
+        raise ValueError("must hold a visible character, not only invisible ones")
     return trimmed
 
 

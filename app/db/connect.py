@@ -16,7 +16,7 @@ from sqlalchemy.pool import StaticPool
 from app.core.config import Settings
 from app.db.base import Database
 from app.db.postgresql import PostgresDatabase
-from app.db.sqlite import SqliteDatabase, open_connection
+from app.db.sqlite import SqliteDatabase, install_functions, open_connection
 
 
 def create_database(settings: Settings, engine: Engine | None = None) -> Database:
@@ -61,6 +61,7 @@ def create_db_engine(settings: Settings) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        install_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def begin(connection: Any) -> None:

@@ -130,6 +130,13 @@ def classify(error: sqlite3.Error) -> Exception:
     return refusal
 
 
+# SQL functions the statements use on SQLite that SQLite lacks. `unicode_lower`: SQLite's own
+# lower() (and LIKE's case folding) know ASCII letters only, so a search for "ÉCLAIR" would miss
+# "éclair"; this is Python's str.lower, as PostgreSQL's lower() folds every letter.
+def install_functions(raw: sqlite3.Connection) -> None:
+    raw.create_function("unicode_lower", 1, str.lower, deterministic=True)
+
+
 def open_connection(path: str, *, in_memory: bool = False) -> sqlite3.Connection:
     """A connection as the service uses it: autocommit (the seam sends BEGIN and COMMIT), WAL,
     foreign keys on, synchronous=NORMAL, no busy waiting, no automatic checkpoints."""
@@ -152,6 +159,7 @@ def open_connection(path: str, *, in_memory: bool = False) -> sqlite3.Connection
     except sqlite3.Error as error:
         raw.close()
         raise classify(error) from None
+    install_functions(raw)
     return raw
 
 

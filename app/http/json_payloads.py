@@ -28,13 +28,16 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads_strict(body: bytes | str) -> Any:
-    """`json.loads`, except that an object naming a key twice is malformed (JSONDecodeError)."""
+    """`json.loads`, except that an object naming a key twice, or arrays and objects nested
+    deeper than Python's recursion limit (about 1,000), are malformed (JSONDecodeError)."""
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     try:
         return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("arrays or objects nested too deeply", text, 0) from None
     except ValueError as error:
-        if isinstance(error, json.JSONDecodeError):
-            raise
         raise json.JSONDecodeError(str(error), text, 0) from None
 
 

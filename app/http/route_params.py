@@ -12,11 +12,11 @@ Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")]
 Offset = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="Items to skip (offset paging; default 0).")
 ]
+# A cursor's length is checked where it is decoded (app/core/cursors.py), not here: an empty or an
+# overlong one is, like any other that no list issued, 422 `invalid_cursor`.
 After = Annotated[
     str | None,
     Query(
-        min_length=1,
-        max_length=200,
         description="Cursor paging: the `next` of an earlier page. No count is made, so "
         "`total` and `offset` are null. Not with `offset`.",
     ),

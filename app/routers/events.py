@@ -17,6 +17,7 @@ from app.events.schemas import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
+from app.http.json_payloads import StrictJsonRoute
 from app.http.route_params import Limit, Offset, ResourceId
 from app.tables import EventType
 
@@ -26,11 +27,10 @@ TAG = {
     "description": "What happened, for other systems: the event feed (cursor-paged, never "
     "misses an event) and push subscriptions with signed deliveries (docs/events.md).",
 }
-router = APIRouter(tags=[TAG["name"]])
+router = APIRouter(tags=[TAG["name"]], route_class=StrictJsonRoute)
 SUBSCRIPTIONS, DELIVERIES = "subscriptions", "deliveries"
-After = Annotated[
-    str | None, Query(max_length=96, description="A `next` value from an earlier page.")
-]
+# As the other lists' (app/http/route_params.py): an empty or overlong cursor is invalid_cursor.
+After = Annotated[str | None, Query(description="A `next` value from an earlier page.")]
 
 
 def envelope(items: list[Any], limit: int, next_: str | None, **window: Any) -> dict[str, Any]:
@@ -60,7 +60,7 @@ async def list_events(
     after: After = None,
     type: Annotated[list[EventType] | None, Query(description="Only these types.")] = None,
 ) -> JSONResponse:
-    position = outbox.decode_cursor(outbox.FEED, after, 2) if after else outbox.START
+    position = outbox.START if after is None else outbox.decode_cursor(outbox.FEED, after, 2)
     items, last = await database.read(
         outbox.feed, after=(position[0], position[1]), types=type or [], limit=limit
     )
@@ -111,13 +111,13 @@ async def list_subscriptions(
             errors=[{"loc": ["query", "offset"], "msg": "offset and after exclude each other",
                      "type": "value_error"}],
         )  # fmt: skip
-    cursor = cursors.decode_id(SUBSCRIPTIONS, after) if after else None
+    cursor = None if after is None else cursors.decode_id(SUBSCRIPTIONS, after)
     items, total = await database.read(
         subscriptions.page, limit=limit + 1, offset=offset or 0, after=cursor
     )
     more, items = len(items) > limit, items[:limit]
     next_ = cursors.encode(SUBSCRIPTIONS, items[-1]["id"]) if more else None
-    window = {} if cursor else {"total": total, "offset": offset or 0}
+    window = {} if cursor is not None else {"total": total, "offset": offset or 0}
     return JSONResponse(envelope(items, limit, next_, **window))
 
 
@@ -155,7 +155,7 @@ async def delete_subscription(subscription_id: ResourceId, database: DatabaseDep
 async def list_deliveries(
     subscription_id: ResourceId, database: DatabaseDep, limit: Limit = 20, after: After = None
 ) -> JSONResponse:
-    before = outbox.decode_cursor(DELIVERIES, after, 2) if after else None
+    before = None if after is None else outbox.decode_cursor(DELIVERIES, after, 2)
     if before is not None and before[0] != subscription_id:
         raise outbox.invalid_cursor()
     items = await database.read(

@@ -157,6 +157,47 @@ def test_type_filter_may_repeat(client: TestClient):
     assert [e["type"] for e in feed(client, type="order.created")["items"]] == ["order.created"] * 2
 
 
+def test_a_type_filter_of_more_than_five_values_keeps_every_type_it_names(client: TestClient):
+    """Six values, the sixth a type the first five do not name: its events are shown, and a
+    consumer paging with `next` sees them (the filter once kept its first five values only,
+    and `next` moved past the sixth's events)."""
+    mug = product(client)
+    order = client.post("/orders", json={"product_id": mug, "quantity": 1}).json()
+    client.put(f"/orders/{order['id']}", json={"status": "PAID"})
+    asked = ["order.created", "order.created", "order.shipped", "order.shipped", "order.created"]
+    asked.append("order.paid")
+
+    items = feed(client, at_least=2, type=asked)["items"]
+    paged, _ = walk(client, type=asked)
+
+    assert [e["type"] for e in items] == ["order.created", "order.paid"]
+    assert paged == items
+
+
+def test_a_type_filter_naming_every_type_many_times_shows_everything(client: TestClient):
+    mug = product(client)
+    order = client.post("/orders", json={"product_id": mug, "quantity": 1}).json()
+    client.delete(f"/orders/{order['id']}")
+    every = [str(kind) for kind in EventType] * 3
+
+    assert feed(client, at_least=2, type=every)["items"] == feed(client, at_least=2)["items"]
+
+
+@pytest.mark.parametrize(
+    "after", ["", "A" * 201, outbox.encode_cursor(outbox.FEED, 0, 0) + "A" * 190]
+)
+def test_an_empty_or_overlong_feed_cursor_is_422_invalid_cursor(client: TestClient, after: str):
+    """An empty `after=` once restarted the feed from its first event."""
+    product(client)
+    client.post("/orders", json={"product_id": product(client), "quantity": 1})
+
+    response = client.get("/events", params={"after": after})
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_cursor"
+
+
 @pytest.mark.parametrize(
     "params",
     [

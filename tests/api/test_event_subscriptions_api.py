@@ -156,3 +156,42 @@ def test_deliveries_of_a_new_subscription_are_an_empty_page(allowed: TestClient)
         f"/event-subscriptions/{created['id']}/deliveries", params={"after": "bm9wZQ"}
     )
     assert foreign.status_code == 422 and foreign.json()["code"] == "invalid_cursor"
+
+
+def test_duplicate_keys_in_a_subscription_body_are_400_and_store_nothing(allowed: TestClient):
+    """`{"types": ["order.paid"], "types": ["*"]}` would subscribe to everything: it is
+    malformed JSON, as on every other route that takes a body."""
+    body = f'{{"url": "{RECEIVER}", "types": ["order.paid"], "types": ["*"]}}'
+
+    response = allowed.post(
+        "/event-subscriptions", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "bad_request"
+    assert allowed.get("/event-subscriptions").json()["total"] == 0
+
+
+def test_a_deleted_subscriptions_id_is_never_given_to_a_new_one(allowed: TestClient):
+    """A client holding a deleted subscription's id must get 404, not someone else's."""
+    kept = subscribe(allowed).json()["id"]
+    newest = subscribe(allowed).json()["id"]
+    assert allowed.delete(f"/event-subscriptions/{newest}").status_code == 204
+
+    created = subscribe(allowed).json()["id"]
+
+    assert created not in (kept, newest) and created > newest
+    assert allowed.get(f"/event-subscriptions/{newest}").status_code == 404
+
+
+@pytest.mark.parametrize("after", ["", "A" * 201])
+@pytest.mark.parametrize("path", ["/event-subscriptions", "/event-subscriptions/{id}/deliveries"])
+def test_an_empty_or_overlong_cursor_is_422_invalid_cursor(
+    allowed: TestClient, path: str, after: str
+):
+    subscription = subscribe(allowed).json()["id"]
+
+    response = allowed.get(path.format(id=subscription), params={"after": after})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_cursor"

@@ -127,3 +127,33 @@ def test_a_client_gone_before_commit_is_answered_499_and_nothing_is_stored(
     response = client.post("/products", json=product_body())
     assert response.status_code == 499 and response.json()["code"] == ClientGone().code
     assert db.value("SELECT count(*) FROM products") == 0
+
+
+@pytest.mark.parametrize("after", ["", "A" * 201, cursors.encode("products", 1) + "A" * 190])
+@pytest.mark.parametrize("path", ["/products", "/orders", "/products/{id}/stock-movements"])
+def test_an_empty_or_overlong_cursor_is_422_invalid_cursor(client, path: str, after: str):
+    """Like any cursor no list issued: not `validation_error`, and never the first page."""
+    product = client.post("/products", json=product_body()).json()
+
+    response = client.get(path.format(id=product["id"]), params={"after": after})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_cursor"
+
+
+def test_every_route_that_reads_a_json_body_refuses_duplicate_keys():
+    """One rule for every JSON body: each API route is a StrictJsonRoute (the webhooks, which
+    verify the raw bytes first, parse with the same `loads_strict`)."""
+    from fastapi.routing import APIRoute
+
+    from app.http.json_payloads import StrictJsonRoute
+
+    app = create_app(Settings(_env_file=None, app_env="test", database_url="sqlite://"))
+    with_bodies = [
+        route
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.body_field is not None
+    ]
+
+    assert with_bodies
+    assert [r.path for r in with_bodies if not isinstance(r, StrictJsonRoute)] == []

@@ -1,5 +1,6 @@
 """Products over HTTP: every row of the contract's product table, with the database checked."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.factories import Db, product_body, product_row
@@ -160,3 +161,55 @@ def test_delete_archives_frees_the_sku_and_keeps_order_snapshots(client, db: Db)
     assert client.get(f"/orders/{order['id']}").json()["items"][0]["name"] == "Mug"
     assert client.post("/products", json=product_body(sku="MUG-1")).status_code == 201
     assert product_row(db, product["id"]).archived_at is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u200b",  # zero-width space
+        "\u200b\u200c\u200d\u2060\ufeff",  # zero-width joiners, word joiner, BOM
+        " \u200b \u00ad ",  # spaces around a zero-width space and a soft hyphen
+        "\u202e\u202c",  # bidi overrides
+        "\u3164\u115f",  # Hangul fillers
+        "\u2800",  # blank Braille pattern
+        "\ufe0f\u034f",  # a variation selector, the combining grapheme joiner
+        "\U000e0041\U000e007f",  # tag characters
+    ],
+)
+def test_a_name_of_invisible_characters_only_is_422_and_stores_nothing(client, db: Db, name):
+    created = client.post("/products", json=product_body(name=name))
+    product = create(client, name="Mug")
+    updated = client.patch(f"/products/{product['id']}", json={"name": name})
+
+    for response in (created, updated):
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
+        assert "name" in response.json()["errors"][0]["loc"]
+    assert db.value("SELECT count(*) FROM products") == 1
+    assert client.get(f"/products/{product['id']}").json()["name"] == "Mug"
+
+
+def test_a_name_with_invisible_characters_among_visible_ones_is_kept_as_sent(client):
+    assert create(client, name="Mug\u200b \ufe0f")["name"] == "Mug\u200b \ufe0f"
+    assert create(client, name="\u0600")["name"] == "\u0600"  # drawn: the Arabic number sign
+
+
+@pytest.mark.parametrize(
+    "name, q",
+    [
+        ("Éclair au café", "ÉCLAIR"),
+        ("ÉCLAIR", "éclair"),
+        ("Müsli", "MÜSLI"),
+        ("Чашка", "чАШКА"),
+        ("Κούπα", "ΚΟΎΠΑ"),
+    ],
+)
+def test_q_is_case_insensitive_beyond_ascii(client, name: str, q: str):
+    wanted = create(client, name=name)
+    create(client, name="Mug")
+
+    found = client.get("/products", params={"q": q}).json()
+    by_cursor = client.get("/products", params={"q": q, "limit": 1}).json()
+
+    assert [p["id"] for p in found["items"]] == [wanted["id"]] and found["total"] == 1
+    assert [p["id"] for p in by_cursor["items"]] == [wanted["id"]]

@@ -266,6 +266,23 @@ def test_a_cursor_of_another_list_or_with_an_offset_is_422(client):
     assert both.status_code == 422
 
 
+def test_a_cursor_from_one_products_movements_is_refused_on_anothers(client):
+    """The cursor names its product: on another product's list it would page from a foreign
+    position (and tell which movement ids exist) instead of being refused."""
+    product, other = new_product(client), new_product(client)
+    for _ in range(3):
+        adjust(client, product["id"], 1)
+        adjust(client, other["id"], 1)
+    cursor = movements(client, product["id"], limit=1)["next"]
+    assert cursor is not None
+
+    own = client.get(f"/products/{product['id']}/stock-movements", params={"after": cursor})
+    foreign = client.get(f"/products/{other['id']}/stock-movements", params={"after": cursor})
+
+    assert own.status_code == 200
+    assert (foreign.status_code, foreign.json()["code"]) == (422, "invalid_cursor")
+
+
 def test_a_movement_is_read_only_under_its_own_product(client):
     product, other = new_product(client), new_product(client)
     movement = movements(client, product["id"])["items"][0]

@@ -21,8 +21,8 @@ from app.db.base import (
     Sql,
     UniqueViolation,
     client_gone,
-    create_database,
 )
+from app.db.connect import create_database
 from tests.support.factories import Db, make_product, product_row, stock_of
 
 _SET_NAME = Sql("UPDATE products SET name = :name WHERE id = :id")

@@ -134,3 +134,53 @@ def test_the_live_product_count_starts_from_the_products_already_there(
         engine.dispose()
 
     assert kept == [3, 4]
+
+
+def test_subscription_and_delivery_ids_are_never_reused_after_the_upgrade(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0008 on subscriptions and deliveries in use: every row and id is kept, each
+    delivery still belongs to its subscription (deleting one still takes its deliveries), and
+    the id of the newest row, once deleted, is not handed out again (SQLite reused it)."""
+    from sqlalchemy import text
+
+    at = "2026-12-01 10:00:00"
+    subscribe = text(
+        "INSERT INTO event_subscriptions (url, types, enabled, secret, created_at)"
+        " VALUES ('http://127.0.0.1:9/', '[\"*\"]', :on, 'whsec_x', :at) RETURNING id"
+    )
+    event = text(
+        "INSERT INTO events (id, type, txid, created_at, data)"
+        " VALUES (:id, 'order.created', 0, :at, '{}') RETURNING seq"
+    )
+    deliver = text(
+        "INSERT INTO event_deliveries (event_seq, subscription_id, attempt, status, created_at)"
+        " VALUES (:seq, :sub, 0, 'pending', :at) RETURNING id"
+    )
+    subscriptions = "SELECT id, enabled FROM event_subscriptions ORDER BY id"
+    deliveries = "SELECT id, event_seq, subscription_id FROM event_deliveries ORDER BY id"
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0007")
+            subs = [connection.scalar(subscribe, {"on": on, "at": at}) for on in (True, False)]
+            seq = connection.scalar(event, {"id": "evt_1", "at": at})
+            for sub in subs:
+                connection.execute(deliver, {"seq": seq, "sub": sub, "at": at})
+            before = [connection.execute(text(q)).all() for q in (subscriptions, deliveries)]
+            upgrade(connection)
+            after = [connection.execute(text(q)).all() for q in (subscriptions, deliveries)]
+
+            connection.execute(
+                text("DELETE FROM event_subscriptions WHERE id = :id"), {"id": subs[1]}
+            )
+            left = connection.execute(text(deliveries)).all()
+            newer = connection.scalar(subscribe, {"on": True, "at": at})
+            connection.execute(text("DELETE FROM event_deliveries"))
+            delivery = connection.scalar(deliver, {"seq": seq, "sub": newer, "at": at})
+        engine.dispose()
+
+    assert after == before
+    assert [row.subscription_id for row in left] == [subs[0]]
+    assert newer > subs[1]
+    assert delivery > max(row.id for row in before[1])

@@ -1,5 +1,6 @@
 """The order rules through the seam: reservation, all-or-nothing, transitions, lists."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -313,3 +314,19 @@ def test_an_offset_page_of_orders_carries_its_count_past_the_end_too(db: Db):
 
     assert ([o["id"] for o in second["items"]], second["total"]) == ([placed[1]], 3)
     assert (past["items"], past["total"], past["next"]) == ([], 1, None)
+
+
+def test_the_payment_window_closes_at_the_second_shown(db: Db):
+    """`expires_at` is shown to the second; the deadline enforced is that second, not a
+    microsecond later (a payment 10 ms past the shown time was once accepted)."""
+    product = make_product(db, stock=3)
+    request = OrderCreate.model_validate({"product_id": product.id, "quantity": 1})
+    order = db.write(orders.place_order, request, payment_window=timedelta(seconds=1800))
+    shown = datetime.fromisoformat(order["expires_at"])
+
+    stored = db.read(orders.locked_order, order["id"])
+
+    assert orders._window_closed(stored, shown)
+    assert orders._window_closed(stored, shown + timedelta(milliseconds=10))
+    assert not orders._window_closed(stored, shown - timedelta(microseconds=1))
+    assert db.read(orders.order_view, order["id"])["expires_at"] == order["expires_at"]
