@@ -30,6 +30,10 @@ TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     OrderStatus.SHIPPED: (),
     OrderStatus.CANCELED: (),
 }
+# The metric of status moves is labelled by the statuses an order can move to.
+metrics.order_statuses(
+    status for status in OrderStatus if any(status in moves for moves in TRANSITIONS.values())
+)
 CURSOR_KIND = "orders"
 # At most this many orders expire in one transaction (the sweeper runs again for the rest).
 EXPIRY_BATCH = 100
@@ -104,23 +108,31 @@ _EXPIRE_DUE = Sql(
 
 def order_not_found(order_id: int) -> ApiError:
     return ApiError(
-        404,
         "order_not_found",
-        "Order not found",
         f"Order {order_id} does not exist.",
         order_id=order_id,
     )
 
 
-def invalid_transition(current: OrderStatus, target: OrderStatus) -> ApiError:
-    allowed = [status.value for status in TRANSITIONS[current]]
+def invalid_transition(
+    current: OrderStatus,
+    target: OrderStatus,
+    *,
+    detail: str | None = None,
+    allowed: tuple[OrderStatus, ...] | None = None,
+) -> ApiError:
+    """409: an order in `current` cannot move to `target`; `allowed` (by default the moves
+    TRANSITIONS allows) and `detail` say what it can do instead and why."""
+    allowed = TRANSITIONS[current] if allowed is None else allowed
     # `from` is a keyword in Python, so the details go in as a dict.
-    details: dict[str, Any] = {"from": current.value, "to": target.value, "allowed": allowed}
+    details: dict[str, Any] = {
+        "from": current.value,
+        "to": target.value,
+        "allowed": [status.value for status in allowed],
+    }
     return ApiError(
-        409,
         "invalid_status_transition",
-        "Invalid status transition",
-        f"An order in {current.value} cannot move to {target.value}.",
+        detail or f"An order in {current.value} cannot move to {target.value}.",
         **details,
     )
 
@@ -256,13 +268,13 @@ def _window_closed(order: dict[str, Any], now: datetime) -> bool:
 
 def window_closed(order: dict[str, Any]) -> ApiError:
     """A payment after the order's payment window: the order expires, it is never paid."""
-    error = invalid_transition(OrderStatus.PENDING, OrderStatus.PAID)
-    error.extra["allowed"] = [OrderStatus.CANCELED.value]
-    error.detail = (
-        f"Order {order['id']}'s payment window closed at {rfc3339(order['expires_at'])}: it "
-        "expires unpaid and cannot be paid any more."
+    return invalid_transition(
+        OrderStatus.PENDING,
+        OrderStatus.PAID,
+        allowed=(OrderStatus.CANCELED,),
+        detail=f"Order {order['id']}'s payment window closed at "
+        f"{rfc3339(order['expires_at'])}: it expires unpaid and cannot be paid any more.",
     )
-    return error
 
 
 async def _return_stock(

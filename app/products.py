@@ -79,9 +79,7 @@ _ARCHIVE = Sql(
 
 def product_not_found(product_id: int) -> ApiError:
     return ApiError(
-        404,
         "product_not_found",
-        "Product not found",
         f"Product {product_id} does not exist.",
         product_id=product_id,
     )
@@ -89,9 +87,7 @@ def product_not_found(product_id: int) -> ApiError:
 
 def _sku_conflict(sku: str | None) -> ApiError:
     return ApiError(
-        409,
         "sku_conflict",
-        "SKU already in use",
         f"SKU {sku!r} is already used by another product.",
         sku=sku,
     )
@@ -266,9 +262,7 @@ async def update_product(
     current = etag(view)
     if not _if_match_allows(if_match, current):
         raise ApiError(
-            412,
             "precondition_failed",
-            "Precondition failed",
             "If-Match does not match the product's current ETag.",
             etag=current,
         )

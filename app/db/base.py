@@ -151,27 +151,21 @@ class ClientGone(ApiError):
 
     def __init__(self) -> None:
         super().__init__(
-            499,
             "client_closed_request",
-            "Client closed request",
             "The client disconnected before the change was committed; nothing was changed.",
         )
 
 
 def insufficient_storage() -> ApiError:
     return ApiError(
-        507,
         "insufficient_storage",
-        "Insufficient storage",
         "The database's disk is full; nothing was changed.",
     )
 
 
 def database_read_only() -> ApiError:
     return ApiError(
-        503,
         "database_read_only",
-        "Database is read-only",
         "The database refuses writes right now; nothing was changed.",
         headers={"Retry-After": "5"},
     )

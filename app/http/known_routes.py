@@ -72,9 +72,7 @@ class RouteTable:
             for name in unknown
         ]
         return ApiError(
-            422,
             "validation_error",
-            "Validation failed",
             f"{len(errors)} field(s) failed validation.",
             errors=errors,
         )

@@ -69,7 +69,7 @@ def test_write_rolls_back_on_any_exception_and_reraises(db: Db):
 
     async def rename_then_fail(conn: Connection) -> None:
         assert await conn.execute(_SET_NAME, {"name": "Renamed", "id": mug.id}) == 1
-        raise ApiError(409, "some_conflict", "Conflict")
+        raise ApiError.unlisted(409, code="some_conflict")
 
     with pytest.raises(ApiError):
         db.write(rename_then_fail)
@@ -252,7 +252,7 @@ def test_queued_writes_commit_together_and_a_failing_one_rolls_back_alone(
     async def insert(conn: Connection, sku: str, fail: bool) -> str:
         await conn.execute(_INSERT_SKU, {"sku": sku, "now": utcnow()})
         if fail:
-            raise ApiError(409, "some_conflict", "Conflict")
+            raise ApiError.unlisted(409, code="some_conflict")
         return sku
 
     async def three_requests_at_once() -> list[object]:
