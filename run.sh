@@ -4,6 +4,12 @@
 # ./run.sh lint     install into .venv and run ruff (lint and format check), mypy and the import check
 # ./run.sh migrate  install into .venv and bring the database schema up to date
 # ./run.sh start    migrate and serve with the Python already installed (Render's start command)
+# ./run.sh release  migrate with the Python already installed (Render's preDeployCommand)
+# ./run.sh chores   one round of the chores, then exit: expire unpaid orders, deliver due events,
+#                   purge old rows (Render's cron job; safe beside running workers)
+# ./run.sh lock     rewrite requirements.txt and requirements-dev.txt from the *.in files (network)
+# ./run.sh outdated list the installed packages that have a newer release (network)
+# ./run.sh audit    check every locked package against the advisory database (network)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,7 +24,8 @@ ensure_python() {
   fi
 }
 
-# Installs a requirements file once, and again only when it (or what it includes) changes.
+# Installs a lock file once, and again only when a lock changes. Every package is pinned with
+# its hashes (requirements*.txt, written by `./run.sh lock`): pip refuses anything else.
 install() {
   local file=$1 stamp="$VENV/.installed-$1"
   local digest
@@ -27,7 +34,7 @@ install() {
     return
   fi
   echo "run.sh: installing $file into $VENV ..." >&2
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$file"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --require-hashes -r "$file"
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e .
   echo "$digest" >"$stamp"
 }
@@ -53,16 +60,25 @@ from_dotenv() {
   done
 }
 
-# Brings the schema to Alembic's head and says what it did, from which revision to which.
+# Brings the schema to Alembic's head and says what it did, from which revision to which: on
+# stdout, or (`migrate PYTHON json`, as the server starts) as a JSON log line like every other.
 migrate() {
-  "$1" - <<'PY'
+  "$1" - "${2:-text}" <<'PY'
 import io
+import logging
+import sys
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
+from app.core.logs import configure_logging
+
+if sys.argv[1] == "json":
+    configure_logging("INFO")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the line below says it all
+say = logging.getLogger("run.sh").info if sys.argv[1] == "json" else print
 
 
 def current(config: Config) -> str:
@@ -78,9 +94,9 @@ before = current(config)
 command.upgrade(config, "head")
 after = current(config)
 if before == after:
-    print(f"run.sh: migrate: {where} is already at head ({after})")
+    say(f"run.sh: migrate: {where} is already at head ({after})")
 else:
-    print(f"run.sh: migrate: {where} upgraded from {before} to {after} (head)")
+    say(f"run.sh: migrate: {where} upgraded from {before} to {after} (head)")
 PY
 }
 
@@ -97,14 +113,58 @@ start() {
   local python=$1
   shift
   from_dotenv HOST PORT WEB_CONCURRENCY KEEP_ALIVE_SECONDS SHUTDOWN_TIMEOUT_SECONDS
-  migrate "$python"
+  migrate "$python" json
   prepare_metrics_dir
-  # Each request is logged once, as JSON, by the app (app/http/request_path.py). Idle connections
+  # Each request is logged once, as JSON, by the app (app/http/request_path.py); uvicorn's own
+  # lines are JSON from the first, in every process (app/core/log_config.json). Idle connections
   # close after KEEP_ALIVE_SECONDS; SIGTERM ends within SHUTDOWN_TIMEOUT_SECONDS.
-  exec "$python" -m uvicorn app.main:app --no-access-log \
+  exec "$python" -m uvicorn app.main:app --no-access-log --log-config app/core/log_config.json \
     --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-5}" \
     --timeout-graceful-shutdown "${SHUTDOWN_TIMEOUT_SECONDS:-15}" \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-1}" "$@"
+}
+
+# Rewrites the locks from their inputs with uv (pinned in requirements-dev.in): every package
+# pinned, with the hashes of all its files, for any platform on Python 3.11+. Arguments pass on
+# (`./run.sh lock --upgrade-package idna` takes a dependency's newer release).
+lock() {
+  local flags=(--quiet --generate-hashes --universal --python-version 3.11
+    --custom-compile-command "./run.sh lock")
+  "$VENV/bin/uv" pip compile "${flags[@]}" "$@" requirements.in -o requirements.txt
+  "$VENV/bin/uv" pip compile "${flags[@]}" "$@" requirements-dev.in -o requirements-dev.txt
+}
+
+# Whether a URL on PyPI answers 200; says plainly what is not run, and why, when it does not.
+answers() {
+  local what=$1 url=$2
+  if "$VENV/bin/python" - "$url" <<'PY' 2>/dev/null; then
+import sys
+import urllib.request
+
+urllib.request.urlopen(sys.argv[1], timeout=15)
+PY
+    return 0
+  fi
+  echo "run.sh: $what NOT RUN: $url does not answer from here" >&2
+  return 3
+}
+
+# Every locked package (the service's and the tools') against the advisories PyPI publishes for
+# each release (its JSON API): exit 1 on a known vulnerability, 3 when that source does not
+# answer (then nothing was checked). --strict: a package it could not look up fails the audit.
+audit() {
+  local version
+  version=$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pip-audit"))')
+  answers audit "https://index.invalid/pypi/pip-audit/$version/json" || return
+  "$VENV/bin/pip-audit" --strict --progress-spinner off --disable-pip --require-hashes \
+    -r requirements-dev.txt
+}
+
+# The installed packages with a newer release on PyPI (those pinned in requirements*.in are
+# raised there, then `./run.sh lock`; the rest: `./run.sh lock --upgrade-package NAME`).
+outdated() {
+  answers outdated https://index.invalid/simple/pip/ || return
+  "$VENV/bin/python" -m pip list --outdated --disable-pip-version-check
 }
 
 lint() {
@@ -127,6 +187,14 @@ case $command in
   start)
     start "$PYTHON" "$@"
     ;;
+  release)
+    migrate "$PYTHON" json
+    ;;
+  chores)
+    ensure_venv
+    install requirements.txt
+    exec "$VENV/bin/python" -m app.chores "$@"
+    ;;
   test)
     ensure_venv
     install requirements-dev.txt
@@ -142,8 +210,13 @@ case $command in
     install requirements.txt
     migrate "$VENV/bin/python"
     ;;
+  lock | audit | outdated)
+    ensure_venv
+    install requirements-dev.txt
+    "$command" "$@"
+    ;;
   *)
-    echo "usage: ./run.sh [serve|start|test|lint|migrate] [arguments]" >&2
+    echo "usage: ./run.sh [serve|start|release|test|lint|migrate|chores|lock|audit|outdated] [arguments]" >&2
     exit 2
     ;;
 esac

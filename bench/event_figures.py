@@ -6,9 +6,12 @@
    webhook-id the receiver had already accepted counted as duplicates);
 3. delivery latency from commit (the API's answer) to receipt, p50 and p99;
 4. the feed walked with `next` during the load (nothing missed), with how many events
-   committed out of seq order (the interleavings a plain sequence cursor would skip).
+   committed out of seq order (the interleavings a plain sequence cursor would skip);
+5. a healthy receiver's latency, commit to receipt, with 0 and with 3 subscribers beside it
+   whose receivers accept the connection and never answer (the default 10 s delivery timeout
+   and 10 s retry base: a silent delivery holds its slot 10 s, then comes back).
 
-    .venv/bin/python -m bench.event_figures [sqlite|postgresql ...]
+    .venv/bin/python -m bench.event_figures [sqlite|postgresql ...] [--silent-only]
 """
 
 import statistics
@@ -18,18 +21,28 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
 
 from tests.support.databases import database_url
-from tests.support.event_receiver import Answer, Received, Receiver, subscribe
+from tests.support.event_receiver import (
+    Answer,
+    Received,
+    Receiver,
+    SilentReceiver,
+    subscribe,
+)
 from tests.support.live_server import LiveServer
 from tests.support.load import shop, walk_while
 
 ENV = {"EVENT_ALLOW_PRIVATE_URLS": "true", "EVENT_RETRY_BASE_SECONDS": "0.2"}
 SHOPPERS, ROUNDS, LATENCY_ORDERS = 6, 40, 200
+# Section 5: the delivery settings at their defaults; orders 0.1 s apart; how long to wait.
+SILENT_ENV = {"EVENT_ALLOW_PRIVATE_URLS": "true"}
+SILENT_ORDERS, SILENT_WAIT_SECONDS = 40, 150
 
 
 def every_third_fails() -> Receiver:
@@ -138,9 +151,51 @@ def latency(server: LiveServer) -> None:
     )
 
 
-def main(engines: list[str]) -> None:
+def beside_silent(server: LiveServer, silent_count: int) -> None:
+    receiver = Receiver()
+    with ExitStack() as stack:
+        stack.enter_context(receiver.running())
+        api = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=30))
+        # Entered last, so left first: the held connections close before the server stops.
+        for n in range(silent_count):
+            subscribe(api, stack.enter_context(SilentReceiver().running()), f"/s{n}", ["*"])
+        subscribe(api, receiver, "/healthy", ["order.created"])
+        mug = api.post(
+            "/products", json={"sku": "SIL-1", "name": "Mug", "price": "1.00", "stock": 100000}
+        ).json()["id"]
+        committed: dict[int, float] = {}
+        for _ in range(SILENT_ORDERS):
+            order = api.post("/orders", json={"product_id": mug, "quantity": 1}).json()
+            committed[order["id"]] = time.time()
+            time.sleep(0.1)
+        receiver.wait_for(
+            lambda: len(receiver.ids_at("/healthy")) >= SILENT_ORDERS, timeout=SILENT_WAIT_SECONDS
+        )
+    firsts = [r for r in receiver.at("/healthy") if r.event and r.nth == 1]
+    delays = sorted((r.at - committed[r.event["data"]["order"]["id"]]) for r in firsts)
+    if not delays:
+        print(f"  beside {silent_count} silent: 0 of {SILENT_ORDERS} received")
+        return
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    within_8 = sum(1 for delay in delays if delay <= 8)
+    print(
+        f"  healthy receiver beside {silent_count} silent subscribers: {len(delays)} of "
+        f"{SILENT_ORDERS} received within {SILENT_WAIT_SECONDS} s ({within_8} within 8 s); "
+        f"commit to receipt p50 {statistics.median(delays) * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms"
+    )
+
+
+def main(engines: list[str], silent_only: bool = False) -> None:
     for engine in engines:
         print(f"== {engine}, 4 workers")
+        with tempfile.TemporaryDirectory() as tmp:
+            for silent_count in (0, 3):
+                with database_url(engine, Path(tmp)) as url:
+                    with LiveServer(url, workers=4, env=SILENT_ENV) as server:
+                        beside_silent(server, silent_count)
+        if silent_only:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             with database_url(engine, Path(tmp)) as url:
                 with LiveServer(url, workers=4, env=ENV) as server:
@@ -151,4 +206,5 @@ def main(engines: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["sqlite", "postgresql"])
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(arguments or ["sqlite", "postgresql"], silent_only="--silent-only" in sys.argv)

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="param-memo-"))
 
@@ -23,6 +24,7 @@ from bench.request_cost import CASES, PRODUCTS
 from bench.servers import fresh_database, seed_products
 
 VARIANTS = ("memo", "plain")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def child(url: str, variant: str, requests: int, concurrency: int) -> dict[str, float]:
@@ -60,10 +62,11 @@ def main() -> None:
         seed_products(url, PRODUCTS)
         for _ in range(args.rounds):
             for variant in VARIANTS:
-                command = [sys.executable, __file__, "--child", url, variant]
+                command = [sys.executable, "-m", "bench.param_memo", "--child", url, variant]
                 command += ["--requests", str(args.requests)]
                 command += ["--concurrency", str(args.concurrency)]
-                found = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
+                child_run = subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+                found = json.loads(child_run.stdout)
                 for name, cpu in found.items():
                     best[variant][name] = min(best[variant].get(name, float("inf")), cpu)
     print(

@@ -114,8 +114,10 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-# Hands each formatted record to the one line writer.
-class _LineHandler(logging.Handler):
+# Hands each formatted record to the one line writer. Also uvicorn's from its first line on,
+# in every process (app/core/log_config.json, `--log-config` in run.sh): its supervisor, which
+# never imports the app, included.
+class LineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             WRITER.write((self.format(record) + "\n").encode())
@@ -135,7 +137,7 @@ def json_formatter() -> JsonFormatter:
 
 def configure_logging(level: str) -> None:
     """Send the app's and uvicorn's logs to stderr as JSON lines at `level` (idempotent)."""
-    handler = _LineHandler()
+    handler = LineHandler()
     handler.set_name("app-json")
     handler.setFormatter(json_formatter())
     handler.addFilter(RequestIdFilter())

@@ -1,11 +1,20 @@
 """Push deliveries: the worker each process runs, claiming due deliveries and POSTing them.
 
-A worker claims a batch in one write transaction (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so
-workers and instances take disjoint batches; SQLite: the single writer) and takes a lease on
-it: until `lease_until` no other worker picks those deliveries up. Each attempt is settled in
-a transaction of its own, only by the lease's holder. A worker that dies mid-delivery leaves
+Each subscriber's queue moves on its own: the worker claims, per subscription with deliveries
+due, up to PER_SUBSCRIPTION of them, and sends each as soon as it is claimed, claiming again as
+each one ends. A receiver that never answers holds at most PER_SUBSCRIPTION of this worker's
+IN_FLIGHT slots for one delivery timeout; every other subscriber's events and retries go out
+on time beside it.
+
+A claim is one write transaction (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so workers and
+instances take disjoint deliveries; SQLite: the single writer) that takes a lease: until
+`lease_until` no other worker picks those deliveries up. Each attempt is settled in a
+transaction of its own, only by the lease's holder. A worker that dies mid-delivery leaves
 its lease to expire, and the delivery is sent again (at least once) under the same
 `webhook-id`, the event's id, so that receivers can drop the repeat.
+
+Whatever a receiver answers is stored as text that every engine accepts (no NUL, no control
+characters, no invalid UTF-8, at most 500 characters), so every attempt can be settled.
 """
 
 import asyncio
@@ -13,6 +22,7 @@ import logging
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,30 +38,39 @@ from app.events import metrics, outbox, url_safety
 
 log = logging.getLogger("app.event_delivery")
 
-BATCH = 10
+# Deliveries one worker sends at once: to one subscriber, and to all of them together.
+PER_SUBSCRIPTION = 4
+IN_FLIGHT = 64
+# Subscriptions with deliveries due that one look at the queue considers.
+DUE_SUBSCRIPTIONS = 1000
 POLL_SECONDS = 1.0
 # After a wake-up (an event recorded here, maybe not yet committed), look again this soon.
 WAKE_RETRIES = (0.005, 0.02, 0.05, 0.1, 0.25)
 BACKLOG_EVERY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 3600.0
 RESPONSE_READ_BYTES = 4096
+ERROR_CHARS = 500
 USER_AGENT = f"orders-inventory-events/{__version__}"
 
 _DUE = (
     "status = 'pending' AND next_attempt_at <= :now"
     " AND (lease_until IS NULL OR lease_until <= :now)"
 )
-_ANY_DUE = Sql(f"SELECT id FROM event_deliveries WHERE {_DUE} LIMIT 1")
+_DUE_SUBSCRIPTIONS = Sql(
+    f"SELECT DISTINCT subscription_id FROM event_deliveries WHERE {_DUE} LIMIT :limit"
+)
 _CLAIM = (
     "UPDATE event_deliveries SET lease_token = :token, lease_until = :lease_until,"
     " attempt = attempt + 1, attempted_at = :now WHERE id IN (SELECT id FROM event_deliveries"
-    f" WHERE {_DUE} ORDER BY next_attempt_at LIMIT :limit{{}})"
+    f" WHERE subscription_id = :subscription_id AND {_DUE}"
+    " ORDER BY next_attempt_at LIMIT :limit{})"
 )
 _CLAIM_DUE = Sql(sqlite=_CLAIM.format(""), postgresql=_CLAIM.format(" FOR UPDATE SKIP LOCKED"))
 _CLAIMED = Sql(
-    "SELECT d.id, d.attempt, d.lease_token, e.id AS event_id, e.type, e.created_at, e.data,"
-    " s.url, s.secret FROM event_deliveries d JOIN events e ON e.seq = d.event_seq"
-    " JOIN event_subscriptions s ON s.id = d.subscription_id WHERE d.lease_token = :token"
+    "SELECT d.id, d.attempt, d.lease_token, d.subscription_id, e.id AS event_id, e.type,"
+    " e.created_at, e.data, s.url, s.secret FROM event_deliveries d"
+    " JOIN events e ON e.seq = d.event_seq JOIN event_subscriptions s"
+    " ON s.id = d.subscription_id WHERE d.lease_token = :token"
 )
 _SETTLE = Sql(
     "UPDATE event_deliveries SET status = :status, response_status = :response_status,"
@@ -78,11 +97,15 @@ class Job:
     event: dict[str, Any]
     url: str
     secret: str = field(repr=False)  # never in a log line or a traceback's repr
+    subscription_id: int = 0
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> "Job":
         event = outbox.public({**row, "id": row["event_id"]})
-        return cls(row["id"], row["attempt"], row["lease_token"], event, row["url"], row["secret"])
+        return cls(
+            row["id"], row["attempt"], row["lease_token"], event, row["url"], row["secret"],
+            row["subscription_id"],
+        )  # fmt: skip
 
 
 # What one attempt came to.
@@ -101,12 +124,34 @@ def retry_delay(attempt: int, base: float, rng: random.Random = random._inst) ->
     return delay * rng.uniform(0.75, 1.0)
 
 
-async def any_due(conn: Connection, now: datetime) -> bool:
-    return await conn.fetch_one(_ANY_DUE, {"now": now}) is not None
+def safe_text(text: str, limit: int = ERROR_CHARS) -> str:
+    """`text` as every engine stores it: NUL, other control characters and lone surrogates
+    (a receiver's bytes decoded with "replace" or an exception's message) become U+FFFD."""
+    return "".join(char if char.isprintable() else "\ufffd" for char in text[:limit])
 
 
-async def claim(conn: Connection, token: str, now: datetime, lease: timedelta) -> list[Job]:
-    params = {"token": token, "now": now, "lease_until": now + lease, "limit": BATCH}
+async def due_subscriptions(conn: Connection, now: datetime) -> list[int]:
+    """The subscriptions with deliveries due now."""
+    rows = await conn.fetch_all(_DUE_SUBSCRIPTIONS, {"now": now, "limit": DUE_SUBSCRIPTIONS})
+    return [row["subscription_id"] for row in rows]
+
+
+async def claim(
+    conn: Connection,
+    subscription_id: int,
+    token: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int = PER_SUBSCRIPTION,
+) -> list[Job]:
+    """Lease up to `limit` of one subscription's due deliveries, oldest due first."""
+    params = {
+        "subscription_id": subscription_id,
+        "token": token,
+        "now": now,
+        "lease_until": now + lease,
+        "limit": limit,
+    }
     if await conn.execute(_CLAIM_DUE, params) == 0:
         return []
     return [Job.of(row) for row in await conn.fetch_all(_CLAIMED, {"token": token})]
@@ -149,18 +194,23 @@ async def _read_some(response: httpx.Response) -> bytes:
     return read[:RESPONSE_READ_BYTES]
 
 
-async def post(client: httpx.AsyncClient, job: Job, settings: Settings) -> Result:
+async def post(
+    client: httpx.AsyncClient,
+    job: Job,
+    settings: Settings,
+    resolver: url_safety.Resolver | None = None,
+) -> Result:
     """One attempt, all of it (DNS check, connect, send, answer) within the delivery timeout."""
     started = time.monotonic()
 
     def done(result: str, status: int | None = None, error: str | None = None) -> Result:
         elapsed = int((time.monotonic() - started) * 1000)
-        return Result(result, status, error[:500] if error else None, elapsed)
+        return Result(result, status, safe_text(error) if error else None, elapsed)
 
     try:
         async with asyncio.timeout(settings.event_delivery_timeout_seconds):
             target = await url_safety.check(
-                job.url, allow_private=settings.event_allow_private_urls
+                job.url, allow_private=settings.event_allow_private_urls, resolver=resolver
             )
             body = body_of(job.event)
             headers = signing.signed_headers(
@@ -200,14 +250,21 @@ class DeliveryWorker:
     """Claims and sends due deliveries until stopped; one per worker process."""
 
     def __init__(
-        self, database: Database, settings: Settings, client: httpx.AsyncClient | None = None
+        self,
+        database: Database,
+        settings: Settings,
+        client: httpx.AsyncClient | None = None,
+        resolver: url_safety.Resolver | None = None,
     ) -> None:
-        self.database, self.settings = database, settings
+        self.database, self.settings, self.resolver = database, settings, resolver
         timeout = settings.event_delivery_timeout_seconds
         # No redirects (a 3xx is a failed attempt), no proxy from the environment: the
         # connection goes to the address that passed the check, nowhere else.
         self.client = client or httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, timeout=httpx.Timeout(timeout)
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=IN_FLIGHT),
         )
         self.lease = timedelta(seconds=2 * timeout + 5)
         self._wake = asyncio.Event()
@@ -216,6 +273,9 @@ class DeliveryWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = outbox.on_record(self.wake)
         self._backlog_at = 0.0
+        # The deliveries being sent, and how many of them go to each subscription.
+        self._sending: dict[asyncio.Task[None], Job] = {}
+        self._per_subscription: Counter[int] = Counter()
 
     def start(self) -> "DeliveryWorker":
         self._loop = asyncio.get_running_loop()
@@ -236,26 +296,35 @@ class DeliveryWorker:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> None:
-        """Finish the batch in hand (each attempt is bounded by the timeout), then stop."""
+        """Stop claiming, let the deliveries in hand finish (each is bounded by the timeout),
+        and release those still unsent after it, for another worker to send."""
         self._unsubscribe()
         self._stopping = True
         self._wake.set()
+        grace = self.settings.event_delivery_timeout_seconds + 5
         if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, self.settings.event_delivery_timeout_seconds + 5)
+                await asyncio.wait_for(self._task, grace)
             except TimeoutError:
                 log.warning("event delivery worker did not stop in time; its leases will expire")
+        if self._sending:
+            _, unfinished = await asyncio.wait(set(self._sending), timeout=grace)
+            tokens = {self._sending[task].token for task in unfinished}
+            for task in unfinished:
+                task.cancel()
+            for token in tokens:
+                await self.database.write(release, token)
         await self.client.aclose()
 
     async def _run(self) -> None:
         retries: list[float] = []
         while not self._stopping:
             try:
-                sent = await self.round()
+                claimed = await self.round()
             except Exception:
                 log.warning("event delivery round failed; will retry", exc_info=True)
-                sent = 0
-            if sent or self._stopping:
+                claimed = 0
+            if claimed or self._stopping:
                 continue
             if retries:
                 await asyncio.sleep(retries.pop(0))
@@ -268,25 +337,52 @@ class DeliveryWorker:
             self._wake.clear()
 
     async def round(self) -> int:
-        """Claim one batch and send it; the number of deliveries attempted."""
+        """Claim what is due for each subscription with room, and start sending it; the
+        number of deliveries claimed. Sending runs on: the next round does not wait for it."""
         now = utcnow()
         await self._measure_backlog(now)
-        if not await self.database.read(any_due, now):
+        room = IN_FLIGHT - len(self._sending)
+        if room <= 0:
             return 0
-        token = uuid.uuid4().hex
-        jobs = await self.database.write(claim, token, now, self.lease)
-        if jobs:
-            task = asyncio.ensure_future(asyncio.gather(*(self._deliver(job) for job in jobs)))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                task.cancel()
-                await self.database.write(release, token)
-                raise
-        return len(jobs)
+        due = await self.database.read(due_subscriptions, now)
+        ready = [s for s in due if self._per_subscription[s] < PER_SUBSCRIPTION]
+        random.shuffle(ready)  # when room runs out, no subscriber is always last
+        claimed = 0
+        for subscription_id in ready:
+            limit = min(PER_SUBSCRIPTION - self._per_subscription[subscription_id], room - claimed)
+            if limit <= 0 or self._stopping:
+                break
+            token = uuid.uuid4().hex
+            jobs = await self.database.write(
+                claim, subscription_id, token, utcnow(), self.lease, limit
+            )
+            for job in jobs:
+                self._send(job)
+            claimed += len(jobs)
+        return claimed
+
+    def _send(self, job: Job) -> None:
+        self._per_subscription[job.subscription_id] += 1
+        task = asyncio.create_task(self._deliver(job), name=f"event-delivery-{job.id}")
+        self._sending[task] = job
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: "asyncio.Task[None]") -> None:
+        job = self._sending.pop(task)
+        self._per_subscription[job.subscription_id] -= 1
+        if self._per_subscription[job.subscription_id] <= 0:
+            del self._per_subscription[job.subscription_id]
+        self._wake.set()  # room for this subscriber's next delivery
 
     async def _deliver(self, job: Job) -> None:
-        result = await post(self.client, job, self.settings)
+        if job.attempt > self.settings.event_max_attempts:
+            # Only a delivery whose last attempts were never settled (workers that died
+            # holding it) gets here: give up rather than send past EVENT_MAX_ATTEMPTS.
+            given_up = Result("network_error", None, "no attempt left: its last was not settled", 0)
+            await self._settle(job, "failed", given_up, None)
+            metrics.given_up()
+            return
+        result = await post(self.client, job, self.settings, self.resolver)
         if result.result == "success":
             outcome, retry_at = "delivered", None
         elif job.attempt >= self.settings.event_max_attempts:
@@ -294,8 +390,9 @@ class DeliveryWorker:
         else:
             delay = retry_delay(job.attempt, self.settings.event_retry_base_seconds)
             outcome, retry_at = "retried", utcnow() + timedelta(seconds=delay)
-        if not await self.database.write(settle, job, outcome, result, retry_at):
-            log.warning("delivery %s was gone or held by another worker when settled", job.id)
+            # Look again when it falls due, not at the next poll after.
+            asyncio.get_running_loop().call_later(delay + 0.01, self._wake.set)
+        await self._settle(job, outcome, result, retry_at)
         metrics.attempted(result.result, outcome)
         if outcome != "delivered":
             log.info(
@@ -303,6 +400,15 @@ class DeliveryWorker:
                 extra={"delivery_id": job.id, "event_id": job.event["id"],
                        "attempt": job.attempt, "outcome": outcome, "error": result.error},
             )  # fmt: skip
+
+    async def _settle(self, job: Job, outcome: str, result: Result, retry_at: Any) -> None:
+        try:
+            settled = await self.database.write(settle, job, outcome, result, retry_at)
+        except Exception:  # the lease expires and the delivery is sent again
+            log.exception("delivery %s could not be settled", job.id)
+            return
+        if not settled:
+            log.warning("delivery %s was gone or held by another worker when settled", job.id)
 
     async def _measure_backlog(self, now: datetime) -> None:
         if time.monotonic() - self._backlog_at < BACKLOG_EVERY_SECONDS:

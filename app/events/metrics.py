@@ -45,6 +45,11 @@ def attempted(result: str, outcome: str) -> None:
     DELIVERIES.labels(outcome).inc()
 
 
+def given_up() -> None:
+    """Count a delivery failed without an attempt: its last attempts were never settled."""
+    DELIVERIES.labels("failed").inc()
+
+
 def backlog(age_seconds: float, pending: int) -> None:
     BACKLOG_AGE.set(max(age_seconds, 0.0))
     BACKLOG_SIZE.set(pending)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.core.config import Settings
+from app.events import url_safety
 from app.main import create_app
 from tests.support.serving import serving
 
@@ -195,3 +196,40 @@ def test_an_empty_or_overlong_cursor_is_422_invalid_cursor(
 
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "invalid_cursor"
+
+
+def test_a_host_name_with_no_idna_form_is_refused_before_any_lookup(
+    strict: TestClient, monkeypatch: pytest.MonkeyPatch
+):
+    looked_up: list[str] = []
+
+    async def public(host: str, port: int) -> list[str]:  # never the system resolver
+        looked_up.append(host)
+        return ["93.184.215.14"]
+
+    monkeypatch.setattr(url_safety, "system_resolver", public)
+    response = subscribe(strict, "https://\u2603.example/hooks")  # a snowman: no IDNA 2008 form
+    if response.status_code == 201:
+        strict.delete(f"/event-subscriptions/{response.json()['id']}")
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "url_not_allowed"
+    assert looked_up == []
+
+
+def test_an_internationalised_host_is_accepted_and_looked_up_in_its_idna_form(
+    strict: TestClient, monkeypatch: pytest.MonkeyPatch
+):
+    looked_up: list[str] = []
+
+    async def public(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["93.184.215.14"]
+
+    monkeypatch.setattr(url_safety, "system_resolver", public)
+    response = subscribe(strict, "https://B\u00fccher.example/hooks")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["url"] == "https://B\u00fccher.example/hooks"  # as the client sent it
+    assert looked_up == ["xn--bcher-kva.example"]
+    strict.delete(f"/event-subscriptions/{response.json()['id']}")

@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.event_receiver import Answer, Received, Receiver, subscribe
+from app.events import delivery
+from tests.support.event_receiver import Answer, Received, Receiver, SilentReceiver, subscribe
 from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.live
@@ -249,3 +250,87 @@ def test_graceful_shutdown_finishes_the_delivery_in_hand(live_server: ServerFact
 
     assert [(d["status"], d["attempt"]) for d in found] == [("delivered", 1)]
     assert len(receiver.at("/slow")) == 1
+
+
+@contextmanager
+def silent_subscribers(api: httpx.Client, count: int) -> Iterator[list[SilentReceiver]]:
+    """`count` subscriptions to every event whose receivers accept and never answer; they
+    close their connections on exit (before the server stops, so it need not wait them out)."""
+    with ExitStack() as stack:
+        silent = [stack.enter_context(SilentReceiver().running()) for _ in range(count)]
+        for n, receiver in enumerate(silent):
+            subscribe(api, receiver, f"/silent-{n}", ["*"])
+        yield silent
+
+
+def test_subscribers_that_never_answer_do_not_hold_back_another_subscribers_events(
+    live_server: ServerFactory,
+):
+    receiver = Receiver()
+    # The default delivery timeout: each silent delivery holds its slot for 10 s.
+    with running(live_server, receiver, workers=2, EVENT_DELIVERY_TIMEOUT_SECONDS="10") as (
+        _,
+        api,
+    ):
+        with silent_subscribers(api, 3) as silent:
+            healthy = subscribe(api, receiver, "/healthy", ["order.created"])
+            mug = product(api)
+            orders = [place(api, mug) for _ in range(12)]
+            committed = time.monotonic()
+            # Well within the 10 s timeout the silent receivers hold their deliveries for.
+            got_all = receiver.wait_for(lambda: len(receiver.ids_at("/healthy")) >= 12, 5)
+            waited = time.monotonic() - committed
+            held = [len(s.connections) for s in silent]
+
+        assert got_all, f"{len(receiver.ids_at('/healthy'))} of 12 events after {waited:.1f} s"
+        found = settled(api, healthy["id"], 12, timeout=10)
+
+    got = {r.event["data"]["order"]["id"] for r in receiver.at("/healthy") if r.event}
+    assert got == {o["id"] for o in orders}
+    assert [d["status"] for d in found] == ["delivered"] * 12
+    # Each silent subscriber holds at most its share of each worker's slots.
+    assert all(1 <= connections <= 2 * delivery.PER_SUBSCRIPTION for connections in held)
+
+
+def test_retries_go_out_at_the_contracts_times_beside_subscribers_that_never_answer(
+    live_server: ServerFactory,
+):
+    """500, 500, then 204: attempt 2 after base × 1, attempt 3 after base × 2 (less up to a
+    quarter of jitter), base 1 s; receivers that never answer (10 s timeout) beside it."""
+
+    def twice_500(received: Received) -> Answer:
+        return Answer(500) if received.nth <= 2 else Answer(204, body_bytes=0)
+
+    receiver = Receiver(twice_500)
+    env = {"EVENT_DELIVERY_TIMEOUT_SECONDS": "10", "EVENT_RETRY_BASE_SECONDS": "1"}
+    with running(live_server, receiver, workers=2, **env) as (_, api):
+        with silent_subscribers(api, 3):
+            flaky = subscribe(api, receiver, "/flaky", ["order.created", "order.paid"])
+            order = place(api, product(api))
+            assert api.put(f"/orders/{order['id']}", json={"status": "PAID"}).status_code == 200
+            receiver.wait_for(lambda: len(receiver.at("/flaky")) >= 6, timeout=12)
+        found = settled(api, flaky["id"], 2, timeout=10)
+
+    assert sorted(d["status"] for d in found) == ["delivered", "delivered"]
+    assert [d["attempt"] for d in found] == [3, 3]
+    for webhook_id in receiver.ids_at("/flaky"):
+        first, second, third = (r.at for r in receiver.at("/flaky") if r.webhook_id == webhook_id)
+        # Not before the schedule; late by at most a poll and a busy machine's scheduling.
+        assert 0.75 <= second - first <= 1 + 2.5
+        assert 1.5 <= third - second <= 2 + 2.5
+
+
+def test_an_answer_with_a_nul_byte_and_invalid_utf8_is_stored_and_the_delivery_settles(
+    live_server: ServerFactory,
+):
+    receiver = Receiver(lambda _: Answer(500, body=b"bad\x00gateway \xff\xfe"))
+    with running(live_server, receiver, EVENT_MAX_ATTEMPTS="2") as (_, api):
+        subscription = subscribe(api, receiver, "/nul", ["order.created"])
+        place(api, product(api))
+        found = settled(api, subscription["id"], 1, timeout=20)
+        time.sleep(1.5)  # a send past the last attempt would land by now
+
+    (delivery,) = found
+    assert delivery["status"] == "failed" and delivery["attempt"] == 2, delivery
+    assert delivery["error"] == "HTTP 500: bad\ufffdgateway \ufffd\ufffd"
+    assert len(receiver.at("/nul")) == 2

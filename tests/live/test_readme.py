@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from app.core.config import Settings
 from app.core.problem_codes import PROBLEM_CODES
@@ -117,15 +118,56 @@ def test_readme_is_one_screenful_or_three() -> None:
     assert len(README.splitlines()) <= 200
 
 
-def test_links_in_readme_and_docs_lead_to_files() -> None:
-    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
-        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+def _anchors(page: Path) -> set[str]:
+    """The fragment each heading of a Markdown page gets (GitHub's rule: lower case, spaces to
+    hyphens, punctuation dropped)."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_in_readme_reflection_and_docs_lead_somewhere() -> None:
+    pages = [ROOT / "README.md", ROOT / "REFLECTION.md", *(ROOT / "docs").glob("*.md")]
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)#]*)(?:#([^)]*))?\)", page.read_text()):
             if re.match(r"[a-z]+:", target):
                 continue
-            path = (page.parent / target).resolve()
+            path = (page.parent / target).resolve() if target else page
             if path.relative_to(ROOT).as_posix() in COMING_DOCS:
                 continue
             assert path.exists(), f"{page.name} links to {target}"
+            if anchor and path.suffix == ".md":
+                assert anchor in _anchors(path), f"{page.name} links to {target}#{anchor}"
+
+
+def test_alert_runbooks_lead_somewhere() -> None:
+    rules = yaml.safe_load((ROOT / "ops" / "alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            runbook = rule.get("annotations", {}).get("runbook")
+            if runbook:
+                page, _, anchor = runbook.split(":")[0].partition("#")
+                assert anchor in _anchors(ROOT / page), f"{rule['alert']}: {runbook}"
+
+
+def test_reflection_quotes_only_figures_bench_readme_records() -> None:
+    """Each latency or cost in REFLECTION.md (`12.6 / 34.9 ms`, `10.5 µs`...) is a figure of
+    bench/README.md, where the run that measured it is described; the SLOs are targets."""
+    reflection = (ROOT / "REFLECTION.md").read_text()
+    bench = (ROOT / "bench" / "README.md").read_text()
+    recorded = set(re.findall(r"\d[\d,]*(?:\.\d+)?", bench))
+    number = r"\d[\d,]*(?:\.\d+)?"
+    quoted = re.findall(rf"((?:{number} / )*{number}) ?(?:ms|µs)", reflection)
+    figures = {n for group in quoted for n in group.split(" / ")} - {"300", "500"}
+    assert figures, "no figure found: the pattern is wrong"
+    assert figures <= recorded, sorted(figures - recorded)
+
+
+def test_reflection_lists_every_alert() -> None:
+    rules = yaml.safe_load((ROOT / "ops" / "alerts.yml").read_text())
+    alerts = {r["alert"] for group in rules["groups"] for r in group["rules"] if "alert" in r}
+    reflection = (ROOT / "REFLECTION.md").read_text()
+    listed = set(re.findall(r"^\| `(\w+)` \|", reflection, re.M))
+    assert alerts - listed == set(), "ops/alerts.yml has alerts REFLECTION.md does not list"
 
 
 def test_docs_error_table_is_the_services_list_of_codes() -> None:

@@ -72,6 +72,8 @@ def test_blueprint_declares_a_python_web_service_started_by_run_sh():
     for key in ("name", "runtime", "buildCommand", "startCommand", "healthCheckPath"):
         assert WEB.get(key), key
     assert WEB["runtime"] == "python"
+    # The lock as ./run.sh installs it: every package pinned, every file's hash checked.
+    assert WEB["buildCommand"] == "pip install --require-hashes -r requirements.txt"
     assert WEB["healthCheckPath"] == "/readyz"
     # One script migrates, prepares the metrics directory and holds the uvicorn flags.
     assert WEB["startCommand"] == "./run.sh start"
@@ -101,14 +103,62 @@ def test_secrets_are_generated_or_prompted_never_committed():
     assert {var["key"] for var in WEB["envVars"]} >= {"DATABASE_URL", "APP_ENV"}
 
 
-def _render_env(url: str, port: int) -> dict[str, str]:
+def _commented(first: str) -> str:
+    """The YAML commented out from the line starting `first` on, as it reads uncommented."""
+    lines = (ROOT / "render.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    prefix = first[: first.index("# ") + 2]
+    block = []
+    for line in lines[start:]:
+        if not line.startswith(prefix):
+            break
+        block.append(prefix[:-2] + line[len(prefix) :])
+    return "\n".join(block)
+
+
+CRON = yaml.safe_load(_commented("  # - type: cron"))[0]
+PRE_DEPLOY = yaml.safe_load(_commented("    # preDeployCommand:"))["preDeployCommand"]
+
+
+def test_the_commented_cron_job_is_a_cron_service_render_accepts():
+    assert CRON["type"] == "cron"
+    assert set(CRON) <= SERVICE_KEYS | {"schedule"}, set(CRON) - SERVICE_KEYS
+    assert CRON["plan"] in WEB_PLANS - {"free"}, "cron jobs have no free plan"
+    assert CRON["region"] == DATABASE["region"], "the internal URL works within one region"
+    assert len(CRON["schedule"].split()) == 5  # minute hour day month weekday, in UTC
+    assert CRON["buildCommand"] == WEB["buildCommand"]
+    (source,) = [var["fromDatabase"] for var in CRON["envVars"] if "fromDatabase" in var]
+    assert source == {"name": DATABASE["name"], "property": "connectionString"}
+    assert "preDeployCommand" not in WEB, "paid plans only: commented out on the free plan"
+
+
+def test_pre_deploy_then_the_cron_command_work_here(db_kind: str, tmp_path: Path):
+    with database_url(db_kind, tmp_path) as url:
+        url = re.sub(r"^postgresql\+psycopg://", "postgres://", url)
+        env = _render_env(url, free_port(), CRON)
+        env["PYTHON"] = str(ROOT / ".venv" / "bin" / "python")
+        migrated = subprocess.run(
+            ["bash", "-c", PRE_DEPLOY], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert migrated.returncode == 0, migrated.stderr
+        assert "upgraded from an empty database to" in migrated.stderr
+        chores = subprocess.run(
+            ["bash", "-c", CRON["startCommand"]], cwd=ROOT, env=env, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert chores.returncode == 0, chores.stderr
+        assert '"message": "chores done"' in chores.stderr
+
+
+def _render_env(url: str, port: int, service: dict | None = None) -> dict[str, str]:
     """The environment Render would give the service, with generated and prompted values."""
     env = {
         **os.environ,
         "PORT": str(port),
         "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
-    for var in WEB["envVars"]:
+    for var in (service or WEB)["envVars"]:
         if "value" in var:
             env[var["key"]] = str(var["value"])
         elif "fromDatabase" in var:

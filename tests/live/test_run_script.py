@@ -1,5 +1,6 @@
 """./run.sh as a newcomer runs it: `migrate` says what it did, and `.env` is honoured."""
 
+import json
 import os
 import re
 import signal
@@ -114,6 +115,38 @@ def test_serve_reads_host_and_port_from_dotenv_and_the_environment_wins(tmp_path
     assert _serves(checkout, env_port, PORT=str(env_port))
 
 
+def test_a_two_worker_server_logs_json_from_its_first_line(tmp_path: Path):
+    """Render's start command, 2 workers: the migration's line, uvicorn's supervisor and each
+    worker, all JSON lines, the first included (uvicorn's own are plain text by default)."""
+    port, log = free_port(), tmp_path / "server.log"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'orders.db'}", "PORT": str(port),
+           "WEB_CONCURRENCY": "2", "PYTHON": str(ROOT / ".venv" / "bin" / "python")}  # fmt: skip
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            ["bash", str(ROOT / "run.sh"), "start"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while log.read_text().count("Application startup complete") < 2:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # any plain-text line fails here
+    assert records[0]["logger"] == "run.sh" and "upgraded from" in records[0]["message"]
+    messages = [record["message"] for record in records]
+    assert any(m.startswith("Uvicorn running on") for m in messages), messages
+    assert any(m.startswith("Started parent process") for m in messages), messages
+    assert sum(m.startswith("Started server process") for m in messages) == 2, messages
+
+
 def test_ci_lints_then_runs_the_readmes_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     readme = (ROOT / "README.md").read_text()
@@ -124,5 +157,27 @@ def test_ci_lints_then_runs_the_readmes_test_command():
 def test_unknown_command_lists_the_commands():
     result = run_sh("nonsense")
     assert result.returncode == 2
-    for command in ("serve", "start", "test", "lint", "migrate"):
+    for command in ("serve", "start", "test", "lint", "migrate", "chores", "lock", "audit"):
         assert command in result.stderr
+
+
+@pytest.mark.parametrize("command", ["audit", "outdated"])
+def test_audit_and_outdated_say_so_when_pypi_cannot_be_reached(command: str):
+    # Every HTTPS request goes to a closed local port: PyPI is out of reach, nothing is sent.
+    proxy = f"http://127.0.0.1:{free_port()}"
+    result = run_sh(command, HTTPS_PROXY=proxy, https_proxy=proxy, NO_PROXY="", no_proxy="")
+    assert result.returncode == 3, result.stderr
+    assert f"run.sh: {command} NOT RUN: https://index.invalid/" in result.stderr
+    assert "No known vulnerabilities" not in result.stdout + result.stderr
+
+
+def test_ci_audits_and_passes_only_an_unreachable_source():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("./run.sh audit") < ci.index("./run.sh test")
+    # 0: audited clean; 3: not run, said so; anything else (1: a vulnerability) fails CI.
+    assert '3) echo "ci: audit NOT RUN' in ci and '*) exit "$audit"' in ci
+
+
+def test_installs_check_every_hash():
+    script = (ROOT / "run.sh").read_text()
+    assert re.search(r'pip install [^\n]*--require-hashes -r "\$file"', script)

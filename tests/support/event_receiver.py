@@ -2,6 +2,7 @@
 with the Standard Webhooks reference library, records it, and answers as the test asks."""
 
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -27,13 +28,14 @@ class Received:
 
 
 # What to answer: an HTTP status, after holding the request this many seconds; optionally a
-# body of `body_bytes` bytes (sent in pieces) and a Location header.
+# body of `body_bytes` bytes (sent in pieces) or exactly `body`, and a Location header.
 @dataclass
 class Answer:
     status: int = 200
     hold_seconds: float = 0.0
     body_bytes: int = 2
     location: str | None = None
+    body: bytes | None = None
 
 
 Behaviour = Callable[[Received], Answer]
@@ -65,11 +67,14 @@ class Receiver:
                     time.sleep(answer.hold_seconds)
                 try:
                     self.send_response(answer.status)
-                    self.send_header("content-length", str(answer.body_bytes))
+                    length = answer.body_bytes if answer.body is None else len(answer.body)
+                    self.send_header("content-length", str(length))
                     if answer.location:
                         self.send_header("location", answer.location)
                     self.end_headers()
-                    left = answer.body_bytes
+                    if answer.body is not None:
+                        self.wfile.write(answer.body)
+                    left = 0 if answer.body is not None else answer.body_bytes
                     while left > 0:
                         self.wfile.write(b"x" * min(left, 65536))
                         left -= 65536
@@ -133,13 +138,53 @@ class Receiver:
             self._server.server_close()
 
 
-def subscribe(client: Any, receiver: Receiver, path: str, types: list[str]) -> dict[str, Any]:
+class SilentReceiver:
+    """A subscriber that never answers: it accepts each connection on 127.0.0.1 and holds it
+    open, reading nothing, until stopped (then the sender sees the connection close)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self._socket.settimeout(0.2)
+        self.port = self._socket.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self._stopped = threading.Event()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    @contextmanager
+    def running(self) -> Iterator["SilentReceiver"]:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stopped.set()
+            thread.join(5)
+            for connection in [*self.connections, self._socket]:
+                connection.close()
+
+
+def subscribe(
+    client: Any, receiver: Receiver | SilentReceiver, path: str, types: list[str]
+) -> dict[str, Any]:
     """Subscribe `receiver`'s `path` (an httpx or TestClient client); the receiver keeps the
     secret to verify with."""
     response = client.post("/event-subscriptions", json={"url": receiver.url(path), "types": types})
     assert response.status_code == 201, response.text
     body = response.json()
-    receiver.secrets[path] = body["secret"]
+    if isinstance(receiver, Receiver):
+        receiver.secrets[path] = body["secret"]
     return body
 
 

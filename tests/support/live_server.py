@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # request itself, as JSON). The bench's bare app gets exactly these too.
 UVICORN_FLAGS: list[str] = [
     "--no-access-log",
+    "--log-config",
+    "app/core/log_config.json",
     "--timeout-keep-alive",
     "5",
     "--timeout-graceful-shutdown",

@@ -167,3 +167,54 @@ def test_the_job_never_shows_its_secret():
     job = delivery.Job(1, 1, "token", EVENT, "http://127.0.0.1:9/", "whsec_c2VjcmV0")
 
     assert "whsec_" not in repr(job)
+
+
+def test_an_internationalised_host_is_delivered_to_under_its_idna_form(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    looked_up: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(url_safety, "system_resolver", resolve)
+    hosts: list[str] = []
+    receiver = Receiver()
+    with receiver.running():
+        secret = new_secret()
+        receiver.secrets["/in"] = secret
+        url = f"http://b\u00fccher.test:{receiver.port}/in"
+        job = delivery.Job(1, 1, "token", EVENT, url, secret)
+
+        async def run() -> delivery.Result:
+            async def capture(request: httpx.Request) -> None:
+                hosts.append(request.headers["host"])
+
+            async with httpx.AsyncClient(
+                trust_env=False, event_hooks={"request": [capture]}
+            ) as client:
+                return await delivery.post(client, job, settings())
+
+        result = asyncio.run(run())
+
+    assert result.result == "success", result.error
+    assert looked_up == ["xn--bcher-kva.test"]
+    assert hosts == [f"xn--bcher-kva.test:{receiver.port}"]
+    assert receiver.at("/in")[0].verified
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"bad\x00gateway", b"bad \xff\xfe gateway", b"bad\x1b[31m gateway", b"\xed\xa0\x80 x" * 2000],
+)
+def test_whatever_a_receiver_answers_becomes_storable_text(body: bytes):
+    receiver = Receiver(lambda _: Answer(502, body=body))
+    with receiver.running():
+        result = attempt(receiver)
+
+    assert result.result == "http_error" and result.response_status == 502
+    error = result.error or ""
+    assert error.startswith("HTTP 502: ") and len(error) <= 500
+    assert error.isprintable()  # no NUL (PostgreSQL refuses it), no control character
+    error.encode("utf-8")  # no lone surrogate: valid UTF-8 on every engine

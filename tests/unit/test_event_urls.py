@@ -6,6 +6,9 @@ resolver (or, for `localhost`, by /etc/hosts), so no packet leaves the machine.
 
 import asyncio
 import ipaddress
+import socket
+import threading
+import time
 
 import pytest
 
@@ -140,3 +143,55 @@ def test_private_addresses_pass_when_allowed():
     target = asyncio.run(url_safety.check("http://127.0.0.1:9/in", allow_private=True))
 
     assert target.address == "127.0.0.1"
+
+
+def test_an_internationalised_host_is_sent_in_its_idna_form():
+    target = check("https://B\u00fccher.example:8443/in", {"xn--bcher-kva.example": ["1.1.1.1"]})
+
+    assert target.host == "xn--bcher-kva.example"
+    assert target.host_header() == "xn--bcher-kva.example:8443"
+    assert target.request_url() == "https://1.1.1.1:8443/in"
+
+
+@pytest.mark.parametrize("host", ["\u2603.example", "a\u200d.example", "b\u00fccher\u2029.example"])
+def test_a_host_with_no_valid_idna_form_is_refused_before_any_lookup(host: str):
+    with pytest.raises(url_safety.UrlNotAllowed, match="not a valid domain name"):
+        check(f"https://{host}/", {})
+
+
+def test_names_whose_dns_never_answers_do_not_hold_up_other_lookups(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Forty names whose look-up hangs (more threads than a shared pool has), then `localhost`
+    from /etc/hosts: it resolves at once. The hanging names are never sent to the system
+    resolver: the patched getaddrinfo blocks on them until the test ends."""
+    real_getaddrinfo, released = socket.getaddrinfo, threading.Event()
+    calls: list[str] = []
+
+    def getaddrinfo(host: str, *args: object, **kwargs: object) -> object:
+        calls.append(host)
+        if host.endswith(".hangs.test"):
+            released.wait(30)
+            raise socket.gaierror("no answer")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(url_safety, "RESOLVE_TIMEOUT_SECONDS", 0.3)
+
+    async def run() -> tuple[list[object], object]:
+        hanging = [f"http://n{n % 20}.hangs.test/" for n in range(40)]  # each name twice
+        stuck = await asyncio.gather(
+            *(url_safety.check(url) for url in hanging), return_exceptions=True
+        )
+        started = time.monotonic()
+        target = await url_safety.check("http://localhost:9/", allow_private=True)
+        return stuck, (target, time.monotonic() - started)
+
+    try:
+        stuck, (target, _) = asyncio.run(run())
+        assert all(isinstance(error, url_safety.UrlNotAllowed) for error in stuck)
+        assert target.address in {"127.0.0.1", "::1"}
+        # A name being looked up is not looked up again by a second caller.
+        assert sum(1 for host in calls if host.endswith(".hangs.test")) == 20
+    finally:
+        released.set()

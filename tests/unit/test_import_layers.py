@@ -103,3 +103,15 @@ def test_no_script_puts_the_repository_on_sys_path_the_project_is_installed_inst
     needle = "sys.path." + "insert"  # spelled apart, so this file is not its own offender
     offenders = [p.relative_to(ROOT) for p in sources if needle in p.read_text()]
     assert offenders == []
+
+
+def test_a_new_module_lands_in_the_catch_all_layer_and_may_not_import_up(tmp_path):
+    layers = (("pkg.top",), ("pkg.*",), ("pkg.low",))
+    root = _package(
+        tmp_path, {"top": "", "low": "", "new": "from pkg import low, rule\n", "rule": ""}
+    )
+    assert check_imports.check(root, "pkg", layers) == []
+    (root / "pkg" / "rule.py").write_text("from pkg import top\n")
+    assert check_imports.check(root, "pkg", layers) == [
+        "pkg.rule imports pkg.top, a layer above it"
+    ]
