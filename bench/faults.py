@@ -1,18 +1,25 @@
-"""The fault figures of docs/operations-faults.md: overload and SIGTERM with a stalled client.
+"""The fault figures of docs/operations-faults.md: overload, SIGTERM with a stalled client, and
+what a refusal costs.
 
     .venv/bin/python -m bench.faults overload --engine sqlite --connections 1000
     .venv/bin/python -m bench.faults overload --engine postgresql --connections 2000
     .venv/bin/python -m bench.faults sigterm --engine sqlite
+    .venv/bin/python -m bench.faults refusal
 
 `overload`: a real server (2 workers, API keys on, ./run.sh's uvicorn flags) on a fresh
 database; N connections each place orders in a loop for `--seconds`, every request with a 10 s
 client timeout (a client that times out closes its connection and starts over, as a client
 library does); meanwhile, from a process of its own, /healthz and /readyz are probed 8 times a
 second on fresh connections, 10 s timeout each. Prints: requests sent and answered, statuses,
-client timeouts, orders stored without a 201 (orders in the database minus 201s received), and
-the probes' p50/p99 and failures.
+client timeouts, orders stored without a 201 (orders in the database minus 201s received), the
+server's CPU per answered request (both workers, during the load), and the probes' p50/p99 and
+failures.
 
 `sigterm`: one client sends half a body and stalls; the time from SIGTERM to the server's exit.
+
+`refusal`: no server: the app's own CPU per `POST /orders` refused 503 `overloaded` (its admission
+queue held full), through the ASGI interface, best of 5 rounds. What the worker spends per shed
+request on top of uvicorn's share (bench/README.md "/healthz under 2,000 connections").
 
 The client is a few lines of HTTP/1.1 over asyncio streams (httpx would spend more CPU than
 the server under test on this machine). 127.0.0.1 only; every loop is bounded in time.
@@ -30,8 +37,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvloop
 
 from tests.support.databases import database_url
 from tests.support.live_server import UVICORN_FLAGS, LiveServer
@@ -162,6 +171,19 @@ async def _overload(
     return {"seen": seen, "probes": probes}
 
 
+def _group_cpu(group: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of a process group."""
+    ticks = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def overload(args: argparse.Namespace) -> None:
     env = {"API_KEYS": KEY, "LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as tmp, database_url(args.engine, Path(tmp)) as url:
@@ -172,9 +194,12 @@ def overload(args: argparse.Namespace) -> None:
                 headers=auth,
                 json={"sku": "FAULT-1", "name": "Mug", "price": "1.00", "stock": 2_000_000_000},
             ).json()
+            assert server.process is not None
+            cpu = _group_cpu(server.process.pid)
             result = asyncio.run(
                 _overload(server.port, product["id"], args.connections, args.seconds, args.nice)
             )
+            cpu = _group_cpu(server.process.pid) - cpu
             time.sleep(1)  # let the last admitted requests finish
             stored = httpx.get(f"{server.base_url}/orders?limit=1", headers=auth).json()["total"]
     seen = result["seen"]
@@ -190,6 +215,7 @@ def overload(args: argparse.Namespace) -> None:
     )
     print(f"  requests {sent}, answered {answered} ({answered / max(sent, 1):.1%})")
     print(f"  outcomes {dict(seen.most_common())}")
+    print(f"  server CPU {cpu:.1f} s, {cpu / max(answered, 1) * 1e6:.0f} µs per answered request")
     print(f"  orders stored {stored}, 201s received {seen['201']}, ")
     print(f"  orders stored without a 201: {stored - seen['201']}")
     for path, (latencies, failures, connects) in result["probes"].items():
@@ -218,17 +244,72 @@ def sigterm(args: argparse.Namespace) -> None:
     print(f"{args.engine}: SIGTERM with a stalled client ended in {elapsed:.1f} s; it got {status}")
 
 
+def refusal(args: argparse.Namespace) -> None:
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="faults-"))
+    from app.core.config import Settings
+    from app.main import create_app
+
+    body = json.dumps({"product_id": 1, "quantity": 1}).encode()
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"x-api-key", KEY.encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    statuses: Counter[int] = Counter()
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses[message["status"]] += 1
+
+    def scope() -> dict:
+        return {
+            **{"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1"},
+            **{"method": "POST", "scheme": "http", "path": "/orders", "raw_path": b"/orders"},
+            **{"query_string": b"", "root_path": "", "headers": headers},
+            **{"client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)},
+        }
+
+    async def run(app: Any) -> float:
+        layer = app.middleware_stack = app.build_middleware_stack()
+        while not hasattr(layer, "admission"):  # down to the request path
+            layer = layer.app
+        admission = layer.admission
+        admission.in_flight = admission.limit  # every turn taken, the queue full
+        loop = asyncio.get_running_loop()
+        admission._waiters.extend(loop.create_future() for _ in range(admission.queue_limit))
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            for _ in range(args.requests):
+                await app(scope(), receive, send)
+            best = min(best, (time.process_time() - started) / args.requests)
+        return best
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            _env_file=None, app_env="test", database_url=f"sqlite:///{tmp}/r.db", api_keys=KEY
+        )
+        app = create_app(settings)
+        seconds = uvloop.run(run(app))
+    print(f"refused POST /orders: {seconds * 1e6:.1f} µs of CPU each; statuses {dict(statuses)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=["overload", "sigterm"])
+    parser.add_argument("scenario", choices=["overload", "sigterm", "refusal"])
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--requests", type=int, default=20_000, help="per round (refusal)")
     parser.add_argument(
         "--nice", type=int, default=0, help="niceness of the load's client (not the probes')"
     )
     args = parser.parse_args()
-    {"overload": overload, "sigterm": sigterm}[args.scenario](args)
+    {"overload": overload, "sigterm": sigterm, "refusal": refusal}[args.scenario](args)
 
 
 if __name__ == "__main__":

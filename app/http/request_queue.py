@@ -4,8 +4,9 @@ Without a bound, an overloaded worker takes every request, each waits behind all
 clients time out and retry, and the work of the requests they gave up on still runs (orders
 placed for nobody). So a worker works on at most `limit` requests at once; up to `queue_limit`
 more wait in arrival order, each at most `timeout` seconds; anything beyond is refused at once
-(503 `overloaded`, from app/http/request_path.py) before any of its work starts. A refusal
-costs a few microseconds, so refusing is what keeps the worker answering.
+(503 `overloaded`, from app/http/request_path.py) before any of its work starts: while
+`full()`, before its key is checked or its body read. A refusal costs a few microseconds, so
+refusing is what keeps the worker answering.
 """
 
 import asyncio
@@ -28,6 +29,11 @@ class Admission:
         self.limit, self.queue_limit, self.timeout = limit, queue_limit, timeout
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def full(self) -> bool:
+        """Whether `acquire` would refuse at once: no turn free and no room in the queue."""
+        busy = self.in_flight >= self.limit or bool(self._waiters)
+        return busy and len(self._waiters) >= self.queue_limit
 
     async def acquire(self) -> bool:
         """Take a turn; False when none came free in time or the queue is full."""

@@ -122,6 +122,67 @@ def test_beyond_the_queue_requests_are_refused_at_once_with_retry_after() -> Non
     assert refusals("overloaded") - before == 2
 
 
+def test_beyond_the_queue_a_request_is_refused_before_its_key_and_its_body() -> None:
+    """Shedding costs the worker as little as it can: a request that would find the queue full
+    is answered 503 at once, without waiting for its body or checking its key."""
+    key = "overload-key-0123456789abcdef"
+    app = make_app(
+        max_in_flight=1,
+        max_queued=0,
+        queue_timeout_seconds=30,
+        body_read_timeout_seconds=30,
+        api_keys=key,
+    )
+    with_key = [(b"x-api-key", key.encode())]
+    stalled_body = [(b"content-type", b"application/json"), (b"content-length", b"500")]
+
+    async def run() -> tuple[FakeCycle, list[FakeCycle], FakeCycle]:
+        working = asyncio.create_task(call(app, FakeCycle(), scope("/slow", headers=with_key)))
+        await asyncio.sleep(0.05)  # the one turn taken, no room to wait
+        refused = [
+            # its body never comes: the refusal must not wait for it (30 s) nor answer 408
+            FakeCycle(body=b'{"product_id": 1, ', stall=True),
+            FakeCycle(),  # no key: overloaded, not 401, while the queue is full
+        ]
+        requests = [
+            scope("/orders", "POST", with_key + stalled_body),
+            scope("/slow"),
+        ]
+        for cycle, request in zip(refused, requests, strict=True):
+            await asyncio.wait_for(call(app, cycle, request), 2)
+        health = await call(app, FakeCycle(), scope("/healthz"))
+        app.state.release.set()
+        return await working, refused, health
+
+    before = refusals("overloaded")
+    served, refused, health = asyncio.run(run())
+    assert served.status == 200
+    assert app.state.started == 1
+    for cycle in refused:
+        assert cycle.status == 503
+        assert cycle.json()["code"] == "overloaded"
+        assert cycle.json()["request_id"] == cycle.header(b"x-request-id").decode()
+        assert cycle.header(b"retry-after") == b"1"
+        assert cycle.header(b"content-type") == b"application/problem+json"
+    assert health.status == 200
+    assert refusals("overloaded") - before == 2
+
+
+def test_full_says_what_acquire_would_do_at_once() -> None:
+    async def run() -> list[tuple[bool, bool]]:
+        admission = Admission(limit=1, queue_limit=1, timeout=0.05)
+        seen = []
+        for _ in range(3):  # free; the turn taken (room to wait); the queue full as well
+            full = admission.full()
+            waiter = asyncio.create_task(admission.acquire())
+            await asyncio.sleep(0)
+            seen.append((full, waiter.done() and not waiter.result()))
+        await asyncio.sleep(0.1)  # the one queued times out
+        return seen
+
+    assert asyncio.run(run()) == [(False, False), (False, False), (True, True)]
+
+
 def test_a_request_queued_past_its_deadline_is_refused_without_running() -> None:
     app = make_app(max_in_flight=1, max_queued=10, queue_timeout_seconds=0.1)
 

@@ -4,6 +4,7 @@ unsettled (workers that died holding it) is marked failed, never sent past the l
 import asyncio
 
 from app.core.config import Settings
+from app.events import delivery as event_delivery  # a test variable is named `delivery`
 from app.events import subscriptions
 from tests.support.event_receiver import Receiver
 from tests.support.factories import Db, make_order, make_product
@@ -23,7 +24,7 @@ def test_a_delivery_past_its_last_attempt_is_failed_without_being_sent(db: Db, s
         assert db.execute("UPDATE event_deliveries SET attempt = 3") == 1
 
         async def one_round() -> int:
-            worker = delivery.DeliveryWorker(db.database, configured)
+            worker = event_delivery.DeliveryWorker(db.database, configured)
             claimed = await worker.round()
             await asyncio.wait_for(asyncio.gather(*getattr(worker, "_sending", ())), 10)
             await worker.stop()

@@ -79,8 +79,10 @@ def test_stock_changed_behind_the_runs_back_fails_the_run(tmp_path: Path) -> Non
         f"sqlite:///{tmp_path / 'orders.db'}", log_path=tmp_path / "server.log"
     ) as server:
         run = _locust(server.base_url, tmp_path, "6s")
-        deadline = time.monotonic() + 30
+        # Locust's own start (gevent, its imports) can take most of a minute on a busy machine.
+        deadline = time.monotonic() + 90
         while httpx.get(f"{server.base_url}/products/20").status_code != 200:
+            assert run.poll() is None, "the run ended before it seeded its catalog"
             assert time.monotonic() < deadline, "the run never seeded its catalog"
             time.sleep(0.2)
         # A product update is the one thing besides orders that moves stock, and the run
