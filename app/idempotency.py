@@ -63,9 +63,7 @@ def fingerprint(request: Any) -> str:
 
 def _in_use(key: str) -> ApiError:
     return ApiError(
-        409,
         "idempotency_key_in_use",
-        "Idempotency-Key in use",
         "A request with this Idempotency-Key is still being processed; retry shortly.",
         idempotency_key=key,
         headers={"Retry-After": "1"},
@@ -74,9 +72,7 @@ def _in_use(key: str) -> ApiError:
 
 def _reused(key: str) -> ApiError:
     return ApiError(
-        422,
         "idempotency_key_reused",
-        "Idempotency-Key reused",
         "This Idempotency-Key was used with a different request body.",
         idempotency_key=key,
     )

@@ -16,7 +16,7 @@ from app.core.access import current_actor
 from app.core.formats import rfc3339, utcnow
 from app.db.base import Connection, Sql
 from app.events import outbox
-from app.tables import EventType, MovementReason
+from app.tables import AdjustmentReason, EventType, MovementReason, SystemReason
 
 _RECORD = Sql(
     "INSERT INTO stock_movements (product_id, delta, reason, order_id, reference, note, "
@@ -45,7 +45,7 @@ async def record_movement(
     conn: Connection,
     product_id: int,
     delta: int,
-    reason: MovementReason | str,
+    reason: MovementReason | SystemReason | AdjustmentReason,
     order_id: int | None = None,
     reference: str | None = None,
     note: str | None = None,
@@ -58,7 +58,7 @@ async def record_movement(
     movement = {
         "product_id": product_id,
         "delta": delta,
-        "reason": str(reason),
+        "reason": MovementReason(reason).value,  # ValueError for a reason of no list
         "order_id": order_id,
         "reference": reference,
         "note": note,

@@ -8,17 +8,23 @@ record. A rejected event rolls back and leaves no record, so the sender's retry 
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from app import orders
 from app.core.errors import ApiError
 from app.core.formats import from_cents, to_cents, utcnow
 from app.db.base import Connection, Sql
-from app.schemas import PaymentEventCreate
+from app.schemas import PaymentEventCreate, PaymentEventType
 from app.tables import CancelReason, OrderStatus
 
-# The status each event type moves a PENDING order to.
-TARGETS = {"payment.succeeded": OrderStatus.PAID, "payment.failed": OrderStatus.CANCELED}
+# The status each event type (app/schemas.py `PaymentEventType`, the one list) moves a PENDING
+# order to; a type without its status, or a status for no type, fails at import.
+TARGETS: dict[PaymentEventType, OrderStatus] = {
+    "payment.succeeded": OrderStatus.PAID,
+    "payment.failed": OrderStatus.CANCELED,
+}
+if set(TARGETS) != set(get_args(PaymentEventType)):
+    raise TypeError(f"TARGETS {sorted(TARGETS)} != PaymentEventType {get_args(PaymentEventType)}")
 
 _RECORDED = Sql(
     "SELECT e.order_id, o.status FROM payment_events e JOIN orders o ON o.id = e.order_id "
@@ -85,12 +91,12 @@ async def _move(conn: Connection, order: dict[str, Any], event: PaymentEventCrea
     if event.type == "payment.succeeded" and to_cents(event.amount) != order["total_cents"]:
         raise amount_mismatch(order, event)
     if event.type == "payment.failed" and current != OrderStatus.PENDING:
-        error = orders.invalid_transition(current, target)
-        error.detail = (
-            f"A payment.failed event cancels only a PENDING order; order "
-            f"{order['id']} is {current.value}."
+        raise orders.invalid_transition(
+            current,
+            target,
+            detail=f"A payment.failed event cancels only a PENDING order; order "
+            f"{order['id']} is {current.value}.",
         )
-        raise error
     # PENDING -> PAID (unless its payment window closed) or CANCELED (stock returned); PAID
     # again is a no-op; the rest is 409.
     return await orders.change_status(conn, order["id"], target, reason=CancelReason.PAYMENT_FAILED)
@@ -99,9 +105,7 @@ async def _move(conn: Connection, order: dict[str, Any], event: PaymentEventCrea
 def amount_mismatch(order: dict[str, Any], event: PaymentEventCreate) -> ApiError:
     total = from_cents(order["total_cents"])
     return ApiError(
-        422,
         "amount_mismatch",
-        "Amount mismatch",
         f"The payment of {event.amount:.2f} does not equal order {order['id']}'s total of "
         f"{total:.2f}.",
         order_id=order["id"],

@@ -14,35 +14,43 @@ import orjson
 from app import ledger
 from app.core import cursors
 from app.core.errors import ApiError
-from app.core.formats import money_text, to_cents, utcnow
-from app.db.base import Connection, Sql, UniqueViolation, money_text_sql, timestamp_text
-from app.schemas import ProductCreate, ProductUpdate
+from app.core.formats import to_cents, utcnow
+from app.db.base import Connection, Sql, UniqueViolation
+from app.db.views import Column, Money, Time, View
+from app.schemas import ProductCreate, ProductPublic, ProductUpdate
 from app.tables import SystemReason
+
+# A product as the API shows it (ProductPublic): how each of its fields is made from the
+# products table, checked against the model at import (app/db/views.py). `product_view` builds
+# it from a row; on SQLite, `_VIEW_JSON` has the database write it as JSON text for a list.
+PRODUCT = View(
+    ProductPublic,
+    {
+        "id": Column("id"),
+        "sku": Column("sku"),
+        "name": Column("name"),
+        "description": Column("description"),
+        "price": Money("price_cents"),
+        "stock": Column("stock"),
+        "created_at": Time("created_at"),
+        "updated_at": Time("updated_at"),
+    },
+)
+VIEW_FIELDS = PRODUCT.fields
+product_view = PRODUCT.of
 
 
 def _columns(dialect: str) -> str:
     """A product's columns as `product_view` reads them: its times already as the API's text."""
-    created, updated = (timestamp_text(c, dialect) for c in ("created_at", "updated_at"))
-    return (
-        "id, sku, name, description, price_cents, stock, "
-        f"{created} AS created_at, {updated} AS updated_at"
-    )
+    return PRODUCT.select(dialect)
 
 
-# A product as the API shows it (ProductPublic), in its order: `product_view` builds it from a
-# row; on SQLite, `_VIEW_JSON` has the database write it as JSON text for a list.
-VIEW_FIELDS = ("id", "sku", "name", "description", "price", "stock", "created_at", "updated_at")
-_MADE = {
-    "price": money_text_sql("price_cents", "sqlite"),
-    "created_at": timestamp_text("created_at", "sqlite"),
-    "updated_at": timestamp_text("updated_at", "sqlite"),
-}
 # SQLite runs in this process, in C: JSON it writes costs less than a row dict, a view dict and
 # orjson per product, and a list's items reach the response as they are (orjson.Fragment;
 # bench/README.md "SQLite lists as JSON"). PostgreSQL's server would spend more on it than the
 # worker saves, and it is the one part that does not scale out: there a list's rows come as
 # columns.
-_VIEW_JSON = "json_object(" + ", ".join(f"'{f}', {_MADE.get(f, f)}" for f in VIEW_FIELDS) + ")"
+_VIEW_JSON = PRODUCT.json_object("sqlite")
 
 
 CURSOR_KIND = "products"
@@ -71,9 +79,7 @@ _ARCHIVE = Sql(
 
 def product_not_found(product_id: int) -> ApiError:
     return ApiError(
-        404,
         "product_not_found",
-        "Product not found",
         f"Product {product_id} does not exist.",
         product_id=product_id,
     )
@@ -81,26 +87,10 @@ def product_not_found(product_id: int) -> ApiError:
 
 def _sku_conflict(sku: str | None) -> ApiError:
     return ApiError(
-        409,
         "sku_conflict",
-        "SKU already in use",
         f"SKU {sku!r} is already used by another product.",
         sku=sku,
     )
-
-
-def product_view(row: dict[str, Any]) -> dict[str, Any]:
-    """A product row as the API shows it (ProductPublic's JSON; VIEW_FIELDS)."""
-    return {
-        "id": row["id"],
-        "sku": row["sku"],
-        "name": row["name"],
-        "description": row["description"],
-        "price": money_text(row["price_cents"]),
-        "stock": row["stock"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
 
 
 def _written_item(row: dict[str, Any]) -> orjson.Fragment:
@@ -272,9 +262,7 @@ async def update_product(
     current = etag(view)
     if not _if_match_allows(if_match, current):
         raise ApiError(
-            412,
             "precondition_failed",
-            "Precondition failed",
             "If-Match does not match the product's current ETag.",
             etag=current,
         )

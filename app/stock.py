@@ -76,9 +76,7 @@ async def adjust(conn: Connection, product_id: int, body: StockAdjustmentCreate)
 
 def insufficient_stock(product_id: int, *, requested: int, available: int) -> ApiError:
     return ApiError(
-        409,
         "insufficient_stock",
-        "Insufficient stock",
         f"Product {product_id} has {available} in stock; {requested} requested.",
         product_id=product_id,
         requested=requested,
@@ -122,9 +120,7 @@ async def get_movement(conn: Connection, product_id: int, movement_id: int) -> d
     row = await conn.fetch_one(_ONE, {"product_id": product_id, "id": movement_id})
     if row is None:
         raise ApiError(
-            404,
             "not_found",
-            "Movement not found",
             f"Product {product_id} has no stock movement {movement_id}.",
         )
     return ledger.movement_view(row)

@@ -4,8 +4,8 @@ and no framework, and what it costs the client and the database server.
     .venv/bin/python -m bench.order_statement            # 3,000 orders, 64 at a time, 2 rounds
 
 On a fresh schema of 1,000 products, `--concurrency` orders at a time run the statement the
-service sends for `POST /orders` of one line (app/orders.py `_PLACE_ORDER_PG`, event and
-ledger included), each on its own connection of a pool of 20, nothing around it. For
+service sends for `POST /orders` of one line (app/orders.py `_OnPostgreSQL.PLACE_ORDER`, event
+and ledger included), each on its own connection of a pool of 20, nothing around it. For
 comparison it also runs `SELECT 1` and a one-row `UPDATE`. Figures: statements a second, this
 process's CPU per statement, and the CPU of every PostgreSQL process per statement (from
 /proc: the server must run on this machine). Whatever the service does per request comes on
@@ -32,7 +32,7 @@ from app.tables import EventType
 from bench.servers import fresh_database, postgres_cpu_seconds, seed_products
 
 PRODUCTS = 1000
-ORDER_STATEMENT, ORDER_PARAMETERS = orders._PLACE_ORDER_PG.compiled("postgresql")
+ORDER_STATEMENT, ORDER_PARAMETERS = orders._OnPostgreSQL.PLACE_ORDER.compiled("postgresql")
 
 
 def order_arguments() -> list[Any]:

@@ -17,7 +17,7 @@ MAX_LENGTH = 200  # no list issues a longer cursor
 
 
 def invalid_cursor(detail: str = "`after` is not a cursor this list issued.") -> ApiError:
-    return ApiError(422, "invalid_cursor", "Invalid cursor", detail)
+    return ApiError("invalid_cursor", detail)
 
 
 def encode(kind: str, position: int | str) -> str:

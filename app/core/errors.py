@@ -4,6 +4,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,22 +34,80 @@ class Problem(BaseModel):
     request_id: str | None = None
 
 
-# The one exception routers and rules raise for a failure a client should see.
+# The one exception routers and rules raise for a failure a client should see: its `code`, whose
+# status and title come from app/core/problem_codes.py (an unlisted code raises ValueError), a
+# detail and extra members. Built once, never changed: a variant is a new error.
 class ApiError(Exception):
     def __init__(
+        self,
+        code: str,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        status, title = problem_codes.status_and_title(code)
+        self._build(status, code, title, detail, headers, extra)
+
+    @classmethod
+    def not_ready(cls, code: str, detail: str | None = None) -> "ApiError":
+        """`/readyz`'s answer for the problem `code`: 503 whatever the code's own status (a
+        probe's status says "not ready"), with the code's title."""
+        _, title = problem_codes.status_and_title(code)
+        error = cls.__new__(cls)
+        error._build(503, code, title, detail, None, {})
+        return error
+
+    @classmethod
+    def unlisted(
+        cls,
+        status: int,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> "ApiError":
+        """An error that is not the service's own (a framework's HTTP error, a test's): titled
+        by its status's HTTP phrase, its code by default the phrase in snake case
+        (`unsupported_media_type`). The service's own errors are listed and built by code."""
+        phrase = HTTPStatus(status).phrase
+        code = code or phrase.lower().replace(" ", "_").replace("-", "_")
+        error = cls.__new__(cls)
+        error._build(status, code, phrase, detail, headers, {})
+        return error
+
+    def _build(
         self,
         status: int,
         code: str,
         title: str,
-        detail: str | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
+        detail: str | None,
+        headers: Mapping[str, str] | None,
+        extra: dict[str, Any],
     ) -> None:
-        super().__init__(detail or title)
-        self.status, self.code, self.title, self.detail = status, code, title, detail
-        self.headers = headers or {}
-        self.extra = extra
+        Exception.__init__(self, detail or title)
+        for name, value in (
+            ("status", status),
+            ("code", code),
+            ("title", title),
+            ("detail", detail),
+            ("headers", MappingProxyType(dict(headers or {}))),
+            ("extra", MappingProxyType(extra)),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("__"):  # what raising sets: __traceback__, __cause__, __context__
+            super().__setattr__(name, value)
+            return
+        raise AttributeError(f"an ApiError is not changed once built (tried to set {name})")
+
+    status: int
+    code: str
+    title: str
+    detail: str | None
+    headers: Mapping[str, str]
+    extra: Mapping[str, Any]
 
 
 def problem_body(
@@ -118,15 +177,16 @@ def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
     if error.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
     phrase = HTTPStatus(error.status_code).phrase
-    code = {404: "not_found", 405: "method_not_allowed"}.get(
-        error.status_code, phrase.lower().replace(" ", "_").replace("-", "_")
-    )
     detail = error.detail if error.detail != phrase else None
     if error.status_code == 404 and detail is None:
         detail = f"No route matches {request.method} {request.url.path}."
-    return problem_response(
-        request, ApiError(error.status_code, code, phrase, detail, headers=headers)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
+    problem = (
+        ApiError(code, detail, headers=headers)
+        if code is not None
+        else ApiError.unlisted(error.status_code, detail, headers=headers)
     )
+    return problem_response(request, problem)
 
 
 def _is_bad_request(errors: Sequence[Mapping[str, Any]]) -> bool:
@@ -141,12 +201,10 @@ def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
     if _is_bad_request(error.errors()):
-        problem = ApiError(400, "bad_request", "Bad request", errors[0]["msg"], errors=errors)
+        problem = ApiError("bad_request", errors[0]["msg"], errors=errors)
     else:
         problem = ApiError(
-            422,
             "validation_error",
-            "Validation failed",
             f"{len(errors)} field(s) failed validation.",
             errors=errors,
         )
@@ -158,9 +216,7 @@ def database_unavailable(
     detail: str = "The database cannot be reached; try again shortly.",
 ) -> ApiError:
     return ApiError(
-        503,
         "database_unavailable",
-        "Database unavailable",
         detail,
         headers={"Retry-After": "1"},
     )

@@ -11,6 +11,7 @@ adds them up: the figures are the instance's totals, whichever worker answers th
 
 import logging
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -27,7 +28,6 @@ from prometheus_client import (
 
 ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
 WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
-ORDER_STATUSES = ("PAID", "SHIPPED", "CANCELED")
 # Requests the request path refused before any work (app/http/request_path.py), by reason: the
 # problem's code, or client_gone for a client that left while it waited for its turn.
 REFUSAL_REASONS = (
@@ -85,8 +85,6 @@ DB_POOL_MAX = Gauge(
 # Every labelled series exists from the start (at 0), so rates and alerts never see gaps.
 for _reason in ORDER_REJECTION_REASONS:
     ORDERS_REJECTED.labels(_reason)
-for _status in ORDER_STATUSES:
-    ORDER_STATUS_CHANGES.labels(_status)
 for _outcome in WEBHOOK_OUTCOMES:
     WEBHOOK_DELIVERIES.labels(_outcome)
 _refusals = {reason: HTTP_REFUSALS.labels(reason) for reason in REFUSAL_REASONS}
@@ -105,9 +103,23 @@ def order_rejected(reason: str) -> None:
         STOCK_REJECTIONS.inc()
 
 
+# The statuses an order can move to, each with its series: app/orders.py declares them from its
+# TRANSITIONS (`order_statuses`), so the labels are the order status enum's, never typed here.
+_status_changes: dict[str, Any] = {}
+
+
+def order_statuses(statuses: Iterable[str]) -> None:
+    """Declare the statuses an order can move to; each series exists from then on (at 0)."""
+    for status in statuses:
+        _status_changes[str(status)] = ORDER_STATUS_CHANGES.labels(str(status))
+
+
 def order_status_changed(status: str) -> None:
-    if status in ORDER_STATUSES:
-        ORDER_STATUS_CHANGES.labels(status).inc()
+    """Count a move to `status`, one of those declared; any other raises ValueError."""
+    counter = _status_changes.get(status)
+    if counter is None:
+        raise ValueError(f"unknown order status {status!r} (declared: {list(_status_changes)})")
+    counter.inc()
 
 
 def orders_expired(count: int) -> None:

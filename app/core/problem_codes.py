@@ -89,7 +89,12 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             "Order 99 does not exist.",
             {"order_id": 99},
         ),
-        ProblemCode("not_found", "Not Found", "unknown route", "No route matches GET /nope."),
+        ProblemCode(
+            "not_found",
+            "Not Found",
+            "unknown route, or an unknown stock movement or event subscription",
+            "No route matches GET /nope.",
+        ),
     ),
     405: _codes(
         ProblemCode(
@@ -202,9 +207,19 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
     431: _codes(
         ProblemCode(
             "headers_too_large",
-            "Request headers too large",
+            "Request header fields too large",
             "request headers over the limit",
             "The request headers are over the limit of 16384 bytes.",
+        ),
+    ),
+    # nginx's status for a client that left: logged and counted, never read by the client.
+    499: _codes(
+        ProblemCode(
+            "client_closed_request",
+            "Client closed request",
+            "the client disconnected before a change was committed: it was rolled back",
+            "The client disconnected before the change was committed; nothing was changed.",
+            everywhere=False,
         ),
     ),
     500: _codes(
@@ -253,7 +268,7 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
         ProblemCode(
             "insufficient_storage",
             "Insufficient storage",
-            "the database's disk is full",
+            "the database's disk is full (`/readyz` answers it with 503, as every not-ready probe)",
             "The database's disk is full.",
         ),
     ),
@@ -262,6 +277,23 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
 
 def codes_of(status: int) -> tuple[ProblemCode, ...]:
     return PROBLEM_CODES.get(status, ())
+
+
+# Each code's status and title: the one place they are written (ApiError looks them up).
+_STATUS_AND_TITLE = {
+    entry.code: (status, entry.title)
+    for status, entries in PROBLEM_CODES.items()
+    for entry in entries
+}
+assert len(_STATUS_AND_TITLE) == sum(map(len, PROBLEM_CODES.values())), "a code listed twice"
+
+
+def status_and_title(code: str) -> tuple[int, str]:
+    """The status and title a problem of `code` is sent with; ValueError for an unlisted code."""
+    try:
+        return _STATUS_AND_TITLE[code]
+    except KeyError:
+        raise ValueError(f"{code!r} is not a problem code of app/core/problem_codes.py") from None
 
 
 def all_codes() -> set[str]:

@@ -36,7 +36,9 @@ client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("client_gone", d
 class Sql:
     """A statement with `:name` placeholders, compiled once per dialect on first use.
 
-    One text serves both engines unless one needs its own (`sqlite=`, `postgresql=`).
+    One text serves both engines unless one needs its own (`sqlite=`, `postgresql=`). A step
+    one engine does its own way uses a statement of that engine only (`Sql.only`); running it
+    on the other raises.
     """
 
     __slots__ = ("_texts", "_compiled")
@@ -46,8 +48,20 @@ class Sql:
     ) -> None:
         if text is None and (sqlite is None or postgresql is None):
             raise ValueError("give one text for both engines, or both sqlite= and postgresql=")
-        self._texts = {"sqlite": sqlite or text, "postgresql": postgresql or text}
+        self._texts: dict[str, str | None] = {
+            "sqlite": sqlite or text,
+            "postgresql": postgresql or text,
+        }
         self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def only(cls, dialect: str, text: str) -> "Sql":
+        """A statement written for `dialect` alone."""
+        statement = cls(text)
+        statement._texts = {other: text if other == dialect else None for other in statement._texts}
+        if dialect not in statement._texts:
+            raise ValueError(f"unknown dialect {dialect!r}")
+        return statement
 
     @classmethod
     def each(cls, build: Callable[[str], str]) -> "Sql":
@@ -56,7 +70,8 @@ class Sql:
 
     def text(self, dialect: str) -> str:
         text = self._texts[dialect]
-        assert text is not None
+        if text is None:
+            raise ValueError(f"this statement is not written for {dialect}: {self!r}")
         return text
 
     def compiled(self, dialect: str) -> tuple[str, tuple[str, ...]]:
@@ -83,7 +98,8 @@ class Sql:
         return _PLACEHOLDER.sub(number, text), tuple(names)
 
     def __repr__(self) -> str:
-        return f"Sql({self.text('sqlite')[:60]!r}...)"
+        text = self._texts["sqlite"] or self._texts["postgresql"] or ""
+        return f"Sql({text[:60]!r}...)"
 
 
 class Connection:
@@ -135,27 +151,21 @@ class ClientGone(ApiError):
 
     def __init__(self) -> None:
         super().__init__(
-            499,
             "client_closed_request",
-            "Client closed request",
             "The client disconnected before the change was committed; nothing was changed.",
         )
 
 
 def insufficient_storage() -> ApiError:
     return ApiError(
-        507,
         "insufficient_storage",
-        "Insufficient storage",
         "The database's disk is full; nothing was changed.",
     )
 
 
 def database_read_only() -> ApiError:
     return ApiError(
-        503,
         "database_read_only",
-        "Database is read-only",
         "The database refuses writes right now; nothing was changed.",
         headers={"Retry-After": "5"},
     )

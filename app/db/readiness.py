@@ -37,10 +37,8 @@ def report_storage_error(code: str) -> None:
 def storage_problem(code: str) -> ApiError:
     # 503 even for a full disk (a request would get 507): a probe's status says "not ready".
     if code == "insufficient_storage":
-        return ApiError(
-            503, code, "Insufficient storage", "The database's disk is full or nearly so."
-        )
-    return ApiError(503, code, "Database read-only", "The database refuses writes.")
+        return ApiError.not_ready(code, "The database's disk is full or nearly so.")
+    return ApiError.not_ready(code, "The database refuses writes.")
 
 
 class Readiness:

@@ -41,9 +41,7 @@ def explain(revisions: frozenset[str]) -> str | None:
 
 def schema_out_of_date() -> ApiError:
     return ApiError(
-        503,
         "schema_out_of_date",
-        "Schema out of date",
         f"The database schema is not at this service's migration head; run `{MIGRATE_COMMAND}`.",
         headers={"Retry-After": "10"},
     )

@@ -627,9 +627,7 @@ def _settle(item: _Write, *, result: Any = None, error: BaseException | None = N
 
 def _writers_queued_too_long() -> ApiError:
     return ApiError(
-        503,
         "overloaded",
-        "Overloaded",
         "Too many writes are queued in this instance; retry shortly.",
         headers={"Retry-After": "1"},
     )

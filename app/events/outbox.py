@@ -45,13 +45,11 @@ _FAN_OUT_TEXT = (
     " WHERE s.enabled AND (s.types = '[\"*\"]' OR {find}(s.types, :quoted_type) > 0)"
 )
 # SQLite: the event, then its deliveries (SQLite has no data-modifying CTEs).
-_INSERT_EVENT = Sql(
-    sqlite=f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data, :actor) RETURNING seq",
-    postgresql="SELECT 'not used on PostgreSQL'",
+_INSERT_EVENT = Sql.only(
+    "sqlite", f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data, :actor) RETURNING seq"
 )
-_FAN_OUT = Sql(
-    sqlite=_FAN_OUT_TEXT.format(seq=":seq", now=":recorded_at", joined="", find="instr"),
-    postgresql="SELECT 'not used on PostgreSQL'",
+_FAN_OUT = Sql.only(
+    "sqlite", _FAN_OUT_TEXT.format(seq=":seq", now=":recorded_at", joined="", find="instr")
 )
 
 
@@ -85,9 +83,8 @@ _FEED_OF_TYPES = Sql(
     sqlite=_FEED.format("1", _OF_TYPES), postgresql=_FEED.format(_HORIZON, _OF_TYPES)
 )
 # PostgreSQL: the event and its deliveries in one statement (one round trip, not two).
-_RECORD_PG = Sql(
-    postgresql=f"WITH {recording_ctes('CAST(:data AS text)')} SELECT seq FROM event",
-    sqlite="SELECT 'not used on SQLite'",
+_RECORD_PG = Sql.only(
+    "postgresql", f"WITH {recording_ctes('CAST(:data AS text)')} SELECT seq FROM event"
 )
 FEED = "events"  # the cursor kind of the feed
 # The event each status move records (whatever made the move: the API, a webhook, expiry).

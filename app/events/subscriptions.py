@@ -53,9 +53,7 @@ def canonical_types(types: Sequence[str]) -> list[str]:
 
 def subscription_not_found(subscription_id: int) -> ApiError:
     return ApiError(
-        404,
         "not_found",
-        "Subscription not found",
         f"Event subscription {subscription_id} does not exist.",
         subscription_id=subscription_id,
     )

@@ -76,9 +76,7 @@ def declared(route: APIRoute) -> Access | None:
 def forbidden(role: Role, access: Access) -> ApiError:
     required = access.names()
     return ApiError(
-        403,
         "forbidden",
-        "Forbidden",
         f"A key with the role {role} may not make this call; the roles that may: "
         f"{', '.join(required)}.",
         role=role.value,

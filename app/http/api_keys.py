@@ -25,10 +25,12 @@ from fastapi import FastAPI
 
 from app.core.access import NamedKey, Role
 from app.core.errors import ApiError, problem_responses
+from app.http import path_rules
 
-# Reachable without a key: probes, the docs and their assets, and the signed webhook.
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/webhooks/payment"})
-EXEMPT_PREFIXES = ("/docs", "/redoc", "/static-offline-docs")
+# Reachable without a key: probes, the docs and their assets, and the signed webhook
+# (app/http/path_rules.py, the one table).
+EXEMPT_PATHS = path_rules.KEYLESS_PATHS
+EXEMPT_PREFIXES = path_rules.KEYLESS_PREFIXES
 BEARER_SCHEME = "ApiKeyBearer"
 HEADER_SCHEME = "ApiKeyHeader"
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
@@ -37,10 +39,7 @@ _UNUSABLE = b""
 log = logging.getLogger("app.security")
 
 
-def is_exempt(path: str) -> bool:
-    return path in EXEMPT_PATHS or any(
-        path == prefix or path.startswith(prefix + "/") for prefix in EXEMPT_PREFIXES
-    )
+is_exempt = path_rules.keyless
 
 
 def _digest(key: bytes) -> bytes:
@@ -63,9 +62,7 @@ def credential(name: bytes, value: bytes) -> bytes:
 
 def unauthorized() -> ApiError:
     return ApiError(
-        401,
         "unauthorized",
-        "Unauthorized",
         "Send one valid API key as 'Authorization: Bearer <key>' or 'X-API-Key'.",
         headers={"WWW-Authenticate": "Bearer"},
     )

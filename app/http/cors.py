@@ -53,9 +53,7 @@ def _run(step: Coroutine[Any, Any, None]) -> None:
 
 def cors_not_allowed(failures: str, headers: Iterable[str] = ALLOWED_HEADERS) -> ApiError:
     return ApiError(
-        400,
         "cors_not_allowed",
-        "CORS request not allowed",
         f"{failures}: the API allows the methods {', '.join(ALLOWED_METHODS)} and the headers "
         f"{', '.join(headers)}.",
     )

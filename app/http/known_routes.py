@@ -114,9 +114,7 @@ class RouteTable:
             for name in repeated
         ]
         return ApiError(
-            422,
             "validation_error",
-            "Validation failed",
             f"{len(errors)} field(s) failed validation.",
             errors=errors,
         )

@@ -22,9 +22,7 @@ BodyResult = bytes | ApiError | None  # the body, a refusal, or None: the client
 
 def payload_too_large(limit: int) -> ApiError:
     return ApiError(
-        413,
         "payload_too_large",
-        "Payload too large",
         f"The request body is over the limit of {limit} bytes.",
         headers={"Connection": "close"},
         limit=limit,
@@ -33,9 +31,7 @@ def payload_too_large(limit: int) -> ApiError:
 
 def request_timeout(seconds: float) -> ApiError:
     return ApiError(
-        408,
         "request_timeout",
-        "Request timeout",
         f"The request body did not arrive within {seconds:g} s.",
         headers={"Connection": "close"},
     )
@@ -43,9 +39,7 @@ def request_timeout(seconds: float) -> ApiError:
 
 def headers_too_large(max_bytes: int, max_count: int) -> ApiError:
     return ApiError(
-        431,
         "headers_too_large",
-        "Request header fields too large",
         f"Request headers are limited to {max_count} fields and {max_bytes} bytes in all.",
         headers={"Connection": "close"},
         max_header_bytes=max_bytes,

@@ -32,7 +32,7 @@ from app.core.errors import ApiError, send_problem
 from app.core.logs import clip, redact_query, request_id_var, write_line
 from app.db.readiness import Readiness
 from app.db.schema_check import schema_out_of_date
-from app.http import client_disconnect, metrics_endpoint
+from app.http import client_disconnect, metrics_endpoint, path_rules
 from app.http.api_keys import CREDENTIAL_HEADERS, ApiKeys, credential, is_exempt, unauthorized
 from app.http.client_disconnect import client_gone
 from app.http.cors import Cors
@@ -43,11 +43,9 @@ from app.http.request_queue import Admission, overloaded
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 _JSON = (b"content-type", b"application/json")
 _HEALTHZ = b'{"status":"ok"}'
-# Answered ahead of the admission queue: readiness from its cache, metrics from memory.
-_UNQUEUED = frozenset({"/healthz", "/readyz", "/metrics"})
-# Served whatever the schema: the probes, metrics and the documentation.
-_SCHEMA_FREE = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
-_DOCS_PREFIXES = ("/docs", "/redoc", "/static-offline-docs")
+# Answered ahead of the admission queue: readiness from its cache, metrics from memory
+# (app/http/path_rules.py, the one table of the paths treated apart).
+_UNQUEUED = path_rules.UNQUEUED_PATHS
 # The status an access line shows for a client that left before its answer (nginx's).
 CLIENT_GONE = 499
 log = logging.getLogger("app.requests")
@@ -108,9 +106,7 @@ class _Answer:
 
 def _internal_error() -> ApiError:
     return ApiError(
-        500,
         "internal_error",
-        "Internal server error",
         "An unexpected error occurred; it has been logged with this request's id.",
     )
 
@@ -298,5 +294,5 @@ class RequestPath:
             write_line(logging.getLevelName(level), "app.access", "request", fields)
 
 
-def _schema_free(path: str) -> bool:
-    return path in _SCHEMA_FREE or path.startswith(_DOCS_PREFIXES)
+# Served whatever the schema: the probes, metrics and the documentation.
+_schema_free = path_rules.schema_free

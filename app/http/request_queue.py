@@ -17,9 +17,7 @@ from app.core.errors import ApiError
 
 def overloaded(retry_after: int = 1) -> ApiError:
     return ApiError(
-        503,
         "overloaded",
-        "Overloaded",
         "The service has more requests than it takes at once; try again shortly.",
         headers={"Retry-After": str(retry_after)},
     )

@@ -27,9 +27,7 @@ def paging(offset: int | None, after: str | None) -> tuple[int | None, str | Non
     """Offset paging by default; `after` and `offset` at once is a 422."""
     if after is not None and offset is not None:
         raise ApiError(
-            422,
             "validation_error",
-            "Validation failed",
             "1 field(s) failed validation.",
             errors=[
                 {

@@ -89,9 +89,7 @@ async def create_subscription(
     try:
         await url_safety.check(body.url, allow_private=settings.event_allow_private_urls)
     except url_safety.UrlNotAllowed as error:
-        raise ApiError(
-            422, "url_not_allowed", "URL not allowed", str(error), url=body.url
-        ) from None
+        raise ApiError("url_not_allowed", str(error), url=body.url) from None
     created = await database.write(
         subscriptions.create, url=body.url, types=body.types, description=body.description
     )
@@ -112,7 +110,7 @@ async def list_subscriptions(
 ) -> JSONResponse:
     if after is not None and offset is not None:
         raise ApiError(
-            422, "validation_error", "Validation failed", "Send `after` or `offset`, not both.",
+"validation_error", "Send `after` or `offset`, not both.",
             errors=[{"loc": ["query", "offset"], "msg": "offset and after exclude each other",
                      "type": "value_error"}],
         )  # fmt: skip

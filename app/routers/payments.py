@@ -54,9 +54,7 @@ async def verified_delivery(request: Request) -> Delivery:
     secrets = settings.webhook_secrets
     if not secrets:
         raise ApiError(
-            503,
             "webhook_not_configured",
-            "Webhook not configured",
             "No WEBHOOK_SECRET is set, so no delivery can be verified.",
         )
     body = await _read_body(request)
@@ -68,8 +66,7 @@ async def verified_delivery(request: Request) -> Delivery:
     except signing.SignatureError as error:
         log.warning("webhook delivery refused: %s (%s)", error.code, error.detail)
         metrics.webhook_delivery("bad_signature" if error.code == "invalid_signature" else "stale")
-        title = "Invalid signature" if error.code == "invalid_signature" else "Stale timestamp"
-        raise ApiError(401, error.code, title, error.detail) from None
+        raise ApiError(error.code, error.detail) from None
     assert headers.event_id is not None  # verify() refuses a delivery without one
     return Delivery(headers.event_id, signed_at, body)
 

@@ -18,10 +18,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.support.response_shapes import check_responses
+
 
 @contextmanager
 def serving(app: FastAPI, **options: Any) -> Iterator[TestClient]:
     with TestClient(app, **options) as client:
+        check_responses(client, app)  # every JSON response against its route's model
         yield client
         wait_until_idle(app)
 

@@ -48,6 +48,15 @@ def test_a_statement_for_each_engine_needs_both_texts():
     assert (both.text("sqlite"), both.text("postgresql")) == ("SELECT 1", "SELECT 2")
 
 
+def test_a_statement_of_one_engine_refuses_the_other():
+    only = Sql.only("postgresql", "SELECT 1 FOR UPDATE")
+    assert only.text("postgresql") == "SELECT 1 FOR UPDATE"
+    with pytest.raises(ValueError, match="not written for sqlite"):
+        only.text("sqlite")
+    with pytest.raises(ValueError):
+        Sql.only("oracle", "SELECT 1")
+
+
 def test_write_commits_and_timestamps_are_aware_utc(db: Db):
     mug = make_product(db, name="Mug")
     row = product_row(db, mug.id)
@@ -60,7 +69,7 @@ def test_write_rolls_back_on_any_exception_and_reraises(db: Db):
 
     async def rename_then_fail(conn: Connection) -> None:
         assert await conn.execute(_SET_NAME, {"name": "Renamed", "id": mug.id}) == 1
-        raise ApiError(409, "some_conflict", "Conflict")
+        raise ApiError.unlisted(409, code="some_conflict")
 
     with pytest.raises(ApiError):
         db.write(rename_then_fail)
@@ -243,7 +252,7 @@ def test_queued_writes_commit_together_and_a_failing_one_rolls_back_alone(
     async def insert(conn: Connection, sku: str, fail: bool) -> str:
         await conn.execute(_INSERT_SKU, {"sku": sku, "now": utcnow()})
         if fail:
-            raise ApiError(409, "some_conflict", "Conflict")
+            raise ApiError.unlisted(409, code="some_conflict")
         return sku
 
     async def three_requests_at_once() -> list[object]:

@@ -261,14 +261,14 @@ def test_on_postgresql_an_order_finds_its_products_by_key_on_a_small_catalog_too
         "SELECT 'P-' || i, 'Product', 100, 5, now(), now() FROM generate_series(1, 1000) AS i"
     )
     db.execute("ANALYZE products")
-    plan = generic_plan(db, orders._PLACE_ORDER_PG)
+    plan = generic_plan(db, orders._OnPostgreSQL.PLACE_ORDER)
 
     scans = [line.strip() for line in plan if "Scan" in line and " on products" in line]
     assert len(scans) == 2 and all(
         s.startswith("->  Index Scan using pk_products") for s in scans
     ), "\n".join(plan)
     # The payment window's sweep locks the products of a batch of expired orders the same way.
-    sweep = generic_plan(db, orders._LOCK_PRODUCTS_OF_PG)
+    sweep = generic_plan(db, orders._OnPostgreSQL.LOCK_PRODUCTS_OF)
     assert not [line for line in sweep if "Seq Scan on products" in line], "\n".join(sweep)
 
 

@@ -80,7 +80,7 @@ def test_a_movement_rolls_back_with_the_transaction_that_made_it(run):
 
     async def adjust_then_fail(conn: Connection) -> None:
         await stock.adjust(conn, pid, _adjustment(3))
-        raise ApiError(409, "later_failure", "A later step failed")
+        raise ApiError.unlisted(409, code="later_failure")
 
     with pytest.raises(ApiError):
         run(adjust_then_fail)
