@@ -134,7 +134,13 @@ lock() {
   "$VENV/bin/uv" pip compile "${flags[@]}" "$@" requirements-dev.in -o requirements-dev.txt
 }
 
-# Whether a URL on PyPI answers 200; says plainly what is not run, and why, when it does not.
+# The package index's address as pip itself knows it (PyPI's simple index and JSON API).
+index_url() {
+  "$VENV/bin/python" -c "from pip._internal.models.index import PyPI; print(PyPI.$1)"
+}
+
+# Whether a URL on the package index answers 200; says plainly what is not run, and why, when
+# it does not.
 answers() {
   local what=$1 url=$2
   if "$VENV/bin/python" - "$url" <<'PY' 2>/dev/null; then
@@ -155,7 +161,7 @@ PY
 audit() {
   local version
   version=$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pip-audit"))')
-  answers audit "https://index.invalid/pypi/pip-audit/$version/json" || return
+  answers audit "$(index_url pypi_url)/pip-audit/$version/json" || return
   "$VENV/bin/pip-audit" --strict --progress-spinner off --disable-pip --require-hashes \
     -r requirements-dev.txt
 }
@@ -163,7 +169,7 @@ audit() {
 # The installed packages with a newer release on PyPI (those pinned in requirements*.in are
 # raised there, then `./run.sh lock`; the rest: `./run.sh lock --upgrade-package NAME`).
 outdated() {
-  answers outdated https://index.invalid/simple/pip/ || return
+  answers outdated "$(index_url simple_url)/pip/" || return
   "$VENV/bin/python" -m pip list --outdated --disable-pip-version-check
 }
 

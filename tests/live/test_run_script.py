@@ -163,11 +163,11 @@ def test_unknown_command_lists_the_commands():
 
 @pytest.mark.parametrize("command", ["audit", "outdated"])
 def test_audit_and_outdated_say_so_when_pypi_cannot_be_reached(command: str):
-    # Every HTTPS request goes to a closed local port: PyPI is out of reach, nothing is sent.
+    # Every HTTPS request goes to a closed local port: the index is out of reach, nothing is sent.
     proxy = f"http://127.0.0.1:{free_port()}"
     result = run_sh(command, HTTPS_PROXY=proxy, https_proxy=proxy, NO_PROXY="", no_proxy="")
     assert result.returncode == 3, result.stderr
-    assert f"run.sh: {command} NOT RUN: https://index.invalid/" in result.stderr
+    assert f"run.sh: {command} NOT RUN: " in result.stderr
     assert "No known vulnerabilities" not in result.stdout + result.stderr
 
 
