@@ -346,6 +346,8 @@ events_table = Table(
     Column("txid", BigInteger, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, index=True),
     Column("data", Text, nullable=False),
+    # The W3C `traceparent` current when it was recorded (tracing on), sent on its deliveries.
+    Column("traceparent", String(55), nullable=True),
     CheckConstraint(_one_of("type", EventType), name="type_known"),
     Index("ix_events_feed", "txid", "seq"),
     Index("ix_events_type_feed", "type", "txid", "seq"),
