@@ -4,7 +4,7 @@ unsettled (workers that died holding it) is marked failed, never sent past the l
 import asyncio
 
 from app.core.config import Settings
-from app.events import subscriptions
+from app.events import delivery, subscriptions
 from tests.support.event_receiver import Receiver
 from tests.support.factories import Db, make_order, make_product
 
@@ -30,12 +30,12 @@ def test_a_delivery_past_its_last_attempt_is_failed_without_being_sent(db: Db, s
             return claimed
 
         assert db.run(one_round()) == 1
-        (delivery,) = db.rows(
+        (row,) = db.rows(
             "SELECT status, error, next_attempt_at FROM event_deliveries"
             " WHERE subscription_id = :id",
             id=subscription["id"],
         )
 
-    assert delivery["status"] == "failed" and delivery["next_attempt_at"] is None
-    assert "no attempt left" in delivery["error"]
+    assert row["status"] == "failed" and row["next_attempt_at"] is None
+    assert "no attempt left" in row["error"]
     assert receiver.received == []
