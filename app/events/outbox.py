@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from app.core import cursors
+from app.core import cursors, tracing
 from app.core.formats import rfc3339 as timestamp_text
 from app.core.formats import utcnow
 from app.db.base import Connection, Sql
@@ -32,7 +32,7 @@ from app.tables import EventType, OrderStatus
 
 _TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
 _HORIZON = "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
-_INSERT = "INSERT INTO events (id, type, txid, created_at, data)"
+_INSERT = "INSERT INTO events (id, type, txid, created_at, data, traceparent)"
 # One pending delivery per matching subscription. `types` holds a JSON array of names, so
 # finding `"order.paid"` (quotes included) inside it is an exact match. A substring function,
 # not LIKE: SQLite prepares a statement again whenever a LIKE pattern's parameter changes
@@ -45,7 +45,7 @@ _FAN_OUT_TEXT = (
 )
 # SQLite: the event, then its deliveries (SQLite has no data-modifying CTEs).
 _INSERT_EVENT = Sql(
-    sqlite=f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data) RETURNING seq",
+    sqlite=f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data, :traceparent) RETURNING seq",
     postgresql="SELECT 'not used on PostgreSQL'",
 )
 _FAN_OUT = Sql(
@@ -62,8 +62,8 @@ def recording_ctes(data: str, source: str = "") -> str:
     has no row, nothing is recorded. A parameter in a SELECT list is typed as text unless told,
     hence the casts."""
     insert = (
-        f"{_INSERT} SELECT :id, :type, {_TXID}, CAST(:recorded_at AS timestamptz), {data} {source}"
-        " RETURNING seq"
+        f"{_INSERT} SELECT :id, :type, {_TXID}, CAST(:recorded_at AS timestamptz), {data},"
+        f" CAST(:traceparent AS text) {source} RETURNING seq"
     )
     fan_out = _FAN_OUT_TEXT.format(
         seq="event.seq", now="CAST(:recorded_at AS timestamptz)", joined=", event", find="strpos"
@@ -108,12 +108,14 @@ def on_record(listener: Callable[[], None]) -> Callable[[], None]:
 
 
 def event_parameters(type: EventType) -> dict[str, Any]:
-    """The parameters recording an event of `type` takes, its new id among them."""
+    """The parameters recording an event of `type` takes, its new id among them, and the
+    trace it is recorded in (tracing on), for its deliveries to send on."""
     return {
         "id": new_event_id(),
         "type": str(type),
         "quoted_type": f'"{type}"',
         "recorded_at": utcnow(),
+        "traceparent": tracing.current_traceparent(),
     }
 
 
