@@ -3,9 +3,7 @@ is a span child of the caller's `traceparent`, each unit of work a span child of
 the access line carries the trace id, and an event's delivery sends the trace on."""
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +15,7 @@ from sqlalchemy import Engine
 
 from app.core.config import Settings
 from app.main import create_app
+from tests.support.collector import Collector
 from tests.support.event_receiver import Receiver, subscribe
 from tests.support.factories import Db, product_body
 from tests.support.serving import serving
@@ -149,35 +148,6 @@ def test_with_tracing_off_no_trace_is_kept_logged_or_sent(
     assert access and not [line for line in access if "trace_id" in line]
 
 
-# An OTLP/HTTP collector on 127.0.0.1 that keeps what it is sent.
-class Collector:
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, str, bytes]] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                posts.append((self.path, self.headers.get("content-type", ""), body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> "Collector":
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_the_otel_variables_send_the_spans_over_otlp_when_the_service_stops(
     settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ):
@@ -191,6 +161,6 @@ def test_the_otel_variables_send_the_spans_over_otlp_when_the_service_stops(
 
     assert posts, "nothing was exported"
     assert {(path, kind) for path, kind, _ in posts} == {("/v1/traces", "application/x-protobuf")}
-    sent = b"".join(body for _, _, body in posts)
+    sent = collector.sent()
     assert b"shop-orders" in sent
     assert b"POST /products" in sent and b"db.write create_product" in sent
