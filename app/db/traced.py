@@ -4,7 +4,9 @@
 trace (a traced request's, a delivery's) runs in a client span named after its unit,
 `db.write place_order`; its attributes say the engine and the unit, never a parameter. A unit
 called outside any trace (the readiness probe, housekeeping, the delivery worker's claims)
-gets none: they would be a root trace every second. Tracing off, the app holds the engine's
+gets none: they would be a root trace every second. Nor does a unit of a trace the sampler
+left out (its request's span records nothing): its request's context is current instead, so
+an event it records still carries the trace on. Tracing off, the app holds the engine's
 `Database` itself, and none of this runs.
 """
 
@@ -44,7 +46,7 @@ class TracedDatabase(Database):
     async def _unit(
         self, kind: str, run: Callable[..., Awaitable[Any]], unit: Any, args: Any, kwargs: Any
     ) -> Any:
-        if not trace.get_current_span().get_span_context().is_valid:
+        if not trace.get_current_span().is_recording():
             return await run(unit, *args, **kwargs)
         name = getattr(unit, "__name__", type(unit).__name__)
         attributes = {

@@ -93,6 +93,29 @@ def test_a_request_without_traceparent_starts_a_trace_and_probes_make_no_span(
     assert not [span for span in spans if "healthz" in span.name]
 
 
+def test_a_trace_the_caller_left_unsampled_records_no_span_but_is_carried_on(
+    traced_client: TestClient, exporter: InMemorySpanExporter
+):
+    unsampled = f"00-{TRACE_ID}-{CALLER_SPAN_ID}-00"
+    receiver = Receiver()
+    with receiver.running():
+        subscribe(traced_client, receiver, "/orders", ["order.created"])
+        product = traced_client.post("/products", json=product_body()).json()
+        exporter.clear()
+        placed = traced_client.post(
+            "/orders",
+            json={"product_id": product["id"], "quantity": 1},
+            headers={"traceparent": unsampled},
+        )
+        assert placed.status_code == 201, placed.text
+        assert receiver.wait_for(lambda: len(receiver.at("/orders")) == 1, timeout=15)
+        (received,) = receiver.at("/orders")
+
+    assert exporter.get_finished_spans() == ()
+    version, trace_id, _, flags = received.headers["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "00")
+
+
 def test_an_events_delivery_carries_the_trace_of_the_request_that_recorded_it(
     traced_client: TestClient, exporter: InMemorySpanExporter
 ):
