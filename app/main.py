@@ -5,10 +5,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 
 from app import __version__, housekeeping
@@ -28,6 +28,9 @@ from app.http.request_path import RequestPath
 from app.http.request_queue import Admission
 from app.routers import ROUTERS, TAGS
 
+if TYPE_CHECKING:  # the SDK is imported only when traces are on (bench/README.md "Traces")
+    from opentelemetry.sdk.trace import TracerProvider
+
 log = logging.getLogger("app")
 
 
@@ -40,7 +43,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 def create_app(
     settings: Settings | None = None,
     engine: Engine | None = None,
-    tracer_provider: TracerProvider | None = None,
+    tracer_provider: "TracerProvider | None" = None,
 ) -> FastAPI:
     """`tracer_provider`: where spans go (tests: an in-memory exporter); unset, the `OTEL_*`
     variables say (app/core/tracing.py), and by default there are no traces."""

@@ -50,7 +50,9 @@ s.serve_forever()
 """
 
 
-def child(url: str, variant: str, requests: int, concurrency: int) -> dict[str, Any]:
+def child(
+    url: str, variant: str, requests: int, concurrency: int, cases: tuple[str, ...] = CASES
+) -> dict[str, Any]:
     """CPU µs per request of each case, in this process; `on` builds the pipeline the OTEL_*
     variables describe, as the service does, and flushes it inside the measured time."""
     provider = None
@@ -74,7 +76,7 @@ def child(url: str, variant: str, requests: int, concurrency: int) -> dict[str, 
     settings = Settings(_env_file=None, database_url=url, api_keys=[API_KEY])
     figures: dict[str, Any] = {"app": str(Path(app.__file__).parent.parent)}
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-        for name in CASES:
+        for name in cases:
             service = create_app(settings, tracer_provider=provider) if provider else None
             service = service or create_app(settings)
 
@@ -106,6 +108,8 @@ def child(url: str, variant: str, requests: int, concurrency: int) -> dict[str, 
 def run_child(tree: Path, url: str, variant: str, args: argparse.Namespace, env: dict) -> dict:
     command = [sys.executable, "-m", "bench.tracing_cost", "--child", url, variant]
     command += ["--requests", str(args.requests), "--concurrency", str(args.concurrency)]
+    for case in args.case or ():
+        command += ["--case", case]
     done = subprocess.run(command, check=True, capture_output=True, cwd=tree, env=env)
     found: dict[str, Any] = json.loads(done.stdout)
     assert Path(found.pop("app")) == tree.resolve(), f"{variant} ran another tree's app"
@@ -119,11 +123,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--before", type=Path, help="A tree of the service before traces.")
+    parser.add_argument(
+        "--case", action="append", choices=CASES, help="Only this case (may repeat)."
+    )
+    parser.add_argument("--only", action="append", help="Only this variant (may repeat).")
     parser.add_argument("--child", nargs=2, metavar=("URL", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         url, variant = args.child
-        print(json.dumps(child(url, variant, args.requests, args.concurrency)))
+        cases = tuple(args.case or CASES)
+        print(json.dumps(child(url, variant, args.requests, args.concurrency, cases)))
         return
     from bench.request_cost import PRODUCTS
     from bench.servers import fresh_database, seed_products
@@ -148,6 +157,7 @@ def main() -> None:
         variants = [("off", ROOT, plain), ("on", ROOT, traced), ("sampled", ROOT, sampled)]
         if args.before:
             variants.insert(0, ("before", args.before, plain))
+        variants = [v for v in variants if not args.only or v[0] in args.only]
         best: dict[str, dict[str, float]] = {name: {} for name, _, _ in variants}
         with fresh_database(args.engine) as url:
             seed_products(url, PRODUCTS)
@@ -165,7 +175,7 @@ def main() -> None:
     names = [name for name, _, _ in variants]
     print("| case | " + " | ".join(f"{name} µs" for name in names) + " |")
     print("|---|" + "---|" * len(names))
-    for case in CASES:
+    for case in args.case or CASES:
         print(f"| {case} | " + " | ".join(f"{best[name][case]:.0f}" for name in names) + " |")
 
 

@@ -13,13 +13,15 @@ delivery (bench/README.md "Traces").
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:  # the SDK is imported only when traces are on (bench/README.md "Traces")
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
 
 # service.name when neither OTEL_SERVICE_NAME nor OTEL_RESOURCE_ATTRIBUTES names one.
 DEFAULT_SERVICE_NAME = "orders-inventory"
@@ -28,7 +30,7 @@ UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _W3C = TraceContextTextMapPropagator()
 
 
-def provider_from_environment() -> TracerProvider | None:
+def provider_from_environment() -> "TracerProvider | None":
     """The pipeline the `OTEL_*` variables ask for, or None (tracing off). On: an OTLP endpoint
     is set (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT), or
     OTEL_TRACES_EXPORTER=otlp (the SDK's default endpoint, http://localhost:4318). Off: neither,
@@ -52,15 +54,19 @@ def provider_from_environment() -> TracerProvider | None:
     )
     if protocol != "http/protobuf":
         raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use http/protobuf")
-    # Imported only when on: the exporter brings protobuf and requests.
+    # Imported only when on: the SDK, and the exporter with protobuf and requests.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
 
 
-def _resource() -> Resource:
+def _resource() -> "Resource":
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
     resource = Resource.create()  # OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
