@@ -108,11 +108,19 @@ prepare_metrics_dir() {
   find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
 }
 
+# The OpenTelemetry variables .env names: the SDK reads the environment only, so they are
+# exported (the environment still wins), as HOST and PORT are.
+otel_names() {
+  [[ -f .env ]] || return 0
+  sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?(OTEL_[A-Z0-9_]+)[[:space:]]*=.*/\2/p' .env | sort -u
+}
+
 # Migrates, then serves with the given interpreter: the one place the server's flags live.
 start() {
   local python=$1
   shift
-  from_dotenv HOST PORT WEB_CONCURRENCY KEEP_ALIVE_SECONDS SHUTDOWN_TIMEOUT_SECONDS
+  # shellcheck disable=SC2046 # one name a line, none with a space
+  from_dotenv HOST PORT WEB_CONCURRENCY KEEP_ALIVE_SECONDS SHUTDOWN_TIMEOUT_SECONDS $(otel_names)
   migrate "$python" json
   prepare_metrics_dir
   # Each request is logged once, as JSON, by the app (app/http/request_path.py); uvicorn's own

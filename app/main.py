@@ -5,19 +5,21 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from app import __version__, housekeeping
-from app.core import metrics
+from app.core import metrics, tracing
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logs import configure_logging
 from app.db.base import on_storage_error
 from app.db.connect import create_database
 from app.db.readiness import Readiness, report_storage_error
+from app.db.traced import TracedDatabase
 from app.events import delivery
 from app.http import access, api_keys, fastapi_param_memo, openapi
 from app.http.cors import cors
@@ -25,6 +27,9 @@ from app.http.known_routes import RouteTable
 from app.http.request_path import RequestPath
 from app.http.request_queue import Admission
 from app.routers import ROUTERS, TAGS
+
+if TYPE_CHECKING:  # the SDK is imported only when traces are on (bench/README.md "Traces")
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger("app")
 
@@ -35,10 +40,17 @@ async def _stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    tracer_provider: "TracerProvider | None" = None,
+) -> FastAPI:
+    """`tracer_provider`: where spans go (tests: an in-memory exporter); unset, the `OTEL_*`
+    variables say (app/core/tracing.py), and by default there are no traces."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     fastapi_param_memo.install()
+    traces = tracer_provider or tracing.provider_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,7 +58,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         await app.state.readiness.refresh()  # logs the schema check's ERROR if behind
         watch = asyncio.create_task(app.state.readiness.run_forever())
         chores = asyncio.create_task(housekeeping.run(app.state.database, settings))
-        deliveries = delivery.start(app.state.database, settings)
+        deliveries = delivery.start(
+            app.state.database, settings, traces.get_tracer("app.events") if traces else None
+        )
         # What start-up built lives as long as the process: out of the collector's way, so
         # full collections stop scanning it (bench/README.md "Garbage collector").
         gc.collect()
@@ -58,6 +72,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         await _stop(chores)
         metrics.worker_stopped()
         await app.state.database.close()
+        if traces is not None and tracer_provider is None:  # ours: the spans still held go
+            await asyncio.to_thread(traces.shutdown)
 
     # FastAPIOffline serves Swagger UI's and ReDoc's assets itself: /docs works offline.
     app = FastAPIOffline(
@@ -68,13 +84,25 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         openapi_tags=TAGS,
         lifespan=lifespan,
         redirect_slashes=False,  # the request path answers both forms directly
-        # The service's own metrics and access line are its telemetry. FastAPI's native
-        # OpenTelemetry bridge, on by default, looks up three global providers per request
-        # (10 µs, bench/README.md "Framework calls per request") even when none is configured.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's own OpenTelemetry bridge makes the request spans, traces on only: on by
+        # default, it looks up three global providers per request (10 µs, bench/README.md
+        # "Framework calls per request") even when none is configured. Metrics and error
+        # records stay the service's own (/metrics, the JSON log).
+        telemetry={
+            "tracing": traces is not None,
+            "tracer_provider": traces,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+            "exclude": tracing.untraced,
+        },
     )
     app.state.settings = settings
-    app.state.database = create_database(settings, engine)
+    database = create_database(settings, engine)
+    app.state.database = (
+        database if traces is None else TracedDatabase(database, traces.get_tracer("app.db"))
+    )
     metrics.setup(settings.prometheus_multiproc_dir)
     on_storage_error(report_storage_error)  # /readyz says so too, for a while
     app.state.readiness = Readiness(
@@ -97,6 +125,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ),
         keys=api_keys.api_keys(settings.named_api_keys),
         cors=cors(settings.cors_origins, settings.cors_allow_headers),
+        traces=traces is not None,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_read_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,

@@ -355,6 +355,8 @@ events_table = Table(
     Column("data", Text, nullable=False),
     # Who made the change (as a movement's actor; `unknown` before migration 0009).
     Column("actor", String(32), nullable=False, server_default=UNKNOWN),
+    # The W3C `traceparent` current when it was recorded (tracing on), sent on its deliveries.
+    Column("traceparent", String(55), nullable=True),
     CheckConstraint(_one_of("type", EventType), name="type_known"),
     Index("ix_events_feed", "txid", "seq"),
     Index("ix_events_type_feed", "type", "txid", "seq"),

@@ -5,5 +5,5 @@ In: nothing from the rest of the service (core imports only the standard library
 packages, and `app.signing` for the webhook settings). Out: `Settings` (config), `ApiError`
 and the problem+json handlers (errors, problem_codes), one-line JSON logs (logs), Prometheus
 metrics (metrics), `utcnow`/`to_cents`/`money_text`/`rfc3339` and the text patterns (formats),
-opaque `after` cursors (cursors).
+opaque `after` cursors (cursors), OpenTelemetry traces when the OTEL_* variables ask (tracing).
 """

@@ -29,8 +29,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from opentelemetry.trace import Tracer
 
 from app import __version__, signing
+from app.core import tracing
 from app.core.config import Settings
 from app.core.formats import utcnow
 from app.db.base import Connection, Database, Sql
@@ -68,7 +70,7 @@ _CLAIM = (
 _CLAIM_DUE = Sql(sqlite=_CLAIM.format(""), postgresql=_CLAIM.format(" FOR UPDATE SKIP LOCKED"))
 _CLAIMED = Sql(
     "SELECT d.id, d.attempt, d.lease_token, d.subscription_id, e.id AS event_id, e.type,"
-    " e.created_at, e.actor, e.data, s.url, s.secret FROM event_deliveries d"
+    " e.created_at, e.actor, e.data, e.traceparent, s.url, s.secret FROM event_deliveries d"
     " JOIN events e ON e.seq = d.event_seq JOIN event_subscriptions s"
     " ON s.id = d.subscription_id WHERE d.lease_token = :token"
 )
@@ -98,13 +100,14 @@ class Job:
     url: str
     secret: str = field(repr=False)  # never in a log line or a traceback's repr
     subscription_id: int = 0
+    traceparent: str | None = None  # the trace the event was recorded in, if any
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> "Job":
         event = outbox.public({**row, "id": row["event_id"]})
         return cls(
             row["id"], row["attempt"], row["lease_token"], event, row["url"], row["secret"],
-            row["subscription_id"],
+            row["subscription_id"], row["traceparent"],
         )  # fmt: skip
 
 
@@ -199,8 +202,10 @@ async def post(
     job: Job,
     settings: Settings,
     resolver: url_safety.Resolver | None = None,
+    traceparent: str | None = None,
 ) -> Result:
-    """One attempt, all of it (DNS check, connect, send, answer) within the delivery timeout."""
+    """One attempt, all of it (DNS check, connect, send, answer) within the delivery timeout;
+    `traceparent` (W3C trace context) is sent as a header when given."""
     started = time.monotonic()
 
     def done(result: str, status: int | None = None, error: str | None = None) -> Result:
@@ -220,6 +225,8 @@ async def post(
                 {"content-type": "application/json", "user-agent": USER_AGENT,
                  "host": target.host_header()}
             )  # fmt: skip
+            if traceparent is not None:
+                headers["traceparent"] = traceparent
             extensions = {"sni_hostname": target.host} if target.host != target.address else {}
             request = client.build_request(
                 "POST", target.request_url(), content=body, headers=headers, extensions=extensions
@@ -255,8 +262,10 @@ class DeliveryWorker:
         settings: Settings,
         client: httpx.AsyncClient | None = None,
         resolver: url_safety.Resolver | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.database, self.settings, self.resolver = database, settings, resolver
+        self.tracer = tracer  # tracing on: each attempt is a span of the event's trace
         timeout = settings.event_delivery_timeout_seconds
         # No redirects (a 3xx is a failed attempt), no proxy from the environment: the
         # connection goes to the address that passed the check, nowhere else.
@@ -382,7 +391,15 @@ class DeliveryWorker:
             await self._settle(job, "failed", given_up, None)
             metrics.given_up()
             return
-        result = await post(self.client, job, self.settings, self.resolver)
+        name = f"event delivery {job.event['type']}"
+        with tracing.sending(self.tracer, job.traceparent, name) as traceparent:
+            result = await post(self.client, job, self.settings, self.resolver, traceparent)
+            tracing.annotate(
+                {"app.event.id": job.event["id"], "app.delivery.attempt": job.attempt,
+                 "http.request.method": "POST", "http.response.status_code": result.response_status,
+                 "error.type": None if result.result == "success" else result.result},
+                failed=result.result != "success",
+            )  # fmt: skip
         if result.result == "success":
             outcome, retry_at = "delivered", None
         elif job.attempt >= self.settings.event_max_attempts:
@@ -418,6 +435,6 @@ class DeliveryWorker:
         metrics.backlog((now - oldest).total_seconds() if oldest else 0.0, pending)
 
 
-def start(database: Database, settings: Settings) -> DeliveryWorker:
+def start(database: Database, settings: Settings, tracer: Tracer | None = None) -> DeliveryWorker:
     """The worker of this process, running (call from the lifespan, on the serving loop)."""
-    return DeliveryWorker(database, settings).start()
+    return DeliveryWorker(database, settings, tracer=tracer).start()

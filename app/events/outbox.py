@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from app.core import cursors
+from app.core import cursors, tracing
 from app.core.access import current_actor
 from app.core.formats import rfc3339 as timestamp_text
 from app.core.formats import utcnow
@@ -33,7 +33,7 @@ from app.tables import EventType, OrderStatus
 
 _TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
 _HORIZON = "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
-_INSERT = "INSERT INTO events (id, type, txid, created_at, data, actor)"
+_INSERT = "INSERT INTO events (id, type, txid, created_at, data, actor, traceparent)"
 # One pending delivery per matching subscription. `types` holds a JSON array of names, so
 # finding `"order.paid"` (quotes included) inside it is an exact match. A substring function,
 # not LIKE: SQLite prepares a statement again whenever a LIKE pattern's parameter changes
@@ -46,7 +46,8 @@ _FAN_OUT_TEXT = (
 )
 # SQLite: the event, then its deliveries (SQLite has no data-modifying CTEs).
 _INSERT_EVENT = Sql.only(
-    "sqlite", f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data, :actor) RETURNING seq"
+    "sqlite",
+    f"{_INSERT} VALUES (:id, :type, 0, :recorded_at, :data, :actor, :traceparent) RETURNING seq",
 )
 _FAN_OUT = Sql.only(
     "sqlite", _FAN_OUT_TEXT.format(seq=":seq", now=":recorded_at", joined="", find="instr")
@@ -62,7 +63,7 @@ def recording_ctes(data: str, source: str = "") -> str:
     hence the casts."""
     insert = (
         f"{_INSERT} SELECT :id, :type, {_TXID}, CAST(:recorded_at AS timestamptz), {data},"
-        f" CAST(:actor AS varchar) {source} RETURNING seq"
+        f" CAST(:actor AS varchar), CAST(:traceparent AS text) {source} RETURNING seq"
     )
     fan_out = _FAN_OUT_TEXT.format(
         seq="event.seq", now="CAST(:recorded_at AS timestamptz)", joined=", event", find="strpos"
@@ -106,14 +107,16 @@ def on_record(listener: Callable[[], None]) -> Callable[[], None]:
 
 
 def event_parameters(type: EventType) -> dict[str, Any]:
-    """The parameters recording an event of `type` takes, its new id and its actor (who makes
-    the change, app/core/access.py) among them."""
+    """The parameters recording an event of `type` takes: its new id, its actor (who makes
+    the change, app/core/access.py), and the trace it is recorded in (tracing on), for
+    its deliveries to send on."""
     return {
         "id": new_event_id(),
         "type": str(type),
         "actor": current_actor(),
         "quoted_type": f'"{type}"',
         "recorded_at": utcnow(),
+        "traceparent": tracing.current_traceparent(),
     }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core import access, metrics
+from app.core import access, metrics, tracing
 from app.core.access import Role
 from app.core.errors import ApiError, send_problem
 from app.core.logs import clip, redact_query, request_id_var, write_line
@@ -125,8 +125,10 @@ class RequestPath:
         body_timeout: float,
         max_header_bytes: int,
         max_headers: int,
+        traces: bool = False,
     ) -> None:
         self.app, self.routes, self.readiness, self.admission = app, routes, readiness, admission
+        self.traces = traces  # tracing on: the access line carries the trace id
         self.keys, self.cors = keys, cors
         self.max_body_bytes, self.body_timeout = max_body_bytes, body_timeout
         self.max_header_bytes, self.max_headers = max_header_bytes, max_headers
@@ -291,6 +293,8 @@ class RequestPath:
             actor = scope["state"].get("actor")
             if actor is not None:
                 fields["actor"] = actor
+            if self.traces and (trace_id := tracing.current_trace_id()) is not None:
+                fields["trace_id"] = trace_id
             write_line(logging.getLevelName(level), "app.access", "request", fields)
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.support.collector import Collector
 from tests.support.databases import database_url
 from tests.support.live_server import ROOT, free_port
 
@@ -113,6 +114,42 @@ def test_serve_reads_host_and_port_from_dotenv_and_the_environment_wins(tmp_path
     )
     assert _serves(checkout, dotenv_port)
     assert _serves(checkout, env_port, PORT=str(env_port))
+
+
+def test_serve_exports_the_otel_lines_of_dotenv_so_traces_reach_the_collector(tmp_path: Path):
+    """The SDK reads only the environment: ./run.sh exports .env's OTEL_* lines."""
+    port = free_port()
+    with Collector() as collector:
+        checkout = _checkout_with_dotenv(
+            tmp_path,
+            f"DATABASE_URL=sqlite:///{tmp_path / 'orders.db'}\nPORT={port}\n"
+            f"OTEL_EXPORTER_OTLP_ENDPOINT={collector.url}\nOTEL_SERVICE_NAME=dotenv-orders\n"
+            "export OTEL_BSP_SCHEDULE_DELAY=100\n",
+        )
+        server = subprocess.Popen(
+            ["bash", str(checkout / "run.sh")],
+            cwd=checkout,
+            env={k: v for k, v in os.environ.items() if k not in ("HOST", "PORT")},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            answered = None
+            while answered is None and time.monotonic() < deadline and server.poll() is None:
+                try:
+                    answered = httpx.get(f"http://127.0.0.1:{port}/products", timeout=2)
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+            while b"GET /products" not in collector.sent() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+    assert answered is not None and answered.status_code == 200
+    assert b"GET /products" in collector.sent() and b"dotenv-orders" in collector.sent()
 
 
 def test_a_two_worker_server_logs_json_from_its_first_line(tmp_path: Path):

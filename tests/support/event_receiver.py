@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +25,7 @@ class Received:
     at: float  # time.time() when the request's body was read
     nth: int  # 1 for the first request carrying this webhook-id at this path, 2 for a repeat...
     answered: int = 0  # the status the receiver answered with
+    headers: dict[str, str] = field(default_factory=dict)  # as sent, names in lower case
 
 
 # What to answer: an HTTP status, after holding the request this many seconds; optionally a
@@ -99,6 +100,7 @@ class Receiver:
         with self._lock:
             nth = 1 + sum(1 for r in self.received if (r.path, r.webhook_id) == (path, webhook_id))
             received = Received(path, webhook_id, event, verified, time.time(), nth)
+            received.headers = {k.lower(): v for k, v in headers.items()}
             self.received.append(received)
         return received
 

@@ -27,14 +27,16 @@ def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, app_env="test", **{**values, **overrides})
 
 
-def attempt(receiver: Receiver, path: str = "/in", **overrides: object) -> delivery.Result:
+def attempt(
+    receiver: Receiver, path: str = "/in", traceparent: str | None = None, **overrides: object
+) -> delivery.Result:
     secret = new_secret()
     receiver.secrets[path] = secret
     job = delivery.Job(1, 1, "token", EVENT, receiver.url(path), secret)
 
     async def run() -> delivery.Result:
         async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
-            return await delivery.post(client, job, settings(**overrides))
+            return await delivery.post(client, job, settings(**overrides), None, traceparent)
 
     return asyncio.run(run())
 
@@ -48,6 +50,19 @@ def test_a_2xx_delivers_and_the_receiver_verifies_it_with_standardwebhooks():
     (received,) = receiver.at("/in")
     assert received.verified and received.webhook_id == EVENT["id"]
     assert received.event == EVENT
+
+
+def test_a_traceparent_given_is_sent_as_it_is_and_none_is_sent_without_one():
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    receiver = Receiver()
+    with receiver.running():
+        attempt(receiver, "/traced", traceparent)
+        attempt(receiver, "/plain")
+
+    (traced,) = receiver.at("/traced")
+    (plain,) = receiver.at("/plain")
+    assert traced.verified and traced.headers["traceparent"] == traceparent
+    assert plain.verified and "traceparent" not in plain.headers
 
 
 def test_a_non_2xx_is_an_http_error_with_the_start_of_the_answer():

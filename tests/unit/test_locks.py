@@ -124,15 +124,35 @@ def test_each_lock_says_how_it_was_written(lock: str):
                     "#    ./run.sh lock"]  # fmt: skip
 
 
+def owners_of(module: str, holders: dict[str, str]) -> list[str]:
+    """The distributions that provide `module` (dotted): the one holding its file, or the one
+    holding its nearest parent's; none for the standard library. Several distributions share a
+    namespace package (opentelemetry-api, -sdk...): only the one holding the module counts."""
+    parts = module.split(".")
+    while parts:
+        path = "/".join(parts)
+        for candidate in (f"{path}.py", f"{path}/__init__.py"):
+            if candidate in holders:
+                return [holders[candidate]]
+        parts.pop()
+    return metadata.packages_distributions().get(module.split(".")[0], [])
+
+
 def test_the_service_pins_every_package_it_imports():
     imported = set()
+    statement = re.compile(r"^\s*(?:from ([\w.]+) import \(?\s*(\w+)|import ([\w.]+))", re.M)
     for module in (ROOT / "app").rglob("*.py"):
-        for match in re.finditer(r"^(?:from|import) (\w+)", module.read_text(), re.M):
-            imported.add(match[1])
-    distributions = metadata.packages_distributions()
+        for match in statement.finditer(module.read_text()):
+            imported.add(match[3] or f"{match[1]}.{match[2]}")
+    holders = {
+        str(file): distribution.metadata["Name"]
+        for distribution in metadata.distributions()
+        for file in distribution.files or ()
+        if file.suffix == ".py"
+    }
     names = {canonicalize_name(req.name) for req in read_inputs(ROOT / "requirements.in")[0]}
-    for module in sorted(imported - {"app"}):
-        for distribution in distributions.get(module, []):  # none: the standard library
+    for module in sorted(m for m in imported if m.split(".")[0] != "app"):
+        for distribution in owners_of(module, holders):  # none: the standard library
             assert canonicalize_name(distribution) in names, f"app imports {module}: pin it"
 
 

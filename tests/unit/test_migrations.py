@@ -262,3 +262,44 @@ def test_movements_and_events_from_before_actors_show_unknown_after_the_upgrade(
         ("stock.adjusted", "unknown"),
         ("stock.adjusted", "warehouse"),
     ]
+
+
+def test_events_recorded_before_the_trace_context_column_are_kept_without_one(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0010 on an outbox in use: every event and delivery is kept as it was, with no
+    trace context (their deliveries send no `traceparent`); new events can carry one."""
+    from sqlalchemy import text
+
+    at = "2026-12-01 10:00:00"
+    events = "SELECT seq, id, type, txid, data FROM events ORDER BY seq"
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0008")
+            for n in (1, 2):
+                connection.execute(
+                    text(
+                        "INSERT INTO events (id, type, txid, created_at, data)"
+                        " VALUES (:id, 'order.created', 0, :at, '{}')"
+                    ),
+                    {"id": f"evt_{n}", "at": at},
+                )
+            before = connection.execute(text(events)).all()
+            upgrade(connection, "0010")
+            after = connection.execute(text(events)).all()
+            contexts = connection.execute(text("SELECT traceparent FROM events")).scalars().all()
+            traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, type, txid, created_at, data, traceparent)"
+                    " VALUES ('evt_3', 'order.paid', 0, :at, '{}', :traceparent)"
+                ),
+                {"at": at, "traceparent": traceparent},
+            )
+            kept = connection.scalar(text("SELECT traceparent FROM events WHERE id = 'evt_3'"))
+        engine.dispose()
+
+    assert after == before and len(after) == 2
+    assert contexts == [None, None]
+    assert kept == traceparent
