@@ -303,3 +303,91 @@ def test_events_recorded_before_the_trace_context_column_are_kept_without_one(
     assert after == before and len(after) == 2
     assert contexts == [None, None]
     assert kept == traceparent
+
+
+# The tables a client's answers are read from, with the columns they had at 0007.
+_SEEN_AT_0007 = {
+    "products": "id, sku, name, price_cents, stock, archived_at",
+    "orders": "id, status, total_cents, cancel_reason, expires_at",
+    "order_lines": "order_id, product_id, sku, name, quantity, unit_price_cents",
+    "stock_movements": "id, product_id, delta, reason, order_id, stock_after",
+    "events": "seq, id, type, data",
+    "event_subscriptions": "id, url, types, enabled",
+}
+
+
+def test_a_shop_at_the_previous_head_upgrades_with_nothing_a_client_saw_changed(
+    db_kind: str, tmp_path: Path
+):
+    """A database at 0007 with orders in every state, their lines, movements, events and a
+    subscription, upgraded to head: every row keeps every value it had, and the service reads
+    each order and product as before."""
+    from sqlalchemy import text
+
+    from app import orders, products
+    from app.db.connect import create_database
+    from tests.support.factories import Db
+
+    at = "2026-12-01 10:00:00"
+    statuses = ["PENDING", "PAID", "SHIPPED", "CANCELED"]
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0007")
+            run = lambda sql, **p: connection.execute(text(sql), {"at": at, **p})  # noqa: E731
+            run(
+                "INSERT INTO products (id, sku, name, price_cents, stock, created_at, updated_at)"
+                " VALUES (1, 'MUG-1', 'Mug', 1250, 20, :at, :at)"
+            )
+            for n, status in enumerate(statuses, start=1):
+                run(
+                    "INSERT INTO orders (id, status, total_cents, created_at, updated_at,"
+                    " cancel_reason, expires_at) VALUES (:id, :status, 2500, :at, :at,"
+                    " :reason, :at)",
+                    id=n,
+                    status=status,
+                    reason="customer" if status == "CANCELED" else None,
+                )
+                run(
+                    "INSERT INTO order_lines (order_id, product_id, sku, name, quantity,"
+                    " unit_price_cents, line_total_cents) VALUES (:id, 1, 'MUG-1', 'Mug', 2,"
+                    " 1250, 2500)",
+                    id=n,
+                )
+                run(
+                    "INSERT INTO stock_movements (product_id, delta, reason, order_id,"
+                    " stock_after, created_at) VALUES (1, -2, 'order_placed', :id, :after, :at)",
+                    id=n,
+                    after=30 - 2 * n,
+                )
+                run(
+                    "INSERT INTO events (id, type, txid, created_at, data) VALUES"
+                    " (:eid, 'order.created', 0, :at, '{\"n\": 1}')",
+                    eid=f"evt_{n}",
+                )
+            run(
+                "INSERT INTO event_subscriptions (url, types, description, secret, enabled,"
+                " created_at) VALUES ('https://shop.example/hooks', '[\"*\"]', NULL,"
+                " 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', true, :at)"
+            )
+            before = {
+                table: connection.execute(text(f"SELECT {columns} FROM {table} ORDER BY 1")).all()
+                for table, columns in _SEEN_AT_0007.items()
+            }
+            upgrade(connection)
+            after = {
+                table: connection.execute(text(f"SELECT {columns} FROM {table} ORDER BY 1")).all()
+                for table, columns in _SEEN_AT_0007.items()
+            }
+        engine.dispose()
+        db = Db(create_database(Settings(_env_file=None, database_url=url)))
+        product = db.read(products.get_product, 1)
+        listed = db.read(orders.list_orders, limit=10)["items"]
+        db.close()
+
+    assert after == before
+    assert product["stock"] == 20 and product["price"] == "12.50"
+    assert sorted((o["id"], o["status"], o["total"]) for o in listed) == [
+        (n, status, "25.00") for n, status in enumerate(statuses, start=1)
+    ]
+    assert all(o["items"][0]["quantity"] == 2 for o in listed)
