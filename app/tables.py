@@ -55,6 +55,26 @@ class CancelReason(StrEnum):
     REQUESTED = "requested"
     PAYMENT_FAILED = "payment_failed"
     EXPIRED = "expired"
+    # A refund released every unshipped unit of an order that had shipped nothing.
+    REFUNDED = "refunded"
+
+
+# Where an order's money stands: set by the payment webhooks and by refunds, never by a status
+# move or a cancel.
+class PaymentStatus(StrEnum):
+    UNPAID = "unpaid"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+# What a storefront may charge on an order besides its lines (it computes them; the service
+# adds them up). A discount is taken off.
+class ChargeKind(StrEnum):
+    SHIPPING = "shipping"
+    TAX = "tax"
+    FEE = "fee"
+    DISCOUNT = "discount"
 
 
 # Why a warehouse adjusts stock (POST /products/{id}/stock-adjustments).
@@ -229,6 +249,7 @@ class Order(SQLModel, table=True):
         # Lists are newest first (id descending): by status, a page is a range of this index.
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_created_at", "created_at"),
+        Index("uq_orders_external_id", "external_id", unique=True),
         # The payment window's sweeper reads only the PENDING orders, soonest deadline first.
         Index(
             "ix_orders_pending_expires_at",
@@ -248,6 +269,53 @@ class Order(SQLModel, table=True):
     cancel_reason: str | None = TableField(default=None, sa_column=Column(String(16)))
     # The end of the payment window (PENDING_ORDER_TTL_SECONDS when the order was placed).
     expires_at: datetime | None = None
+    # Σ line_total; `charges` as the storefront sent them (JSON); total = subtotal + charges.
+    subtotal_cents: int = TableField(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    charges: str = TableField(
+        default="[]", sa_column=Column(Text, nullable=False, server_default="[]")
+    )
+    # The storefront's own id for the order: unique for ever.
+    external_id: str | None = TableField(default=None, sa_column=Column(String(128)))
+    customer_email: str | None = TableField(default=None, sa_column=Column(String(254), index=True))
+    customer_name: str | None = TableField(default=None, sa_column=Column(String(200)))
+    # The order's `metadata` (JSON); `metadata` itself is SQLAlchemy's name for the schema.
+    metadata_json: str = TableField(
+        default="{}", sa_column=Column(Text, nullable=False, server_default="{}")
+    )
+    payment_status: str = TableField(
+        default=PaymentStatus.UNPAID,
+        sa_column=Column(
+            String(24),
+            CheckConstraint(one_of("payment_status", PaymentStatus), name="payment_status_known"),
+            nullable=False,
+            server_default=PaymentStatus.UNPAID.value,
+        ),
+    )
+    payment_id: str | None = TableField(default=None, sa_column=Column(String(255)))
+    amount_paid_cents: int = TableField(
+        default=0,
+        sa_column=Column(
+            BigInteger,
+            CheckConstraint("amount_paid_cents >= 0", name="amount_paid_not_negative"),
+            nullable=False,
+            server_default="0",
+        ),
+    )
+    # Σ its refunds, never more than was paid (refunds are capped in one conditional update).
+    amount_refunded_cents: int = TableField(
+        default=0,
+        sa_column=Column(
+            BigInteger,
+            CheckConstraint(
+                "amount_refunded_cents >= 0 AND amount_refunded_cents <= amount_paid_cents",
+                name="refunds_within_paid",
+            ),
+            nullable=False,
+            server_default="0",
+        ),
+    )
 
     lines: list["OrderLine"] = Relationship(
         sa_relationship_kwargs={"lazy": "selectin", "order_by": "OrderLine.id"}
