@@ -15,8 +15,10 @@ from app.core.formats import (
     Price,
     ProductId,
     ProductName,
+    ProviderRefundId,
     Quantity,
     Reference,
+    RefundAmount,
     Rfc3339,
     Sku,
     StockDelta,
@@ -26,7 +28,15 @@ from app.core.formats import (
     TrackingNumber,
     TrackingUrl,
 )
-from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
+from app.tables import (
+    AdjustmentReason,
+    CancelReason,
+    MovementReason,
+    OrderStatus,
+    RefundReason,
+    RefundSource,
+    Restock,
+)
 
 
 # Request bodies reject unknown fields, so a typo never passes silently.
@@ -282,5 +292,65 @@ class ShipmentPublic(BaseModel):
     carrier: str | None
     tracking_number: str | None
     tracking_url: str | None
+    actor: str
+    created_at: Timestamp
+
+
+# ---------------------------------------------------------------- refunds
+
+
+# One product of an order a refund covers, and what happens to its units.
+class RefundItemCreate(RequestBody):
+    product_id: ProductId
+    quantity: Quantity
+    restock: Restock = Restock.AUTO
+
+
+# The body of POST /orders/{id}/refunds: an amount, the units it covers, or both.
+class RefundCreate(RequestBody):
+    amount: RefundAmount | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Money given back; defaults to the items' unit_price × quantity, and is "
+        "required without items.",
+    )
+    items: list[RefundItemCreate] | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=50
+    )
+    reason: RefundReason | None = None
+    note: Note | None = None
+    provider_refund_id: ProviderRefundId | None = Field(
+        default=None,
+        description="The payment provider's id of this refund: recorded once, whichever of "
+        "this call and the payment webhook reports it first.",
+    )
+
+    @model_validator(mode="after")
+    def an_amount_or_items(self) -> "RefundCreate":
+        if self.amount is None and not self.items:
+            raise ValueError("send an `amount`, `items`, or both")
+        product_ids = [item.product_id for item in self.items or ()]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValueError("each product may appear on at most one line")
+        return self
+
+
+# One product of a refund, as the API shows it.
+class RefundItemPublic(BaseModel):
+    product_id: int
+    quantity: int
+    restock: Restock
+
+
+# A refund as the API shows it.
+class RefundPublic(BaseModel):
+    id: int
+    order_id: int
+    amount: MoneyOut
+    currency: str
+    reason: RefundReason | None
+    note: str | None
+    items: list[RefundItemPublic]
+    provider_refund_id: str | None
+    source: RefundSource
     actor: str
     created_at: Timestamp

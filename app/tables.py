@@ -59,6 +59,28 @@ class CancelReason(StrEnum):
     REFUNDED = "refunded"
 
 
+# Why money went back, as the shop records it (Stripe's reasons, and `damaged`, `not_received`).
+class RefundReason(StrEnum):
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    DAMAGED = "damaged"
+    NOT_RECEIVED = "not_received"
+    FRAUDULENT = "fraudulent"
+    OTHER = "other"
+
+
+# Which path recorded a refund: the refunds call, or the payment provider's webhook.
+class RefundSource(StrEnum):
+    API = "api"
+    WEBHOOK = "webhook"
+
+
+# What a refund does with the units it covers: `auto` gives them back (unshipped units are
+# released, shipped ones return to the shelf); `none` moves nothing (damaged goods).
+class Restock(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+
+
 # Where an order's money stands: set by the payment webhooks and by refunds, never by a status
 # move or a cancel.
 class PaymentStatus(StrEnum):
@@ -544,6 +566,7 @@ class EventType(StrEnum):
     ORDER_SHIPPED = "order.shipped"
     ORDER_CANCELED = "order.canceled"
     SHIPMENT_CREATED = "shipment.created"
+    REFUND_CREATED = "refund.created"
     STOCK_ADJUSTED = "stock.adjusted"
 
 

@@ -321,3 +321,15 @@ TrackingUrl = Annotated[
     AfterValidator(_https_url),
     WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https://"}),
 ]
+
+# Money given back: a JSON number or string, > 0, at most 2 decimal places.
+RefundAmount = Annotated[
+    Decimal,
+    BeforeValidator(_plain_money_text),
+    Field(gt=0, max_digits=18, decimal_places=2),
+]
+# The payment provider's id of a refund (`re_…` on Stripe): printable text.
+ProviderRefundId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
+]

@@ -65,6 +65,10 @@ ORDERS_EXPIRED = Counter(
 )
 SHIPMENTS = Counter("shipments", "Shipments recorded (goods that left the shelf).")
 UNITS_SHIPPED = Counter("units_shipped", "Units shipped, over every shipment.")
+REFUNDS = Counter("refunds", "Refunds recorded (from the refunds call or a payment webhook).")
+REFUNDED_AMOUNT = Counter(
+    "refunded_amount", "Money given back by refunds, in the shop's currency's major units."
+)
 STOCK_COUNTS = Counter("stock_counts", "Stock counts recorded.")
 STOCK_COUNT_CORRECTIONS = Counter(
     "stock_count_corrections",
@@ -142,6 +146,11 @@ def order_status_changed(status: str) -> None:
 def shipped(units: int) -> None:
     SHIPMENTS.inc()
     UNITS_SHIPPED.inc(units)
+
+
+def refunded(amount_cents: int) -> None:
+    REFUNDS.inc()
+    REFUNDED_AMOUNT.inc(amount_cents / 100)
 
 
 def stock_counted(correction: int) -> None:
