@@ -13,10 +13,11 @@ import orjson
 
 from app import ledger
 from app.core import cursors
+from app.core.currencies import shop_currency
 from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
 from app.db.base import Connection, Sql, UniqueViolation
-from app.db.views import Column, Money, Time, View
+from app.db.views import SHOP_CURRENCY_PARAMETER, Column, Money, ShopCurrency, Time, View
 from app.schemas import ProductCreate, ProductPublic, ProductUpdate
 from app.tables import SystemReason
 
@@ -31,6 +32,7 @@ PRODUCT = View(
         "name": Column("name"),
         "description": Column("description"),
         "price": Money("price_cents"),
+        "currency": ShopCurrency(),
         "stock": Column("stock"),
         "created_at": Time("created_at"),
         "updated_at": Time("updated_at"),
@@ -213,6 +215,7 @@ async def list_products(
 ) -> dict[str, Any]:
     """One page, ordered by id: by offset (with the total) or after a cursor (no count)."""
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
+    params[SHOP_CURRENCY_PARAMETER] = shop_currency()
     if q:
         params["pattern"] = _like_pattern(q)
     if after is not None:

@@ -7,6 +7,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from app.core.formats import (
     Amount,
+    CurrencyCode,
     Description,
     MoneyOut,
     Note,
@@ -63,6 +64,8 @@ class ProductPublic(BaseModel):
     name: str
     description: str | None
     price: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of `price`.
+    currency: str
     stock: int
     created_at: Timestamp
     updated_at: Timestamp
@@ -80,6 +83,10 @@ class OrderCreate(RequestBody):
     items: list[OrderLineCreate] = Field(
         min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
     )
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch; an order is always in the shop's currency. Left out of the body's dump
+    # (an Idempotency-Key's fingerprint): it can only be the shop's, so it changes no order.
+    currency: CurrencyCode | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -118,6 +125,8 @@ class OrderPublic(BaseModel):
     status: OrderStatus
     items: list[OrderLinePublic]
     total: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of every amount of the order.
+    currency: str
     created_at: Timestamp
     updated_at: Timestamp
     # Why it was canceled; null unless CANCELED.
@@ -149,6 +158,9 @@ class PaymentEventCreate(RequestBody):
     order_id: OrderId
     amount: Amount
     payment_id: StorableText = Field(min_length=1, max_length=255)
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch.
+    currency: CurrencyCode | None = None
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.

@@ -9,13 +9,14 @@ order. The app (app/main.py) and the tests take both from here.
 """
 
 from app.http import metrics_endpoint
-from app.routers import events, health, orders, payments, products, stock
+from app.routers import events, health, orders, payments, products, stock, stripe_events
 
 ROUTERS = (
     products.router,
     stock.router,
     orders.router,
     payments.router,
+    stripe_events.router,
     events.router,
     health.router,
     metrics_endpoint.router,

@@ -58,6 +58,7 @@ CONTRACT: dict[str, set[Role] | str] = {
     "GET /healthz": NO_KEY,
     "GET /readyz": NO_KEY,
     "POST /webhooks/payment": NO_KEY,
+    "POST /webhooks/stripe": NO_KEY,
 }
 KEYS = {
     Role.ADMIN: ("ops", "admin-key-5c2e9b1f7a3d4e60"),
