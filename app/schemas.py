@@ -92,7 +92,10 @@ class OrderCreate(RequestBody):
     @classmethod
     def expand_one_line_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and "items" not in data and "product_id" in data:
-            return {"items": [data]}
+            line = {key: value for key, value in data.items() if key != "currency"}
+            return {key: value for key, value in data.items() if key == "currency"} | {
+                "items": [line]
+            }
         return data
 
     @field_validator("items")
