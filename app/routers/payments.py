@@ -21,7 +21,10 @@ from app.schemas import PaymentEventCreate, PaymentEventReceipt
 from app.tables import PaymentProvider
 
 # This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
-TAG = {"name": "webhooks", "description": "Signed payment events from the payment provider."}
+TAG = {
+    "name": "webhooks",
+    "description": "Signed payment events from the payment provider, or from Stripe.",
+}
 router = APIRouter(prefix="/webhooks", tags=[TAG["name"]])
 
 MAX_BODY_BYTES = 64 * 1024

@@ -96,6 +96,19 @@ def test_payment_intent_succeeded_pays_the_order_once_by_its_event_id(client, db
     assert [(row["type"], row["actor"]) for row in actors] == [("order.paid", "stripe")]
 
 
+def test_the_path_with_a_trailing_slash_is_the_same_webhook(client, db, order):
+    body = succeeded(order)
+    headers = {
+        "Content-Type": "application/json",
+        "Stripe-Signature": stripe_header(body, [STRIPE_SECRET]),
+    }
+
+    response = client.post(STRIPE_URL + "/", content=body, headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert order_status(db, order.id) == "PAID"
+
+
 def test_every_secret_while_rotating_verifies_and_several_v1_are_read(client, db, order):
     body = succeeded(order)
     now = int(time.time())
