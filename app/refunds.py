@@ -294,9 +294,9 @@ async def _give_back(
         shipped_back = line["quantity_shipped"] - line["quantity_returned"]
         returned = min(quantity - released, max(shipped_back, 0))
     product_id = line["product_id"]
-    for units, statement, reason, deltas in (
-        (released, _RELEASE, SystemReason.ORDER_LINE_RELEASED, {"committed_delta": -released}),
-        (returned, _RETURN, SystemReason.ORDER_RETURNED, {"on_hand_delta": returned}),
+    for units, statement, reason, on_hand_delta, committed_delta in (
+        (released, _RELEASE, SystemReason.ORDER_LINE_RELEASED, 0, -released),
+        (returned, _RETURN, SystemReason.ORDER_RETURNED, returned, 0),
     ):
         if not units:
             continue
@@ -308,7 +308,8 @@ async def _give_back(
             conn,
             product_id,
             reason,
-            **deltas,
+            on_hand_delta=on_hand_delta,
+            committed_delta=committed_delta,
             after=after,
             order_id=order_id,
             refund_id=refund_id,

@@ -8,6 +8,7 @@ from pydantic.json_schema import SkipJsonSchema
 from app.core.formats import (
     Amount,
     Carrier,
+    CurrencyCode,
     Description,
     MoneyOut,
     Note,
@@ -96,6 +97,8 @@ class ProductPublic(BaseModel):
     name: str
     description: str | None
     price: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of `price`.
+    currency: str
     on_hand: int = Field(description="Units the shop holds.")
     committed: int = Field(description="Units promised to orders not yet shipped.")
     available: int = Field(description="on_hand − committed: what new orders may take.")
@@ -116,12 +119,19 @@ class OrderCreate(RequestBody):
     items: list[OrderLineCreate] = Field(
         min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
     )
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch; an order is always in the shop's currency. Left out of the body's dump
+    # (an Idempotency-Key's fingerprint): it can only be the shop's, so it changes no order.
+    currency: CurrencyCode | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def expand_one_line_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and "items" not in data and "product_id" in data:
-            return {"items": [data]}
+            line = {key: value for key, value in data.items() if key != "currency"}
+            return {key: value for key, value in data.items() if key == "currency"} | {
+                "items": [line]
+            }
         return data
 
     @field_validator("items")
@@ -159,6 +169,8 @@ class OrderPublic(BaseModel):
     status: OrderStatus
     items: list[OrderLinePublic]
     total: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of every amount of the order.
+    currency: str
     created_at: Timestamp
     updated_at: Timestamp
     # Why it was canceled; null unless CANCELED.
@@ -190,6 +202,9 @@ class PaymentEventCreate(RequestBody):
     order_id: OrderId
     amount: Amount
     payment_id: StorableText = Field(min_length=1, max_length=255)
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch.
+    currency: CurrencyCode | None = None
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.

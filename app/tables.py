@@ -415,13 +415,28 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = TableField(index=True)
 
 
+# Who sent a payment event, by the door it came through: `payment` (POST /webhooks/payment)
+# or `stripe` (POST /webhooks/stripe). Event ids are unique per provider, so no id one sender
+# chose can ever be taken for the other's.
+class PaymentProvider(StrEnum):
+    PAYMENT = "payment"
+    STRIPE = "stripe"
+
+
 # A payment event applied to an order, recorded in the same transaction as its effect; the
-# unique event id is what makes a redelivery a no-op. The raw body is kept for audit.
+# unique (provider, event id) is what makes a redelivery a no-op. The raw body is kept for audit.
 class PaymentEvent(SQLModel, table=True):
     __tablename__ = "payment_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event_id"),
+        CheckConstraint(one_of("provider", PaymentProvider), name="provider_known"),
+    )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    event_id: str = TableField(sa_column=Column(String(128), nullable=False, unique=True))
+    provider: str = TableField(
+        sa_column=Column(String(16), nullable=False, server_default=PaymentProvider.PAYMENT.value)
+    )
+    event_id: str = TableField(sa_column=Column(String(128), nullable=False))
     order_id: int = TableField(
         sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
     )

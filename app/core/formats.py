@@ -26,6 +26,11 @@ MAX_STOCK = 2_147_483_647
 MAX_ID = 2_147_483_647
 
 
+# A currency as a client writes it: three ASCII letters, either case (ISO writes `USD`,
+# Stripe `usd`); whether it is the shop's is app/core/currencies.py's to say.
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -233,6 +233,14 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             everywhere=False,
         ),
         ProblemCode(
+            "currency_mismatch",
+            "Currency mismatch",
+            "a currency other than the shop's",
+            "The currency EUR is not the shop's; it sells in USD.",
+            {"currency": "EUR", "shop_currency": "USD"},
+            everywhere=False,
+        ),
+        ProblemCode(
             "invalid_cursor",
             "Invalid cursor",
             "`after` is not a cursor this list issued",

@@ -9,7 +9,17 @@ order. The app (app/main.py) and the tests take both from here.
 """
 
 from app.http import metrics_endpoint
-from app.routers import events, health, orders, payments, products, refunds, shipments, stock
+from app.routers import (
+    events,
+    health,
+    orders,
+    payments,
+    products,
+    refunds,
+    shipments,
+    stock,
+    stripe_events,
+)
 
 ROUTERS = (
     products.router,
@@ -18,6 +28,7 @@ ROUTERS = (
     shipments.router,
     refunds.router,
     payments.router,
+    stripe_events.router,
     events.router,
     health.router,
     metrics_endpoint.router,
