@@ -12,26 +12,29 @@ another (or no) order; a concurrent repeat waits for the first one's order row, 
 record. A rejected event rolls back and leaves no record, so the sender's retry is judged afresh.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, get_args
 
-from app import orders
+from app import orders, refunds
 from app.core import metrics
 from app.core.currencies import require_shop_currency
 from app.core.errors import ApiError
 from app.core.formats import money_text, to_cents, utcnow
 from app.db.base import Connection, Sql
-from app.schemas import PaymentEventCreate, PaymentEventType
-from app.tables import CancelReason, OrderStatus, PaymentProvider
+from app.schemas import PaymentEventCreate, PaymentEventType, RefundCreate
+from app.tables import CancelReason, OrderStatus, PaymentProvider, PaymentStatus, RefundSource
 
 # The status each event type (app/schemas.py `PaymentEventType`, the one list) moves a PENDING
-# order to; a type without its status, or a status for no type, fails at import.
+# order to, and the one type that records a refund instead; a type of neither, or a status for
+# no type, fails at import.
 TARGETS: dict[PaymentEventType, OrderStatus] = {
     "payment.succeeded": OrderStatus.PAID,
     "payment.failed": OrderStatus.CANCELED,
 }
-if set(TARGETS) != set(get_args(PaymentEventType)):
+REFUNDED: PaymentEventType = "payment.refunded"
+if set(TARGETS) | {REFUNDED} != set(get_args(PaymentEventType)):
     raise TypeError(f"TARGETS {sorted(TARGETS)} != PaymentEventType {get_args(PaymentEventType)}")
 
 # Webhook deliveries are counted by provider (app/core/metrics.py), one series each.
@@ -40,6 +43,13 @@ metrics.webhook_providers(PaymentProvider)
 _RECORDED = Sql(
     "SELECT e.order_id, o.status FROM payment_events e JOIN orders o ON o.id = e.order_id "
     "WHERE e.provider = :provider AND e.event_id = :event_id"
+)
+_PAID_BY = Sql("SELECT id FROM orders WHERE payment_id = :payment_id ORDER BY id LIMIT 1")
+# The payment itself, set before the order's move to PAID so its order.paid event shows it.
+_PAID = Sql(
+    f"UPDATE orders SET payment_status = '{PaymentStatus.PAID}', payment_id = :payment_id, "
+    "amount_paid_cents = :amount_cents WHERE id = :order_id "
+    f"AND payment_status = '{PaymentStatus.UNPAID}'"
 )
 _RECORD = Sql(
     "INSERT INTO payment_events (provider, event_id, order_id, type, payment_id, amount_cents, "
@@ -52,7 +62,9 @@ _RECORD = Sql(
 # A verified payment event as the rule applies it, from either webhook: who sent it (`provider`,
 # `event_id`, when it was signed, the raw body kept for audit) and what it says. `amount_cents`
 # is in the currency's minor units (cents: the shop's currency has two decimal places);
-# `currency` is None when the sender did not say.
+# `currency` is None when the sender did not say. A refund carries the provider's `refund_id`;
+# one that names no order (`order_id` None: Stripe's refunds name their PaymentIntent) is the
+# order that payment paid.
 @dataclass(frozen=True)
 class Payment:
     provider: PaymentProvider
@@ -60,10 +72,11 @@ class Payment:
     signed_at: int
     raw_body: bytes
     type: PaymentEventType
-    order_id: int
+    order_id: int | None
     amount_cents: int
     currency: str | None
     payment_id: str
+    refund_id: str | None = None
 
     @classmethod
     def of_event(
@@ -80,6 +93,7 @@ class Payment:
             to_cents(event.amount),
             event.currency,
             event.payment_id,
+            event.refund_id,
         )
 
 
@@ -115,15 +129,25 @@ async def apply_payment(conn: Connection, payment: Payment) -> dict[str, Any]:
     earlier = await duplicate_receipt(conn, payment.event_id, payment.provider)
     if earlier is not None:
         return earlier
+    order_id = payment.order_id
+    if order_id is None:
+        order_id = await conn.fetch_value(_PAID_BY, {"payment_id": payment.payment_id})
+        if order_id is None:
+            raise ApiError(
+                "order_not_found",
+                f"No order was paid by payment {payment.payment_id}.",
+                payment_id=payment.payment_id,
+            )
+        payment = replace(payment, order_id=order_id)
     # Taking the order's row first queues concurrent events for one order (PostgreSQL;
     # SQLite queues every writer), so a repeat finds the first one's record committed.
-    order = await orders.locked_order(conn, payment.order_id)
+    order = await orders.locked_order(conn, order_id)
     recorded = await conn.fetch_value(
         _RECORD,
         {
             "provider": payment.provider.value,
             "event_id": payment.event_id,
-            "order_id": payment.order_id,
+            "order_id": order_id,
             "type": payment.type,
             "payment_id": payment.payment_id,
             "amount_cents": payment.amount_cents,
@@ -137,8 +161,32 @@ async def apply_payment(conn: Connection, payment: Payment) -> dict[str, Any]:
         repeat = await duplicate_receipt(conn, payment.event_id, payment.provider)
         assert repeat is not None
         return repeat
+    if payment.type == REFUNDED:
+        return await _refund(conn, order, payment)
     view = await _move(conn, order, payment)
-    return _receipt(payment.event_id, False, payment.order_id, view["status"])
+    return _receipt(payment.event_id, False, order_id, view["status"])
+
+
+async def _refund(conn: Connection, order: dict[str, Any], payment: Payment) -> dict[str, Any]:
+    """Record the provider's refund (no items, no stock moved: restocking is the shop's call,
+    made with POST /orders/{id}/refunds), once per refund id whichever path reports it first;
+    a refund already recorded is answered as a duplicate."""
+    require_shop_currency(payment.currency)
+    request = RefundCreate(
+        amount=Decimal(payment.amount_cents) / 100, provider_refund_id=payment.refund_id
+    )
+    recorded = await refunds.create_refund(conn, order["id"], request, source=RefundSource.WEBHOOK)
+    view = await orders.order_view(conn, order["id"])
+    return _receipt(payment.event_id, recorded.replayed, order["id"], view["status"])
+
+
+async def refund_receipt(
+    conn: Connection, payment: Payment, refund: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer to a refund another order recorded under the same refund id at the same
+    instant (app/refunds.py `AlreadyRecorded`): a duplicate, with that order's status now."""
+    view = await orders.order_view(conn, refund["order_id"])
+    return _receipt(payment.event_id, True, refund["order_id"], view["status"])
 
 
 async def _move(conn: Connection, order: dict[str, Any], payment: Payment) -> dict:
@@ -153,6 +201,9 @@ async def _move(conn: Connection, order: dict[str, Any], payment: Payment) -> di
             detail=f"A payment.failed event cancels only a PENDING order; order "
             f"{order['id']} is {current.value}.",
         )
+    if payment.type == "payment.succeeded" and current == OrderStatus.PENDING:
+        params = {"order_id": order["id"], "amount_cents": payment.amount_cents}
+        await conn.execute(_PAID, {**params, "payment_id": payment.payment_id})
     # PENDING -> PAID (unless its payment window closed) or CANCELED (stock returned); PAID
     # again is a no-op; the rest is 409.
     return await orders.change_status(conn, order["id"], target, reason=CancelReason.PAYMENT_FAILED)

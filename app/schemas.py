@@ -193,7 +193,7 @@ class Page(BaseModel, Generic[ItemT]):
     next: str | None
 
 
-PaymentEventType = Literal["payment.succeeded", "payment.failed"]
+PaymentEventType = Literal["payment.succeeded", "payment.failed", "payment.refunded"]
 
 
 # The body of POST /webhooks/payment.
@@ -205,6 +205,15 @@ class PaymentEventCreate(RequestBody):
     # Optional: if sent, it must be the shop's (case does not matter), else 422
     # currency_mismatch.
     currency: CurrencyCode | None = None
+    # payment.refunded: the provider's id of the refund (recorded once, whichever of this
+    # webhook and POST /orders/{id}/refunds reports it first).
+    refund_id: ProviderRefundId | None = None
+
+    @model_validator(mode="after")
+    def a_refund_names_its_id(self) -> "PaymentEventCreate":
+        if self.type == "payment.refunded" and self.refund_id is None:
+            raise ValueError("a payment.refunded event carries its `refund_id`")
+        return self
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.

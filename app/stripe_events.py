@@ -1,6 +1,6 @@
 """Stripe's events, as Stripe sends them to POST /webhooks/stripe, read into what the service
-applies: a `Payment` (app/payments.py, the one rule both webhooks go through) or a
-`RefundReport`, or the reason the event changes nothing here.
+applies: a `Payment` (app/payments.py, the one rule both webhooks go through), or the reason
+the event changes nothing here.
 
 Stripe sends an Event object (`{"id": "evt_...", "object": "event", "type": ..., "data":
 {"object": {...}}}`); its `data.object` is the PaymentIntent or Refund as it was when the event
@@ -10,9 +10,9 @@ rest are ignored (Stripe's own libraries do the same).
 - `payment_intent.succeeded` and `payment_intent.payment_failed`: the PaymentIntent's
   `metadata.order_id` (set by the storefront when it created the PaymentIntent) names the
   order; they become `payment.succeeded` (amount `amount_received`) and `payment.failed`.
-- `refund.created` and `refund.updated`: read and checked into a `RefundReport` (the refund's
-  `re_...` id, its PaymentIntent, amount and currency), the form a `payment.refunded` takes.
-  The service does not record refunds yet, so these are answered as ignored.
+- `refund.created` and `refund.updated` with status `succeeded`: a `payment.refunded` of the
+  order the refund's PaymentIntent paid (its `payment_id`), with the refund's `re_...` id, so
+  each Stripe refund is recorded once however many of its events arrive.
 - Every other type changes nothing and is answered as received.
 """
 
@@ -30,7 +30,6 @@ from app.tables import PaymentProvider
 
 # What a PaymentIntent's metadata.order_id must look like to name an order of this shop.
 _ORDER_ID = re.compile(r"^[1-9][0-9]{0,9}$")
-REFUNDS_NOT_RECORDED = "refunds are not recorded yet"
 
 
 # The event types the service reads; every other type is received and ignored.
@@ -81,17 +80,6 @@ class RefundObject(_StripeObject):
     status: str
 
 
-# A Stripe refund that succeeded, in the form a `payment.refunded` takes: the provider's refund
-# id (recorded once however many of its events arrive), the payment it gives money back from
-# (which names the order, by its payment_id), the amount in minor units and the currency.
-@dataclass(frozen=True)
-class RefundReport:
-    refund_id: str
-    payment_id: str
-    amount_cents: int
-    currency: str
-
-
 # Why an event changes nothing here (answered 200 so Stripe does not retry it).
 @dataclass(frozen=True)
 class Ignored:
@@ -117,14 +105,14 @@ def _object(event: StripeEvent, model: type[_StripeObject]) -> Any:
         raise _invalid(error, "data", "object") from None
 
 
-def read(event: StripeEvent, signed_at: int, raw_body: bytes) -> Payment | RefundReport | Ignored:
+def read(event: StripeEvent, signed_at: int, raw_body: bytes) -> Payment | Ignored:
     """What a verified event asks of the service; 422 when a type it reads is malformed."""
     if event.type not in set(StripeEventType):
         return Ignored(None)
     kind = StripeEventType(event.type)
     if kind in _PAYMENT_TYPES:
         return _payment(event, kind, signed_at, raw_body)
-    return _refund(event)
+    return _refund(event, signed_at, raw_body)
 
 
 def _payment(
@@ -150,13 +138,19 @@ def _payment(
     )
 
 
-def _refund(event: StripeEvent) -> Ignored:
+def _refund(event: StripeEvent, signed_at: int, raw_body: bytes) -> Payment | Ignored:
     refund: RefundObject = _object(event, RefundObject)
     if refund.status != "succeeded":
         return Ignored(f"refund {refund.id} is {refund.status}, not succeeded")
-    report = refund_report(refund)
-    return Ignored(f"{REFUNDS_NOT_RECORDED} (refund {report.refund_id})")
-
-
-def refund_report(refund: RefundObject) -> RefundReport:
-    return RefundReport(refund.id, refund.payment_intent, refund.amount, refund.currency.upper())
+    return Payment(
+        PaymentProvider.STRIPE,
+        event.id,
+        signed_at,
+        raw_body,
+        "payment.refunded",
+        None,  # the order its PaymentIntent paid
+        refund.amount,
+        refund.currency,
+        refund.payment_intent,
+        refund.id,
+    )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app import payments, signing
+from app import payments, refunds, signing
 from app.core import metrics
 from app.core.access import WEBHOOK
 from app.core.config import Settings
@@ -149,8 +149,14 @@ async def payment_webhook(
     # The three headers are declared so Swagger UI shows them; verified_delivery reads them.
     event = parse_event(delivery.body)
     act_as(request, WEBHOOK)
-    receipt = await database.write(
-        payments.apply_event, delivery.event_id, delivery.signed_at, event, delivery.body
-    )
+    try:
+        receipt = await database.write(
+            payments.apply_event, delivery.event_id, delivery.signed_at, event, delivery.body
+        )
+    except refunds.AlreadyRecorded as repeat:
+        payment = payments.Payment.of_event(
+            delivery.event_id, delivery.signed_at, event, delivery.body
+        )
+        receipt = await database.read(payments.refund_receipt, payment, repeat.recorded.refund)
     metrics.webhook_delivery("duplicate" if receipt["duplicate"] else "processed", PROVIDER)
     return json_response(receipt)

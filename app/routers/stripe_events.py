@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from app import payments, signing, stripe_events
+from app import payments, refunds, signing, stripe_events
 from app.core import metrics
 from app.core.access import STRIPE
 from app.core.config import Settings
@@ -106,7 +106,9 @@ EXAMPLE = {
     "its PaymentIntent's `metadata.order_id` names (`amount_received` and `currency` must be "
     "the order's total and currency), `payment_intent.payment_failed` cancels a PENDING one. "
     "Every other type, and an event for no order of this shop, is answered 200 and ignored. "
-    "`refund.created` and `refund.updated` are checked but not recorded yet (ignored). "
+    "`refund.created` and `refund.updated` (status `succeeded`) record a refund of the order "
+    "the refund's PaymentIntent paid, once per `re_` id whichever of Stripe and "
+    "`POST /orders/{id}/refunds` reports it first. "
     "Bodies over 64 KiB are refused.",
     response_model=StripeEventAnswer,
     responses=problem_responses(400, 401, 409, 413, 422, 503),
@@ -138,7 +140,6 @@ async def stripe_webhook(
     read = stripe_events.read(event, signed_at, body)
     if isinstance(read, stripe_events.Ignored):
         return _ignored(event, read.reason)
-    assert isinstance(read, payments.Payment)  # refunds are answered as Ignored for now
     act_as(request, STRIPE)
     try:
         receipt = await database.write(payments.apply_payment, read)
@@ -146,6 +147,8 @@ async def stripe_webhook(
         if error.code != "order_not_found":
             raise
         # Not an order of this shop (or one gone): Stripe must not retry it for days.
-        return _ignored(event, f"order {read.order_id} does not exist")
+        return _ignored(event, error.detail or f"order {read.order_id} does not exist")
+    except refunds.AlreadyRecorded as repeat:
+        receipt = await database.read(payments.refund_receipt, read, repeat.recorded.refund)
     metrics.webhook_delivery("duplicate" if receipt["duplicate"] else "processed", PROVIDER)
     return json_response(receipt)
