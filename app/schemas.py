@@ -20,6 +20,7 @@ from app.core.formats import (
     StockDelta,
     StockLevel,
     StorableText,
+    Threshold,
     Timestamp,
 )
 from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
@@ -37,16 +38,19 @@ class ProductCreate(RequestBody):
     description: Description | None = None
     price: Price
     stock: StockLevel = 0
+    low_stock_threshold: Threshold | None = None
 
 
 # The body of PUT and PATCH /products/{id}: only the fields sent change. Only `description`
-# may be set to null (cleared); the schema says so, as SkipJsonSchema keeps null out of the rest.
+# and `low_stock_threshold` may be set to null (cleared); the schema says so, as
+# SkipJsonSchema keeps null out of the rest.
 class ProductUpdate(RequestBody):
     sku: Sku | SkipJsonSchema[None] = None
     name: ProductName | SkipJsonSchema[None] = None
     description: Description | None = None
     price: Price | SkipJsonSchema[None] = None
     stock: StockLevel | SkipJsonSchema[None] = None
+    low_stock_threshold: Threshold | None = None
 
     @model_validator(mode="after")
     def required_fields_are_not_null(self) -> "ProductUpdate":
@@ -64,6 +68,7 @@ class ProductPublic(BaseModel):
     description: str | None
     price: MoneyOut
     stock: int
+    low_stock_threshold: int | None
     created_at: Timestamp
     updated_at: Timestamp
 

@@ -103,6 +103,8 @@ class Product(SQLModel, table=True):
     description: str | None = TableField(default=None, sa_column=Column(String(2000)))
     price_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     stock: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    # Below it, a product is low on stock (the `low_stock` filter); null: no threshold.
+    low_stock_threshold: int | None = TableField(default=None, sa_column=Column(BigInteger))
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None = None
@@ -327,6 +329,9 @@ class EventType(StrEnum):
     ORDER_SHIPPED = "order.shipped"
     ORDER_CANCELED = "order.canceled"
     STOCK_ADJUSTED = "stock.adjusted"
+    PRODUCT_CREATED = "product.created"
+    PRODUCT_UPDATED = "product.updated"
+    PRODUCT_ARCHIVED = "product.archived"
 
 
 # Each state of one event's delivery to one subscription.
