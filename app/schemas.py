@@ -192,3 +192,61 @@ class StockMovementPublic(BaseModel):
         "(no API_KEYS), or `unknown` (recorded before actors existed)."
     )
     created_at: Timestamp
+
+
+# ---------------------------------------------------------------- catalog import and export
+
+
+# One row of a catalog import (POST /products/import), CSV or NDJSON: only `sku` is required; a
+# field left out changes nothing. `id`, `committed`, `available` and `updated_at`, which an
+# export adds, are accepted and ignored, so an export imports again as it is.
+class CatalogImportRow(RequestBody):
+    sku: Sku
+    name: ProductName | SkipJsonSchema[None] = None
+    description: Description | None = None
+    price: Price | SkipJsonSchema[None] = None
+    on_hand: StockLevel | SkipJsonSchema[None] = None
+    low_stock_threshold: Threshold | None = None
+    id: SkipJsonSchema[Any] = None
+    committed: SkipJsonSchema[Any] = None
+    available: SkipJsonSchema[Any] = None
+    updated_at: SkipJsonSchema[Any] = None
+
+    @model_validator(mode="after")
+    def required_fields_are_not_null(self) -> "CatalogImportRow":
+        for field in ("name", "price", "on_hand"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may be changed but not set to null")
+        return self
+
+
+# What is wrong with one row of an import: its row (the line a spreadsheet or editor shows),
+# its SKU when it had a readable one, the field (`loc`, empty for the whole row) and why.
+class CatalogImportError(BaseModel):
+    row: int
+    sku: str | None
+    loc: list[str | int]
+    msg: str
+
+
+# What an import did (or, as a dry run, would do), and the catalog's version after it.
+class CatalogImportReport(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    errors: list[CatalogImportError]
+    catalog_version: str
+
+
+# One product as an export shows it, one line of NDJSON or CSV.
+class CatalogExportRecord(BaseModel):
+    id: int
+    sku: str
+    name: str
+    description: str | None
+    price: MoneyOut
+    on_hand: int
+    committed: int
+    available: int
+    low_stock_threshold: int | None
+    updated_at: Timestamp

@@ -9,9 +9,10 @@ order. The app (app/main.py) and the tests take both from here.
 """
 
 from app.http import metrics_endpoint
-from app.routers import events, health, orders, payments, products, stock
+from app.routers import catalog, events, health, orders, payments, products, stock
 
 ROUTERS = (
+    catalog.router,  # before products: `/products/{product_id}` would take `import`, `export`
     products.router,
     stock.router,
     orders.router,
@@ -20,4 +21,4 @@ ROUTERS = (
     health.router,
     metrics_endpoint.router,
 )
-TAGS = [products.TAG, orders.TAG, stock.TAG, payments.TAG, events.TAG, health.TAG]
+TAGS = [products.TAG, catalog.TAG, orders.TAG, stock.TAG, payments.TAG, events.TAG, health.TAG]
