@@ -56,7 +56,7 @@ _IMPORT_BODY = {
     "(422 `import_invalid`, every row's errors). `If-Match: <catalog_version>` applies only if "
     "no product changed since. See docs/sync.md.",
     response_model=CatalogImportReport,
-    responses=problem_responses(412, 413, 415, 422),
+    responses=problem_responses(409, 412, 413, 415, 422),
     openapi_extra=_IMPORT_BODY,
 )
 @admin_only
