@@ -9,14 +9,10 @@ either engine.
 
 `events.type`'s CHECK learns `product.created`, `product.updated` and `product.archived`. The
 types it allows are read from the database and these added, so this revision widens whatever
-list an earlier revision left (whichever order revisions that add types are applied in).
-PostgreSQL drops and adds the constraint. SQLite cannot alter a CHECK, and rebuilding `events`
-would cascade-delete its deliveries (their foreign key, foreign keys on): SQLite documents a
-procedure for a change that leaves every stored row valid (lang_altertable.html, "Making Other
-Kinds Of Table Schema Changes"): the table's SQL in `sqlite_master` is rewritten under
-`writable_schema` and the schema version bumped, in the migration's transaction. A CHECK that
-allows more values than before is such a change. The downgrade leaves the wider CHECK: an
-earlier version never writes the new types, and events of them stay readable.
+list an earlier revision left (whichever order revisions that add types are applied in);
+`replace_check` (app/db/check_constraints.py) widens it on both engines without rebuilding
+`events`, which its deliveries reference. The downgrade leaves the wider CHECK: an earlier
+version never writes the new types, and events of them stay readable.
 """
 
 import re
@@ -24,6 +20,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from app.db.check_constraints import replace_check
 
 revision: str = "0015"
 down_revision: str | Sequence[str] | None = "0010"
@@ -44,45 +42,32 @@ def _widened(current: Sequence[str]) -> list[str]:
     return [*current, *(value for value in ADDED_TYPES if value not in current)]
 
 
-def _widen_postgresql() -> None:
-    definition = op.get_bind().scalar(
-        sa.text(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conname = :name AND conrelid = 'events'::regclass"
-        ),
-        {"name": CHECK},
-    )
-    types = _widened(_LISTED.findall(definition or ""))
-    op.execute(f"ALTER TABLE events DROP CONSTRAINT {CHECK}")
-    op.execute(f"ALTER TABLE events ADD CONSTRAINT {CHECK} CHECK ({_one_of(types)})")
-
-
-def _widen_sqlite() -> None:
+def _current_definition() -> str:
     bind = op.get_bind()
-    table_sql = bind.scalar(
-        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")
+    if bind.dialect.name == "sqlite":
+        found = bind.scalar(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")
+        )
+        check = re.search(rf"CONSTRAINT {CHECK} CHECK \((type IN \([^)]*\))\)", found or "")
+        return check.group(1) if check else ""
+    return str(
+        bind.scalar(
+            sa.text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conname = :name AND conrelid = 'events'::regclass"
+            ),
+            {"name": CHECK},
+        )
+        or ""
     )
-    check = re.search(rf"CONSTRAINT {CHECK} CHECK \((type IN \([^)]*\))\)", table_sql)
-    if check is None:
-        raise RuntimeError(f"events: no {CHECK} CHECK to widen in {table_sql!r}")
-    types = _widened(_LISTED.findall(check.group(1)))
-    new_sql = table_sql[: check.start(1)] + _one_of(types) + table_sql[check.end(1) :]
-    version = bind.scalar(sa.text("PRAGMA schema_version"))
-    bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    bind.execute(
-        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'events'"),
-        {"sql": new_sql},
-    )
-    bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
-    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
 
 
 def upgrade() -> None:
     op.add_column("products", sa.Column("low_stock_threshold", sa.BigInteger(), nullable=True))
-    if op.get_bind().dialect.name == "sqlite":
-        _widen_sqlite()
-    else:
-        _widen_postgresql()
+    current = _LISTED.findall(_current_definition())
+    if not current:
+        raise RuntimeError(f"events: no {CHECK} CHECK to widen")
+    replace_check(op.get_bind(), "events", CHECK, _one_of(_widened(current)))
 
 
 def downgrade() -> None:
