@@ -10,9 +10,11 @@ version column). The export reads it first, for its ETag, then the rows, in one 
 An import is planned (every row read, checked and compared with the live product of its SKU)
 and, unless a dry run, applied in one transaction through the single calls' own rules
 (`products.create_product`, `products.update_product`), so each product created or changed
-records its movements and events as those calls do. On PostgreSQL the import holds the
-catalog against other writers from its version check to its commit (as SQLite's writer turn
-does), so `If-Match` and the writes are one atomic step.
+records its movements and events as those calls do, each product's row locked as they lock
+it (in product-id order). With `If-Match`, on PostgreSQL the import also holds the catalog
+against other writers from its version check to its commit (as SQLite's writer turn always
+does), so the check and the writes are one atomic step; orders wait for it meanwhile
+(bench/README.md "Catalog import and export" has the figures).
 """
 
 import hashlib
@@ -47,7 +49,8 @@ _BY_SKU = Sql(
     f"SELECT {_COLUMNS} FROM products WHERE archived_at IS NULL AND sku IN "
     f"({', '.join(f':s{n}' for n in range(_SKU_SLOTS))})"
 )
-# PostgreSQL: no other writer changes the catalog from the version check to the commit.
+# PostgreSQL, under If-Match: no other writer changes the catalog from the version check to
+# the commit (row locks alone would let another product change between the two).
 _HOLD_CATALOG = Sql.only("postgresql", "LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
 
 
@@ -215,7 +218,7 @@ async def apply_import(
     conn: Connection, rows: list[Row], unreadable: list[RowError], if_match: str | None = None
 ) -> dict[str, Any]:
     """All or nothing: every row applied, or (any row invalid) 422 and nothing written."""
-    if conn.dialect == "postgresql":
+    if if_match is not None and conn.dialect == "postgresql":
         await conn.execute(_HOLD_CATALOG)
     current = await catalog_version(conn)
     if not version_matches(if_match, current):

@@ -47,7 +47,7 @@ OPERATION_CODES: dict[str, dict[int, list[str]]] = {
         422: ["validation_error", "idempotency_key_reused"],
     },
     "products-import": {
-        409: ["idempotency_key_in_use"],
+        409: ["sku_conflict", "idempotency_key_in_use"],
         412: ["precondition_failed"],
         413: ["payload_too_large"],
         415: ["unsupported_media_type"],
