@@ -11,8 +11,10 @@ from fastapi.testclient import TestClient
 
 from app.catalog_formats import MAX_ROWS
 from app.db.base import Connection, Sql
+from app.main import create_app
 from tests.api.test_payment_window import run
 from tests.support.factories import product_body
+from tests.support.serving import serving
 
 CSV = {"Content-Type": "text/csv"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -349,3 +351,35 @@ def test_head_of_export_answers_the_etag_and_no_body(client):
 def test_import_and_export_are_not_taken_for_product_ids(client):
     assert client.get("/products/export/").status_code == 200
     assert client.post("/products/import/", content="sku\n", headers=CSV).status_code == 200
+
+
+def test_a_products_life_records_created_updated_and_archived_as_get_showed_it(client):
+    product = new_product(client, sku="MUG-1", stock=5)
+    renamed = client.patch(f"/products/{product['id']}", json={"name": "Mug, blue"}).json()
+    same = client.patch(f"/products/{product['id']}", json={"name": "Mug, blue", "stock": 5})
+    client.patch(f"/products/{product['id']}", json={"stock": 7})  # quantities: stock.adjusted
+    shown = client.get(f"/products/{product['id']}").json()
+    assert client.delete(f"/products/{product['id']}").status_code == 204
+
+    found = events(client, "product.created", "product.updated", "product.archived", at_least=3)
+
+    assert same.status_code == 200 and same.json()["updated_at"] == renamed["updated_at"]
+    assert [(e["type"], e["data"]["product"]) for e in found] == [
+        ("product.created", product),
+        ("product.updated", renamed),
+        ("product.archived", shown),
+    ]
+    assert recorded(client) == (4, 2)  # those three and one stock.adjusted; initial, stock_set
+
+
+def test_an_import_has_a_byte_limit_of_its_own(settings, engine):
+    limits = {"max_body_bytes": 1_000, "import_max_body_bytes": 5_000}
+    rows = "".join(f"S-{n},Name {n},1.00\n" for n in range(150))  # ~2,500 bytes
+    with serving(create_app(settings.model_copy(update=limits), engine)) as client:
+        fits = import_(client, "sku,name,price\n" + rows, CSV, dry_run="true")
+        over = import_(client, "sku,name,price\n" + rows * 3, CSV, dry_run="true")
+        other = client.post("/products", json=product_body(description="x" * 1_500))
+
+    assert fits.status_code == 200, fits.text
+    assert (over.status_code, over.json()["limit"]) == (413, 5_000)
+    assert (other.status_code, other.json()["limit"]) == (413, 1_000)
