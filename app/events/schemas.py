@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.core.formats import TEXT_PATTERN, Timestamp
@@ -85,7 +85,7 @@ class SubscriptionUpdate(RequestBody):
     url: Url | SkipJsonSchema[None] = None
     types: Types | SkipJsonSchema[None] = None
     description: Description | None = None
-    enabled: bool | SkipJsonSchema[None] = Field(
+    enabled: StrictBool | SkipJsonSchema[None] = Field(
         default=None,
         description="false: nothing is sent, and no delivery is queued, until it is true again.",
     )
@@ -102,7 +102,7 @@ class SubscriptionUpdate(RequestBody):
 
 # The body of POST /event-subscriptions/{id}/rotate-secret.
 class SecretRotation(RequestBody):
-    expire_old_after_seconds: int = Field(
+    expire_old_after_seconds: StrictInt = Field(
         default=86400,
         ge=0,
         le=86400,

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.core.access import SYSTEM, acting_as
 from app.core.errors import ApiError
 from app.core.formats import utcnow
 from app.db.base import Connection, Sql
@@ -273,11 +274,12 @@ async def disable_failing(conn: Connection, now: datetime | None = None) -> list
             continue
         subscription = public(row)
         since = rfc3339(found["failing_since"])
-        await outbox.record(
-            conn,
-            EventType.SUBSCRIPTION_DISABLED,
-            {"subscription": subscription, "reason": "failing", "failing_since": since},
-        )
+        with acting_as(SYSTEM):  # the service's doing, whoever runs the chore
+            await outbox.record(
+                conn,
+                EventType.SUBSCRIPTION_DISABLED,
+                {"subscription": subscription, "reason": "failing", "failing_since": since},
+            )
         log.warning(
             "event subscription disabled: every attempt failed for %d days",
             FAILING_DAYS,
