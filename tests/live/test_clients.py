@@ -80,7 +80,7 @@ def test_curl_examples_walk_through_passes(client_server: LiveServer, tmp_path: 
     assert '"duplicate":true' in result.stdout.replace(" ", "")
     assert "FAIL" not in result.stdout + result.stderr
     calls = [call.splitlines() for call in log.read_text().split("--end--\n") if call]
-    assert len(calls) == 55
+    assert len(calls) == 61
     bearer = f"Authorization: Bearer {client_server.env['API_KEY']}"
     for args in calls:
         is_webhook = args[-1].endswith("/webhooks/payment")
