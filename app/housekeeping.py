@@ -1,8 +1,9 @@
 """Background chores each worker runs while it serves: forgetting expired Idempotency-Keys and
-events past their retention, disabling event subscriptions whose attempts have all failed for
-3 days, and the payment window (cancelling PENDING orders past their deadline). `run_once` is one round of all of them, event deliveries included, for a scheduler
-to run while no worker serves (`./run.sh chores`, app/chores.py): each chore is safe beside
-running workers, as several workers are safe beside each other."""
+events past their retention, disabling event subscriptions whose attempts have all failed for 3
+days, and the payment window (cancelling PENDING orders past their deadline). `run_once` is one
+round of all of them, event deliveries included, for a scheduler to run while no worker serves
+(`./run.sh chores`, app/chores.py): each chore is safe beside running workers, as several
+workers are safe beside each other."""
 
 import asyncio
 import logging

@@ -33,7 +33,6 @@ from opentelemetry.trace import Tracer
 
 from app import __version__, signing
 from app.core import tracing
-from app.core.access import current_actor
 from app.core.config import Settings
 from app.core.formats import utcnow
 from app.db.base import Connection, Database, Sql
@@ -103,8 +102,6 @@ _OLDEST_PENDING = Sql(
     " ORDER BY created_at LIMIT 1"
 )
 _PENDING = Sql(f"SELECT count(*) FROM event_deliveries WHERE status = 'pending' AND {_ENABLED}")
-# A test ping's event type: sent, never stored (no feed, no delivery log, no other subscriber).
-PING = "ping"
 
 
 # One claimed delivery: the event to send and where, under which lease.
@@ -298,45 +295,6 @@ def new_client(settings: Settings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(settings.event_delivery_timeout_seconds),
         limits=httpx.Limits(max_connections=IN_FLIGHT),
     )
-
-
-def ping_event(subscription_id: int) -> dict[str, Any]:
-    """A test ping: an event of type `ping` that is never stored, with a fresh id."""
-    return {
-        "id": outbox.new_event_id(),
-        "type": PING,
-        "created_at": outbox.rfc3339(utcnow()),
-        "actor": current_actor(),
-        "data": {"subscription_id": subscription_id},
-    }
-
-
-async def ping(
-    subscription_id: int,
-    url: str,
-    secrets: tuple[str, ...],
-    settings: Settings,
-    worker: "DeliveryWorker | None" = None,
-) -> dict[str, Any]:
-    """Send a signed test ping to `url` now, as a delivery is sent (URL check, resolver,
-    timeout, signatures: the worker's own client and resolver when there is one), and say
-    what the receiver answered. Not a delivery: nothing is stored, retried or counted."""
-    previous = secrets[0] if len(secrets) > 1 else None
-    job = Job(0, 1, "", ping_event(subscription_id), url, secrets[-1], subscription_id,
-              previous_secret=previous)  # fmt: skip
-    if worker is not None:
-        result = await post(worker.client, job, settings, worker.resolver)
-    else:
-        async with new_client(settings) as client:
-            result = await post(client, job, settings)
-    return {
-        "event_id": job.event["id"],
-        "delivered": result.result == "success",
-        "result": result.result,
-        "response_status": result.response_status,
-        "duration_ms": result.duration_ms,
-        "error": result.error,
-    }
 
 
 class DeliveryWorker:

@@ -56,8 +56,9 @@ _UPDATE = Sql(
     " types = CASE WHEN :set_types THEN :types ELSE types END,"
     " description = CASE WHEN :set_description THEN :description ELSE description END,"
     " enabled = CASE WHEN :set_enabled THEN :enabled ELSE enabled END,"
-    # Enabled again: its failing clock starts afresh at its next failure.
-    " failing_since = CASE WHEN :set_enabled AND :enabled THEN NULL ELSE failing_since END"
+    # Enabled again (`enabled` is the old value here): its failing clock starts afresh.
+    " failing_since = CASE WHEN :set_enabled AND :enabled AND NOT enabled THEN NULL"
+    " ELSE failing_since END"
     f" WHERE id = :id RETURNING {_COLUMNS}"
 )
 _ROTATE = Sql(

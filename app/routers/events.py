@@ -9,7 +9,7 @@ from app.core import cursors
 from app.core.access import Role
 from app.core.errors import ApiError, problem_responses
 from app.db.connect import DatabaseDep
-from app.events import delivery, outbox, subscriptions, url_safety
+from app.events import outbox, ping, subscriptions, url_safety
 from app.events.schemas import (
     CursorPage,
     DeliveryPublic,
@@ -207,7 +207,7 @@ async def test_subscription(
     url, secrets = await database.read(subscriptions.for_sending, subscription_id)
     worker = getattr(request.app.state, "deliveries", None)
     settings = request.app.state.settings
-    return JSONResponse(await delivery.ping(subscription_id, url, secrets, settings, worker))
+    return JSONResponse(await ping.ping(subscription_id, url, secrets, settings, worker))
 
 
 @router.post(

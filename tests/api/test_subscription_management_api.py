@@ -433,7 +433,9 @@ def test_enabling_again_restarts_the_failing_clock(api: TestClient, db: Db):
     created = subscribe(api)
     db.execute("UPDATE event_subscriptions SET failing_since = :at",
                at=datetime.now(UTC) - timedelta(days=4))  # fmt: skip
-    db.write(subscriptions.disable_failing)
+    # Enabling one that is enabled already does not postpone its disabling.
+    api.patch(f"/event-subscriptions/{created['id']}", json={"enabled": True})
+    assert [s["id"] for s in db.write(subscriptions.disable_failing)] == [created["id"]]
 
     enabled = api.patch(f"/event-subscriptions/{created['id']}", json={"enabled": True})
 
