@@ -35,7 +35,8 @@ class EventPublic(BaseModel):
     )
     data: dict[str, Any] = Field(
         description="`order` (as GET /orders/{id} shows it) for order events; "
-        "`product` and `movement` for stock.adjusted."
+        "`product` and `movement` for stock.adjusted; `subscription`, `reason` and "
+        "`failing_since` for subscription.disabled."
     )
 
 
