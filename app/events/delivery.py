@@ -83,7 +83,6 @@ _SETTLE = Sql(
     " error = :error, duration_ms = :duration_ms, next_attempt_at = :next_attempt_at,"
     " lease_token = NULL, lease_until = NULL WHERE id = :id AND lease_token = :token"
 )
-# A delivery released unsent (shutdown) gets its attempt back and is due again at once.
 # The subscription's failing clock: started by a failed attempt, stopped by a delivered one.
 _FAILING_FROM = Sql(
     "UPDATE event_subscriptions SET failing_since = :now WHERE id = :id AND failing_since IS NULL"
@@ -92,6 +91,7 @@ _NOT_FAILING = Sql(
     "UPDATE event_subscriptions SET failing_since = NULL"
     " WHERE id = :id AND failing_since IS NOT NULL"
 )
+# A delivery released unsent (shutdown) gets its attempt back and is due again at once.
 _RELEASE = Sql(
     "UPDATE event_deliveries SET lease_token = NULL, lease_until = NULL,"
     " attempt = attempt - 1 WHERE lease_token = :token"

@@ -70,12 +70,11 @@ _FOR_SENDING = Sql(
     "SELECT id, url, secret, previous_secret, previous_secret_expires_at"
     " FROM event_subscriptions WHERE id = :id"
 )
-_DELIVERY = (
+_GET_DELIVERY = Sql(
     "SELECT d.id, e.id AS event_id, e.type, d.attempt, d.status, d.response_status, d.error,"
     " d.duration_ms, d.attempted_at, d.next_attempt_at FROM event_deliveries d"
     " JOIN events e ON e.seq = d.event_seq WHERE d.id = :id AND d.subscription_id = :subscription"
 )
-_GET_DELIVERY = Sql(_DELIVERY)
 # A failed delivery queued again: due now, with a fresh set of attempts.
 _REQUEUE = Sql(
     "UPDATE event_deliveries SET status = 'pending', attempt = 0, next_attempt_at = :now,"
