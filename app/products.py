@@ -20,6 +20,9 @@ from app.db.views import Column, Money, Time, View
 from app.schemas import ProductCreate, ProductPublic, ProductUpdate
 from app.tables import SystemReason
 
+# What new orders may take; `stock` to earlier clients. Derived, never stored.
+AVAILABLE = "on_hand - committed"
+
 # A product as the API shows it (ProductPublic): how each of its fields is made from the
 # products table, checked against the model at import (app/db/views.py). `product_view` builds
 # it from a row; on SQLite, `_VIEW_JSON` has the database write it as JSON text for a list.
@@ -31,7 +34,10 @@ PRODUCT = View(
         "name": Column("name"),
         "description": Column("description"),
         "price": Money("price_cents"),
-        "stock": Column("stock"),
+        "on_hand": Column("on_hand"),
+        "committed": Column("committed"),
+        "available": Column(AVAILABLE),
+        "stock": Column(AVAILABLE),
         "created_at": Time("created_at"),
         "updated_at": Time("updated_at"),
     },
@@ -57,8 +63,9 @@ CURSOR_KIND = "products"
 
 _CREATE = Sql.each(
     lambda dialect: (
-        "INSERT INTO products (sku, name, description, price_cents, stock, created_at, "
-        "updated_at) VALUES (:sku, :name, :description, :price_cents, :stock, :now, :now) "
+        "INSERT INTO products (sku, name, description, price_cents, on_hand, committed, "
+        "created_at, updated_at) "
+        "VALUES (:sku, :name, :description, :price_cents, :on_hand, 0, :now, :now) "
         # The live-SKU index refuses a taken SKU; DO NOTHING makes that an answer, not an error.
         f"ON CONFLICT (sku) WHERE archived_at IS NULL DO NOTHING RETURNING {_columns(dialect)}"
     )
@@ -121,7 +128,7 @@ def _if_match_allows(if_match: str | None, current: str) -> bool:
 
 
 async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any]:
-    """A new product; its stock, if any, is its first movement (`initial`)."""
+    """A new product; its opening units, if any, are its first movement (`initial`)."""
     now = utcnow()
     row = await conn.fetch_one(
         _CREATE,
@@ -130,15 +137,20 @@ async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any
             "name": data.name,
             "description": data.description,
             "price_cents": to_cents(data.price),
-            "stock": data.stock,
+            "on_hand": data.opening_units,
             "now": now,
         },
     )
     if row is None:
         raise _sku_conflict(data.sku)
-    if row["stock"] != 0:
+    if row["on_hand"] != 0:
         await ledger.record_movement(
-            conn, row["id"], row["stock"], SystemReason.INITIAL, stock_after=row["stock"], now=now
+            conn,
+            row["id"],
+            SystemReason.INITIAL,
+            on_hand_delta=row["on_hand"],
+            after=row,
+            now=now,
         )
     return product_view(row)
 
@@ -176,7 +188,7 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
     if q:
         conditions.append(_NAME_MATCHES)
     if in_stock is not None:
-        conditions.append("stock > 0" if in_stock else "stock = 0")
+        conditions.append(f"{AVAILABLE} > 0" if in_stock else f"{AVAILABLE} <= 0")
     counted = (
         f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}"
         if len(conditions) > 1
@@ -251,13 +263,17 @@ async def update_product(
     conn: Connection, product_id: int, changes: ProductUpdate, if_match: str | None = None
 ) -> dict[str, Any]:
     """Only the fields sent change; `if_match` refuses the change if the product moved on. A
-    change of `stock` is an absolute set, recorded as a `stock_set` movement of new − old."""
+    change of `on_hand` (or of `stock`, which sets available: on_hand = stock + committed) is
+    an absolute set, recorded as a `stock_set` movement of new − old."""
     fields = changes.model_dump(exclude_unset=True)
     if "price" in fields:
         fields["price_cents"] = to_cents(fields.pop("price"))
     row = await conn.fetch_one(_LOCK_LIVE_PRODUCT, {"product_id": product_id})
     if row is None:
         raise product_not_found(product_id)
+    if "stock" in fields:
+        # The row is held since it was read: its committed units cannot change meanwhile.
+        fields["on_hand"] = fields.pop("stock") + row["committed"]
     view = product_view(row)
     current = etag(view)
     if not _if_match_allows(if_match, current):
@@ -278,11 +294,15 @@ async def update_product(
         raise _sku_conflict(fields.get("sku")) from None
     assert updated is not None
     # The row is held since it was read (PostgreSQL; SQLite holds the writer turn), so the
-    # stock read then is the stock this set replaces.
-    if updated["stock"] != row["stock"]:
-        delta = updated["stock"] - row["stock"]
+    # on_hand read then is the on_hand this set replaces.
+    if updated["on_hand"] != row["on_hand"]:
         movement = await ledger.record_movement(
-            conn, product_id, delta, SystemReason.STOCK_SET, stock_after=updated["stock"], now=now
+            conn,
+            product_id,
+            SystemReason.STOCK_SET,
+            on_hand_delta=updated["on_hand"] - row["on_hand"],
+            after=updated,
+            now=now,
         )
         await ledger.report_adjusted(conn, product_view(updated), movement)
     return product_view(updated)

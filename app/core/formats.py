@@ -6,6 +6,7 @@ import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -288,4 +289,35 @@ Note = Annotated[
     StringConstraints(max_length=500),
     AfterValidator(_no_nul),
     WithJsonSchema({"type": "string", "maxLength": 500, "pattern": TEXT_PATTERN}),
+]
+
+
+# A shipment's carrier and tracking number, as the carrier writes them.
+Carrier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64, "pattern": TEXT_PATTERN}),
+]
+TrackingNumber = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128, "pattern": TEXT_PATTERN}),
+]
+
+
+def _https_url(url: str) -> str:
+    parsed = urlsplit(url)
+    if parsed.scheme != "https" or not parsed.hostname or any(c.isspace() for c in url):
+        raise ValueError("must be an https URL")
+    return url
+
+
+# Where a customer follows a shipment: an https URL, kept as sent.
+TrackingUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048),
+    AfterValidator(_https_url),
+    WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https://"}),
 ]

@@ -63,6 +63,19 @@ ORDER_STATUS_CHANGES = Counter("order_status_changes", "Orders moved to a new st
 ORDERS_EXPIRED = Counter(
     "orders_expired", "PENDING orders canceled at the end of their payment window."
 )
+SHIPMENTS = Counter("shipments", "Shipments recorded (goods that left the shelf).")
+UNITS_SHIPPED = Counter("units_shipped", "Units shipped, over every shipment.")
+STOCK_COUNTS = Counter("stock_counts", "Stock counts recorded.")
+STOCK_COUNT_CORRECTIONS = Counter(
+    "stock_count_corrections",
+    "Stock counts that changed on_hand, by direction (found more, or fewer, than recorded).",
+    ["direction"],
+)
+STOCK_COUNT_UNITS = Counter(
+    "stock_count_corrected_units",
+    "Units counts added to or took from on_hand, by direction.",
+    ["direction"],
+)
 WEBHOOK_DELIVERIES = Counter(
     "webhook_deliveries", "Payment webhook deliveries, by outcome.", ["outcome"]
 )
@@ -88,6 +101,10 @@ for _reason in ORDER_REJECTION_REASONS:
 for _outcome in WEBHOOK_OUTCOMES:
     WEBHOOK_DELIVERIES.labels(_outcome)
 _refusals = {reason: HTTP_REFUSALS.labels(reason) for reason in REFUSAL_REASONS}
+COUNT_DIRECTIONS = ("up", "down")
+for _direction in COUNT_DIRECTIONS:
+    STOCK_COUNT_CORRECTIONS.labels(_direction)
+    STOCK_COUNT_UNITS.labels(_direction)
 
 
 def order_placed() -> None:
@@ -120,6 +137,20 @@ def order_status_changed(status: str) -> None:
     if counter is None:
         raise ValueError(f"unknown order status {status!r} (declared: {list(_status_changes)})")
     counter.inc()
+
+
+def shipped(units: int) -> None:
+    SHIPMENTS.inc()
+    UNITS_SHIPPED.inc(units)
+
+
+def stock_counted(correction: int) -> None:
+    """Count a stock count; one that changed on_hand is a correction, up or down."""
+    STOCK_COUNTS.inc()
+    if correction:
+        direction = "up" if correction > 0 else "down"
+        STOCK_COUNT_CORRECTIONS.labels(direction).inc()
+        STOCK_COUNT_UNITS.labels(direction).inc(abs(correction))
 
 
 def orders_expired(count: int) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app import idempotency, orders
+from app import idempotency, orders, shipments
 from app.core.access import Role
 from app.core.errors import problem_responses
 from app.core.formats import MAX_ID, Rfc3339
@@ -167,7 +167,9 @@ async def get_order(order_id: ResourceId, request: Request) -> Response:
 
 STATUS_DOC: dict[str, Any] = {
     "description": "Moves the order along `PENDING → PAID → SHIPPED`, or to `CANCELED` from "
-    "`PENDING` or `PAID` (stock is returned). Setting the current status again is a no-op.",
+    "`PENDING` or `PAID` (its unshipped units are released). A move to `SHIPPED` ships every "
+    "unit that remains (as `POST /orders/{id}/shipments` without items); `PARTIALLY_SHIPPED` "
+    "is reached only by a shipment. Setting the current status again is a no-op.",
     "response_model": OrderPublic,
     "responses": problem_responses(404, 409, 422),
 }
@@ -179,7 +181,7 @@ STATUS_DOC: dict[str, Any] = {
 @admin_only
 async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
-        await database_of(request).write(orders.change_status, order_id, body.status)
+        await database_of(request).write(shipments.change_status, order_id, body.status)
     )
 
 
@@ -192,7 +194,7 @@ async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Requ
 @admin_only
 async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
     return json_response(
-        await database_of(request).write(orders.change_status, order_id, body.status)
+        await database_of(request).write(shipments.change_status, order_id, body.status)
     )
 
 
@@ -200,8 +202,9 @@ async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Re
     "/{order_id}",
     operation_id="orders-cancel",
     summary="Cancel an order",
-    description="A soft cancel: the order stays, now `CANCELED`, and its quantities return to "
-    "stock exactly once. Cancelling a canceled order is a no-op; a shipped one is 409.",
+    description="A soft cancel: the order stays, now `CANCELED`, and its unshipped units are "
+    "released (available again) exactly once. Cancelling a canceled order is a no-op; a "
+    "shipped or partly shipped one is 409.",
     response_model=OrderPublic,
     responses=problem_responses(404, 409, 422),
 )

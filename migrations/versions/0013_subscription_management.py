@@ -1,7 +1,7 @@
 """subscription management: secret rotation, the failing clock, `subscription.disabled`
 
-Revision ID: 0012
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 
 Three nullable columns on `event_subscriptions`: `previous_secret` and
 `previous_secret_expires_at` (the key a rotation replaced, which signs beside the new one until
@@ -21,13 +21,21 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from app.db.check_constraints import replace_check
 
-revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0010"
+revision: str = "0013"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The event types before and after this revision (a later type list needs a later revision).
-BEFORE = ("order.created", "order.paid", "order.shipped", "order.canceled", "stock.adjusted")
+BEFORE = (
+    "order.created",
+    "order.paid",
+    "order.partially_shipped",
+    "order.shipped",
+    "order.canceled",
+    "shipment.created",
+    "stock.adjusted",
+)
 AFTER = (*BEFORE, "subscription.disabled")
 CHECK = "ck_events_type_known"
 COLUMNS = {
