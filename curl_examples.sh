@@ -262,6 +262,22 @@ if [[ -n $EVENT_RECEIVER_URL ]]; then
   expect secret ""
   call 200 GET /event-subscriptions
   call 200 GET "/event-subscriptions/$SUBSCRIPTION/deliveries"
+  # Pause it (nothing is sent or queued while disabled), describe it, and enable it again.
+  call 200 PATCH "/event-subscriptions/$SUBSCRIPTION" '{"enabled": false, "description": "paused"}'
+  expect enabled false
+  call 200 PATCH "/event-subscriptions/$SUBSCRIPTION" '{"enabled": true}'
+  expect enabled true
+  call 422 PATCH "/event-subscriptions/$SUBSCRIPTION" '{"url": "ftp://127.0.0.1/hooks"}'
+  expect code url_not_allowed
+  # A new secret; the old one signs beside it for 60 s more.
+  call 200 POST "/event-subscriptions/$SUBSCRIPTION/rotate-secret" '{"expire_old_after_seconds": 60}'
+  [[ $(field secret) == whsec_* ]] || fail "the rotated secret is not whsec_..."
+  [[ -n $(field previous_secret_expires_at) ]] || fail "the rotation gave no overlap"
+  # A signed ping, sent now: the answer says what the receiver answered.
+  call 200 POST "/event-subscriptions/$SUBSCRIPTION/test"
+  [[ -n $(field event_id) ]] || fail "the test ping gave no event_id"
+  call 404 POST "/event-subscriptions/$SUBSCRIPTION/deliveries/999999999/retry"
+  expect code not_found
   call 204 DELETE "/event-subscriptions/$SUBSCRIPTION"
   call 404 GET "/event-subscriptions/$SUBSCRIPTION"
 else

@@ -588,6 +588,7 @@ class EventType(StrEnum):
     PRODUCT_CREATED = "product.created"
     PRODUCT_UPDATED = "product.updated"
     PRODUCT_ARCHIVED = "product.archived"
+    SUBSCRIPTION_DISABLED = "subscription.disabled"
 
 
 # Each state of one event's delivery to one subscription.
@@ -634,9 +635,15 @@ subscriptions_table = Table(
     Column("types", Text, nullable=False),
     Column("description", String(500)),
     Column("enabled", Boolean, nullable=False),
-    # The signing key, `whsec_<base64>`; shown once, at creation, never logged.
+    # The signing key, `whsec_<base64>`; shown once, at creation or rotation, never logged.
     Column("secret", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The key a rotation replaced, still signing beside the new one until it expires.
+    Column("previous_secret", String(128)),
+    Column("previous_secret_expires_at", UTCDateTime()),
+    # When the unbroken run of failed attempts began (NULL: the last attempt succeeded, or
+    # none failed); the service disables a subscription failing for 3 days.
+    Column("failing_since", UTCDateTime()),
     # On SQLite: never hand a deleted subscription's id to a new one (migration 0008).
     sqlite_autoincrement=True,
 )

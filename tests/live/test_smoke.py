@@ -4,11 +4,13 @@ Under pytest, each test starts a live server of its own (the `client_server` fix
 own, it checks any deployment and exits non-zero if anything is wrong:
 
     BASE_URL=https://orders.example.com API_KEY=... WEBHOOK_SECRET=... \
-        STRIPE_WEBHOOK_SECRET=whsec_... python tests/live/test_smoke.py
+        STRIPE_WEBHOOK_SECRET=whsec_... EVENT_RECEIVER_URL=https://hooks.example/in \
+        python tests/live/test_smoke.py
 
 Self-contained: it needs only httpx, and talks to the service over HTTP as any client would.
 Without WEBHOOK_SECRET the signed-payment checks are skipped (the order is paid with PUT);
-without STRIPE_WEBHOOK_SECRET, the Stripe webhook's.
+without STRIPE_WEBHOOK_SECRET, the Stripe webhook's; without EVENT_RECEIVER_URL (a URL the
+service accepts for a subscription), managing a subscription.
 """
 
 import base64
@@ -29,12 +31,18 @@ PROBLEM_JSON = "application/problem+json"
 # A client of the service that checks every answer against the status it expects.
 class Smoke:
     def __init__(
-        self, base_url: str, api_key: str = "", webhook_secret: str = "", stripe_secret: str = ""
+        self,
+        base_url: str,
+        api_key: str = "",
+        webhook_secret: str = "",
+        stripe_secret: str = "",
+        event_receiver_url: str = "",
     ) -> None:
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=15)
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.secret = webhook_secret.split(",")[0].strip()
         self.stripe_secret = stripe_secret.split(",")[0].strip()
+        self.event_receiver_url = event_receiver_url
         self.run = uuid.uuid4().hex[:10]
         self.state: dict[str, Any] = {}
 
@@ -322,6 +330,28 @@ def archive_product(s: Smoke) -> None:
     assert order["items"][0]["sku"] == s.state["product"]["sku"], order
 
 
+def manage_a_subscription(s: Smoke) -> None:
+    if not s.event_receiver_url:
+        raise Skipped("EVENT_RECEIVER_URL not set")
+    body = {"url": s.event_receiver_url, "types": ["order.paid"], "description": f"smoke {s.run}"}
+    created = s.call(201, "POST", "/event-subscriptions", json=body).json()
+    path = f"/event-subscriptions/{created['id']}"
+    try:
+        paused = s.call(200, "PATCH", path, json={"enabled": False}).json()
+        assert paused["enabled"] is False and paused["types"] == ["order.paid"], paused
+        assert s.call(200, "PATCH", path, json={"enabled": True}).json()["enabled"] is True
+        rotated = s.call(
+            200, "POST", f"{path}/rotate-secret", json={"expire_old_after_seconds": 60}
+        )
+        assert rotated.json()["secret"].startswith("whsec_"), rotated.text
+        assert rotated.json()["secret"] != created["secret"]
+        assert rotated.json()["previous_secret_expires_at"], rotated.text
+        ping = s.call(200, "POST", f"{path}/test").json()
+        assert ping["event_id"].startswith("evt_") and isinstance(ping["delivered"], bool), ping
+    finally:
+        s.call(204, "DELETE", path)
+
+
 HAPPY_PATH = [
     service_is_up,
     create_product,
@@ -334,6 +364,7 @@ HAPPY_PATH = [
     cancel_restocks,
     restock_with_adjustment,
     export_and_import_the_catalog,
+    manage_a_subscription,
     orders_filtered_by_creation_time,
     archive_product,
 ]
@@ -481,6 +512,13 @@ def bad_adjustments_change_nothing(s: Smoke) -> None:
     assert s.stock(product["id"]) == 3
 
 
+def unknown_subscriptions_are_404(s: Smoke) -> None:
+    missing = "/event-subscriptions/2147483647"
+    s.call(404, "PATCH", missing, "not_found", json={"enabled": False})
+    s.call(404, "POST", f"{missing}/rotate-secret", "not_found")
+    s.call(404, "POST", f"{missing}/deliveries/1/retry", "not_found")
+
+
 ERROR_CASES = [
     unknown_ids_are_404,
     invalid_bodies_are_422,
@@ -492,6 +530,7 @@ ERROR_CASES = [
     bad_webhooks_are_401,
     bad_adjustments_change_nothing,
     bad_imports_change_nothing,
+    unknown_subscriptions_are_404,
 ]
 
 
@@ -534,6 +573,7 @@ def _smoke_for(server: Any) -> Smoke:
         server.env.get("API_KEY", ""),
         server.env["WEBHOOK_SECRET"],
         server.env.get("STRIPE_WEBHOOK_SECRET", ""),
+        server.env.get("EVENT_RECEIVER_URL", ""),
     )
 
 
@@ -555,6 +595,7 @@ def main() -> int:
         os.environ.get("API_KEY", ""),
         os.environ.get("WEBHOOK_SECRET", ""),
         os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+        os.environ.get("EVENT_RECEIVER_URL", ""),
     )
     print(f"Smoke tests against {base_url} (run {smoke.run})\n\nHappy path:")
     happy = run_checks(smoke, HAPPY_PATH, stop_on_failure=True)

@@ -703,3 +703,85 @@ def test_the_catalog_revision_keeps_products_and_events_and_allows_product_event
     assert len(after["event_deliveries"]) == 1
     assert thresholds == [None]
     assert unknown_type_refused
+
+
+def test_subscriptions_at_0013_upgrade_unchanged_with_one_secret_and_no_failing_clock(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0014 on subscriptions, events and deliveries in use: every row keeps every
+    value a client saw; each subscription signs with its one secret, has no failing clock, and
+    is enabled or not as before; the outbox takes `subscription.disabled` and still refuses an
+    unknown type; the deliveries still reference their events and subscriptions."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    at = "2026-12-01 10:00:00"
+    seen = {
+        "event_subscriptions": "id, url, types, description, enabled, secret, created_at",
+        "events": "seq, id, type, txid, created_at, actor, data",
+        "event_deliveries": "id, event_seq, subscription_id, attempt, status, response_status,"
+        " error, duration_ms, next_attempt_at",
+    }
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0013")
+            run = lambda sql, **p: connection.execute(text(sql), {"at": at, **p})  # noqa: E731
+            for n, on in enumerate((True, False), start=1):
+                run(
+                    "INSERT INTO event_subscriptions (url, types, description, enabled, secret,"
+                    " created_at) VALUES (:url, '[\"order.paid\"]', 'erp', :on, :secret, :at)",
+                    url=f"https://shop.example/hooks/{n}",
+                    on=on,
+                    secret=f"whsec_c2VjcmV0{n}",
+                )
+            for n, kind in enumerate(("order.created", "order.paid"), start=1):
+                run(
+                    "INSERT INTO events (id, type, txid, created_at, data, actor)"
+                    " VALUES (:id, :kind, 0, :at, '{\"n\": 1}', 'shop')",
+                    id=f"evt_{n}",
+                    kind=kind,
+                )
+            for status, response in (("failed", 500), ("delivered", 200)):
+                run(
+                    "INSERT INTO event_deliveries (event_seq, subscription_id, attempt, status,"
+                    " response_status, error, duration_ms, created_at, next_attempt_at)"
+                    " VALUES (:seq, 1, 3, :status, :response, NULL, 12, :at, NULL)",
+                    seq=1 if status == "failed" else 2,
+                    status=status,
+                    response=response,
+                )
+            read = lambda: {  # noqa: E731
+                table: connection.execute(text(f"SELECT {columns} FROM {table} ORDER BY 1")).all()
+                for table, columns in seen.items()
+            }
+            before = read()
+            upgrade(connection)
+            after = read()
+            added = connection.execute(
+                text(
+                    "SELECT previous_secret, previous_secret_expires_at, failing_since"
+                    " FROM event_subscriptions ORDER BY id"
+                )
+            ).all()
+            run(
+                "INSERT INTO events (id, type, txid, created_at, data)"
+                " VALUES ('evt_3', 'subscription.disabled', 0, :at, '{}')"
+            )
+            try:
+                with connection.begin_nested():
+                    run(
+                        "INSERT INTO events (id, type, txid, created_at, data)"
+                        " VALUES ('evt_4', 'no.such.type', 0, :at, '{}')"
+                    )
+                unknown_refused = False
+            except IntegrityError:
+                unknown_refused = True
+            run("DELETE FROM event_subscriptions WHERE id = 1")
+            left = connection.scalar(text("SELECT count(*) FROM event_deliveries"))
+        engine.dispose()
+
+    assert after == before and len(after["event_deliveries"]) == 2
+    assert [tuple(row) for row in added] == [(None, None, None), (None, None, None)]
+    assert unknown_refused
+    assert left == 0  # deliveries still go with their subscription
