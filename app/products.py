@@ -6,19 +6,18 @@ SQLite a list's items come as the JSON text the database made of each (`orjson.F
 """
 
 import functools
-import hashlib
 from typing import Any
 
 import orjson
 
 from app import ledger
-from app.core import cursors
+from app.core import etags, sorting
 from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
 from app.db.base import Connection, Sql, UniqueViolation
 from app.db.views import Column, Money, Time, View
 from app.schemas import ProductCreate, ProductPublic, ProductUpdate
-from app.tables import SystemReason
+from app.tables import AVAILABLE, SystemReason
 
 # A product as the API shows it (ProductPublic): how each of its fields is made from the
 # products table, checked against the model at import (app/db/views.py). `product_view` builds
@@ -104,22 +103,6 @@ _LISTED: dict[str, tuple[str, Any]] = {
 }
 
 
-def etag_of(body: bytes) -> str:
-    """A strong validator of a representation: changes whenever any byte a client sees does."""
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-def etag(view: dict[str, Any]) -> str:
-    return etag_of(orjson.dumps(view))
-
-
-def _if_match_allows(if_match: str | None, current: str) -> bool:
-    if if_match is None:
-        return True
-    candidates = {tag.strip() for tag in if_match.split(",")}
-    return "*" in candidates or current in candidates
-
-
 async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any]:
     """A new product; its stock, if any, is its first movement (`initial`)."""
     now = utcnow()
@@ -150,50 +133,85 @@ async def get_product(conn: Connection, product_id: int) -> dict[str, Any]:
     return product_view(row)
 
 
-# `q` is matched case-insensitively in every script, both sides lowered by the engine. On
-# PostgreSQL, lower() (a UTF-8 database's ctype folds every letter). On SQLite, whose lower()
-# and LIKE fold ASCII letters only: a name of ASCII alone (as many characters as bytes) is left
-# to LIKE, any other is lowered by Python's str.lower (app/db/sqlite.py registers it). Cheaper
+# `q` is matched case-insensitively in every script, both sides lowered by the engine, against
+# the name or the SKU. On PostgreSQL, lower() (a UTF-8 database's ctype folds every letter). On
+# SQLite, whose lower() and LIKE fold ASCII letters only: a name of ASCII alone (as many
+# characters as bytes) is left to LIKE, any other is lowered by Python's str.lower
+# (app/db/sqlite.py registers it); a SKU is ASCII by its pattern, so LIKE alone folds it. Cheaper
 # than SQLite's own lower() on every row was (bench/README.md, "Name search").
 _FOLDED = {
-    "sqlite": "(CASE WHEN length(name) = length(CAST(name AS BLOB)) THEN name"
-    " ELSE unicode_lower(name) END) LIKE unicode_lower(:pattern) ESCAPE '/'",
-    "postgresql": "lower(name) LIKE lower(:pattern) ESCAPE '/'",
+    "sqlite": "((CASE WHEN length(name) = length(CAST(name AS BLOB)) THEN name"
+    " ELSE unicode_lower(name) END) LIKE unicode_lower(:pattern) ESCAPE '/'"
+    " OR sku LIKE :pattern ESCAPE '/')",
+    "postgresql": "(lower(name) LIKE lower(:pattern) ESCAPE '/'"
+    " OR lower(sku) LIKE lower(:pattern) ESCAPE '/')",
 }
 _NAME_MATCHES = "<name matches>"  # stands for the engine's _FOLDED while a statement is built
 
+# GET /products?sort=: each field's key; ties go by id in the same direction. Each key has a
+# partial index on (key, id) over live products (app/tables.py), which a page after a cursor
+# walks from the cursor, and a deep offset page skips over without reading a product.
+# `available` is app/tables.py's AVAILABLE, the one place its SQL is written.
+SORTING = sorting.Sorting(
+    CURSOR_KIND,
+    "ProductSort",
+    {
+        "id": None,
+        "name": sorting.Key("name", sorting.KeyType.TEXT),
+        "price": sorting.Key("price_cents"),
+        "available": sorting.Key(AVAILABLE),
+        "updated_at": sorting.Key("updated_at", sorting.KeyType.TIME),
+    },
+    "id",
+)
+ProductSort = SORTING.values
+DEFAULT_SORT = SORTING["id"]
+
 
 @functools.cache
-def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: bool) -> Sql:
-    """The list statement for one combination of filters, built once. An offset page carries
-    its count in every row (`total`, a subquery run once): one round trip on PostgreSQL where
-    it was two; only a page with no rows (past the end) needs the count on its own. With no
-    filter the count is the one the database keeps (`catalog_counts`): a row's read, where
-    counting costs O(products)."""
+def _list_sql(sku: bool, q: bool, in_stock: bool | None, sort: sorting.Sort, page: str) -> Sql:
+    """The list statement for one combination of filters and sort, built once, for a `page`
+    that is `first` (offset 0), `deep` (offset > 0), `after` (a cursor) or `count`.
+
+    An offset page carries its count in every row (`total`, a subquery run once): one round
+    trip on PostgreSQL where it was two; only a page with no rows (past the end) needs the
+    count on its own. With no filter the count is the one the database keeps
+    (`catalog_counts`): a row's read, where counting costs O(products). A deep page finds its
+    ids first, skipping over the sort's index alone, then reads only those products: skipped
+    rows are never read or built (bench/README.md "Offset pages")."""
     conditions = ["archived_at IS NULL"]
     if sku:
         conditions.append("sku = :sku")
     if q:
         conditions.append(_NAME_MATCHES)
     if in_stock is not None:
-        conditions.append("stock > 0" if in_stock else "stock = 0")
+        conditions.append(f"{AVAILABLE} > 0" if in_stock else f"{AVAILABLE} <= 0")
     counted = (
         f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}"
         if len(conditions) > 1
         else "SELECT live_products FROM catalog_counts"
     )
-    if count:
+    if page == "count":
         return Sql.each(lambda dialect: counted.replace(_NAME_MATCHES, _FOLDED[dialect]))
-    if after:
-        conditions.append("id > :after")
-    where = " AND ".join(conditions)
-    paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
-    total = "" if after else f"({counted}) AS total, "
-    return Sql.each(
-        lambda dialect: (
-            f"SELECT {total}{_LISTED[dialect][0]} FROM products WHERE {where} ORDER BY id {paging}"
+    if page == "after":
+        conditions.append(sort.after())
+    where, order = " AND ".join(conditions), sort.order_by()
+    total = "" if page == "after" else f"({counted}) AS total, "
+    ids = f"SELECT id FROM products WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"
+    # PostgreSQL: `= ANY(ARRAY(...))` runs the ids' scan once and looks each product up by its
+    # key; `IN (subquery)` can let a prepared statement's generic plan hash-join them.
+    found = {
+        "sqlite": where if page != "deep" else f"id IN ({ids})",
+        "postgresql": where if page != "deep" else f"id = ANY(ARRAY({ids}))",
+    }
+
+    def build(dialect: str) -> str:
+        return (
+            f"SELECT {total}{_LISTED[dialect][0]}{sort.selected()} FROM products "
+            f"WHERE {found[dialect]} ORDER BY {order} LIMIT :limit"
         ).replace(_NAME_MATCHES, _FOLDED[dialect])
-    )
+
+    return Sql.each(build)
 
 
 def _like_pattern(q: str) -> str:
@@ -210,21 +228,22 @@ async def list_products(
     sku: str | None = None,
     q: str | None = None,
     in_stock: bool | None = None,
+    sort: sorting.Sort = DEFAULT_SORT,
 ) -> dict[str, Any]:
-    """One page, ordered by id: by offset (with the total) or after a cursor (no count)."""
+    """One page in `sort`'s order: by offset (with the total) or after a cursor (no count)."""
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
     if q:
         params["pattern"] = _like_pattern(q)
+    filters = {"sku": sku, "q": q, "in_stock": in_stock}
     if after is not None:
-        params["after"] = cursors.decode_id(CURSOR_KIND, after)
-    shape = (sku is not None, bool(q), in_stock)
-    rows = await conn.fetch_all(_list_sql(*shape, after is not None, False), params)
+        params.update(SORTING.after(sort, filters, after))
+    shape = (sku is not None, bool(q), in_stock, sort)
+    page = "after" if after is not None else "deep" if offset else "first"
+    rows = await conn.fetch_all(_list_sql(*shape, page), params)
     total = None
     if after is None:
         total = (
-            rows[0]["total"]
-            if rows
-            else await conn.fetch_value(_list_sql(*shape, False, True), params)
+            rows[0]["total"] if rows else await conn.fetch_value(_list_sql(*shape, "count"), params)
         )
     more, rows = len(rows) > limit, rows[:limit]
     return {
@@ -232,7 +251,7 @@ async def list_products(
         "total": total,
         "limit": limit,
         "offset": None if after is not None else offset or 0,
-        "next": cursors.encode(CURSOR_KIND, rows[-1]["id"]) if more else None,
+        "next": SORTING.cursor(sort, filters, rows[-1]) if more else None,
     }
 
 
@@ -259,13 +278,7 @@ async def update_product(
     if row is None:
         raise product_not_found(product_id)
     view = product_view(row)
-    current = etag(view)
-    if not _if_match_allows(if_match, current):
-        raise ApiError(
-            "precondition_failed",
-            "If-Match does not match the product's current ETag.",
-            etag=current,
-        )
+    etags.require_match(if_match, view, "product")
     if not fields:
         return view
     statement = _update_sql(tuple(sorted(fields)))
@@ -288,7 +301,13 @@ async def update_product(
     return product_view(updated)
 
 
-async def archive_product(conn: Connection, product_id: int) -> None:
-    """Archive, not erase: past orders keep their snapshot, and the SKU is free again."""
+async def archive_product(conn: Connection, product_id: int, if_match: str | None = None) -> None:
+    """Archive, not erase: past orders keep their snapshot, and the SKU is free again.
+    `if_match` refuses it if the product changed since the client read it."""
+    if if_match is not None:
+        row = await conn.fetch_one(_LOCK_LIVE_PRODUCT, {"product_id": product_id})
+        if row is None:
+            raise product_not_found(product_id)
+        etags.require_match(if_match, product_view(row), "product")
     if await conn.execute(_ARCHIVE, {"product_id": product_id, "now": utcnow()}) == 0:
         raise product_not_found(product_id)
