@@ -154,7 +154,7 @@ def test_orders_sort_with_a_status_filter_pages_through_the_matches_once(
 ):
     for order in shop[:4]:
         client.delete(f"/orders/{order['id']}")
-    pending = [order for order in shop[4:]]
+    pending = shop[4:]
     params = {"sort": "-total", "status": "PENDING"}
     want = expected(pending, ORDER_KEYS["total"], True)
 
