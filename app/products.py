@@ -178,7 +178,7 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, sort: sorting.Sort, pag
     count on its own. With no filter the count is the one the database keeps
     (`catalog_counts`): a row's read, where counting costs O(products). A deep page finds its
     ids first, skipping over the sort's index alone, then reads only those products: skipped
-    rows are never read or built (bench/README.md "Offset pages")."""
+    rows are never read or built (bench/README.md "Offset pages and sorting")."""
     conditions = ["archived_at IS NULL"]
     if sku:
         conditions.append("sku = :sku")
@@ -219,6 +219,13 @@ def _like_pattern(q: str) -> str:
     return f"%{escaped}%"
 
 
+def list_filters(
+    *, sku: str | None = None, q: str | None = None, in_stock: bool | None = None
+) -> dict[str, Any]:
+    """The filters a list's cursor is bound to (with its sort)."""
+    return {"sku": sku, "q": q, "in_stock": in_stock}
+
+
 async def list_products(
     conn: Connection,
     *,
@@ -234,7 +241,7 @@ async def list_products(
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
     if q:
         params["pattern"] = _like_pattern(q)
-    filters = {"sku": sku, "q": q, "in_stock": in_stock}
+    filters = list_filters(sku=sku, q=q, in_stock=in_stock)
     if after is not None:
         params.update(SORTING.after(sort, filters, after))
     shape = (sku is not None, bool(q), in_stock, sort)

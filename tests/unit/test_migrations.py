@@ -391,3 +391,103 @@ def test_a_shop_at_the_previous_head_upgrades_with_nothing_a_client_saw_changed(
         (n, status, "25.00") for n, status in enumerate(statuses, start=1)
     ]
     assert all(o["items"][0]["quantity"] == 2 for o in listed)
+
+
+def test_the_sort_indexes_arrive_on_a_catalog_in_use_and_every_list_reads_as_before(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0013 on a database at 0010 with live and archived products and orders: the
+    rows are kept as they were, each sort's index exists (products' over live ones only), the
+    lists sort and page by cursor on them, and it downgrades back to 0010 and up again."""
+    import orjson
+    from sqlalchemy import text
+
+    from app import orders, products
+    from app.db.connect import create_database
+    from tests.support.factories import Db
+
+    products_sql = "SELECT * FROM products ORDER BY id"
+    orders_sql = "SELECT * FROM orders ORDER BY id"
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0010")
+            for n, (name, price, archived) in enumerate(
+                [("pear", 300, None), ("apple", 100, None), ("fig", 300, "2026-12-02 00:00:00")],
+                start=1,
+            ):
+                connection.execute(
+                    text(
+                        "INSERT INTO products (id, sku, name, price_cents, stock, created_at,"
+                        " updated_at, archived_at) VALUES (:id, :sku, :name, :price, :n, :at,"
+                        " :at, :archived)"
+                    ),
+                    {
+                        "id": n,
+                        "sku": f"P-{n}",
+                        "name": name,
+                        "price": price,
+                        "n": n,
+                        "at": f"2026-12-01 10:00:0{n}",
+                        "archived": archived,
+                    },
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO orders (id, status, total_cents, created_at, updated_at)"
+                        " VALUES (:id, 'PENDING', :total, :at, :at)"
+                    ),
+                    {"id": n, "total": price, "at": f"2026-12-01 10:00:0{4 - n}"},
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO order_lines (order_id, product_id, sku, name, quantity,"
+                        " unit_price_cents, line_total_cents) VALUES (:id, :id, :sku, :name, 1,"
+                        " :total, :total)"
+                    ),
+                    {"id": n, "sku": f"P-{n}", "name": name, "total": price},
+                )
+            before = [connection.execute(text(sql)).all() for sql in (products_sql, orders_sql)]
+            upgrade(connection)
+            after = [connection.execute(text(sql)).all() for sql in (products_sql, orders_sql)]
+            indexes = {
+                table: {index["name"] for index in inspect(connection).get_indexes(table)}
+                for table in ("products", "orders")
+            }
+        engine.dispose()
+        db = Db(create_database(Settings(_env_file=None, database_url=url)))
+        by_price_sort = products.SORTING["-price"]
+        by_price = db.read(products.list_products, limit=1, sort=by_price_sort)
+        cheaper = db.read(
+            products.list_products, limit=5, after=by_price["next"], sort=by_price_sort
+        )
+        newest = db.read(orders.list_orders, limit=5)["items"]
+        by_total = db.read(orders.list_orders, limit=5, sort=orders.SORTING["total"])["items"]
+        db.close()
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            config = upgrade(connection)
+            command.downgrade(config, "0010")
+            back = {index["name"] for index in inspect(connection).get_indexes("orders")}
+            upgrade(connection)
+        engine.dispose()
+
+    assert after == before
+    assert {
+        "ix_products_live_name_id",
+        "ix_products_live_price_id",
+        "ix_products_live_available_id",
+        "ix_products_live_updated_at_id",
+    } <= indexes["products"]
+    assert {
+        "ix_orders_created_at_id",
+        "ix_orders_status_created_at_id",
+        "ix_orders_total_cents_id",
+        "ix_orders_updated_at_id",
+    } <= indexes["orders"]
+    assert not {"ix_orders_created_at", "ix_orders_status_id"} & indexes["orders"]
+    assert {"ix_orders_created_at", "ix_orders_status_id"} <= back
+    listed = orjson.loads(orjson.dumps(by_price["items"] + cheaper["items"]))
+    assert [p["id"] for p in listed] == [1, 2]
+    assert [o["id"] for o in newest] == [1, 2, 3]
+    assert [o["id"] for o in by_total] == [2, 1, 3]
