@@ -176,9 +176,11 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, sort: sorting.Sort, pag
     An offset page carries its count in every row (`total`, a subquery run once): one round
     trip on PostgreSQL where it was two; only a page with no rows (past the end) needs the
     count on its own. With no filter the count is the one the database keeps
-    (`catalog_counts`): a row's read, where counting costs O(products). A deep page finds its
-    ids first, skipping over the sort's index alone, then reads only those products: skipped
-    rows are never read or built (bench/README.md "Offset pages and sorting")."""
+    (`catalog_counts`): a row's read, where counting costs O(products). On PostgreSQL a deep
+    page finds its ids first, skipping over the sort's index alone, then reads only those
+    products: skipped rows are never read or built. SQLite already skips a row without building
+    it (nor reading more than the index for it), and the plain OFFSET is the cheaper there
+    (bench/README.md "Offset pages and sorting")."""
     conditions = ["archived_at IS NULL"]
     if sku:
         conditions.append("sku = :sku")
@@ -198,17 +200,16 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, sort: sorting.Sort, pag
     where, order = " AND ".join(conditions), sort.order_by()
     total = "" if page == "after" else f"({counted}) AS total, "
     ids = f"SELECT id FROM products WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"
-    # PostgreSQL: `= ANY(ARRAY(...))` runs the ids' scan once and looks each product up by its
-    # key; `IN (subquery)` can let a prepared statement's generic plan hash-join them.
-    found = {
-        "sqlite": where if page != "deep" else f"id IN ({ids})",
-        "postgresql": where if page != "deep" else f"id = ANY(ARRAY({ids}))",
-    }
 
     def build(dialect: str) -> str:
+        found, paging = where, "LIMIT :limit OFFSET :offset" if page == "deep" else "LIMIT :limit"
+        if page == "deep" and dialect == "postgresql":
+            # `= ANY(ARRAY(...))` runs the ids' scan once and looks each product up by its key;
+            # `IN (subquery)` can let a prepared statement's generic plan hash-join them.
+            found, paging = f"id = ANY(ARRAY({ids}))", "LIMIT :limit"
         return (
             f"SELECT {total}{_LISTED[dialect][0]}{sort.selected()} FROM products "
-            f"WHERE {found[dialect]} ORDER BY {order} LIMIT :limit"
+            f"WHERE {found} ORDER BY {order} {paging}"
         ).replace(_NAME_MATCHES, _FOLDED[dialect])
 
     return Sql.each(build)

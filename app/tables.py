@@ -110,7 +110,13 @@ class Product(SQLModel, table=True):
         # GET /products?sort=: one index per key, on (key, id) over live products, so a page
         # after a cursor starts at the cursor, and a deep offset page skips over the index.
         *(
-            Index(f"ix_products_live_{name}_id", *columns, sqlite_where=LIVE, postgresql_where=LIVE)
+            Index(
+                f"ix_products_live_{name}_id",
+                # A key that is an expression (not a column name) is indexed as one.
+                *(column if column.isidentifier() else text(column) for column in columns),
+                sqlite_where=LIVE,
+                postgresql_where=LIVE,
+            )
             for name, columns in PRODUCT_SORT_INDEXES.items()
         ),
     )
