@@ -1,10 +1,11 @@
-"""The stock ledger: every change of a product's stock is a movement.
+"""The stock ledger: every change of a product's quantities is a movement.
 
-`record_movement` is called by the rule that moves stock (an order, a cancel, an adjustment, a
-product's stock set), inside its transaction, with the stock the conditional update returned;
-so for every product at every moment, stock = the sum of its movements' deltas, and the newest
-movement's `stock_after` is the stock. `audit` checks exactly that. Below both products and
-stock: it imports neither.
+`record_movement` is called by the rule that moves stock (an order, a cancel, a shipment, an
+adjustment, a count, a product's stock set), inside its transaction, with the quantities the
+conditional update returned; so for every product at every moment, on_hand = the sum of its
+movements' on_hand_delta, committed = the sum of their committed_delta, and the newest
+movement's *_after are the product's quantities. `audit` checks exactly that, and that
+committed is what the orders hold. Below both products and stock: it imports neither.
 """
 
 from collections.abc import Mapping
@@ -18,51 +19,78 @@ from app.db.base import Connection, Sql
 from app.events import outbox
 from app.tables import AdjustmentReason, EventType, MovementReason, SystemReason
 
-_RECORD = Sql(
-    "INSERT INTO stock_movements (product_id, delta, reason, order_id, reference, note, "
-    "stock_after, created_at, actor) VALUES (:product_id, :delta, :reason, :order_id, "
-    ":reference, :note, :stock_after, :created_at, :actor) RETURNING id"
+# A movement's columns, as `movement_view` reads them.
+COLUMNS = (
+    "id, product_id, reason, on_hand_delta, committed_delta, on_hand_after, committed_after, "
+    "order_id, shipment_id, refund_id, reference, note, actor, created_at"
 )
-# Per product: its stock, the sum and count of its movements, and the newest stock_after.
+_RECORD = Sql(
+    "INSERT INTO stock_movements (product_id, reason, on_hand_delta, committed_delta, "
+    "on_hand_after, committed_after, order_id, shipment_id, refund_id, reference, note, "
+    "created_at, actor) VALUES (:product_id, :reason, :on_hand_delta, :committed_delta, "
+    ":on_hand_after, :committed_after, :order_id, :shipment_id, :refund_id, :reference, :note, "
+    ":created_at, :actor) RETURNING id"
+)
+# Per product: its quantities, the sums and count of its movements, the newest movement's
+# quantities, and the units its orders hold (lines neither shipped nor released, of orders
+# not canceled).
 _AUDIT = Sql(
-    "SELECT p.id AS product_id, p.stock AS stock, COALESCE(SUM(m.delta), 0) AS total, "
-    "COUNT(m.id) AS movements, (SELECT n.stock_after FROM stock_movements n "
-    "WHERE n.product_id = p.id ORDER BY n.id DESC LIMIT 1) AS newest "
+    "SELECT p.id AS product_id, p.on_hand, p.committed, "
+    "COALESCE(SUM(m.on_hand_delta), 0) AS on_hand_sum, "
+    "COALESCE(SUM(m.committed_delta), 0) AS committed_sum, COUNT(m.id) AS movements, "
+    "(SELECT n.on_hand_after FROM stock_movements n WHERE n.product_id = p.id "
+    "ORDER BY n.id DESC LIMIT 1) AS newest_on_hand, "
+    "(SELECT n.committed_after FROM stock_movements n WHERE n.product_id = p.id "
+    "ORDER BY n.id DESC LIMIT 1) AS newest_committed, "
+    "(SELECT COALESCE(SUM(l.quantity - l.quantity_shipped - l.quantity_released), 0) "
+    "FROM order_lines l JOIN orders o ON o.id = l.order_id "
+    "WHERE l.product_id = p.id AND o.status <> 'CANCELED') AS held "
     "FROM products p LEFT JOIN stock_movements m ON m.product_id = p.id "
-    "GROUP BY p.id, p.stock ORDER BY p.id"
+    "GROUP BY p.id, p.on_hand, p.committed ORDER BY p.id"
 )
 _REASONS = Sql("SELECT reason, COUNT(*) AS n FROM stock_movements GROUP BY reason")
-# Movements whose stock_after is not the running sum of their product's deltas up to them:
-# each must have been read from the update it records, in the same transaction.
+# Movements whose *_after are not the running sums of their product's deltas up to them: each
+# must have been read from the update it records, in the same transaction.
 _BROKEN_CHAIN = Sql(
-    "SELECT id, product_id, stock_after, running FROM (SELECT id, product_id, stock_after, "
-    "SUM(delta) OVER (PARTITION BY product_id ORDER BY id) AS running FROM stock_movements) "
-    "AS chain WHERE stock_after <> running ORDER BY id LIMIT 20"
+    "SELECT id, product_id, on_hand_after, committed_after, on_hand_running, committed_running "
+    "FROM (SELECT id, product_id, on_hand_after, committed_after, "
+    "SUM(on_hand_delta) OVER (PARTITION BY product_id ORDER BY id) AS on_hand_running, "
+    "SUM(committed_delta) OVER (PARTITION BY product_id ORDER BY id) AS committed_running "
+    "FROM stock_movements) AS chain WHERE on_hand_after <> on_hand_running "
+    "OR committed_after <> committed_running ORDER BY id LIMIT 20"
 )
 
 
 async def record_movement(
     conn: Connection,
     product_id: int,
-    delta: int,
     reason: MovementReason | SystemReason | AdjustmentReason,
+    *,
+    on_hand_delta: int = 0,
+    committed_delta: int = 0,
+    after: Mapping[str, Any],
     order_id: int | None = None,
+    shipment_id: int | None = None,
+    refund_id: int | None = None,
     reference: str | None = None,
     note: str | None = None,
-    *,
-    stock_after: int,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Record one movement (in the caller's transaction), made by the current actor
-    (app/core/access.py), and return it as the API shows it."""
+    (app/core/access.py); `after` holds the product's `on_hand` and `committed` as the change
+    left them. Returns the movement's row."""
     movement = {
         "product_id": product_id,
-        "delta": delta,
         "reason": MovementReason(reason).value,  # ValueError for a reason of no list
+        "on_hand_delta": on_hand_delta,
+        "committed_delta": committed_delta,
+        "on_hand_after": after["on_hand"],
+        "committed_after": after["committed"],
         "order_id": order_id,
+        "shipment_id": shipment_id,
+        "refund_id": refund_id,
         "reference": reference,
         "note": note,
-        "stock_after": stock_after,
         "created_at": now or utcnow(),
         "actor": current_actor(),
     }
@@ -80,16 +108,23 @@ async def report_adjusted(
 
 
 def movement_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A movement as the API shows it (StockMovementPublic's JSON)."""
+    """A movement as the API shows it (StockMovementPublic's JSON): `delta` and `stock_after`
+    are the change of `available` and `available` after it, as earlier versions showed."""
     return {
         "id": row["id"],
         "product_id": row["product_id"],
-        "delta": row["delta"],
         "reason": row["reason"],
+        "on_hand_delta": row["on_hand_delta"],
+        "committed_delta": row["committed_delta"],
+        "delta": row["on_hand_delta"] - row["committed_delta"],
+        "on_hand_after": row["on_hand_after"],
+        "committed_after": row["committed_after"],
+        "stock_after": row["on_hand_after"] - row["committed_after"],
         "order_id": row["order_id"],
+        "shipment_id": row["shipment_id"],
+        "refund_id": row["refund_id"],
         "reference": row["reference"],
         "note": row["note"],
-        "stock_after": row["stock_after"],
         "actor": row["actor"],
         "created_at": rfc3339(row["created_at"]),
     }
@@ -104,34 +139,40 @@ class Audit:
     violations: list[str] = field(default_factory=list)
 
 
-def ledger_violations(
-    product_id: int, stock: int, total: int, newest_stock_after: int | None
-) -> list[str]:
-    """What is wrong with one product's ledger: [] when stock = Σ delta = newest stock_after."""
+def ledger_violations(row: Mapping[str, Any]) -> list[str]:
+    """What is wrong with one product's ledger (a row of `_AUDIT`): [] when on_hand = Σ
+    on_hand_delta = the newest on_hand_after, committed = Σ committed_delta = the newest
+    committed_after = the units its orders hold, and neither is negative."""
+    product = f"product {row['product_id']}"
     found = []
-    if stock != total:
-        found.append(f"product {product_id}: stock {stock} but its movements sum to {total}")
-    if newest_stock_after is not None and newest_stock_after != stock:
+    for quantity in ("on_hand", "committed"):
+        value, total, newest = row[quantity], row[f"{quantity}_sum"], row[f"newest_{quantity}"]
+        if value != total:
+            found.append(f"{product}: {quantity} {value} but its movements sum to {total}")
+        if newest is not None and newest != value:
+            found.append(f"{product}: {quantity} {value} but its newest movement says {newest}")
+        if value < 0:
+            found.append(f"{product}: {quantity} {value} is negative")
+    if row["committed"] != row["held"]:
         found.append(
-            f"product {product_id}: stock {stock} but its newest movement says {newest_stock_after}"
+            f"{product}: committed {row['committed']} but its orders hold {row['held']} units"
         )
     return found
 
 
 async def audit(conn: Connection) -> Audit:
-    """Check the ledger over every product: stock = Σ delta = the newest stock_after, and
-    every movement's stock_after is the running sum up to it."""
+    """Check the ledger over every product (`ledger_violations`), and that every movement's
+    *_after are the running sums up to it."""
     result = Audit()
     for row in await conn.fetch_all(_AUDIT):
         result.products += 1
         result.movements += row["movements"]
-        result.violations += ledger_violations(
-            row["product_id"], row["stock"], row["total"], row["newest"]
-        )
+        result.violations += ledger_violations(row)
     result.by_reason = {row["reason"]: row["n"] for row in await conn.fetch_all(_REASONS)}
     result.violations += [
-        f"movement {row['id']} of product {row['product_id']}: stock_after "
-        f"{row['stock_after']} but the deltas up to it sum to {row['running']}"
+        f"movement {row['id']} of product {row['product_id']}: on_hand_after "
+        f"{row['on_hand_after']}, committed_after {row['committed_after']} but the deltas up "
+        f"to it sum to {row['on_hand_running']}, {row['committed_running']}"
         for row in await conn.fetch_all(_BROKEN_CHAIN)
     ]
     return result

@@ -14,20 +14,32 @@ from typing import Any
 from app import ledger, stock
 from app.core import etags, metrics, sorting
 from app.core.access import current_actor
+from app.core.currencies import require_shop_currency, shop_currency
 from app.core.errors import ApiError
 from app.core.formats import rfc3339, utcnow
 from app.core.logs import business_event
 from app.db.base import Connection, Sql, money_text_sql, one_statement_on_postgresql
-from app.db.views import Column, Money, Nested, Time, View, json_object
+from app.db.views import (
+    SHOP_CURRENCY_PARAMETER,
+    Column,
+    Money,
+    Nested,
+    ShopCurrency,
+    Time,
+    View,
+    json_object,
+)
 from app.events import outbox
 from app.products import product_not_found
 from app.schemas import OrderCreate, OrderLinePublic, OrderPublic
 from app.tables import CancelReason, OrderStatus, SystemReason
 
-# Each status and the statuses it may move to; SHIPPED and CANCELED are final.
+# Each status and the statuses it may move to; SHIPPED and CANCELED are final. The moves to
+# PARTIALLY_SHIPPED and SHIPPED are shipments' (app/shipments.py), which move the goods too.
 TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     OrderStatus.PENDING: (OrderStatus.PAID, OrderStatus.CANCELED),
-    OrderStatus.PAID: (OrderStatus.SHIPPED, OrderStatus.CANCELED),
+    OrderStatus.PAID: (OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.CANCELED),
+    OrderStatus.PARTIALLY_SHIPPED: (OrderStatus.SHIPPED,),
     OrderStatus.SHIPPED: (),
     OrderStatus.CANCELED: (),
 }
@@ -36,6 +48,8 @@ metrics.order_statuses(
     status for status in OrderStatus if any(status in moves for moves in TRANSITIONS.values())
 )
 CURSOR_KIND = "orders"
+# The statuses only a shipment moves an order to.
+SHIPPING = (OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED)
 # At most this many orders expire in one transaction (the sweeper runs again for the rest).
 EXPIRY_BATCH = 100
 log = logging.getLogger("app.orders")
@@ -51,6 +65,7 @@ ORDER = View(
         "status": Column("o.status"),
         "items": Nested(),
         "total": Money("o.total_cents"),
+        "currency": ShopCurrency(),
         "created_at": Time("o.created_at"),
         "updated_at": Time("o.updated_at"),
         "cancel_reason": Column("o.cancel_reason"),
@@ -66,8 +81,19 @@ LINE = View(
         "quantity": Column("l.quantity"),
         "unit_price": Money("l.unit_price_cents"),
         "line_total": Money("l.line_total_cents"),
+        "quantity_shipped": Column("l.quantity_shipped"),
+        "quantity_released": Column("l.quantity_released"),
+        "quantity_returned": Column("l.quantity_returned"),
+        "quantity_refunded": Column("l.quantity_refunded"),
     },
 )
+# The counts of a line's units a new order starts with: none shipped, released or refunded.
+UNTOUCHED = {
+    "quantity_shipped": 0,
+    "quantity_released": 0,
+    "quantity_returned": 0,
+    "quantity_refunded": 0,
+}
 LINE_COLUMNS = LINE.select("sqlite")
 
 
@@ -76,7 +102,9 @@ def _order_columns(dialect: str) -> str:
     return ORDER.select(dialect)
 
 
-_STOCK_OF_LIVE = Sql("SELECT stock FROM products WHERE id = :product_id AND archived_at IS NULL")
+_AVAILABLE_OF_LIVE = Sql(
+    "SELECT on_hand - committed FROM products WHERE id = :product_id AND archived_at IS NULL"
+)
 _ORDER_WITH_LINES = Sql.each(
     lambda dialect: (
         f"SELECT {_order_columns(dialect)}, {LINE_COLUMNS} FROM orders o "
@@ -166,6 +194,7 @@ async def place_order(
     """Reserve every line's stock and record the order, all or nothing, with a movement per
     line and its order.created event; it expires `payment_window` from now unless paid.
     Returns the order's view. How each engine does it: `_ON_ENGINE` below."""
+    require_shop_currency(request.currency)
     now = utcnow()
     # The deadline at a whole second, as `expires_at` shows it: shown and enforced agree.
     expires_at = None if payment_window is None else (now + payment_window).replace(microsecond=0)
@@ -201,6 +230,7 @@ def _placed_view(
                 "quantity": line["quantity"],
                 "unit_price_cents": line["price_cents"],
                 "line_total_cents": line["price_cents"] * line["quantity"],
+                **UNTOUCHED,
             }
             for line in lines
         ]
@@ -209,7 +239,7 @@ def _placed_view(
 
 async def _refuse(conn: Connection, product_id: int, quantity: int) -> None:
     """Explain why a line's stock could not be taken: unknown product, or not enough."""
-    available = await conn.fetch_value(_STOCK_OF_LIVE, {"product_id": product_id})
+    available = await conn.fetch_value(_AVAILABLE_OF_LIVE, {"product_id": product_id})
     if available is None:
         metrics.order_rejected("product_not_found")
         raise product_not_found(product_id)
@@ -234,11 +264,13 @@ async def change_status(
     reason: CancelReason = CancelReason.REQUESTED,
     if_match: str | None = None,
 ) -> dict[str, Any]:
-    """Move an order to `target`; moving to CANCELED (for `reason`) returns its quantities to
-    stock in the same transaction, exactly once (a racing cancel waits for the row and sees
-    CANCELED). Setting the status it has is a no-op. `if_match` refuses the move unless the
-    order is still as the client read it (compared once the row is held). Returns the order's
-    view."""
+    """Move an order to `target` (PAID or CANCELED: a move to a shipped status is a shipment,
+    app/shipments.py); moving to CANCELED (for `reason`) releases its unshipped units in the
+    same transaction, exactly once (a racing cancel waits for the row and sees CANCELED).
+    Setting the status it has is a no-op. `if_match` refuses the move unless the order is
+    still as the client read it (compared once the row is held). Returns the order's view."""
+    if target in SHIPPING:
+        raise ValueError(f"a move to {target} is a shipment: app/shipments.py makes it")
     order = await locked_order(conn, order_id)
     if if_match is not None:
         etags.require_match(if_match, await order_view(conn, order_id), "order")
@@ -257,14 +289,17 @@ async def change_status(
         await _return_stock(conn, order_id, SystemReason.ORDER_CANCELED, now)
     metrics.order_status_changed(target.value)
     business_event(log, f"order_{target.value.lower()}", order_id=order_id, previous=current.value)
-    return await _moved(conn, order_id, target)
+    return await moved(conn, order_id, target)
 
 
-async def _moved(conn: Connection, order_id: int, target: OrderStatus) -> dict[str, Any]:
-    """The order's view right after its move to `target`, recorded as the move's event: the
-    one place each move is reported, whichever path (API, webhook, expiry) made it."""
+async def moved(
+    conn: Connection, order_id: int, target: OrderStatus, **made: Any
+) -> dict[str, Any]:
+    """The order's view right after its move to `target`, recorded as the move's event, with
+    what the move `made` (a `shipment`): the one place each move is reported, whichever path
+    (API, webhook, expiry, shipment) made it."""
     view = await order_view(conn, order_id)
-    await outbox.record(conn, outbox.ORDER_EVENTS[target], {"order": view})
+    await outbox.record(conn, outbox.ORDER_EVENTS[target], {"order": view, **made})
     return view
 
 
@@ -286,7 +321,8 @@ def window_closed(order: dict[str, Any]) -> ApiError:
 async def _return_stock(
     conn: Connection, order_id: int, reason: SystemReason, now: datetime
 ) -> None:
-    """Give every line of a canceled order its quantity back, with a movement for each."""
+    """Release every line's unshipped units of a canceled order (committed − q), with a
+    movement for each line that had any."""
     await _ON_ENGINE[conn.dialect].return_stock(conn, order_id, reason, now)
 
 
@@ -305,7 +341,7 @@ async def expire_due(
     await _ON_ENGINE[conn.dialect].lock_products_of(conn, expired)
     for order_id in expired:
         await _return_stock(conn, order_id, SystemReason.ORDER_EXPIRED, now)
-        await _moved(conn, order_id, OrderStatus.CANCELED)
+        await moved(conn, order_id, OrderStatus.CANCELED)
         metrics.order_status_changed(OrderStatus.CANCELED.value)
     metrics.orders_expired(len(expired))
     business_event(log, "orders_expired", count=len(expired), order_ids=expired)
@@ -454,9 +490,9 @@ class _OnSQLite:
 
     TAKE_STOCK = Sql.only(
         "sqlite",
-        "UPDATE products SET stock = stock - :quantity, updated_at = :now "
-        "WHERE id = :product_id AND archived_at IS NULL AND stock >= :quantity "
-        "RETURNING sku, name, price_cents, stock",
+        "UPDATE products SET committed = committed + :quantity, updated_at = :now "
+        "WHERE id = :product_id AND archived_at IS NULL AND on_hand - committed >= :quantity "
+        "RETURNING sku, name, price_cents, on_hand, committed",
     )
     INSERT_ORDER = Sql.only(
         "sqlite",
@@ -470,15 +506,16 @@ class _OnSQLite:
         "VALUES (:order_id, :product_id, :sku, :name, :quantity, :unit_price_cents, "
         ":line_total_cents)",
     )
-    LINES = Sql.only(
+    UNSHIPPED = Sql.only(
         "sqlite",
-        "SELECT product_id, quantity FROM order_lines WHERE order_id = :order_id "
-        "ORDER BY product_id",
+        "SELECT product_id, quantity - quantity_shipped - quantity_released AS units "
+        "FROM order_lines WHERE order_id = :order_id "
+        "AND quantity - quantity_shipped - quantity_released > 0 ORDER BY product_id",
     )
-    RETURN_LINE = Sql.only(
+    RELEASE = Sql.only(
         "sqlite",
-        "UPDATE products SET stock = stock + :quantity, updated_at = :now "
-        "WHERE id = :product_id RETURNING stock",
+        "UPDATE products SET committed = committed - :units, updated_at = :now "
+        "WHERE id = :product_id RETURNING on_hand, committed",
     )
 
     @classmethod
@@ -503,10 +540,10 @@ class _OnSQLite:
             await ledger.record_movement(
                 conn,
                 product_id,
-                -quantities[product_id],
                 SystemReason.ORDER_PLACED,
-                order_id,
-                stock_after=product["stock"],
+                committed_delta=quantities[product_id],
+                after=product,
+                order_id=order_id,
                 now=now,
             )
         lines = []
@@ -533,16 +570,17 @@ class _OnSQLite:
     async def return_stock(
         cls, conn: Connection, order_id: int, reason: SystemReason, now: datetime
     ) -> None:
-        for line in await conn.fetch_all(cls.LINES, {"order_id": order_id}):
-            params = {"product_id": line["product_id"], "quantity": line["quantity"], "now": now}
-            stock_after = await conn.fetch_value(cls.RETURN_LINE, params)
+        for line in await conn.fetch_all(cls.UNSHIPPED, {"order_id": order_id}):
+            params = {"product_id": line["product_id"], "units": line["units"], "now": now}
+            after = await conn.fetch_one(cls.RELEASE, params)
+            assert after is not None
             await ledger.record_movement(
                 conn,
                 line["product_id"],
-                line["quantity"],
                 reason,
-                order_id,
-                stock_after=stock_after,
+                committed_delta=-line["units"],
+                after=after,
+                order_id=order_id,
                 now=now,
             )
 
@@ -563,6 +601,7 @@ _LINE_JSON = json_object(
         "quantity": "t.quantity",
         "unit_price": money_text_sql("t.price_cents", "postgresql"),
         "line_total": money_text_sql("t.price_cents * t.quantity", "postgresql"),
+        **dict.fromkeys(UNTOUCHED, "0"),
     },
     "json_build_object",
 )
@@ -573,6 +612,7 @@ _ORDER_JSON = json_object(
         "status": f"'{OrderStatus.PENDING}'",
         "items": f"(SELECT json_agg({_LINE_JSON} ORDER BY t.position) FROM taken t)",
         "total": money_text_sql("placed.total_cents", "postgresql"),
+        "currency": ShopCurrency().sql("postgresql"),
         "created_at": "CAST(:created_text AS text)",
         "updated_at": "CAST(:created_text AS text)",
         "cancel_reason": "CAST(NULL AS text)",
@@ -597,13 +637,13 @@ class _OnPostgreSQL:
     # twice (a hash join in `locked` and in `taken`) rather than look ten up. The lateral lock
     # is one lookup per line by construction, in id order; the update's `= ANY` of the locked
     # ids is an index scan (tests/unit/test_orders.py reads the plan).
-    # The new stock is computed from the locked row's stock, not the update's own read of it:
+    # The new committed is computed from the locked row's, not the update's own read of it:
     # under READ COMMITTED the update reads the version in the statement's snapshot, and when an
     # order waited for a row another transaction changed, PostgreSQL checks the new row's
-    # constraints against that older version before it moves to the latest one, so a stock that
-    # went up while the order waited (a cancel's restock) made `stock >= 0` fail on the stale
-    # one. The lock holds the latest version until the commit; deciding and taking on it agree
-    # (tests/unit/test_order_race.py).
+    # constraints against that older version before it moves to the latest one, so a quantity
+    # that moved while the order waited (a cancel's release) made a constraint fail on the
+    # stale one. The lock holds the latest version until the commit; deciding and taking on it
+    # agree (tests/unit/test_order_race.py).
     PLACE_ORDER = Sql.only(
         "postgresql",
         f"""
@@ -612,30 +652,31 @@ WITH wanted AS (
     FROM unnest(:product_ids::int[], :quantities::bigint[])
         WITH ORDINALITY AS w(product_id, quantity, position)
 ), locked AS (
-    SELECT p.id, p.stock, p.stock >= w.quantity AS served
+    SELECT p.id, p.committed, p.on_hand - p.committed >= w.quantity AS served
     FROM (SELECT product_id, quantity FROM wanted ORDER BY product_id) w
     CROSS JOIN LATERAL (
-        SELECT id, stock FROM products
+        SELECT id, on_hand, committed FROM products
         WHERE id = w.product_id AND archived_at IS NULL FOR UPDATE
     ) p
 ), enough AS (
     SELECT count(*) FILTER (WHERE served) = :line_count AS ok FROM locked
 ), taken AS (
-    UPDATE products p SET stock = l.stock - w.quantity, updated_at = :now
+    UPDATE products p SET committed = l.committed + w.quantity, updated_at = :now
     FROM wanted w JOIN locked l ON l.id = w.product_id
     WHERE (SELECT ok FROM enough) AND p.id = ANY(ARRAY(SELECT id FROM locked))
         AND w.product_id = p.id
-    RETURNING p.id AS product_id, p.sku, p.name, p.price_cents, p.stock, w.quantity, w.position
+    RETURNING p.id AS product_id, p.sku, p.name, p.price_cents, p.on_hand, p.committed,
+        w.quantity, w.position
 ), placed AS (
     INSERT INTO orders (status, total_cents, created_at, updated_at, expires_at)
     SELECT 'PENDING', sum(price_cents * quantity), :now, :now, :expires_at::timestamptz
     FROM taken HAVING count(*) = :line_count
     RETURNING id, total_cents
 ), moved AS (
-    INSERT INTO stock_movements
-        (product_id, delta, reason, order_id, stock_after, created_at, actor)
-    SELECT t.product_id, -t.quantity, '{SystemReason.ORDER_PLACED}', placed.id, t.stock, :now,
-        CAST(:actor AS varchar)
+    INSERT INTO stock_movements (product_id, reason, on_hand_delta, committed_delta,
+        on_hand_after, committed_after, order_id, created_at, actor)
+    SELECT t.product_id, '{SystemReason.ORDER_PLACED}', 0, t.quantity, t.on_hand, t.committed,
+        placed.id, :now, CAST(:actor AS varchar)
     FROM placed, taken t ORDER BY t.product_id
 ), lines AS (
     INSERT INTO order_lines
@@ -653,19 +694,22 @@ WHERE l.served AND NOT (SELECT ok FROM enough)
 ORDER BY position
 """,
     )
-    # Every line's quantity back and its movement in one statement, products locked in id
-    # order first.
-    RESTOCK = Sql.only(
+    # Every line's unshipped units released and its movement in one statement, products
+    # locked in id order first.
+    RELEASE = Sql.only(
         "postgresql",
-        "WITH locked AS (SELECT p.id FROM products p JOIN order_lines l "
-        "ON l.product_id = p.id WHERE l.order_id = :order_id ORDER BY p.id FOR UPDATE OF p), "
-        "restocked AS (UPDATE products SET stock = products.stock + l.quantity, "
-        "updated_at = :now FROM order_lines l, locked WHERE l.order_id = :order_id "
-        "AND products.id = l.product_id AND locked.id = products.id "
-        "RETURNING products.id, products.stock, l.quantity) "
-        "INSERT INTO stock_movements (product_id, delta, reason, order_id, stock_after, "
-        "created_at, actor) SELECT id, quantity, CAST(:reason AS varchar), :order_id, stock, "
-        ":now, CAST(:actor AS varchar) FROM restocked ORDER BY id",
+        "WITH unshipped AS (SELECT product_id, quantity - quantity_shipped - quantity_released "
+        "AS units FROM order_lines WHERE order_id = :order_id "
+        "AND quantity - quantity_shipped - quantity_released > 0), "
+        "locked AS (SELECT p.id, p.committed, u.units FROM products p JOIN unshipped u "
+        "ON u.product_id = p.id ORDER BY p.id FOR UPDATE OF p), "
+        "released AS (UPDATE products SET committed = locked.committed - locked.units, "
+        "updated_at = :now FROM locked WHERE locked.id = products.id "
+        "RETURNING products.id, products.on_hand, products.committed, locked.units) "
+        "INSERT INTO stock_movements (product_id, reason, on_hand_delta, committed_delta, "
+        "on_hand_after, committed_after, order_id, created_at, actor) "
+        "SELECT id, CAST(:reason AS varchar), 0, -units, on_hand, committed, :order_id, :now, "
+        "CAST(:actor AS varchar) FROM released ORDER BY id",
     )
     # The products of a batch of orders, locked in id order before any is restocked (`= ANY`
     # of their ids: by key, where `IN (subquery)` let the generic plan read every product).
@@ -689,6 +733,7 @@ ORDER BY position
                 "expires_at": expires_at,
                 "created_text": rfc3339(now),
                 "expires_text": None if expires_at is None else rfc3339(expires_at),
+                SHOP_CURRENCY_PARAMETER: shop_currency(),
                 **outbox.event_parameters(outbox.EventType.ORDER_CREATED),
             },
         )
@@ -710,7 +755,7 @@ ORDER BY position
         cls, conn: Connection, order_id: int, reason: SystemReason, now: datetime
     ) -> None:
         params = {"order_id": order_id, "reason": reason.value, "now": now}
-        await conn.execute(cls.RESTOCK, {**params, "actor": current_actor()})
+        await conn.execute(cls.RELEASE, {**params, "actor": current_actor()})
 
     @classmethod
     async def lock_products_of(cls, conn: Connection, order_ids: list[int]) -> None:

@@ -12,10 +12,11 @@ import orjson
 
 from app import ledger
 from app.core import etags, sorting
+from app.core.currencies import shop_currency
 from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
 from app.db.base import Connection, Sql, UniqueViolation
-from app.db.views import Column, Money, Time, View
+from app.db.views import SHOP_CURRENCY_PARAMETER, Column, Money, ShopCurrency, Time, View
 from app.schemas import ProductCreate, ProductPublic, ProductUpdate
 from app.tables import AVAILABLE, SystemReason
 
@@ -30,7 +31,11 @@ PRODUCT = View(
         "name": Column("name"),
         "description": Column("description"),
         "price": Money("price_cents"),
-        "stock": Column("stock"),
+        "currency": ShopCurrency(),
+        "on_hand": Column("on_hand"),
+        "committed": Column("committed"),
+        "available": Column(AVAILABLE),
+        "stock": Column(AVAILABLE),
         "created_at": Time("created_at"),
         "updated_at": Time("updated_at"),
     },
@@ -56,8 +61,9 @@ CURSOR_KIND = "products"
 
 _CREATE = Sql.each(
     lambda dialect: (
-        "INSERT INTO products (sku, name, description, price_cents, stock, created_at, "
-        "updated_at) VALUES (:sku, :name, :description, :price_cents, :stock, :now, :now) "
+        "INSERT INTO products (sku, name, description, price_cents, on_hand, committed, "
+        "created_at, updated_at) "
+        "VALUES (:sku, :name, :description, :price_cents, :on_hand, 0, :now, :now) "
         # The live-SKU index refuses a taken SKU; DO NOTHING makes that an answer, not an error.
         f"ON CONFLICT (sku) WHERE archived_at IS NULL DO NOTHING RETURNING {_columns(dialect)}"
     )
@@ -104,7 +110,7 @@ _LISTED: dict[str, tuple[str, Any]] = {
 
 
 async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any]:
-    """A new product; its stock, if any, is its first movement (`initial`)."""
+    """A new product; its opening units, if any, are its first movement (`initial`)."""
     now = utcnow()
     row = await conn.fetch_one(
         _CREATE,
@@ -113,15 +119,20 @@ async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any
             "name": data.name,
             "description": data.description,
             "price_cents": to_cents(data.price),
-            "stock": data.stock,
+            "on_hand": data.opening_units,
             "now": now,
         },
     )
     if row is None:
         raise _sku_conflict(data.sku)
-    if row["stock"] != 0:
+    if row["on_hand"] != 0:
         await ledger.record_movement(
-            conn, row["id"], row["stock"], SystemReason.INITIAL, stock_after=row["stock"], now=now
+            conn,
+            row["id"],
+            SystemReason.INITIAL,
+            on_hand_delta=row["on_hand"],
+            after=row,
+            now=now,
         )
     return product_view(row)
 
@@ -151,7 +162,8 @@ _NAME_MATCHES = "<name matches>"  # stands for the engine's _FOLDED while a stat
 # GET /products?sort=: each field's key; ties go by id in the same direction. Each key has a
 # partial index on (key, id) over live products (app/tables.py), which a page after a cursor
 # walks from the cursor, and a deep offset page skips over without reading a product.
-# `available` is app/tables.py's AVAILABLE, the one place its SQL is written.
+# `available` is app/tables.py's AVAILABLE (on_hand - committed), the one place its SQL is
+# written.
 SORTING = sorting.Sorting(
     CURSOR_KIND,
     "ProductSort",
@@ -240,6 +252,7 @@ async def list_products(
 ) -> dict[str, Any]:
     """One page in `sort`'s order: by offset (with the total) or after a cursor (no count)."""
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
+    params[SHOP_CURRENCY_PARAMETER] = shop_currency()
     if q:
         params["pattern"] = _like_pattern(q)
     filters = list_filters(sku=sku, q=q, in_stock=in_stock)
@@ -278,13 +291,17 @@ async def update_product(
     conn: Connection, product_id: int, changes: ProductUpdate, if_match: str | None = None
 ) -> dict[str, Any]:
     """Only the fields sent change; `if_match` refuses the change if the product moved on. A
-    change of `stock` is an absolute set, recorded as a `stock_set` movement of new − old."""
+    change of `on_hand` (or of `stock`, which sets available: on_hand = stock + committed) is
+    an absolute set, recorded as a `stock_set` movement of new − old."""
     fields = changes.model_dump(exclude_unset=True)
     if "price" in fields:
         fields["price_cents"] = to_cents(fields.pop("price"))
     row = await conn.fetch_one(_LOCK_LIVE_PRODUCT, {"product_id": product_id})
     if row is None:
         raise product_not_found(product_id)
+    if "stock" in fields:
+        # The row is held since it was read: its committed units cannot change meanwhile.
+        fields["on_hand"] = fields.pop("stock") + row["committed"]
     view = product_view(row)
     etags.require_match(if_match, view, "product")
     if not fields:
@@ -299,11 +316,15 @@ async def update_product(
         raise _sku_conflict(fields.get("sku")) from None
     assert updated is not None
     # The row is held since it was read (PostgreSQL; SQLite holds the writer turn), so the
-    # stock read then is the stock this set replaces.
-    if updated["stock"] != row["stock"]:
-        delta = updated["stock"] - row["stock"]
+    # on_hand read then is the on_hand this set replaces.
+    if updated["on_hand"] != row["on_hand"]:
         movement = await ledger.record_movement(
-            conn, product_id, delta, SystemReason.STOCK_SET, stock_after=updated["stock"], now=now
+            conn,
+            product_id,
+            SystemReason.STOCK_SET,
+            on_hand_delta=updated["on_hand"] - row["on_hand"],
+            after=updated,
+            now=now,
         )
         await ledger.report_adjusted(conn, product_view(updated), movement)
     return product_view(updated)

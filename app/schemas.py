@@ -7,6 +7,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from app.core.formats import (
     Amount,
+    Carrier,
+    CurrencyCode,
     Description,
     MoneyOut,
     Note,
@@ -14,15 +16,28 @@ from app.core.formats import (
     Price,
     ProductId,
     ProductName,
+    ProviderRefundId,
     Quantity,
     Reference,
+    RefundAmount,
+    Rfc3339,
     Sku,
     StockDelta,
     StockLevel,
     StorableText,
     Timestamp,
+    TrackingNumber,
+    TrackingUrl,
 )
-from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
+from app.tables import (
+    AdjustmentReason,
+    CancelReason,
+    MovementReason,
+    OrderStatus,
+    RefundReason,
+    RefundSource,
+    Restock,
+)
 
 
 # Request bodies reject unknown fields, so a typo never passes silently.
@@ -30,13 +45,29 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# The body of POST /products.
+def _one_quantity(body: BaseModel) -> None:
+    """`stock` (available) and `on_hand` are two ways to say one thing: never both at once."""
+    if {"stock", "on_hand"} <= body.model_fields_set:
+        raise ValueError("send `stock` or `on_hand`, not both")
+
+
+# The body of POST /products: its opening units as `on_hand`, or as `stock` (earlier clients).
 class ProductCreate(RequestBody):
     sku: Sku
     name: ProductName
     description: Description | None = None
     price: Price
     stock: StockLevel = 0
+    on_hand: StockLevel = 0
+
+    @model_validator(mode="after")
+    def one_quantity(self) -> "ProductCreate":
+        _one_quantity(self)
+        return self
+
+    @property
+    def opening_units(self) -> int:
+        return self.on_hand if "on_hand" in self.model_fields_set else self.stock
 
 
 # The body of PUT and PATCH /products/{id}: only the fields sent change. Only `description`
@@ -46,13 +77,16 @@ class ProductUpdate(RequestBody):
     name: ProductName | SkipJsonSchema[None] = None
     description: Description | None = None
     price: Price | SkipJsonSchema[None] = None
+    # `stock` sets `available` (on_hand becomes stock + committed); `on_hand` sets on_hand.
     stock: StockLevel | SkipJsonSchema[None] = None
+    on_hand: StockLevel | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def required_fields_are_not_null(self) -> "ProductUpdate":
-        for field in ("sku", "name", "price", "stock"):
+        for field in ("sku", "name", "price", "stock", "on_hand"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} may be changed but not set to null")
+        _one_quantity(self)
         return self
 
 
@@ -63,7 +97,12 @@ class ProductPublic(BaseModel):
     name: str
     description: str | None
     price: MoneyOut
-    stock: int
+    # The shop's currency (CURRENCY), ISO 4217: the currency of `price`.
+    currency: str
+    on_hand: int = Field(description="Units the shop holds.")
+    committed: int = Field(description="Units promised to orders not yet shipped.")
+    available: int = Field(description="on_hand − committed: what new orders may take.")
+    stock: int = Field(description="The same number as `available`, for earlier clients.")
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -80,12 +119,19 @@ class OrderCreate(RequestBody):
     items: list[OrderLineCreate] = Field(
         min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
     )
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch; an order is always in the shop's currency. Left out of the body's dump
+    # (an Idempotency-Key's fingerprint): it can only be the shop's, so it changes no order.
+    currency: CurrencyCode | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def expand_one_line_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and "items" not in data and "product_id" in data:
-            return {"items": [data]}
+            line = {key: value for key, value in data.items() if key != "currency"}
+            return {key: value for key, value in data.items() if key == "currency"} | {
+                "items": [line]
+            }
         return data
 
     @field_validator("items")
@@ -110,6 +156,11 @@ class OrderLinePublic(BaseModel):
     quantity: int
     unit_price: MoneyOut
     line_total: MoneyOut
+    quantity_shipped: int
+    # Unshipped units a refund gave back; shipped units a refund took back; units refunded.
+    quantity_released: int
+    quantity_returned: int
+    quantity_refunded: int
 
 
 # An order as the API shows it.
@@ -118,6 +169,8 @@ class OrderPublic(BaseModel):
     status: OrderStatus
     items: list[OrderLinePublic]
     total: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of every amount of the order.
+    currency: str
     created_at: Timestamp
     updated_at: Timestamp
     # Why it was canceled; null unless CANCELED.
@@ -140,7 +193,7 @@ class Page(BaseModel, Generic[ItemT]):
     next: str | None
 
 
-PaymentEventType = Literal["payment.succeeded", "payment.failed"]
+PaymentEventType = Literal["payment.succeeded", "payment.failed", "payment.refunded"]
 
 
 # The body of POST /webhooks/payment.
@@ -149,6 +202,18 @@ class PaymentEventCreate(RequestBody):
     order_id: OrderId
     amount: Amount
     payment_id: StorableText = Field(min_length=1, max_length=255)
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch.
+    currency: CurrencyCode | None = None
+    # payment.refunded: the provider's id of the refund (recorded once, whichever of this
+    # webhook and POST /orders/{id}/refunds reports it first).
+    refund_id: ProviderRefundId | None = None
+
+    @model_validator(mode="after")
+    def a_refund_names_its_id(self) -> "PaymentEventCreate":
+        if self.type == "payment.refunded" and self.refund_id is None:
+            raise ValueError("a payment.refunded event carries its `refund_id`")
+        return self
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.
@@ -172,18 +237,144 @@ class StockAdjustmentCreate(RequestBody):
     note: Note | None = None
 
 
-# One change of a product's stock, as the API shows it.
+# One change of a product's quantities, as the API shows it.
 class StockMovementPublic(BaseModel):
     id: int
     product_id: int
-    delta: int
     reason: MovementReason
+    on_hand_delta: int
+    committed_delta: int
+    delta: int = Field(description="The change of `available`: on_hand_delta − committed_delta.")
+    on_hand_after: int
+    committed_after: int
+    stock_after: int = Field(description="`available` after the change.")
     order_id: int | None
+    shipment_id: int | None
+    refund_id: int | None
     reference: str | None
     note: str | None
-    stock_after: int
     actor: str = Field(
         description="Who made it: an API key's name, `webhook`, `system` (expiry), `anonymous` "
         "(no API_KEYS), or `unknown` (recorded before actors existed)."
     )
+    created_at: Timestamp
+
+
+# The body of POST /products/{id}/stock-counts: how many units were on the shelf, and when.
+class StockCountCreate(RequestBody):
+    on_hand: StockLevel
+    counted_at: Rfc3339 | None = Field(
+        default=None,
+        description="When the shelf was counted (default: now); at most 7 days ago, never in "
+        "the future. Units that left or arrived after it are kept in the result.",
+    )
+    reference: Reference | None = None
+    note: Note | None = None
+
+
+# ---------------------------------------------------------------- shipments
+
+
+# One product and how many of its units a shipment takes.
+class ShipmentLineCreate(RequestBody):
+    product_id: ProductId
+    quantity: Quantity
+
+
+# The body of POST /orders/{id}/shipments: without `items`, every unit that remains.
+class ShipmentCreate(RequestBody):
+    items: list[ShipmentLineCreate] | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=50
+    )
+    carrier: Carrier | None = None
+    tracking_number: TrackingNumber | None = None
+    tracking_url: TrackingUrl | None = None
+
+    @field_validator("items")
+    @classmethod
+    def each_product_once(
+        cls, items: list[ShipmentLineCreate] | None
+    ) -> list[ShipmentLineCreate] | None:
+        product_ids = [line.product_id for line in items or ()]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValueError("each product may appear on at most one line")
+        return items
+
+
+# One product of a shipment, as the API shows it.
+class ShipmentItemPublic(BaseModel):
+    product_id: int
+    sku: str
+    quantity: int
+
+
+# A shipment as the API shows it.
+class ShipmentPublic(BaseModel):
+    id: int
+    order_id: int
+    items: list[ShipmentItemPublic]
+    carrier: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+    actor: str
+    created_at: Timestamp
+
+
+# ---------------------------------------------------------------- refunds
+
+
+# One product of an order a refund covers, and what happens to its units.
+class RefundItemCreate(RequestBody):
+    product_id: ProductId
+    quantity: Quantity
+    restock: Restock = Restock.AUTO
+
+
+# The body of POST /orders/{id}/refunds: an amount, the units it covers, or both.
+class RefundCreate(RequestBody):
+    amount: RefundAmount | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Money given back; defaults to the items' unit_price × quantity, and is "
+        "required without items.",
+    )
+    items: list[RefundItemCreate] | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=50
+    )
+    reason: RefundReason | None = None
+    note: Note | None = None
+    provider_refund_id: ProviderRefundId | None = Field(
+        default=None,
+        description="The payment provider's id of this refund: recorded once, whichever of "
+        "this call and the payment webhook reports it first.",
+    )
+
+    @model_validator(mode="after")
+    def an_amount_or_items(self) -> "RefundCreate":
+        if self.amount is None and not self.items:
+            raise ValueError("send an `amount`, `items`, or both")
+        product_ids = [item.product_id for item in self.items or ()]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValueError("each product may appear on at most one line")
+        return self
+
+
+# One product of a refund, as the API shows it.
+class RefundItemPublic(BaseModel):
+    product_id: int
+    quantity: int
+    restock: Restock
+
+
+# A refund as the API shows it.
+class RefundPublic(BaseModel):
+    id: int
+    order_id: int
+    amount: MoneyOut
+    currency: str
+    reason: RefundReason | None
+    note: str | None
+    items: list[RefundItemPublic]
+    provider_refund_id: str | None
+    source: RefundSource
+    actor: str
     created_at: Timestamp

@@ -45,6 +45,7 @@ PENDING = text("status = 'PENDING'")
 class OrderStatus(StrEnum):
     PENDING = "PENDING"
     PAID = "PAID"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
     SHIPPED = "SHIPPED"
     CANCELED = "CANCELED"
 
@@ -54,6 +55,48 @@ class CancelReason(StrEnum):
     REQUESTED = "requested"
     PAYMENT_FAILED = "payment_failed"
     EXPIRED = "expired"
+    # A refund released every unshipped unit of an order that had shipped nothing.
+    REFUNDED = "refunded"
+
+
+# Why money went back, as the shop records it (Stripe's reasons, and `damaged`, `not_received`).
+class RefundReason(StrEnum):
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    DAMAGED = "damaged"
+    NOT_RECEIVED = "not_received"
+    FRAUDULENT = "fraudulent"
+    OTHER = "other"
+
+
+# Which path recorded a refund: the refunds call, or the payment provider's webhook.
+class RefundSource(StrEnum):
+    API = "api"
+    WEBHOOK = "webhook"
+
+
+# What a refund does with the units it covers: `auto` gives them back (unshipped units are
+# released, shipped ones return to the shelf); `none` moves nothing (damaged goods).
+class Restock(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+
+
+# Where an order's money stands: set by the payment webhooks and by refunds, never by a status
+# move or a cancel.
+class PaymentStatus(StrEnum):
+    UNPAID = "unpaid"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+# What a storefront may charge on an order besides its lines (it computes them; the service
+# adds them up). A discount is taken off.
+class ChargeKind(StrEnum):
+    SHIPPING = "shipping"
+    TAX = "tax"
+    FEE = "fee"
+    DISCOUNT = "discount"
 
 
 # Why a warehouse adjusts stock (POST /products/{id}/stock-adjustments).
@@ -71,7 +114,14 @@ class SystemReason(StrEnum):
     ORDER_PLACED = "order_placed"
     ORDER_CANCELED = "order_canceled"
     ORDER_EXPIRED = "order_expired"
+    SHIPPED = "shipped"
+    ORDER_LINE_RELEASED = "order_line_released"
+    ORDER_RETURNED = "order_returned"
     STOCK_SET = "stock_set"
+    COUNTED = "counted"
+    # Once per product with open orders, when a database of one quantity (stock) was upgraded
+    # to two (migration 0011).
+    MIGRATED = "migrated"
 
 
 # Every reason a stock movement may carry: the service's own, then the adjustments'.
@@ -79,7 +129,14 @@ MovementReason = StrEnum(  # type: ignore[misc]
     "MovementReason", [(r.name, r.value) for r in (*SystemReason, *AdjustmentReason)]
 )
 # The movements that belong to an order (and only those carry its id).
-ORDER_REASONS = (SystemReason.ORDER_PLACED, SystemReason.ORDER_CANCELED, SystemReason.ORDER_EXPIRED)
+ORDER_REASONS = (
+    SystemReason.ORDER_PLACED,
+    SystemReason.ORDER_CANCELED,
+    SystemReason.ORDER_EXPIRED,
+    SystemReason.SHIPPED,
+    SystemReason.ORDER_LINE_RELEASED,
+    SystemReason.ORDER_RETURNED,
+)
 
 
 def one_of(column: str, values: Iterable[str]) -> str:
@@ -87,9 +144,10 @@ def one_of(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
 
 
-# What a new order may take of a product, as SQL over its row: the one place it is written
-# (the `available` sort and its index, the `in_stock` filter; app/products.py).
-AVAILABLE = "stock"
+# What a new order may take of a product (`stock` to earlier clients), as SQL over its row:
+# derived, never stored, and written here only (the view's `available` and `stock`, the
+# `available` sort and its expression index, the `in_stock` filter; app/products.py).
+AVAILABLE = "on_hand - committed"
 # The (key, id) index of each sort of GET /products but `id` (the primary key), by name.
 PRODUCT_SORT_INDEXES: dict[str, tuple[str, ...]] = {
     "name": ("name", "id"),
@@ -104,7 +162,10 @@ class Product(SQLModel, table=True):
     __tablename__ = "products"
     __table_args__ = (
         CheckConstraint("price_cents > 0", name="price_positive"),
-        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        # `available` (on_hand - committed) may go below 0 (a count that finds fewer units than
+        # are promised), but neither stored quantity may.
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("committed >= 0", name="committed_not_negative"),
         # SKUs are unique among live products only, so archiving frees a SKU.
         Index("uq_products_live_sku", "sku", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
         # GET /products?sort=: one index per key, on (key, id) over live products, so a page
@@ -113,7 +174,7 @@ class Product(SQLModel, table=True):
             Index(
                 f"ix_products_live_{name}_id",
                 # A key that is an expression (not a column name) is indexed as one.
-                *(column if column.isidentifier() else text(column) for column in columns),
+                *(column if column.isidentifier() else text(f"({column})") for column in columns),
                 sqlite_where=LIVE,
                 postgresql_where=LIVE,
             )
@@ -126,10 +187,26 @@ class Product(SQLModel, table=True):
     name: str = TableField(sa_column=Column(String(200), nullable=False))
     description: str | None = TableField(default=None, sa_column=Column(String(2000)))
     price_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
-    stock: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    # Units the shop holds, and units promised to orders placed and not yet shipped or released.
+    on_hand: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    committed: int = TableField(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None = None
+    # When the shelf was last counted (POST /products/{id}/stock-counts): an older count is
+    # refused, as it could not say how many units are there now.
+    counted_at: datetime | None = None
+
+    @property
+    def available(self) -> int:
+        """What new orders may take: the API's `available`, and `stock` for earlier clients."""
+        return self.on_hand - self.committed
+
+    @property
+    def stock(self) -> int:
+        return self.available
 
 
 # One row: how many products are live. Triggers on `products` keep it in the transaction that
@@ -222,6 +299,7 @@ class Order(SQLModel, table=True):
         Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
         Index("ix_orders_total_cents_id", "total_cents", "id"),
         Index("ix_orders_updated_at_id", "updated_at", "id"),
+        Index("uq_orders_external_id", "external_id", unique=True),
         # The payment window's sweeper reads only the PENDING orders, soonest deadline first.
         Index(
             "ix_orders_pending_expires_at",
@@ -232,7 +310,7 @@ class Order(SQLModel, table=True):
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    status: str = TableField(sa_column=Column(String(16), nullable=False))
+    status: str = TableField(sa_column=Column(String(24), nullable=False))
     total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime
@@ -241,9 +319,69 @@ class Order(SQLModel, table=True):
     cancel_reason: str | None = TableField(default=None, sa_column=Column(String(16)))
     # The end of the payment window (PENDING_ORDER_TTL_SECONDS when the order was placed).
     expires_at: datetime | None = None
+    # Σ line_total; `charges` as the storefront sent them (JSON); total = subtotal + charges.
+    subtotal_cents: int = TableField(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    charges: str = TableField(
+        default="[]", sa_column=Column(Text, nullable=False, server_default="[]")
+    )
+    # The storefront's own id for the order: unique for ever.
+    external_id: str | None = TableField(default=None, sa_column=Column(String(128)))
+    customer_email: str | None = TableField(default=None, sa_column=Column(String(254), index=True))
+    customer_name: str | None = TableField(default=None, sa_column=Column(String(200)))
+    # The order's `metadata` (JSON); `metadata` itself is SQLAlchemy's name for the schema.
+    metadata_json: str = TableField(
+        default="{}", sa_column=Column(Text, nullable=False, server_default="{}")
+    )
+    payment_status: str = TableField(
+        default=PaymentStatus.UNPAID,
+        sa_column=Column(
+            String(24),
+            CheckConstraint(one_of("payment_status", PaymentStatus), name="payment_status_known"),
+            nullable=False,
+            server_default=PaymentStatus.UNPAID.value,
+        ),
+    )
+    payment_id: str | None = TableField(default=None, sa_column=Column(String(255)))
+    amount_paid_cents: int = TableField(
+        default=0,
+        sa_column=Column(
+            BigInteger,
+            CheckConstraint("amount_paid_cents >= 0", name="amount_paid_not_negative"),
+            nullable=False,
+            server_default="0",
+        ),
+    )
+    # Σ its refunds, never more than was paid (refunds are capped in one conditional update).
+    amount_refunded_cents: int = TableField(
+        default=0,
+        sa_column=Column(
+            BigInteger,
+            CheckConstraint(
+                "amount_refunded_cents >= 0 AND amount_refunded_cents <= amount_paid_cents",
+                name="refunds_within_paid",
+            ),
+            nullable=False,
+            server_default="0",
+        ),
+    )
 
     lines: list["OrderLine"] = Relationship(
         sa_relationship_kwargs={"lazy": "selectin", "order_by": "OrderLine.id"}
+    )
+
+
+def _line_count(name: str, within: str | None = None) -> Column:  # type: ignore[type-arg]
+    """A count of an order line's units: 0 at first, never negative, and `within` a bound.
+    Column constraints, so that a migration can add them with the column on SQLite too."""
+    condition = f"{name} >= 0" + (f" AND {within}" if within else "")
+    return Column(
+        name,
+        BigInteger,
+        CheckConstraint(condition, name=f"{name}_in_range"),
+        nullable=False,
+        server_default="0",
     )
 
 
@@ -268,6 +406,22 @@ class OrderLine(SQLModel, table=True):
     quantity: int = TableField(sa_column=Column(BigInteger, nullable=False))
     unit_price_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     line_total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    # Units shipped; unshipped units a refund gave back (released); shipped units a refund took
+    # back into stock (returned); units a refund covered. The line's committed units are
+    # quantity - shipped - released while its order is not CANCELED.
+    quantity_shipped: int = TableField(default=0, sa_column=_line_count("quantity_shipped"))
+    quantity_released: int = TableField(
+        default=0,
+        sa_column=_line_count(
+            "quantity_released", "quantity_shipped + quantity_released <= quantity"
+        ),
+    )
+    quantity_returned: int = TableField(
+        default=0, sa_column=_line_count("quantity_returned", "quantity_returned <= quantity")
+    )
+    quantity_refunded: int = TableField(
+        default=0, sa_column=_line_count("quantity_refunded", "quantity_refunded <= quantity")
+    )
 
 
 # An Idempotency-Key and the first response it produced, kept so that a retry replays it. A key
@@ -289,13 +443,28 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = TableField(index=True)
 
 
+# Who sent a payment event, by the door it came through: `payment` (POST /webhooks/payment)
+# or `stripe` (POST /webhooks/stripe). Event ids are unique per provider, so no id one sender
+# chose can ever be taken for the other's.
+class PaymentProvider(StrEnum):
+    PAYMENT = "payment"
+    STRIPE = "stripe"
+
+
 # A payment event applied to an order, recorded in the same transaction as its effect; the
-# unique event id is what makes a redelivery a no-op. The raw body is kept for audit.
+# unique (provider, event id) is what makes a redelivery a no-op. The raw body is kept for audit.
 class PaymentEvent(SQLModel, table=True):
     __tablename__ = "payment_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event_id"),
+        CheckConstraint(one_of("provider", PaymentProvider), name="provider_known"),
+    )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    event_id: str = TableField(sa_column=Column(String(128), nullable=False, unique=True))
+    provider: str = TableField(
+        sa_column=Column(String(16), nullable=False, server_default=PaymentProvider.PAYMENT.value)
+    )
+    event_id: str = TableField(sa_column=Column(String(128), nullable=False))
     order_id: int = TableField(
         sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
     )
@@ -307,19 +476,96 @@ class PaymentEvent(SQLModel, table=True):
     processed_at: datetime
 
 
-# One change of a product's stock, written in the same transaction as the change: for every
-# product, stock = the sum of its movements' deltas, and the newest one's stock_after is stock.
+# Goods that left the shelf for an order: one shipment, and a row per product it took.
+class Shipment(SQLModel, table=True):
+    __tablename__ = "shipments"
+    __table_args__ = (Index("ix_shipments_order_id_id", "order_id", "id"),)
+
+    id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
+    order_id: int = TableField(sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False))
+    carrier: str | None = TableField(default=None, sa_column=Column(String(64)))
+    tracking_number: str | None = TableField(default=None, sa_column=Column(String(128)))
+    tracking_url: str | None = TableField(default=None, sa_column=Column(String(2048)))
+    actor: str = TableField(sa_column=Column(String(32), nullable=False))
+    created_at: datetime
+
+
+class ShipmentItem(SQLModel, table=True):
+    __tablename__ = "shipment_items"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        UniqueConstraint("shipment_id", "product_id", name="uq_shipment_items_shipment_id"),
+    )
+
+    id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
+    shipment_id: int = TableField(
+        sa_column=Column(Integer, ForeignKey("shipments.id"), nullable=False)
+    )
+    product_id: int = TableField(
+        sa_column=Column(Integer, ForeignKey("products.id"), nullable=False)
+    )
+    sku: str = TableField(sa_column=Column(String(64), nullable=False))
+    quantity: int = TableField(sa_column=Column(BigInteger, nullable=False))
+
+
+# Money given back on an order (POST /orders/{id}/refunds, or the payment webhook), with the
+# units it covers (`items`, JSON). `provider_refund_id` is unique: the provider's refund is
+# recorded once, whichever path reports it first.
+class Refund(SQLModel, table=True):
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        Index("ix_refunds_order_id_id", "order_id", "id"),
+    )
+
+    id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
+    order_id: int = TableField(sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False))
+    amount_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    reason: str | None = TableField(default=None, sa_column=Column(String(32)))
+    note: str | None = TableField(default=None, sa_column=Column(String(500)))
+    provider_refund_id: str | None = TableField(
+        default=None, sa_column=Column(String(128), unique=True)
+    )
+    source: str = TableField(sa_column=Column(String(16), nullable=False))
+    items: str = TableField(sa_column=Column(Text, nullable=False, server_default="[]"))
+    actor: str = TableField(sa_column=Column(String(32), nullable=False))
+    created_at: datetime
+
+
+# The movements of goods leaving the shelf, and of a refund's units coming back.
+SHIPMENT_REASONS = (SystemReason.SHIPPED,)
+REFUND_REASONS = (SystemReason.ORDER_LINE_RELEASED, SystemReason.ORDER_RETURNED)
+
+
+# One change of a product's quantities, written in the same transaction as the change: for
+# every product, on_hand = the sum of its movements' on_hand_delta, committed = the sum of
+# their committed_delta, and the newest one's *_after are the product's quantities. `delta`
+# and `stock_after` (the change of `available`, and `available` after it) are what earlier
+# versions stored; the API derives them (app/ledger.py).
 class StockMovement(SQLModel, table=True):
     __tablename__ = "stock_movements"
     __table_args__ = (
-        CheckConstraint("delta <> 0", name="delta_not_zero"),
+        # A count that corrects nothing is recorded too: it says when the shelf was counted.
+        CheckConstraint(
+            f"on_hand_delta <> 0 OR committed_delta <> 0 OR reason = '{SystemReason.COUNTED}'",
+            name="moves_something",
+        ),
         CheckConstraint(one_of("reason", MovementReason), name="reason_known"),
-        CheckConstraint("stock_after >= 0", name="stock_after_not_negative"),
+        CheckConstraint("on_hand_after >= 0", name="on_hand_after_not_negative"),
+        CheckConstraint("committed_after >= 0", name="committed_after_not_negative"),
         CheckConstraint(
             f"({one_of('reason', ORDER_REASONS)}) = (order_id IS NOT NULL)",
             name="order_id_iff_order_reason",
         ),
-        # A product's history, newest first, and its sum: one index range either way.
+        CheckConstraint(
+            f"({one_of('reason', SHIPMENT_REASONS)}) = (shipment_id IS NOT NULL)",
+            name="shipment_id_iff_shipped",
+        ),
+        CheckConstraint(
+            f"({one_of('reason', REFUND_REASONS)}) = (refund_id IS NOT NULL)",
+            name="refund_id_iff_refund_reason",
+        ),
+        # A product's history, newest first, and its sums: one index range either way.
         Index("ix_stock_movements_product_id_id", "product_id", "id"),
     )
 
@@ -327,14 +573,22 @@ class StockMovement(SQLModel, table=True):
     product_id: int = TableField(
         sa_column=Column(Integer, ForeignKey("products.id"), nullable=False)
     )
-    delta: int = TableField(sa_column=Column(BigInteger, nullable=False))
     reason: str = TableField(sa_column=Column(String(32), nullable=False))
+    on_hand_delta: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    committed_delta: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    on_hand_after: int = TableField(sa_column=Column(BigInteger, nullable=False))
+    committed_after: int = TableField(sa_column=Column(BigInteger, nullable=False))
     order_id: int | None = TableField(
         default=None, sa_column=Column(Integer, ForeignKey("orders.id"), index=True)
     )
+    shipment_id: int | None = TableField(
+        default=None, sa_column=Column(Integer, ForeignKey("shipments.id"))
+    )
+    refund_id: int | None = TableField(
+        default=None, sa_column=Column(Integer, ForeignKey("refunds.id"))
+    )
     reference: str | None = TableField(default=None, sa_column=Column(String(128)))
     note: str | None = TableField(default=None, sa_column=Column(String(500)))
-    stock_after: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     # Who made the change: a key's name, `webhook`, `system` or `anonymous` (app/core/access.py);
     # `unknown` on movements recorded before actors existed (migration 0009).
@@ -351,8 +605,11 @@ class StockMovement(SQLModel, table=True):
 class EventType(StrEnum):
     ORDER_CREATED = "order.created"
     ORDER_PAID = "order.paid"
+    ORDER_PARTIALLY_SHIPPED = "order.partially_shipped"
     ORDER_SHIPPED = "order.shipped"
     ORDER_CANCELED = "order.canceled"
+    SHIPMENT_CREATED = "shipment.created"
+    REFUND_CREATED = "refund.created"
     STOCK_ADJUSTED = "stock.adjusted"
 
 

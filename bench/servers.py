@@ -88,7 +88,7 @@ def seed_products(url: str, count: int) -> None:
             "sku": f"BENCH-{n}",
             "name": f"Bench product {n}",
             "price_cents": 1250,
-            "stock": LARGE_STOCK,
+            "on_hand": LARGE_STOCK,
             "created_at": now,
             "updated_at": now,
         }

@@ -1,10 +1,14 @@
-"""The stock conservation invariant and the ledger, checked through the API after a load run.
+"""The stock invariants and the ledger, checked through the API after a load run.
 
 For every product a run created:
-- conservation: stock now = stock at creation + the run's adjustments − the quantities of that
-  product in the orders that are not CANCELED;
-- the ledger: stock = the sum of the product's movements, and the newest one's stock_after is
-  the stock (app.ledger.ledger_violations, the rule the service's own audit uses).
+- committed = the units its orders hold: on every line of an order that is not CANCELED,
+  quantity − shipped − released;
+- conservation of the shelf: on_hand now = on_hand at creation + the run's adjustments and
+  count corrections − the units shipped + the units returned;
+- available = on_hand − committed, and `stock` (for earlier clients) = available;
+- the ledger: on_hand and committed are the sums of the product's movements' deltas, and the
+  newest movement's *_after are the quantities (app.ledger.ledger_violations, the rule the
+  service's own audit uses).
 Only the API is used, so the check works against a deployed URL as well as a local server.
 """
 
@@ -19,44 +23,65 @@ from app.ledger import ledger_violations
 from app.stock import ADJUSTMENT_REASONS
 
 PAGE = 100
+# The movements a run makes on purpose to the shelf, besides shipments and returns.
+SHELF_REASONS = ADJUSTMENT_REASONS | {"counted"}
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def reserved_quantities(
+def held_by_orders(
     orders: Iterable[Mapping[str, Any]], product_ids: set[int]
-) -> dict[int, int]:
-    """Quantities per product held by orders that still count (every status but CANCELED)."""
-    reserved = dict.fromkeys(product_ids, 0)
+) -> dict[int, dict[str, int]]:
+    """Per product: the units orders hold (`committed`: lines of orders not CANCELED, neither
+    shipped nor released), and the units they shipped and returned."""
+    held = {pid: {"committed": 0, "shipped": 0, "returned": 0} for pid in product_ids}
     for order in orders:
-        if order["status"] == "CANCELED":
-            continue
         for line in order["items"]:
-            if line["product_id"] in reserved:
-                reserved[line["product_id"]] += line["quantity"]
-    return reserved
+            figures = held.get(line["product_id"])
+            if figures is None:
+                continue
+            shipped = line.get("quantity_shipped", 0)
+            figures["shipped"] += shipped
+            figures["returned"] += line.get("quantity_returned", 0)
+            if order["status"] != "CANCELED":
+                figures["committed"] += (
+                    line["quantity"] - shipped - line.get("quantity_released", 0)
+                )
+    return held
 
 
 def violations(
     initial: Mapping[int, int],
-    current: Mapping[int, int],
-    reserved: Mapping[int, int],
+    current: Mapping[int, Mapping[str, int]],
+    held: Mapping[int, Mapping[str, int]],
     adjusted: Mapping[int, int] | None = None,
 ) -> list[str]:
-    """One message per product whose stock is not its initial stock, plus its adjustments,
-    less what orders hold."""
+    """One message per product whose quantities do not follow from its opening on_hand, the
+    run's adjustments and counts (`adjusted`), and what its orders hold, shipped and returned."""
     adjusted = adjusted or {}
     found = []
     for pid in sorted(initial):
+        now, orders = current[pid], held[pid]
         added = adjusted.get(pid, 0)
-        expected = initial[pid] + added - reserved[pid]
-        if current[pid] != expected:
+        expected = initial[pid] + added - orders["shipped"] + orders["returned"]
+        if now["on_hand"] != expected:
             plus = f" + {added}" if added else ""
             found.append(
-                f"product {pid}: stock {current[pid]}, expected {initial[pid]}{plus} - "
-                f"{reserved[pid]} = {expected}"
+                f"product {pid}: on_hand {now['on_hand']}, expected {initial[pid]}{plus} - "
+                f"{orders['shipped']} shipped + {orders['returned']} returned = {expected}"
+            )
+        if now["committed"] != orders["committed"]:
+            found.append(
+                f"product {pid}: committed {now['committed']}, but its orders hold "
+                f"{orders['committed']}"
+            )
+        available = now["on_hand"] - now["committed"]
+        if now["available"] != available or now["stock"] != available:
+            found.append(
+                f"product {pid}: available {now['available']} and stock {now['stock']}, "
+                f"but on_hand - committed = {available}"
             )
     return found
 
@@ -92,29 +117,45 @@ def _orders_of(client: httpx.Client, product_id: int) -> Iterable[dict[str, Any]
 def check_once(
     client: httpx.Client, initial: Mapping[int, int], figures: Counter | None = None
 ) -> list[str]:
-    current, adjusted, ledger = {}, {}, []
+    current: dict[int, dict[str, int]] = {}
+    adjusted: dict[int, int] = {}
+    ledger: list[str] = []
     orders: dict[int, dict[str, Any]] = {}
     reasons: Counter = Counter()
     for product_id in initial:
         response = client.get(f"/products/{product_id}")
         response.raise_for_status()
-        current[product_id] = response.json()["stock"]
+        current[product_id] = response.json()
         movements = movements_of(client, product_id)
         reasons.update(m["reason"] for m in movements)
-        # A run moves stock on purpose by orders and adjustments only (never a stock_set).
+        # A run moves the shelf on purpose by adjustments and counts only (never a stock_set).
         adjusted[product_id] = sum(
-            m["delta"] for m in movements if m["reason"] in ADJUSTMENT_REASONS
+            m["on_hand_delta"] for m in movements if m["reason"] in SHELF_REASONS
         )
-        newest = movements[0]["stock_after"] if movements else None
-        total = sum(m["delta"] for m in movements)
-        ledger += ledger_violations(product_id, current[product_id], total, newest)
         orders.update((order["id"], order) for order in _orders_of(client, product_id))
-    reserved = reserved_quantities(orders.values(), set(initial))
+        ledger_row = {
+            "product_id": product_id,
+            "on_hand": current[product_id]["on_hand"],
+            "committed": current[product_id]["committed"],
+            "on_hand_sum": sum(m["on_hand_delta"] for m in movements),
+            "committed_sum": sum(m["committed_delta"] for m in movements),
+            "newest_on_hand": movements[0]["on_hand_after"] if movements else None,
+            "newest_committed": movements[0]["committed_after"] if movements else None,
+            # Checked against the orders below, by `violations`.
+            "held": current[product_id]["committed"],
+        }
+        ledger += ledger_violations(ledger_row)
+    held = held_by_orders(orders.values(), set(initial))
     if figures is not None:
         figures.clear()
-        figures.update(products=len(initial), orders=len(orders), movements=sum(reasons.values()))
+        figures.update(
+            products=len(initial),
+            orders=len(orders),
+            movements=sum(reasons.values()),
+            shipped_units=sum(h["shipped"] for h in held.values()),
+        )
         figures.update({f"movements.{reason}": n for reason, n in reasons.items()})
-    return violations(initial, current, reserved, adjusted) + ledger
+    return violations(initial, current, held, adjusted) + ledger
 
 
 def check_stock(

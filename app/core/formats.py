@@ -6,6 +6,7 @@ import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -23,6 +24,11 @@ MAX_PRICE = Decimal("99999999.99")
 MAX_STOCK = 2_147_483_647
 # Ids are 32-bit integers in every table; larger path values can never match a row.
 MAX_ID = 2_147_483_647
+
+
+# A currency as a client writes it: three ASCII letters, either case (ISO writes `USD`,
+# Stripe `usd`); whether it is the shop's is app/core/currencies.py's to say.
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
 
 
 def utcnow() -> datetime:
@@ -288,4 +294,47 @@ Note = Annotated[
     StringConstraints(max_length=500),
     AfterValidator(_no_nul),
     WithJsonSchema({"type": "string", "maxLength": 500, "pattern": TEXT_PATTERN}),
+]
+
+
+# A shipment's carrier and tracking number, as the carrier writes them.
+Carrier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64, "pattern": TEXT_PATTERN}),
+]
+TrackingNumber = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128, "pattern": TEXT_PATTERN}),
+]
+
+
+def _https_url(url: str) -> str:
+    parsed = urlsplit(url)
+    if parsed.scheme != "https" or not parsed.hostname or any(c.isspace() for c in url):
+        raise ValueError("must be an https URL")
+    return url
+
+
+# Where a customer follows a shipment: an https URL, kept as sent.
+TrackingUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048),
+    AfterValidator(_https_url),
+    WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https://"}),
+]
+
+# Money given back: a JSON number or string, > 0, at most 2 decimal places.
+RefundAmount = Annotated[
+    Decimal,
+    BeforeValidator(_plain_money_text),
+    Field(gt=0, max_digits=18, decimal_places=2),
+]
+# The payment provider's id of a refund (`re_…` on Stripe): printable text.
+ProviderRefundId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
 ]

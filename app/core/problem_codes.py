@@ -128,6 +128,47 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             {"product_id": 7, "requested": 5, "available": 2},
         ),
         ProblemCode(
+            "insufficient_on_hand",
+            "Insufficient units on hand",
+            "a shipment needs more units than are on hand; `product_id`, `requested`, `on_hand`",
+            "Product 7 has 1 unit(s) on hand; the shipment takes 3.",
+            {"product_id": 7, "requested": 3, "on_hand": 1},
+        ),
+        ProblemCode(
+            "exceeds_remaining",
+            "Exceeds what remains",
+            "a shipment or refund names more units of a line than remain to ship or refund; "
+            "`product_id`, `requested`, `remaining`",
+            "The order has 1 unit(s) of product 7 left to ship; 2 requested.",
+            {"product_id": 7, "requested": 2, "remaining": 1},
+        ),
+        ProblemCode(
+            "refund_exceeds_paid",
+            "Refund exceeds what was paid",
+            "a refund's amount is over what was paid and not yet refunded; `refundable`",
+            "A refund of 50.00 is more than order 12's 39.98 paid and not yet refunded.",
+            {"order_id": 12, "requested": "50.00", "refundable": "39.98"},
+        ),
+        ProblemCode(
+            "not_paid",
+            "Nothing paid",
+            "a refund for an order with nothing paid",
+            "Order 12 has nothing paid to refund.",
+            {"order_id": 12},
+        ),
+        ProblemCode(
+            "count_too_old",
+            "Count too old",
+            "a stock count taken before the product's newest count",
+            "Product 7 was counted at 2026-12-08T10:00:00Z, after this count's "
+            "2026-12-08T09:00:00Z: an older count cannot say what is on the shelf now.",
+            {
+                "product_id": 7,
+                "counted_at": "2026-12-08T09:00:00Z",
+                "newest_count_at": "2026-12-08T10:00:00Z",
+            },
+        ),
+        ProblemCode(
             "invalid_status_transition",
             "Invalid status transition",
             "e.g. SHIPPED → PENDING; carries `from`, `to`, `allowed`",
@@ -189,6 +230,14 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             "a payment event's amount differs from the order's total",
             "The payment of 10.00 does not equal order 2's total of 39.98.",
             {"order_id": 2, "amount": "10.00", "total": "39.98"},
+            everywhere=False,
+        ),
+        ProblemCode(
+            "currency_mismatch",
+            "Currency mismatch",
+            "a currency other than the shop's",
+            "The currency EUR is not the shop's; it sells in USD.",
+            {"currency": "EUR", "shop_currency": "USD"},
             everywhere=False,
         ),
         ProblemCode(

@@ -91,6 +91,7 @@ FEED = "events"  # the cursor kind of the feed
 # The event each status move records (whatever made the move: the API, a webhook, expiry).
 ORDER_EVENTS = {
     OrderStatus.PAID: EventType.ORDER_PAID,
+    OrderStatus.PARTIALLY_SHIPPED: EventType.ORDER_PARTIALLY_SHIPPED,
     OrderStatus.SHIPPED: EventType.ORDER_SHIPPED,
     OrderStatus.CANCELED: EventType.ORDER_CANCELED,
 }

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app import idempotency, orders
+from app import idempotency, orders, shipments
 from app.core.access import Role
 from app.core.errors import problem_responses
 from app.core.formats import MAX_ID, Rfc3339
@@ -183,14 +183,16 @@ async def _move(
     request: Request, order_id: int, target: OrderStatus, if_match: str | None
 ) -> Response:
     moved = await database_of(request).write(
-        orders.change_status, order_id, target, if_match=if_match
+        shipments.change_status, order_id, target, if_match=if_match
     )
     return tagged_response(request, moved)
 
 
 STATUS_DOC: dict[str, Any] = {
     "description": "Moves the order along `PENDING → PAID → SHIPPED`, or to `CANCELED` from "
-    "`PENDING` or `PAID` (stock is returned). Setting the current status again is a no-op. "
+    "`PENDING` or `PAID` (its unshipped units are released). A move to `SHIPPED` ships every "
+    "unit that remains (as `POST /orders/{id}/shipments` without items); `PARTIALLY_SHIPPED` "
+    "is reached only by a shipment. Setting the current status again is a no-op. "
     "Send `If-Match` with the ETag from a GET to refuse the change if the order changed in "
     "the meantime.",
     "response_model": OrderPublic,
@@ -225,9 +227,9 @@ async def patch_order(
     "/{order_id}",
     operation_id="orders-cancel",
     summary="Cancel an order",
-    description="A soft cancel: the order stays, now `CANCELED`, and its quantities return to "
-    "stock exactly once. Cancelling a canceled order is a no-op; a shipped one is 409. Honours "
-    "`If-Match` as PUT does.",
+    description="A soft cancel: the order stays, now `CANCELED`, and its unshipped units are "
+    "released (available again) exactly once. Cancelling a canceled order is a no-op; a "
+    "shipped or partly shipped one is 409. Honours `If-Match` as PUT does.",
     response_model=OrderPublic,
     responses=problem_responses(404, 409, 412, 422),
 )

@@ -90,7 +90,7 @@ def test_if_match_on_an_order_write_applies_only_while_the_etag_matches(
     path = f"/orders/{order['id']}"
     tag = client.get(path).headers["etag"]
     stock = db.value(
-        "SELECT stock FROM products WHERE id = :id", id=order["items"][0]["product_id"]
+        "SELECT committed FROM products WHERE id = :id", id=order["items"][0]["product_id"]
     )
 
     stale = client.request(method, path, json=body, headers={"If-Match": '"stale"'})
@@ -100,7 +100,7 @@ def test_if_match_on_an_order_write_applies_only_while_the_etag_matches(
     assert problem["code"] == "precondition_failed" and problem["etag"] == tag
     assert client.get(path).json()["status"] == "PENDING"
     assert (
-        db.value("SELECT stock FROM products WHERE id = :id", id=order["items"][0]["product_id"])
+        db.value("SELECT committed FROM products WHERE id = :id", id=order["items"][0]["product_id"])
         == stock
     )
 

@@ -25,7 +25,7 @@ def test_create_product_answers_201_with_location_and_money_as_string(client, db
     assert (body["sku"], body["name"], body["price"], body["stock"]) == ("MUG-1", "Mug", "19.90", 5)
     assert body["created_at"].endswith("Z")
     stored = product_row(db, body["id"])
-    assert (stored.price_cents, stored.stock) == (1990, 5)
+    assert (stored.price_cents, stored.on_hand, stored.committed) == (1990, 5, 0)
 
 
 def test_create_product_with_taken_sku_is_409_and_stores_nothing(client, db: Db):
@@ -106,7 +106,7 @@ def test_put_and_patch_change_only_the_fields_sent(client, db: Db):
     assert put.status_code == 200 and put.json()["price"] == "6.00"
     assert patch.json()["description"] == "Blue"
     stored = product_row(db, product["id"])
-    assert (stored.name, stored.price_cents, stored.stock, stored.description) == (
+    assert (stored.name, stored.price_cents, stored.on_hand, stored.description) == (
         "Mug",
         600,
         3,

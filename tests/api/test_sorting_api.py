@@ -19,7 +19,7 @@ PRODUCT_KEYS = {
     "id": lambda item: item["id"],
     "name": lambda item: item["name"],
     "price": lambda item: Decimal(item["price"]),
-    "available": lambda item: item["stock"],
+    "available": lambda item: item["available"],
     "updated_at": lambda item: item["updated_at"],
 }
 ORDER_KEYS = {
@@ -96,7 +96,7 @@ def test_products_sort_with_filters_pages_through_the_matches_once(
     client: TestClient, catalog: list[dict[str, Any]], sort: str
 ):
     field = sort.lstrip("-")
-    matches = [item for item in catalog if item["stock"] > 0]
+    matches = [item for item in catalog if item["available"] > 0]
     want = expected(matches, PRODUCT_KEYS[field], sort.startswith("-"))
     params = {"sort": sort, "in_stock": "true"}
 

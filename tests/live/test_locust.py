@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.stock_check import reserved_quantities, violations
+from bench.stock_check import held_by_orders, violations
 from tests.support.ledger import assert_ledger_holds
 from tests.support.live_server import ROOT, LiveServer
 
@@ -94,8 +94,13 @@ def test_stock_changed_behind_the_runs_back_fails_the_run(tmp_path: Path) -> Non
         output, _ = run.communicate(timeout=120)
 
     assert "stock invariant VIOLATED" in output, output[-3000:]
-    assert "product 1: stock" in output
+    assert "product 1: on_hand" in output
     assert run.returncode != 0
+
+
+def _product(on_hand: int, committed: int) -> dict[str, int]:
+    available = on_hand - committed
+    return {"on_hand": on_hand, "committed": committed, "available": available, "stock": available}
 
 
 def test_invariant_counts_every_order_but_canceled_ones() -> None:
@@ -104,21 +109,36 @@ def test_invariant_counts_every_order_but_canceled_ones() -> None:
             "status": "PENDING",
             "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
         },
-        {"status": "SHIPPED", "items": [{"product_id": 1, "quantity": 3}]},
+        {"status": "SHIPPED", "items": [{"product_id": 1, "quantity": 3, "quantity_shipped": 3}]},
+        {
+            "status": "PARTIALLY_SHIPPED",
+            "items": [{"product_id": 2, "quantity": 4, "quantity_shipped": 1}],
+        },
         {"status": "CANCELED", "items": [{"product_id": 1, "quantity": 100}]},
         {"status": "PAID", "items": [{"product_id": 99, "quantity": 5}]},
     ]
-    reserved = reserved_quantities(orders, {1, 2})
-    assert reserved == {1: 5, 2: 1}
-    assert violations({1: 10, 2: 4}, {1: 5, 2: 3}, reserved) == []
-    assert violations({1: 10, 2: 4}, {1: 6, 2: 3}, reserved) == [
-        "product 1: stock 6, expected 10 - 5 = 5"
+    held = held_by_orders(orders, {1, 2})
+    assert held == {
+        1: {"committed": 2, "shipped": 3, "returned": 0},
+        2: {"committed": 4, "shipped": 1, "returned": 0},
+    }
+    current = {1: _product(7, 2), 2: _product(3, 4)}
+    assert violations({1: 10, 2: 4}, current, held) == []
+    assert violations({1: 10, 2: 4}, {**current, 1: _product(8, 2)}, held) == [
+        "product 1: on_hand 8, expected 10 - 3 shipped + 0 returned = 7"
+    ]
+    assert violations({1: 10, 2: 4}, {**current, 2: _product(3, 3)}, held) == [
+        "product 2: committed 3, but its orders hold 4"
     ]
 
 
 def test_invariant_counts_the_runs_adjustments() -> None:
-    reserved = {1: 5, 2: 0}
-    assert violations({1: 10, 2: 4}, {1: 15, 2: 3}, reserved, {1: 10, 2: -1}) == []
-    assert violations({1: 10, 2: 4}, {1: 5, 2: 4}, reserved, {1: 10}) == [
-        "product 1: stock 5, expected 10 + 10 - 5 = 15"
+    held = {
+        1: {"committed": 5, "shipped": 0, "returned": 0},
+        2: {"committed": 0, "shipped": 0, "returned": 0},
+    }
+    current = {1: _product(20, 5), 2: _product(3, 0)}
+    assert violations({1: 10, 2: 4}, current, held, {1: 10, 2: -1}) == []
+    assert violations({1: 10, 2: 4}, {**current, 1: _product(10, 5)}, held, {1: 10}) == [
+        "product 1: on_hand 10, expected 10 + 10 - 0 shipped + 0 returned = 20"
     ]

@@ -98,7 +98,7 @@ def make_order(db: Db, *lines: tuple[Any, int]) -> Record:
 
 
 def stock_of(db: Db, product_id: int) -> int:
-    return int(db.value("SELECT stock FROM products WHERE id = :id", id=product_id))
+    return int(db.value("SELECT on_hand - committed FROM products WHERE id = :id", id=product_id))
 
 
 def orders_in_db(db: Db) -> int:

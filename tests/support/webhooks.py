@@ -64,4 +64,4 @@ def order_status(db: Db, order_id: int) -> str:
 
 
 def stock_of(db: Db, product_id: int) -> int:
-    return int(db.value("SELECT stock FROM products WHERE id = :id", id=product_id))
+    return int(db.value("SELECT on_hand - committed FROM products WHERE id = :id", id=product_id))

@@ -50,7 +50,7 @@ def test_update_changes_only_the_fields_sent(db: Db):
 
     assert (updated["name"], updated["price"], updated["stock"]) == ("Mug", "6.10", 3)
     row = product_row(db, mug.id)
-    assert (row.name, row.price_cents, row.stock) == ("Mug", 610, 3)
+    assert (row.name, row.price_cents, row.on_hand) == ("Mug", 610, 3)
 
 
 def test_update_to_a_taken_sku_is_a_conflict_and_changes_nothing(db: Db):
@@ -149,8 +149,8 @@ def test_the_kept_count_of_live_products_follows_every_change_to_the_catalog(db:
     make_order(db, (mugs[1], 2), (mugs[2], 1))  # stock moves; the count must not
     seen.append((kept(), counted()))
     db.execute(
-        "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at, "
-        "archived_at) SELECT 'BULK-' || id, name, price_cents, stock, created_at, updated_at, "
+        "INSERT INTO products (sku, name, price_cents, on_hand, created_at, updated_at, "
+        "archived_at) SELECT 'BULK-' || id, name, price_cents, on_hand, created_at, updated_at, "
         "CASE WHEN id % 2 = 0 THEN updated_at END FROM products"
     )  # one statement of five rows, two of them archived
     seen.append((kept(), counted()))

@@ -27,7 +27,7 @@ from tests.support.factories import Db, make_product, product_row, stock_of
 
 _SET_NAME = Sql("UPDATE products SET name = :name WHERE id = :id")
 _INSERT_SKU = Sql(
-    "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at) "
+    "INSERT INTO products (sku, name, price_cents, on_hand, created_at, updated_at) "
     "VALUES (:sku, 'x', 100, 1, :now, :now)"
 )
 
@@ -437,7 +437,7 @@ def test_driver_errors_never_carry_the_statements_parameters(db: Db):
     async def break_a_check(conn: Connection) -> None:
         await conn.execute(
             Sql(
-                "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at) "
+                "INSERT INTO products (sku, name, price_cents, on_hand, created_at, updated_at) "
                 "VALUES (:sku, :name, -1, 1, :now, :now)"
             ),
             {"sku": "S-1", "name": secret, "now": utcnow()},
@@ -465,7 +465,7 @@ def test_an_unreachable_database_is_503_database_unavailable(settings, tmp_path)
 
 def test_stock_helpers_read_the_latest_committed_state(db: Db):
     mug = make_product(db, stock=3)
-    db.execute("UPDATE products SET stock = 7 WHERE id = :id", id=mug.id)
+    db.execute("UPDATE products SET on_hand = 7 WHERE id = :id", id=mug.id)
     assert stock_of(db, mug.id) == 7
 
 

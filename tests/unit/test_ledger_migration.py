@@ -12,12 +12,13 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from app.tables import MovementReason
+from app.tables import ORDER_REASONS, REFUND_REASONS, SHIPMENT_REASONS, MovementReason
 from tests.support.databases import database_url
 from tests.support.live_server import ROOT
 
 CONFIG = Config(toml_file=str(ROOT / "pyproject.toml"))
 LEDGER = "0005"
+ONE_QUANTITY = "0010"  # the last revision where a product had one quantity, `stock`
 PREVIOUS = ScriptDirectory.from_config(CONFIG).get_revision(LEDGER).down_revision
 
 
@@ -104,7 +105,9 @@ def upgraded(db_kind: str, tmp_path: Path):
         with engine.begin() as connection:
             _migrate(connection, PREVIOUS)
             ids = _fill_previous_head(connection)
-            _migrate(connection, "head")
+            # Up to the last revision with one quantity (0011 gives products two, and has a
+            # test of its own in test_migrations.py).
+            _migrate(connection, ONE_QUANTITY)
         with engine.begin() as connection:
             yield connection, ids
         engine.dispose()
@@ -136,24 +139,58 @@ def test_upgrade_gives_canceled_orders_the_reason_they_can_only_have_had(upgrade
 
 def test_migrated_constraints_take_exactly_the_reasons_the_code_defines(upgraded):
     connection, ids = upgraded
-    movement = (
-        "INSERT INTO stock_movements (product_id, delta, reason, order_id, stock_after, "
-        "created_at) VALUES (:p, 1, :reason, :o, 1, :now)"
-    )
+    _migrate(connection, "head")
     now = datetime.now(UTC)
-    order_reasons = {"order_placed", "order_canceled", "order_expired"}
+    shipment = _insert(
+        connection,
+        "INSERT INTO shipments (order_id, actor, created_at) VALUES (:o, 'test', :now)",
+        o=ids["paid"],
+        now=now,
+    )
+    refund = _insert(
+        connection,
+        "INSERT INTO refunds (order_id, amount_cents, source, actor, created_at) "
+        "VALUES (:o, 100, 'api', 'test', :now)",
+        o=ids["paid"],
+        now=now,
+    )
+    movement = (
+        "INSERT INTO stock_movements (product_id, reason, on_hand_delta, committed_delta, "
+        "on_hand_after, committed_after, order_id, shipment_id, refund_id, created_at) "
+        "VALUES (:p, :reason, 1, 0, 1, 0, :o, :s, :r, :now)"
+    )
     for reason in MovementReason:
-        order_id = ids["pending"] if reason in order_reasons else None
-        _insert(connection, movement, p=ids["empty"], reason=reason.value, o=order_id, now=now)
-    for reason, order_id in (("restocked", None), ("order_placed", None), ("received", 1)):
+        links = {
+            "o": ids["pending"] if reason in ORDER_REASONS else None,
+            "s": shipment if reason in SHIPMENT_REASONS else None,
+            "r": refund if reason in REFUND_REASONS else None,
+        }
+        _insert(connection, movement, p=ids["empty"], reason=reason.value, now=now, **links)
+    refused = (
+        ("restocked", None, None, None),  # no such reason
+        ("order_placed", None, None, None),  # an order's movement without its order
+        ("received", 1, None, None),  # an order on a movement of no order
+        ("shipped", ids["paid"], None, None),  # a shipment's movement without its shipment
+        ("order_returned", ids["paid"], None, None),  # a refund's without its refund
+    )
+    for reason, order_id, shipment_id, refund_id in refused:
         with pytest.raises(IntegrityError), connection.begin_nested():
-            _insert(connection, movement, p=ids["empty"], reason=reason, o=order_id, now=now)
+            _insert(
+                connection,
+                movement,
+                p=ids["empty"],
+                reason=reason,
+                o=order_id,
+                s=shipment_id,
+                r=refund_id,
+                now=now,
+            )
 
 
 def test_downgrade_below_the_ledger_and_up_again_keeps_the_invariant(upgraded):
     connection, ids = upgraded
 
     _migrate(connection, PREVIOUS, down=True)
-    _migrate(connection, "head")
+    _migrate(connection, ONE_QUANTITY)
 
     assert _ledger(connection)[ids["mug"]] == (40, 40, 1, 40)

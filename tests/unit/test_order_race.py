@@ -78,7 +78,9 @@ def test_stock_taken_while_an_order_waits_is_insufficient_stock_not_an_error(
     with row_held(engine, product.id) as other:
 
         def commit_a_smaller_stock() -> None:
-            other.execute(text("UPDATE products SET stock = 2 WHERE id = :id"), {"id": product.id})
+            other.execute(
+                text("UPDATE products SET on_hand = 2 WHERE id = :id"), {"id": product.id}
+            )
             other.execute(text("COMMIT"))
 
         with pytest.raises(ApiError) as raised:
@@ -97,7 +99,9 @@ def test_stock_returned_while_an_order_waits_is_served(db: Db, engine: Engine):
     with row_held(engine, product.id) as other:
 
         def commit_a_larger_stock() -> None:
-            other.execute(text("UPDATE products SET stock = 9 WHERE id = :id"), {"id": product.id})
+            other.execute(
+                text("UPDATE products SET on_hand = 9 WHERE id = :id"), {"id": product.id}
+            )
             other.execute(text("COMMIT"))
 
         order = while_blocked(engine, lambda: make_order(db, (product, 5)), commit_a_larger_stock)

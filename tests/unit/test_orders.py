@@ -6,7 +6,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app import orders, products
+from app import orders, products, shipments
 from app.core.errors import ApiError
 from app.schemas import OrderCreate
 from app.tables import OrderStatus
@@ -14,7 +14,7 @@ from tests.support.factories import Db, Record, make_order, make_product, orders
 
 
 def move(db: Db, order_id: int, status: OrderStatus) -> Record:
-    return Record(db.write(orders.change_status, order_id, status))
+    return Record(db.write(shipments.change_status, order_id, status))
 
 
 def test_place_order_takes_each_lines_quantity_and_snapshots_the_product(db: Db):
@@ -149,7 +149,7 @@ def test_a_rule_that_fails_rolls_back_what_the_unit_did_before(db: Db):
 
     async def cancel_then_fail(conn):
         await orders.change_status(conn, order.id, OrderStatus.CANCELED)
-        await orders.change_status(conn, order.id, OrderStatus.SHIPPED)  # 409
+        await shipments.change_status(conn, order.id, OrderStatus.SHIPPED)  # 409
 
     with pytest.raises(ApiError):
         db.write(cancel_then_fail)
@@ -257,7 +257,7 @@ def test_on_postgresql_an_order_finds_its_products_by_key_on_a_small_catalog_too
     if db.database.dialect != "postgresql":
         pytest.skip("PostgreSQL's plan of its one-statement order")
     db.execute(
-        "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at) "
+        "INSERT INTO products (sku, name, price_cents, on_hand, created_at, updated_at) "
         "SELECT 'P-' || i, 'Product', 100, 5, now(), now() FROM generate_series(1, 1000) AS i"
     )
     db.execute("ANALYZE products")

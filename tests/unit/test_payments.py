@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from app import orders, payments
+from app import payments, shipments
 from app.core.errors import ApiError
 from app.schemas import PaymentEventCreate
 from app.tables import OrderStatus
@@ -80,7 +80,7 @@ def test_the_same_event_id_twice_is_a_duplicate_with_no_second_effect(db, order,
 
 def test_a_repeat_reports_the_orders_status_now(db, order):
     apply(db, "evt_1", event(order))
-    db.write(orders.change_status, order.id, OrderStatus.SHIPPED)
+    db.write(shipments.change_status, order.id, OrderStatus.SHIPPED)
 
     assert apply(db, "evt_1", event(order)).order_status == OrderStatus.SHIPPED
 
@@ -109,7 +109,7 @@ def test_failed_for_a_paid_order_is_an_invalid_transition(db, order, mug):
 
 def test_succeeded_for_a_shipped_order_is_an_invalid_transition(db, order):
     apply(db, "evt_1", event(order))
-    db.write(orders.change_status, order.id, OrderStatus.SHIPPED)
+    db.write(shipments.change_status, order.id, OrderStatus.SHIPPED)
 
     with pytest.raises(ApiError) as raised:
         apply(db, "evt_2", event(order))

@@ -34,7 +34,7 @@ async def _history(conn: Connection, product_id: int) -> list[tuple[str, int, in
 
 async def _stock(conn: Connection, product_id: int) -> int:
     return await conn.fetch_value(
-        Sql("SELECT stock FROM products WHERE id = :id"), {"id": product_id}
+        Sql("SELECT on_hand - committed FROM products WHERE id = :id"), {"id": product_id}
     )
 
 
@@ -43,7 +43,8 @@ def test_adjust_moves_stock_by_delta_and_records_it_with_stock_after(run):
 
     movement = run(stock.adjust, pid, _adjustment(7, reference="PO-1", note="late"))
 
-    assert {k: movement[k] for k in ("delta", "reason", "reference", "note", "stock_after")} == {
+    shown = ledger.movement_view(movement)
+    assert {k: shown[k] for k in ("delta", "reason", "reference", "note", "stock_after")} == {
         "delta": 7,
         "reason": "received",
         "reference": "PO-1",
@@ -61,7 +62,7 @@ def test_adjust_below_zero_raises_insufficient_stock_and_records_nothing(run):
         run(stock.adjust, pid, _adjustment(-3, "lost"))
 
     assert raised.value.code == "insufficient_stock"
-    assert raised.value.extra == {"product_id": pid, "requested": 3, "available": 2}
+    assert raised.value.extra == {"product_id": pid, "requested": 3, "available": 2, "on_hand": 2}
     assert run(_history, pid) == [("initial", 2, 2)]
 
 
@@ -145,7 +146,9 @@ def test_audit_names_a_product_whose_stock_moved_outside_the_ledger(run):
     run(stock.adjust, good, _adjustment(2))
 
     async def tamper(conn: Connection) -> None:
-        await conn.execute(Sql("UPDATE products SET stock = stock + 1 WHERE id = :id"), {"id": bad})
+        await conn.execute(
+            Sql("UPDATE products SET on_hand = on_hand + 1 WHERE id = :id"), {"id": bad}
+        )
 
     run(tamper)
     audit = run(ledger.audit)
@@ -153,8 +156,8 @@ def test_audit_names_a_product_whose_stock_moved_outside_the_ledger(run):
     assert audit.products == 2 and audit.movements == 3
     assert audit.by_reason == {"initial": 2, "received": 1}
     assert audit.violations == [
-        f"product {bad}: stock 6 but its movements sum to 5",
-        f"product {bad}: stock 6 but its newest movement says 5",
+        f"product {bad}: on_hand 6 but its movements sum to 5",
+        f"product {bad}: on_hand 6 but its newest movement says 5",
     ]
 
 
@@ -165,17 +168,40 @@ def test_audit_names_a_movement_whose_stock_after_breaks_the_running_sum(run):
 
     async def tamper(conn: Connection) -> None:
         await conn.execute(
-            Sql("UPDATE stock_movements SET stock_after = 99 WHERE id = :id"), {"id": first["id"]}
+            Sql("UPDATE stock_movements SET on_hand_after = 99 WHERE id = :id"), {"id": first["id"]}
         )
 
     run(tamper)
 
     assert run(ledger.audit).violations == [
-        f"movement {first['id']} of product {pid}: stock_after 99 but the deltas up to it sum to 7"
+        f"movement {first['id']} of product {pid}: on_hand_after 99, committed_after 0 but the "
+        "deltas up to it sum to 7, 0"
     ]
 
 
+def _ledger_row(on_hand: int, committed: int, sums: tuple[int, int], newest, held: int):
+    return {
+        "product_id": 1,
+        "on_hand": on_hand,
+        "committed": committed,
+        "on_hand_sum": sums[0],
+        "committed_sum": sums[1],
+        "newest_on_hand": None if newest is None else newest[0],
+        "newest_committed": None if newest is None else newest[1],
+        "held": held,
+    }
+
+
 def test_ledger_violations_of_one_product():
-    assert ledger.ledger_violations(1, 5, 5, 5) == []
-    assert ledger.ledger_violations(1, 0, 0, None) == []  # no movement yet, nothing to hold
-    assert ledger.ledger_violations(1, 5, 4, 5) == ["product 1: stock 5 but its movements sum to 4"]
+    assert ledger.ledger_violations(_ledger_row(5, 2, (5, 2), (5, 2), 2)) == []
+    # No movement yet, nothing to hold.
+    assert ledger.ledger_violations(_ledger_row(0, 0, (0, 0), None, 0)) == []
+    assert ledger.ledger_violations(_ledger_row(5, 0, (4, 0), (5, 0), 0)) == [
+        "product 1: on_hand 5 but its movements sum to 4"
+    ]
+    assert ledger.ledger_violations(_ledger_row(5, 2, (5, 2), (5, 1), 2)) == [
+        "product 1: committed 2 but its newest movement says 1"
+    ]
+    assert ledger.ledger_violations(_ledger_row(5, 2, (5, 2), (5, 2), 3)) == [
+        "product 1: committed 2 but its orders hold 3 units"
+    ]

@@ -1,7 +1,7 @@
 """sort indexes: an index on (key, id) for each sort of GET /products and GET /orders
 
-Revision ID: 0013
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 
 Lists sort by a key with ties broken by id in the same direction, and page after a cursor by
 keyset on (key, id): each sort needs an index on exactly that, read forwards or backwards.
@@ -17,17 +17,17 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0010"
+revision: str = "0014"
+down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 LIVE = sa.text("archived_at IS NULL")
-# As app/tables.py's PRODUCT_SORT_INDEXES at this revision (`available` is the stock column).
+# As app/tables.py's PRODUCT_SORT_INDEXES at this revision (`available` is an expression).
 PRODUCT_SORT_INDEXES = {
     "name": ("name", "id"),
     "price": ("price_cents", "id"),
-    "available": ("stock", "id"),
+    "available": (sa.text("(on_hand - committed)"), "id"),
     "updated_at": ("updated_at", "id"),
 }
 ORDER_INDEXES = {
