@@ -139,3 +139,18 @@ def test_if_match_on_archiving_a_product(client: TestClient, db: Db):
     assert client.delete(path, headers={"If-Match": tag}).status_code == 204
     assert product_row(db, product["id"]).archived_at is not None
     assert client.delete(path, headers={"If-Match": tag}).status_code == 404
+
+
+def test_a_shipment_carries_an_etag_and_answers_304(client: TestClient):
+    order = _order(client)
+    assert client.put(f"/orders/{order['id']}", json={"status": "PAID"}).status_code == 200
+    shipped = client.post(f"/orders/{order['id']}/shipments", json={})
+    assert shipped.status_code == 201, shipped.text
+    path = shipped.headers["location"]
+    tag = client.get(path).headers["etag"]
+
+    again = client.get(path, headers={"If-None-Match": tag})
+    head = client.head(path, headers={"If-None-Match": tag})
+
+    assert again.status_code == head.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == head.headers["etag"] == tag
