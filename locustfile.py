@@ -119,7 +119,10 @@ class ShopUser(HttpUser):
     @task(15)
     def filter_catalog(self) -> None:
         word = random.choice(NAMES).split()[0].lower()
-        self.client.get(f"/products?q={word}&in_stock=true", name="/products?q=&in_stock=")
+        sort = random.choice(["id", "-price", "name", "-available"])
+        self.client.get(
+            f"/products?q={word}&in_stock=true&sort={sort}", name="/products?q=&in_stock=&sort="
+        )
 
     @task(25)
     def read_product(self) -> None:

@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -160,6 +161,31 @@ def read_and_filter_products(s: Smoke) -> None:
     assert [p["id"] for p in page["items"]] == [product["id"]], page
 
 
+def sorted_products(s: Smoke) -> None:
+    cheap, dear = s.new_product(price="3.00"), s.new_product(price="30.00")
+    params = {"q": f"SMOKE-{s.run}", "sort": "-price", "limit": 1}
+    first = s.call(200, "GET", "/products", params=params).json()
+    rest = s.call(200, "GET", "/products", params={**params, "limit": 100, "after": first["next"]})
+    walked = [p["id"] for p in first["items"] + rest.json()["items"]]
+    assert walked[0] == dear["id"] and walked[-1] == cheap["id"], walked
+    assert len(walked) == len(set(walked)) == first["total"], (walked, first)
+    s.call(
+        422,
+        "GET",
+        "/products",
+        "invalid_cursor",
+        params={**params, "sort": "price", "after": first["next"]},
+    )
+
+
+def unchanged_reads_are_304(s: Smoke) -> None:
+    path = f"/products/{s.state['product']['id']}"
+    etag = s.call(200, "GET", path).headers["etag"]
+    for method in ("GET", "HEAD"):
+        response = s.call(304, method, path, headers={"If-None-Match": etag})
+        assert response.headers["etag"] == etag and response.content == b"", response.headers
+
+
 def update_product(s: Smoke) -> None:
     product_id = s.state["product"]["id"]
     etag = s.call(200, "GET", f"/products/{product_id}").headers["etag"]
@@ -181,6 +207,11 @@ def place_order(s: Smoke) -> None:
     assert s.stock(product_id) == 7
     listed = s.call(200, "GET", "/orders", params={"product_id": product_id}).json()
     assert [o["id"] for o in listed["items"]] == [order["id"]], listed
+    etag = s.call(200, "GET", f"/orders/{order['id']}").headers["etag"]
+    s.call(304, "GET", f"/orders/{order['id']}", headers={"If-None-Match": etag})
+    by_total = s.call(200, "GET", "/orders", params={"sort": "-total", "limit": 100}).json()
+    totals = [Decimal(o["total"]) for o in by_total["items"]]
+    assert totals == sorted(totals, reverse=True), totals
     s.state["order"] = order
 
 
@@ -356,6 +387,8 @@ HAPPY_PATH = [
     service_is_up,
     create_product,
     read_and_filter_products,
+    sorted_products,
+    unchanged_reads_are_304,
     update_product,
     place_order,
     pay_by_webhook,
@@ -462,6 +495,19 @@ def stale_if_match_is_412(s: Smoke) -> None:
         headers={"If-Match": '"not-the-etag"'},
     )
     assert s.stock(product["id"]) == 10
+    order = s.call(
+        201, "POST", "/orders", json={"items": [{"product_id": product["id"], "quantity": 1}]}
+    ).json()
+    etag = s.call(200, "GET", f"/orders/{order['id']}").headers["etag"]
+    problem = s.call(
+        412,
+        "DELETE",
+        f"/orders/{order['id']}",
+        "precondition_failed",
+        headers={"If-Match": '"not-the-etag"'},
+    ).json()
+    assert problem["etag"] == etag, problem
+    assert s.call(200, "GET", f"/orders/{order['id']}").json()["status"] == "PENDING"
 
 
 def bad_webhooks_are_401(s: Smoke) -> None:

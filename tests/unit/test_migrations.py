@@ -785,3 +785,86 @@ def test_subscriptions_at_0013_upgrade_unchanged_with_one_secret_and_no_failing_
     assert [tuple(row) for row in added] == [(None, None, None), (None, None, None)]
     assert unknown_refused
     assert left == 0  # deliveries still go with their subscription
+
+
+def test_the_sort_indexes_arrive_on_a_catalog_in_use_and_every_list_reads_as_before(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0016 on a database at 0015 with live and archived products and orders (made by
+    the service's own rules): every row is kept as it was, each sort's index exists (products'
+    over live ones only, `available` on its expression), the lists sort and page by cursor on
+    them, and it downgrades back to 0015 and up again."""
+    import orjson
+    from sqlalchemy import text
+
+    from app import orders, products
+    from app.db.connect import create_database
+    from app.schemas import OrderCreate, ProductCreate
+    from tests.support.factories import Db
+
+    rows_sql = ("SELECT * FROM products ORDER BY id", "SELECT * FROM orders ORDER BY id")
+    with database_url(db_kind, tmp_path) as url:
+        settings = Settings(_env_file=None, database_url=url)
+        engine = create_db_engine(settings)
+        with engine.begin() as connection:
+            upgrade(connection, "0015")
+        db = Db(create_database(settings))
+        made = [
+            db.write(
+                products.create_product,
+                ProductCreate.model_validate(
+                    {"sku": f"P-{n}", "name": name, "price": price, "stock": stock}
+                ),
+            )
+            for n, (name, price, stock) in enumerate(
+                [("pear", "3.00", 5), ("apple", "1.00", 9), ("fig", "3.00", 7)]
+            )
+        ]
+        for product, quantity in ((made[0], 1), (made[1], 2), (made[0], 3)):
+            request = {"product_id": product["id"], "quantity": quantity}
+            db.write(orders.place_order, OrderCreate.model_validate(request))
+        db.write(products.archive_product, made[2]["id"])
+        db.close()
+        with engine.begin() as connection:
+            before = [connection.execute(text(sql)).all() for sql in rows_sql]
+            upgrade(connection)
+            after = [connection.execute(text(sql)).all() for sql in rows_sql]
+            indexes = {
+                table: {index["name"] for index in inspect(connection).get_indexes(table)}
+                for table in ("products", "orders")
+            }
+        db = Db(create_database(settings))
+        by_price_sort = products.SORTING["-price"]
+        by_price = db.read(products.list_products, limit=1, sort=by_price_sort)
+        cheaper = db.read(
+            products.list_products, limit=5, after=by_price["next"], sort=by_price_sort
+        )
+        fewest = db.read(products.list_products, limit=5, sort=products.SORTING["available"])
+        by_total = db.read(orders.list_orders, limit=5, sort=orders.SORTING["-total"])["items"]
+        db.close()
+        with engine.begin() as connection:
+            config = upgrade(connection)
+            command.downgrade(config, "0015")
+            back = {index["name"] for index in inspect(connection).get_indexes("orders")}
+            upgrade(connection)
+        engine.dispose()
+
+    assert after == before
+    sorted_indexes = {"name", "price", "updated_at"} | (
+        {"available"} if db_kind == "postgresql" else set()  # SQLite reflects no expression
+    )
+    assert {f"ix_products_live_{key}_id" for key in sorted_indexes} <= indexes["products"]
+    assert {
+        "ix_orders_created_at_id",
+        "ix_orders_status_created_at_id",
+        "ix_orders_total_cents_id",
+        "ix_orders_updated_at_id",
+    } <= indexes["orders"]
+    assert not {"ix_orders_created_at", "ix_orders_status_id"} & indexes["orders"]
+    assert {"ix_orders_created_at", "ix_orders_status_id"} <= back
+    pear, apple = made[0]["id"], made[1]["id"]
+    listed = orjson.loads(orjson.dumps(by_price["items"] + cheaper["items"]))
+    assert [p["id"] for p in listed] == [pear, apple]
+    # available: pear 5 - 4 = 1, apple 9 - 2 = 7
+    assert [p["id"] for p in orjson.loads(orjson.dumps(fewest["items"]))] == [pear, apple]
+    assert [o["total"] for o in by_total] == ["9.00", "3.00", "2.00"]
