@@ -260,7 +260,8 @@ class Order(SQLModel, table=True):
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    status: str = TableField(sa_column=Column(String(16), nullable=False))
+    # Wide enough for every OrderStatus (PARTIALLY_SHIPPED is 17 characters).
+    status: str = TableField(sa_column=Column(String(32), nullable=False))
     total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime

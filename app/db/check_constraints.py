@@ -1,4 +1,5 @@
-"""Changing a CHECK constraint in a migration, on both engines, without rebuilding the table.
+"""Changing a CHECK constraint (or a VARCHAR's length) in a migration, on both engines, without
+rebuilding the table.
 
 PostgreSQL drops the constraint and adds the new one, which checks every row. SQLite has no
 ALTER for constraints, and the usual way (build the table again, copy, drop, rename) is not open
@@ -10,7 +11,9 @@ under `writable_schema` and bump `schema_version` (https://sqlite.org/lang_alter
 "Making Other Kinds Of Table Schema Changes"). The file's format does not change, and every row
 already satisfies a wider condition; `replace_check` then has SQLite check every row against
 the new definition anyway (`PRAGMA quick_check` reads the constraints), so a condition that
-did not widen fails the migration instead of passing silently.
+did not widen fails the migration instead of passing silently. A VARCHAR's length is changed
+the same way (`set_varchar_length`): SQLite does not enforce it, but the stored definition is
+what Alembic compares with the models.
 """
 
 import re
@@ -49,7 +52,30 @@ def replace_check(connection: Connection, table: str, name: str, condition: str)
         {"table": table},
     ).scalar_one()
     begin, end = _condition_span(definition, name)
-    changed = definition[:begin] + condition + definition[end:]
+    _rewrite(connection, table, definition[:begin] + condition + definition[end:])
+    _quick_check(connection, table, f"changing {name}")
+
+
+def set_varchar_length(connection: Connection, table: str, column: str, length: int) -> None:
+    """Make `table`.`column` a VARCHAR(`length`) (PostgreSQL checks every row against it)."""
+    if connection.dialect.name != "sqlite":
+        connection.execute(
+            text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length})")
+        )
+        return
+    definition = connection.execute(
+        text("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = :table"),
+        {"table": table},
+    ).scalar_one()
+    declared = re.compile(rf'(?<![\w"])("?{column}"?\s+VARCHAR\()\d+(\))', re.IGNORECASE)
+    if len(declared.findall(definition)) != 1:
+        raise RuntimeError(f"column {column} is not once a VARCHAR in {table}'s definition")
+    _rewrite(connection, table, declared.sub(rf"\g<1>{length}\g<2>", definition))
+    _quick_check(connection, table, f"changing {column}'s length")
+
+
+def _rewrite(connection: Connection, table: str, changed: str) -> None:
+    """Store `changed` as `table`'s definition (SQLite)."""
     version = connection.execute(text("PRAGMA schema_version")).scalar_one()
     connection.execute(text("PRAGMA writable_schema = ON"))
     connection.execute(
@@ -58,6 +84,9 @@ def replace_check(connection: Connection, table: str, name: str, condition: str)
     )
     connection.execute(text(f"PRAGMA schema_version = {int(version) + 1}"))
     connection.execute(text("PRAGMA writable_schema = OFF"))
+
+
+def _quick_check(connection: Connection, table: str, change: str) -> None:
     problems = connection.execute(text(f"PRAGMA quick_check({table})")).scalars().all()
     if problems != ["ok"]:
-        raise RuntimeError(f"{table} after changing {name}: {problems}")
+        raise RuntimeError(f"{table} after {change}: {problems}")

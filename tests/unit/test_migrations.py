@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -546,3 +547,45 @@ def test_a_shop_at_the_previous_head_upgrades_to_two_quantities_with_nothing_a_c
     )
     assert archived == "2,0"
     assert audit_after_use.violations == []
+
+
+def test_a_shop_at_0012_upgrades_to_an_order_status_that_takes_partially_shipped(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0013 widens `orders.status`: PostgreSQL refused PARTIALLY_SHIPPED (17
+    characters in a VARCHAR(16)), so every partial shipment was a 500 there. Orders and their
+    statuses are kept; the downgrade refuses while a partly shipped order exists."""
+    from sqlalchemy import text
+
+    orders = "SELECT id, status, total_cents FROM orders ORDER BY id"
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0012")
+            for n, status in enumerate(("PENDING", "PAID", "SHIPPED", "CANCELED"), start=1):
+                connection.execute(
+                    text(
+                        "INSERT INTO orders (id, status, total_cents, created_at, updated_at) "
+                        "VALUES (:id, :status, 100, '2026-12-01 10:00:00', '2026-12-01 10:00:00')"
+                    ),
+                    {"id": n, "status": status},
+                )
+            before = connection.execute(text(orders)).all()
+            config = upgrade(connection, "0013")
+            after = connection.execute(text(orders)).all()
+            width = _status_length(connection)
+            connection.execute(text("UPDATE orders SET status = 'PARTIALLY_SHIPPED' WHERE id = 2"))
+            with pytest.raises(RuntimeError, match="partly shipped"):
+                command.downgrade(config, "0012")
+            connection.execute(text("UPDATE orders SET status = 'SHIPPED' WHERE id = 2"))
+            command.downgrade(config, "0012")
+            narrowed = _status_length(connection)
+        engine.dispose()
+
+    assert after == before and len(after) == 4
+    assert (width, narrowed) == (32, 16)
+
+
+def _status_length(connection: Connection) -> int:
+    (status,) = [c for c in inspect(connection).get_columns("orders") if c["name"] == "status"]
+    return status["type"].length
