@@ -15,7 +15,7 @@ from app.core.errors import ApiError
 from app.core.formats import from_cents, to_cents, utcnow
 from app.db.base import Connection, Sql
 from app.schemas import PaymentEventCreate, PaymentEventType
-from app.tables import CancelReason, OrderStatus
+from app.tables import CancelReason, OrderStatus, PaymentStatus
 
 # The status each event type (app/schemas.py `PaymentEventType`, the one list) moves a PENDING
 # order to; a type without its status, or a status for no type, fails at import.
@@ -34,6 +34,13 @@ _RECORD = Sql(
     "INSERT INTO payment_events (event_id, order_id, type, payment_id, amount_cents, raw_body, "
     "signed_at, processed_at) VALUES (:event_id, :order_id, :type, :payment_id, :amount_cents, "
     ":raw_body, :signed_at, :processed_at) ON CONFLICT (event_id) DO NOTHING RETURNING id"
+)
+
+# A payment's money on its order (the total it carried, checked against the order's).
+_PAID = Sql(
+    f"UPDATE orders SET payment_status = '{PaymentStatus.PAID}', payment_id = :payment_id, "
+    "amount_paid_cents = :amount_cents "
+    f"WHERE id = :order_id AND payment_status = '{PaymentStatus.UNPAID}'"
 )
 
 
@@ -97,6 +104,11 @@ async def _move(conn: Connection, order: dict[str, Any], event: PaymentEventCrea
             detail=f"A payment.failed event cancels only a PENDING order; order "
             f"{order['id']} is {current.value}.",
         )
+    if event.type == "payment.succeeded":
+        # The money first, so the move's view and its order.paid event show it; a move the
+        # order cannot make rolls it back. An order paid already keeps its first payment.
+        params = {"order_id": order["id"], "payment_id": event.payment_id}
+        await conn.execute(_PAID, {**params, "amount_cents": to_cents(event.amount)})
     # PENDING -> PAID (unless its payment window closed) or CANCELED (stock returned); PAID
     # again is a no-op; the rest is 409.
     return await orders.change_status(conn, order["id"], target, reason=CancelReason.PAYMENT_FAILED)

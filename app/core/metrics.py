@@ -26,7 +26,12 @@ from prometheus_client import (
     multiprocess,
 )
 
-ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
+ORDER_REJECTION_REASONS = (
+    "insufficient_stock",
+    "product_not_found",
+    "validation",
+    "external_id_conflict",
+)
 WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
 # Requests the request path refused before any work (app/http/request_path.py), by reason: the
 # problem's code, or client_gone for a client that left while it waited for its turn.

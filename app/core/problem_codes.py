@@ -143,6 +143,13 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             {"product_id": 7, "requested": 2, "remaining": 1},
         ),
         ProblemCode(
+            "external_id_conflict",
+            "External id already used",
+            "an order with this `external_id` exists; carries its `order_id`",
+            "Order 12 already has the external_id 'shop-1001'.",
+            {"order_id": 12, "external_id": "shop-1001"},
+        ),
+        ProblemCode(
             "count_too_old",
             "Count too old",
             "a stock count taken before the product's newest count",
