@@ -15,6 +15,7 @@ from typing import Any
 from app import ledger, stock
 from app.core import cursors, metrics
 from app.core.access import current_actor
+from app.core.currencies import require_shop_currency, shop_currency
 from app.core.errors import ApiError
 from app.core.formats import MAX_ID, money_text, rfc3339, to_cents, utcnow
 from app.core.logs import business_event
@@ -26,7 +27,18 @@ from app.db.base import (
     money_text_sql,
     one_statement_on_postgresql,
 )
-from app.db.views import Column, Json, Money, Nested, Pair, Time, View, json_object
+from app.db.views import (
+    SHOP_CURRENCY_PARAMETER,
+    Column,
+    Json,
+    Money,
+    Nested,
+    Pair,
+    ShopCurrency,
+    Time,
+    View,
+    json_object,
+)
 from app.events import outbox
 from app.products import product_not_found
 from app.schemas import OrderCreate, OrderLinePublic, OrderPublic
@@ -75,6 +87,7 @@ ORDER = View(
         "amount_refundable": Money(
             "o.amount_paid_cents - o.amount_refunded_cents", "amount_refundable_cents"
         ),
+        "currency": ShopCurrency(),
         "created_at": Time("o.created_at"),
         "updated_at": Time("o.updated_at"),
         "cancel_reason": Column("o.cancel_reason"),
@@ -210,6 +223,7 @@ async def place_order(
     """Reserve every line's stock and record the order, all or nothing, with a movement per
     line and its order.created event; it expires `payment_window` from now unless paid.
     Returns the order's view. How each engine does it: `_ON_ENGINE` below."""
+    require_shop_currency(request.currency)
     now = utcnow()
     # The deadline at a whole second, as `expires_at` shows it: shown and enforced agree.
     expires_at = None if payment_window is None else (now + payment_window).replace(microsecond=0)
@@ -762,6 +776,7 @@ _ORDER_JSON = json_object(
         "payment_status": f"'{PaymentStatus.UNPAID}'",
         "payment_id": "CAST(NULL AS text)",
         **dict.fromkeys(("amount_paid", "amount_refunded", "amount_refundable"), "'0.00'"),
+        "currency": ShopCurrency().sql("postgresql"),
         "created_at": "CAST(:created_text AS text)",
         "updated_at": "CAST(:created_text AS text)",
         "cancel_reason": "CAST(NULL AS text)",
@@ -904,6 +919,7 @@ ORDER BY position
                 "expires_at": expires_at,
                 "created_text": rfc3339(now),
                 "expires_text": None if expires_at is None else rfc3339(expires_at),
+                SHOP_CURRENCY_PARAMETER: shop_currency(),
                 **outbox.event_parameters(outbox.EventType.ORDER_CREATED),
             },
         )

@@ -12,6 +12,7 @@ from app.core.formats import (
     ChargeAmount,
     ChargeLabel,
     CustomerName,
+    CurrencyCode,
     Description,
     Email,
     ExternalId,
@@ -23,8 +24,10 @@ from app.core.formats import (
     Price,
     ProductId,
     ProductName,
+    ProviderRefundId,
     Quantity,
     Reference,
+    RefundAmount,
     Rfc3339,
     Sku,
     StockDelta,
@@ -41,6 +44,9 @@ from app.tables import (
     MovementReason,
     OrderStatus,
     PaymentStatus,
+    RefundReason,
+    RefundSource,
+    Restock,
 )
 
 
@@ -101,6 +107,8 @@ class ProductPublic(BaseModel):
     name: str
     description: str | None
     price: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of `price`.
+    currency: str
     on_hand: int = Field(description="Units the shop holds.")
     committed: int = Field(description="Units promised to orders not yet shipped.")
     available: int = Field(description="on_hand − committed: what new orders may take.")
@@ -141,7 +149,7 @@ MetadataChange = Annotated[dict[MetadataKey, MetadataValue | None], Field(max_le
 
 
 # The fields of POST /orders besides its lines (which the one-line shorthand keeps apart).
-ORDER_FIELDS = frozenset({"charges", "external_id", "customer", "metadata"})
+ORDER_FIELDS = frozenset({"currency", "charges", "external_id", "customer", "metadata"})
 
 
 # The body of POST /orders: a list of lines, or one line's fields as a shorthand.
@@ -150,6 +158,10 @@ class OrderCreate(RequestBody):
     items: list[OrderLineCreate] = Field(
         min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
     )
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch; an order is always in the shop's currency. Left out of the body's dump
+    # (an Idempotency-Key's fingerprint): it can only be the shop's, so it changes no order.
+    currency: CurrencyCode | None = Field(default=None, exclude=True)
     charges: list[ChargeCreate] = Field(default_factory=list, max_length=10)
     external_id: ExternalId | None = Field(
         default=None,
@@ -226,7 +238,8 @@ class OrderPublic(BaseModel):
     id: int
     status: OrderStatus
     items: list[OrderLinePublic]
-    # (`currency`, the shop's, goes here.)
+    # The shop's currency (CURRENCY), ISO 4217: the currency of every amount of the order.
+    currency: str
     subtotal: MoneyOut = Field(description="The sum of the lines' line_total.")
     charges: list[ChargePublic]
     total: MoneyOut = Field(description="subtotal + shipping + tax + fee − discount.")
@@ -260,7 +273,7 @@ class Page(BaseModel, Generic[ItemT]):
     next: str | None
 
 
-PaymentEventType = Literal["payment.succeeded", "payment.failed"]
+PaymentEventType = Literal["payment.succeeded", "payment.failed", "payment.refunded"]
 
 
 # The body of POST /webhooks/payment.
@@ -269,6 +282,18 @@ class PaymentEventCreate(RequestBody):
     order_id: OrderId
     amount: Amount
     payment_id: StorableText = Field(min_length=1, max_length=255)
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch.
+    currency: CurrencyCode | None = None
+    # payment.refunded: the provider's id of the refund (recorded once, whichever of this
+    # webhook and POST /orders/{id}/refunds reports it first).
+    refund_id: ProviderRefundId | None = None
+
+    @model_validator(mode="after")
+    def a_refund_names_its_id(self) -> "PaymentEventCreate":
+        if self.type == "payment.refunded" and self.refund_id is None:
+            raise ValueError("a payment.refunded event carries its `refund_id`")
+        return self
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.
@@ -371,5 +396,65 @@ class ShipmentPublic(BaseModel):
     carrier: str | None
     tracking_number: str | None
     tracking_url: str | None
+    actor: str
+    created_at: Timestamp
+
+
+# ---------------------------------------------------------------- refunds
+
+
+# One product of an order a refund covers, and what happens to its units.
+class RefundItemCreate(RequestBody):
+    product_id: ProductId
+    quantity: Quantity
+    restock: Restock = Restock.AUTO
+
+
+# The body of POST /orders/{id}/refunds: an amount, the units it covers, or both.
+class RefundCreate(RequestBody):
+    amount: RefundAmount | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Money given back; defaults to the items' unit_price × quantity, and is "
+        "required without items.",
+    )
+    items: list[RefundItemCreate] | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=50
+    )
+    reason: RefundReason | None = None
+    note: Note | None = None
+    provider_refund_id: ProviderRefundId | None = Field(
+        default=None,
+        description="The payment provider's id of this refund: recorded once, whichever of "
+        "this call and the payment webhook reports it first.",
+    )
+
+    @model_validator(mode="after")
+    def an_amount_or_items(self) -> "RefundCreate":
+        if self.amount is None and not self.items:
+            raise ValueError("send an `amount`, `items`, or both")
+        product_ids = [item.product_id for item in self.items or ()]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValueError("each product may appear on at most one line")
+        return self
+
+
+# One product of a refund, as the API shows it.
+class RefundItemPublic(BaseModel):
+    product_id: int
+    quantity: int
+    restock: Restock
+
+
+# A refund as the API shows it.
+class RefundPublic(BaseModel):
+    id: int
+    order_id: int
+    amount: MoneyOut
+    currency: str
+    reason: RefundReason | None
+    note: str | None
+    items: list[RefundItemPublic]
+    provider_refund_id: str | None
+    source: RefundSource
     actor: str
     created_at: Timestamp

@@ -26,6 +26,11 @@ MAX_STOCK = 2_147_483_647
 MAX_ID = 2_147_483_647
 
 
+# A currency as a client writes it: three ASCII letters, either case (ISO writes `USD`,
+# Stripe `usd`); whether it is the shop's is app/core/currencies.py's to say.
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -401,4 +406,14 @@ MetadataValue = Annotated[
     StringConstraints(max_length=500),
     AfterValidator(_no_nul),
     WithJsonSchema({"type": "string", "maxLength": 500, "pattern": TEXT_PATTERN}),
+# Money given back: a JSON number or string, > 0, at most 2 decimal places.
+RefundAmount = Annotated[
+    Decimal,
+    BeforeValidator(_plain_money_text),
+    Field(gt=0, max_digits=18, decimal_places=2),
+]
+# The payment provider's id of a refund (`re_…` on Stripe): printable text.
+ProviderRefundId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
 ]
