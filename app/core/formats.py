@@ -406,6 +406,8 @@ MetadataValue = Annotated[
     StringConstraints(max_length=500),
     AfterValidator(_no_nul),
     WithJsonSchema({"type": "string", "maxLength": 500, "pattern": TEXT_PATTERN}),
+]
+
 # Money given back: a JSON number or string, > 0, at most 2 decimal places.
 RefundAmount = Annotated[
     Decimal,

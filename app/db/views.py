@@ -224,7 +224,9 @@ class View:
         entries = ", ".join(
             f"{field!r}: "
             + making.python(
-                "" if isinstance(making, Nested | Pair | ShopCurrency) else f"row[{making.key(field)!r}]"
+                ""
+                if isinstance(making, Nested | Pair | ShopCurrency)
+                else f"row[{making.key(field)!r}]"
             )
             for field, making in self.made
         )

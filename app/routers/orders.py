@@ -102,7 +102,8 @@ async def _place_once(
         space=IDEMPOTENCY_SPACE,
         principal=principal,
         key=key,
-        request=body.model_dump(mode="json"),
+        # The fields sent, so a body of earlier clients (lines only) keeps its fingerprint.
+        request=body.model_dump(mode="json", exclude_unset=True),
         create=place,
         ttl=ttl,
     )
