@@ -142,10 +142,14 @@ Metadata = Annotated[
     Field(
         max_length=METADATA_KEYS,
         description="Up to 50 keys of 1-40 characters, each value a string of at most 500.",
+        json_schema_extra={"additionalProperties": False},
     ),
 ]
 # In a PATCH: a key set to null is removed; the result holds at most 50 keys.
-MetadataChange = Annotated[dict[MetadataKey, MetadataValue | None], Field(max_length=100)]
+MetadataChange = Annotated[
+    dict[MetadataKey, MetadataValue | None],
+    Field(max_length=100, json_schema_extra={"additionalProperties": False}),
+]
 
 
 # The fields of POST /orders besides its lines (which the one-line shorthand keeps apart).
@@ -191,6 +195,8 @@ class OrderCreate(RequestBody):
 
 # The body of PUT and PATCH /orders/{id}: a status move, a metadata change, or both.
 class OrderUpdate(RequestBody):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     status: OrderStatus | SkipJsonSchema[None] = None
     metadata: MetadataChange | SkipJsonSchema[None] = Field(
         default=None,

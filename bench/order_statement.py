@@ -55,6 +55,7 @@ def order_arguments() -> list[Any]:
         "customer_name": None,
         "customer": "null",
         "metadata_json": "{}",
+        "shop_currency": "USD",
     }
     return [values[name] for name in ORDER_PARAMETERS]
 
@@ -89,7 +90,7 @@ async def main(url: str, args: argparse.Namespace) -> None:
     cases: dict[str, tuple[str, Callable[[], list[Any]]]] = {
         "SELECT 1": ("SELECT 1", list),
         "UPDATE one product": (
-            "UPDATE products SET stock = stock - 1, updated_at = now() WHERE id = $1",
+            "UPDATE products SET committed = committed + 1, updated_at = now() WHERE id = $1",
             lambda: [random.randint(1, PRODUCTS)],
         ),
         "the order's statement": (ORDER_STATEMENT, order_arguments),

@@ -400,6 +400,7 @@ MetadataKey = Annotated[
     str,
     StringConstraints(min_length=1, max_length=40),
     AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 40, "pattern": TEXT_PATTERN}),
 ]
 MetadataValue = Annotated[
     str,
