@@ -344,6 +344,30 @@ expect code import_invalid
 call 415 POST /products/import "" -H 'Content-Type: application/json' --data-binary '{"sku": "X"}'
 expect code unsupported_media_type
 
+echo; echo "== An order as a storefront places it: charges, its own id, the customer, metadata"
+call 201 POST /products "{\"sku\": \"CURL-$RUN-CAP\", \"name\": \"Curl cap $RUN\", \"price\": \"20.00\", \"on_hand\": 5}"
+CAP=$(field id)
+SHOP_ORDER_BODY="{\"items\": [{\"product_id\": $CAP, \"quantity\": 2}], \"charges\": [{\"kind\": \"shipping\", \"amount\": \"4.99\", \"label\": \"Standard\"}, {\"kind\": \"tax\", \"amount\": \"3.20\"}, {\"kind\": \"discount\", \"amount\": \"5.00\", \"label\": \"WELCOME5\"}], \"external_id\": \"shop-$RUN\", \"customer\": {\"email\": \"ada-$RUN@example.com\", \"name\": \"Ada Lovelace\"}, \"metadata\": {\"channel\": \"web\", \"cart\": \"c-$RUN\"}}"
+call 201 POST /orders "$SHOP_ORDER_BODY"
+SHOP_ORDER=$(field id)
+expect subtotal 40.00
+expect total 43.19
+expect external_id "shop-$RUN"
+expect payment_status unpaid
+# The same external_id again, even after the Idempotency-Key window: 409 naming the order.
+call 409 POST /orders "$SHOP_ORDER_BODY"
+expect code external_id_conflict
+expect order_id "$SHOP_ORDER"
+# Metadata merges: a key set to null is removed.
+call 200 PATCH "/orders/$SHOP_ORDER" '{"metadata": {"cart": null, "gift": "yes"}}'
+[[ $BODY == *'"metadata":{"channel":"web","gift":"yes"}'* ]] || fail "metadata not merged (step $STEP)"
+call 200 GET "/orders?external_id=shop-$RUN"
+expect total 1
+call 200 GET "/orders?customer_email=ADA-$RUN@example.com&payment_status=unpaid"
+expect total 1
+call 200 GET "/orders?q=shop-$RUN"
+expect total 1
+
 echo; echo "== Archiving"
 call 204 DELETE "/products/$TEE"
 call 404 GET "/products/$TEE"

@@ -8,6 +8,7 @@ orders cannot deadlock.
 
 import functools
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,14 +17,23 @@ from app.core import etags, metrics, sorting
 from app.core.access import current_actor
 from app.core.currencies import require_shop_currency, shop_currency
 from app.core.errors import ApiError
-from app.core.formats import rfc3339, utcnow
+from app.core.formats import MAX_ID, money_text, rfc3339, to_cents, utcnow
 from app.core.logs import business_event
-from app.db.base import Connection, Sql, money_text_sql, one_statement_on_postgresql
+from app.db.base import (
+    Connection,
+    RaceLost,
+    Sql,
+    UniqueViolation,
+    money_text_sql,
+    one_statement_on_postgresql,
+)
 from app.db.views import (
     SHOP_CURRENCY_PARAMETER,
     Column,
+    Json,
     Money,
     Nested,
+    Pair,
     ShopCurrency,
     Time,
     View,
@@ -32,7 +42,7 @@ from app.db.views import (
 from app.events import outbox
 from app.products import product_not_found
 from app.schemas import OrderCreate, OrderLinePublic, OrderPublic
-from app.tables import CancelReason, OrderStatus, SystemReason
+from app.tables import CancelReason, ChargeKind, OrderStatus, PaymentStatus, SystemReason
 
 # Each status and the statuses it may move to; SHIPPED and CANCELED are final. The moves to
 # PARTIALLY_SHIPPED and SHIPPED are shipments' (app/shipments.py), which move the goods too.
@@ -64,7 +74,19 @@ ORDER = View(
         "id": Column("o.id"),
         "status": Column("o.status"),
         "items": Nested(),
+        "subtotal": Money("o.subtotal_cents"),
+        "charges": Json("o.charges"),
         "total": Money("o.total_cents"),
+        "external_id": Column("o.external_id"),
+        "customer": Pair(("email", "o.customer_email"), ("name", "o.customer_name")),
+        "metadata": Json("o.metadata_json"),
+        "payment_status": Column("o.payment_status"),
+        "payment_id": Column("o.payment_id"),
+        "amount_paid": Money("o.amount_paid_cents"),
+        "amount_refunded": Money("o.amount_refunded_cents"),
+        "amount_refundable": Money(
+            "o.amount_paid_cents - o.amount_refunded_cents", "amount_refundable_cents"
+        ),
         "currency": ShopCurrency(),
         "created_at": Time("o.created_at"),
         "updated_at": Time("o.updated_at"),
@@ -179,6 +201,13 @@ def _views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return views
 
 
+def _as_id(text: str) -> int | None:
+    """`text` as an order id, if it is one (digits, within the ids' range)."""
+    if text.isascii() and text.isdigit() and 0 < len(text) <= 10 and int(text) <= MAX_ID:
+        return int(text)
+    return None
+
+
 async def order_view(conn: Connection, order_id: int) -> dict[str, Any]:
     """The order as GET /orders/{id} shows it; 404 if there is none."""
     views = _views(await conn.fetch_all(_ORDER_WITH_LINES, {"order_id": order_id}))
@@ -198,23 +227,113 @@ async def place_order(
     now = utcnow()
     # The deadline at a whole second, as `expires_at` shows it: shown and enforced agree.
     expires_at = None if payment_window is None else (now + payment_window).replace(microsecond=0)
-    view, total_cents = await _ON_ENGINE[conn.dialect].place(conn, request, now, expires_at)
+    fields = _stored_fields(request)
+    try:
+        view, total_cents = await _ON_ENGINE[conn.dialect].place(
+            conn, request, fields, now, expires_at
+        )
+    except UniqueViolation:
+        if request.external_id is None:
+            raise
+        # Another order with this external_id committed while this one was placed: nothing of
+        # this one was written (PostgreSQL's one statement, or the seam's rollback); run again,
+        # and the check before placing answers 409 with that order's id.
+        raise RaceLost("an order with this external_id was placed concurrently") from None
     metrics.order_placed()
     business_event(log, "order_placed", order_id=view["id"], total_cents=total_cents)
     return view
 
 
+def _stored_fields(request: OrderCreate) -> dict[str, Any]:
+    """What an order stores of the request besides its lines, as its columns hold it (the
+    charges as the API shows them, JSON text), with `charges_net`: what they add to the
+    subtotal (a discount takes off)."""
+    charges = [
+        {
+            "kind": charge.kind.value,
+            "amount": money_text(to_cents(charge.amount)),
+            "label": charge.label,
+        }
+        for charge in request.charges
+    ]
+    customer = request.customer
+    return {
+        "charges": outbox.dumps(charges),
+        "charges_net": sum(
+            -to_cents(charge.amount)
+            if charge.kind == ChargeKind.DISCOUNT
+            else to_cents(charge.amount)
+            for charge in request.charges
+        ),
+        "external_id": request.external_id,
+        "customer_email": None if customer is None else customer.email,
+        "customer_name": None if customer is None else customer.name,
+        "metadata_json": outbox.dumps(request.metadata),
+    }
+
+
+def _total(subtotal_cents: int, fields: dict[str, Any]) -> int:
+    """The order's total: its subtotal and its charges; 422 below 0 (a discount too large)."""
+    total = subtotal_cents + fields["charges_net"]
+    if total < 0:
+        raise ApiError(
+            "validation_error",
+            f"The charges take the total below 0: subtotal {money_text(subtotal_cents)}, "
+            f"charges {money_text(fields['charges_net'])}.",
+            errors=[
+                {
+                    "loc": ["body", "charges"],
+                    "msg": "the total (subtotal + shipping + tax + fee - discount) is below 0",
+                    "type": "value_error",
+                    "input": None,
+                }
+            ],
+        )
+    return total
+
+
+_BY_EXTERNAL_ID = Sql("SELECT id FROM orders WHERE external_id = :external_id")
+
+
+async def _refuse_known_external_id(conn: Connection, external_id: str | None) -> None:
+    """409 if an order with `external_id` exists, naming it."""
+    if external_id is None:
+        return
+    existing = await conn.fetch_value(_BY_EXTERNAL_ID, {"external_id": external_id})
+    if existing is not None:
+        metrics.order_rejected("external_id_conflict")
+        raise ApiError(
+            "external_id_conflict",
+            f"Order {existing} already has the external_id {external_id!r}.",
+            order_id=existing,
+            external_id=external_id,
+        )
+
+
 def _placed_view(
-    order_id: int, total_cents: int, lines: list[dict[str, Any]], now: datetime, expires: Any
+    order_id: int,
+    subtotal_cents: int,
+    total_cents: int,
+    fields: dict[str, Any],
+    lines: list[dict[str, Any]],
+    now: datetime,
+    expires: Any,
 ) -> dict[str, Any]:
     """A new order's view from what placing it returned (each line's product_id, sku, name,
-    price_cents and quantity, in the request's order), in the rows `_views` reads: no read
-    back."""
+    price_cents and quantity, in the request's order) and its stored fields, in the rows
+    `_views` reads: no read back."""
     created = rfc3339(now)
     order = {
         "id": order_id,
         "status": OrderStatus.PENDING.value,
+        **fields,
+        "subtotal_cents": subtotal_cents,
         "total_cents": total_cents,
+        "payment_status": PaymentStatus.UNPAID.value,
+        "payment_id": None,
+        "amount_paid_cents": 0,
+        "amount_refunded_cents": 0,
+        "amount_refundable_cents": 0,
         "created_at": created,
         "updated_at": created,
         "cancel_reason": None,
@@ -364,19 +483,57 @@ OrderSort = SORTING.values
 DEFAULT_SORT = SORTING["-created_at"]
 
 
+def _one_of_params(column: str, name: str, count: int) -> str:
+    """`column = :name`, or `column IN (:name_0, ...)` for `count` values."""
+    if count == 1:
+        return f"{column} = :{name}"
+    return f"{column} IN ({', '.join(f':{name}_{i}' for i in range(count))})"
+
+
+def _values(name: str, values: tuple[str, ...]) -> dict[str, str]:
+    """The parameters `_one_of_params(…, name, len(values))` names."""
+    if len(values) == 1:
+        return {name: values[0]}
+    return {f"{name}_{i}": value for i, value in enumerate(values)}
+
+
+def _distinct(values: Any) -> tuple[str, ...]:
+    """A filter's values (one, or several), each once, as text, in a stable order."""
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = (values,)
+    return tuple(sorted({str(value) for value in values}))
+
+
 @functools.cache
 def _list_sql(
-    status: bool,
+    status: int,
     product: bool,
     after: bool,
     since: bool,
     until: bool,
     sort: sorting.Sort,
     count: bool = False,
+    *,
+    external: bool = False,
+    email: bool = False,
+    payment: int = 0,
+    q: bool = False,
 ) -> Sql:
+    """`status` and `payment`: how many statuses and payment statuses the filter names."""
     conditions = []
     if status:
-        conditions.append("o.status = :status")
+        conditions.append(_one_of_params("o.status", "status", status))
+    if payment:
+        conditions.append(_one_of_params("o.payment_status", "payment_status", payment))
+    if external:
+        conditions.append("o.external_id = :external_id")
+    if email:
+        conditions.append("o.customer_email = :customer_email")
+    if q:
+        # Each alternative is an index lookup: the id, the external_id, the e-mail.
+        conditions.append("(o.id = :q_id OR o.external_id = :q OR o.customer_email = :q_email)")
     if product:
         conditions.append(
             "o.id IN (SELECT order_id FROM order_lines WHERE product_id = :product_id)"
@@ -426,45 +583,68 @@ async def list_orders(
     limit: int,
     offset: int | None = None,
     after: str | None = None,
-    status: OrderStatus | None = None,
+    status: OrderStatus | Iterable[OrderStatus] | None = None,
     product_id: int | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    external_id: str | None = None,
+    customer_email: str | None = None,
+    payment_status: PaymentStatus | Iterable[PaymentStatus] | None = None,
+    q: str | None = None,
     sort: sorting.Sort = DEFAULT_SORT,
 ) -> dict[str, Any]:
     """One page in `sort`'s order (newest first by default): by offset (with the total) or
-    after a cursor (no count)."""
+    after a cursor (no count). `status` and `payment_status` may name several (any of them
+    matches); `customer_email` matches without case (addresses are stored lower-cased); `q` is
+    an order id, an external_id or a customer e-mail, matched exactly."""
+    statuses, payments = _distinct(status), _distinct(payment_status)
     params: dict[str, Any] = {
         "limit": limit + 1,
         "offset": offset or 0,
-        "status": status.value if status is not None else None,
+        **_values("status", statuses),
+        **_values("payment_status", payments),
         "product_id": product_id,
         "created_after": created_after,
         "created_before": created_before,
+        "external_id": external_id,
+        "customer_email": None if customer_email is None else customer_email.lower(),
     }
+    if q is not None:
+        params.update(q=q, q_email=q.lower(), q_id=_as_id(q))
+    # A cursor is bound to the filters it was issued under.
     filters = {
-        "status": params["status"],
+        "status": statuses,
+        "payment_status": payments,
         "product_id": product_id,
         "created_after": created_after,
         "created_before": created_before,
+        "external_id": params["external_id"],
+        "customer_email": params["customer_email"],
+        "q": q,
     }
     if after is not None:
         params.update(SORTING.after(sort, filters, after))
     shape = (
-        status is not None,
+        len(statuses),
         product_id is not None,
         after is not None,
         created_after is not None,
         created_before is not None,
         sort,
     )
-    rows = await conn.fetch_all(_list_sql(*shape), params)
+    more_shape = {
+        "external": external_id is not None,
+        "email": customer_email is not None,
+        "payment": len(payments),
+        "q": q is not None,
+    }
+    rows = await conn.fetch_all(_list_sql(*shape, **more_shape), params)
     total = None
     if after is None:
         total = (
             rows[0]["total"]
             if rows
-            else await conn.fetch_value(_list_sql(*shape, count=True), params)
+            else await conn.fetch_value(_list_sql(*shape, count=True, **more_shape), params)
         )
     views = _views(rows)
     more, views = len(views) > limit, views[:limit]
@@ -496,8 +676,10 @@ class _OnSQLite:
     )
     INSERT_ORDER = Sql.only(
         "sqlite",
-        "INSERT INTO orders (status, total_cents, created_at, updated_at, expires_at) "
-        "VALUES ('PENDING', :total_cents, :now, :now, :expires_at) RETURNING id",
+        "INSERT INTO orders (status, subtotal_cents, total_cents, charges, external_id, "
+        "customer_email, customer_name, metadata_json, created_at, updated_at, expires_at) "
+        "VALUES ('PENDING', :subtotal_cents, :total_cents, :charges, :external_id, "
+        ":customer_email, :customer_name, :metadata_json, :now, :now, :expires_at) RETURNING id",
     )
     INSERT_LINE = Sql.only(
         "sqlite",
@@ -520,8 +702,16 @@ class _OnSQLite:
 
     @classmethod
     async def place(
-        cls, conn: Connection, request: OrderCreate, now: datetime, expires_at: datetime | None
+        cls,
+        conn: Connection,
+        request: OrderCreate,
+        fields: dict[str, Any],
+        now: datetime,
+        expires_at: datetime | None,
     ) -> tuple[dict[str, Any], int]:
+        # The writer's turn holds every order too: nothing can take the external_id between
+        # this check and the insert.
+        await _refuse_known_external_id(conn, request.external_id)
         taken: dict[int, dict[str, Any]] = {}
         for line in sorted(request.items, key=lambda line: line.product_id):
             params = {"product_id": line.product_id, "quantity": line.quantity, "now": now}
@@ -530,10 +720,14 @@ class _OnSQLite:
                 await _refuse(conn, line.product_id, line.quantity)
             taken[line.product_id] = row  # type: ignore[assignment]
         quantities = {line.product_id: line.quantity for line in request.items}
-        total = sum(taken[line.product_id]["price_cents"] * line.quantity for line in request.items)
+        subtotal = sum(
+            taken[line.product_id]["price_cents"] * line.quantity for line in request.items
+        )
+        total = _total(subtotal, fields)
+        params = {**fields, "subtotal_cents": subtotal, "total_cents": total}
         order_id = int(
             await conn.fetch_value(
-                cls.INSERT_ORDER, {"total_cents": total, "now": now, "expires_at": expires_at}
+                cls.INSERT_ORDER, {**params, "now": now, "expires_at": expires_at}
             )
         )
         for product_id, product in taken.items():
@@ -562,7 +756,7 @@ class _OnSQLite:
                 },
             )
             lines.append({**product, "product_id": line.product_id, "quantity": line.quantity})
-        view = _placed_view(order_id, total, lines, now, expires_at)
+        view = _placed_view(order_id, subtotal, total, fields, lines, now, expires_at)
         await outbox.record(conn, outbox.EventType.ORDER_CREATED, {"order": view})
         return view, total
 
@@ -611,7 +805,15 @@ _ORDER_JSON = json_object(
         "id": "placed.id",
         "status": f"'{OrderStatus.PENDING}'",
         "items": f"(SELECT json_agg({_LINE_JSON} ORDER BY t.position) FROM taken t)",
+        "subtotal": money_text_sql("placed.subtotal_cents", "postgresql"),
+        "charges": "CAST(CAST(:charges AS text) AS json)",
         "total": money_text_sql("placed.total_cents", "postgresql"),
+        "external_id": "CAST(:external_id AS varchar)",
+        "customer": "CAST(CAST(:customer AS text) AS json)",
+        "metadata": "CAST(CAST(:metadata_json AS text) AS json)",
+        "payment_status": f"'{PaymentStatus.UNPAID}'",
+        "payment_id": "CAST(NULL AS text)",
+        **dict.fromkeys(("amount_paid", "amount_refunded", "amount_refundable"), "'0.00'"),
         "currency": ShopCurrency().sql("postgresql"),
         "created_at": "CAST(:created_text AS text)",
         "updated_at": "CAST(:created_text AS text)",
@@ -652,14 +854,19 @@ WITH wanted AS (
     FROM unnest(:product_ids::int[], :quantities::bigint[])
         WITH ORDINALITY AS w(product_id, quantity, position)
 ), locked AS (
-    SELECT p.id, p.committed, p.on_hand - p.committed >= w.quantity AS served
+    SELECT p.id, p.committed, p.price_cents, w.quantity,
+        p.on_hand - p.committed >= w.quantity AS served
     FROM (SELECT product_id, quantity FROM wanted ORDER BY product_id) w
     CROSS JOIN LATERAL (
-        SELECT id, on_hand, committed FROM products
+        SELECT id, on_hand, committed, price_cents FROM products
         WHERE id = w.product_id AND archived_at IS NULL FOR UPDATE
     ) p
 ), enough AS (
-    SELECT count(*) FILTER (WHERE served) = :line_count AS ok FROM locked
+    SELECT count(*) FILTER (WHERE served) = :line_count
+        AND coalesce(sum(price_cents * quantity), 0) + CAST(:charges_net AS bigint) >= 0
+        AND NOT EXISTS (SELECT FROM orders WHERE external_id = CAST(:external_id AS varchar))
+        AS ok
+    FROM locked
 ), taken AS (
     UPDATE products p SET committed = l.committed + w.quantity, updated_at = :now
     FROM wanted w JOIN locked l ON l.id = w.product_id
@@ -668,10 +875,15 @@ WITH wanted AS (
     RETURNING p.id AS product_id, p.sku, p.name, p.price_cents, p.on_hand, p.committed,
         w.quantity, w.position
 ), placed AS (
-    INSERT INTO orders (status, total_cents, created_at, updated_at, expires_at)
-    SELECT 'PENDING', sum(price_cents * quantity), :now, :now, :expires_at::timestamptz
+    INSERT INTO orders (status, subtotal_cents, total_cents, charges, external_id,
+        customer_email, customer_name, metadata_json, created_at, updated_at, expires_at)
+    SELECT 'PENDING', sum(price_cents * quantity),
+        sum(price_cents * quantity) + CAST(:charges_net AS bigint), CAST(:charges AS text),
+        CAST(:external_id AS varchar), CAST(:customer_email AS varchar),
+        CAST(:customer_name AS varchar), CAST(:metadata_json AS text), :now, :now,
+        :expires_at::timestamptz
     FROM taken HAVING count(*) = :line_count
-    RETURNING id, total_cents
+    RETURNING id, subtotal_cents, total_cents
 ), moved AS (
     INSERT INTO stock_movements (product_id, reason, on_hand_delta, committed_delta,
         on_hand_after, committed_after, order_id, created_at, actor)
@@ -685,11 +897,11 @@ WITH wanted AS (
         t.price_cents * t.quantity
     FROM placed, taken t ORDER BY t.position
 ), {outbox.recording_ctes(f"json_build_object('order', {_ORDER_JSON})", "FROM placed")}
-SELECT placed.id AS order_id, placed.total_cents, t.product_id, t.sku, t.name, t.price_cents,
-    t.quantity, t.position
+SELECT placed.id AS order_id, placed.subtotal_cents, placed.total_cents, t.product_id, t.sku,
+    t.name, t.price_cents, t.quantity, t.position
 FROM taken t LEFT JOIN placed ON true
 UNION ALL
-SELECT NULL, NULL, l.id, NULL, NULL, NULL, NULL, NULL FROM locked l
+SELECT NULL, NULL, NULL, l.id, NULL, NULL, l.price_cents, l.quantity, NULL FROM locked l
 WHERE l.served AND NOT (SELECT ok FROM enough)
 ORDER BY position
 """,
@@ -721,11 +933,23 @@ ORDER BY position
 
     @classmethod
     async def place(
-        cls, conn: Connection, request: OrderCreate, now: datetime, expires_at: datetime | None
+        cls,
+        conn: Connection,
+        request: OrderCreate,
+        fields: dict[str, Any],
+        now: datetime,
+        expires_at: datetime | None,
     ) -> tuple[dict[str, Any], int]:
+        customer = (
+            None
+            if fields["customer_email"] is None and fields["customer_name"] is None
+            else {"email": fields["customer_email"], "name": fields["customer_name"]}
+        )
         rows = await conn.fetch_all(
             cls.PLACE_ORDER,
             {
+                **fields,
+                "customer": outbox.dumps(customer),
                 "product_ids": [line.product_id for line in request.items],
                 "quantities": [line.quantity for line in request.items],
                 "line_count": len(request.items),
@@ -738,10 +962,19 @@ ORDER BY position
             },
         )
         if rows and rows[0]["order_id"] is not None:
-            order_id, total = int(rows[0]["order_id"]), int(rows[0]["total_cents"])
+            first = rows[0]
+            order_id, total = int(first["order_id"]), int(first["total_cents"])
             outbox.recorded()  # the statement recorded it
-            return _placed_view(order_id, total, rows, now, expires_at), total
+            view = _placed_view(
+                order_id, int(first["subtotal_cents"]), total, fields, rows, now, expires_at
+            )
+            return view, total
+        # Nothing was written. Why: the external_id is taken, a line could not be served, or
+        # the charges took the total below 0.
+        await _refuse_known_external_id(conn, request.external_id)
         served = {row["product_id"] for row in rows}
+        if len(served) == len(request.items):
+            _total(sum(row["price_cents"] * row["quantity"] for row in rows), fields)
         # The first line, in id order, that could not be served is the one the client hears of.
         refused = min(
             (line for line in request.items if line.product_id not in served),

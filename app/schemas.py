@@ -1,15 +1,23 @@
 """The API's request and response schemas, one family per resource, and the list envelope."""
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.core.formats import (
+    METADATA_KEYS,
     Amount,
     Carrier,
+    ChargeAmount,
+    ChargeLabel,
     CurrencyCode,
+    CustomerName,
     Description,
+    Email,
+    ExternalId,
+    MetadataKey,
+    MetadataValue,
     MoneyOut,
     Note,
     OrderId,
@@ -33,8 +41,10 @@ from app.core.formats import (
 from app.tables import (
     AdjustmentReason,
     CancelReason,
+    ChargeKind,
     MovementReason,
     OrderStatus,
+    PaymentStatus,
     RefundReason,
     RefundSource,
     Restock,
@@ -118,6 +128,39 @@ class OrderLineCreate(RequestBody):
     quantity: Quantity
 
 
+# An amount the storefront computed and the order carries besides its lines; a discount is
+# taken off the total, every other kind added to it.
+class ChargeCreate(RequestBody):
+    kind: ChargeKind
+    amount: ChargeAmount
+    label: ChargeLabel | None = None
+
+
+# Who placed an order, as the storefront knows them.
+class CustomerCreate(RequestBody):
+    email: Email | None = None
+    name: CustomerName | None = None
+
+
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=METADATA_KEYS,
+        description="Up to 50 keys of 1-40 characters, each value a string of at most 500.",
+        json_schema_extra={"additionalProperties": False},
+    ),
+]
+# In a PATCH: a key set to null is removed; the result holds at most 50 keys.
+MetadataChange = Annotated[
+    dict[MetadataKey, MetadataValue | None],
+    Field(max_length=100, json_schema_extra={"additionalProperties": False}),
+]
+
+
+# The fields of POST /orders besides its lines (which the one-line shorthand keeps apart).
+ORDER_FIELDS = frozenset({"currency", "charges", "external_id", "customer", "metadata"})
+
+
 # The body of POST /orders: a list of lines, or one line's fields as a shorthand.
 class OrderCreate(RequestBody):
     # Lines are distinct (each product at most once, which JSON Schema cannot say in full).
@@ -128,15 +171,22 @@ class OrderCreate(RequestBody):
     # currency_mismatch; an order is always in the shop's currency. Left out of the body's dump
     # (an Idempotency-Key's fingerprint): it can only be the shop's, so it changes no order.
     currency: CurrencyCode | None = Field(default=None, exclude=True)
+    charges: list[ChargeCreate] = Field(default_factory=list, max_length=10)
+    external_id: ExternalId | None = Field(
+        default=None,
+        description="The storefront's own id for the order, unique for ever: a second order "
+        "with it is 409 external_id_conflict, carrying the first one's order_id.",
+    )
+    customer: CustomerCreate | None = None
+    metadata: Metadata = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def expand_one_line_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and "items" not in data and "product_id" in data:
-            line = {key: value for key, value in data.items() if key != "currency"}
-            return {key: value for key, value in data.items() if key == "currency"} | {
-                "items": [line]
-            }
+            line = {key: value for key, value in data.items() if key not in ORDER_FIELDS}
+            order = {key: value for key, value in data.items() if key in ORDER_FIELDS}
+            return {"items": [line], **order}
         return data
 
     @field_validator("items")
@@ -148,9 +198,22 @@ class OrderCreate(RequestBody):
         return items
 
 
-# The body of PUT and PATCH /orders/{id}.
-class OrderStatusUpdate(RequestBody):
-    status: OrderStatus
+# The body of PUT and PATCH /orders/{id}: a status move, a metadata change, or both.
+class OrderUpdate(RequestBody):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    status: OrderStatus | SkipJsonSchema[None] = None
+    metadata: MetadataChange | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Merged into the order's metadata: a key set to null is removed; the "
+        "result holds at most 50 keys.",
+    )
+
+    @model_validator(mode="after")
+    def something_to_change(self) -> "OrderUpdate":
+        if self.status is None and self.metadata is None:
+            raise ValueError("send `status`, `metadata` or both")
+        return self
 
 
 # One line of an order as the API shows it.
@@ -168,14 +231,37 @@ class OrderLinePublic(BaseModel):
     quantity_refunded: int
 
 
+# A charge of an order as the API shows it: as the storefront sent it.
+class ChargePublic(BaseModel):
+    kind: ChargeKind
+    amount: MoneyOut
+    label: str | None
+
+
+# An order's customer as the API shows it (null on an order placed without one).
+class CustomerPublic(BaseModel):
+    email: str | None
+    name: str | None
+
+
 # An order as the API shows it.
 class OrderPublic(BaseModel):
     id: int
     status: OrderStatus
     items: list[OrderLinePublic]
-    total: MoneyOut
     # The shop's currency (CURRENCY), ISO 4217: the currency of every amount of the order.
     currency: str
+    subtotal: MoneyOut = Field(description="The sum of the lines' line_total.")
+    charges: list[ChargePublic]
+    total: MoneyOut = Field(description="subtotal + shipping + tax + fee − discount.")
+    external_id: str | None
+    customer: CustomerPublic | None
+    metadata: dict[str, str]
+    payment_status: PaymentStatus
+    payment_id: str | None
+    amount_paid: MoneyOut
+    amount_refunded: MoneyOut
+    amount_refundable: MoneyOut = Field(description="amount_paid − amount_refunded.")
     created_at: Timestamp
     updated_at: Timestamp
     # Why it was canceled; null unless CANCELED.

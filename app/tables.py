@@ -610,6 +610,8 @@ class EventType(StrEnum):
     ORDER_PARTIALLY_SHIPPED = "order.partially_shipped"
     ORDER_SHIPPED = "order.shipped"
     ORDER_CANCELED = "order.canceled"
+    # A change of the order's own fields (its metadata), not of its status.
+    ORDER_UPDATED = "order.updated"
     SHIPMENT_CREATED = "shipment.created"
     REFUND_CREATED = "refund.created"
     STOCK_ADJUSTED = "stock.adjusted"

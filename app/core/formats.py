@@ -329,6 +329,88 @@ TrackingUrl = Annotated[
     WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https://"}),
 ]
 
+
+# ---------------------------------------------------------------- an order's money and links
+
+# A charge a storefront computed (shipping, tax, a fee, a discount): >= 0, at most 2 decimal
+# places, a JSON number or string as other money; at most what a price may be.
+_CHARGE_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE), "multipleOf": 0.01},
+        {"type": "string", "pattern": r"^[0-9]{1,8}(\.[0-9]{1,2})?$"},
+    ],
+    "description": "At least 0, at most 99999999.99, at most 2 decimal places; "
+    'a JSON number (4.99) or a string ("4.99").',
+}
+ChargeAmount = Annotated[
+    Decimal,
+    BeforeValidator(_plain_money_text),
+    Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2),
+    WithJsonSchema(_CHARGE_SCHEMA, mode="validation"),
+]
+ChargeLabel = Annotated[
+    str,
+    StringConstraints(max_length=100),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "maxLength": 100, "pattern": TEXT_PATTERN}),
+]
+# The storefront's own id for an order: 1-128 printable ASCII characters, no space at either end.
+EXTERNAL_ID_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)
+]
+# An e-mail address as HTML's `<input type="email">` accepts it (the WHATWG pattern: ASCII, a
+# dot-atom local part, a domain of LDH labels), at most 64 characters before the @ and 254 in
+# all (RFC 5321's limits). Stored and shown lower-cased: addresses are compared without case.
+EMAIL_PATTERN = (
+    r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+)
+
+
+def _email(address: str) -> str:
+    if len(address.partition("@")[0]) > 64:
+        raise ValueError("the part before the @ may be at most 64 characters")
+    return address.lower()
+
+
+Email = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=254, pattern=EMAIL_PATTERN),
+    AfterValidator(_email),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": 254,
+            "pattern": EMAIL_PATTERN,
+            "description": "Stored lower-cased.",
+            "examples": ["ada@example.com"],
+        }
+    ),
+]
+CustomerName = Annotated[
+    str,
+    StringConstraints(max_length=200),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "maxLength": 200, "pattern": TEXT_PATTERN}),
+]
+# An order's metadata, with Stripe's limits: up to 50 keys of 1-40 characters, each value a
+# string of at most 500.
+METADATA_KEYS = 50
+MetadataKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 40, "pattern": TEXT_PATTERN}),
+]
+MetadataValue = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "maxLength": 500, "pattern": TEXT_PATTERN}),
+]
+
 # Money given back: a JSON number or string, > 0, at most 2 decimal places.
 RefundAmount = Annotated[
     Decimal,

@@ -27,7 +27,12 @@ from prometheus_client import (
     multiprocess,
 )
 
-ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
+ORDER_REJECTION_REASONS = (
+    "insufficient_stock",
+    "product_not_found",
+    "validation",
+    "external_id_conflict",
+)
 WEBHOOK_OUTCOMES = ("processed", "duplicate", "ignored", "bad_signature", "stale", "rejected")
 # The webhook problem codes counted as bad_signature and stale; any other refusal is rejected.
 _SIGNATURE_OUTCOMES = {"invalid_signature": "bad_signature", "stale_timestamp": "stale"}

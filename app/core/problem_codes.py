@@ -143,6 +143,13 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             {"product_id": 7, "requested": 2, "remaining": 1},
         ),
         ProblemCode(
+            "external_id_conflict",
+            "External id already used",
+            "an order with this `external_id` exists; carries its `order_id`",
+            "Order 12 already has the external_id 'shop-1001'.",
+            {"order_id": 12, "external_id": "shop-1001"},
+        ),
+        ProblemCode(
             "refund_exceeds_paid",
             "Refund exceeds what was paid",
             "a refund's amount is over what was paid and not yet refunded; `refundable`",

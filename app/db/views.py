@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from app.core.currencies import shop_currency
@@ -46,15 +47,17 @@ class Column:
 
 @dataclass(frozen=True)
 class Money:
-    """A field shown as money text ("12.50") from a column of integer cents."""
+    """A field shown as money text ("12.50") from a column of integer cents, or from an
+    expression of such columns selected `named` (`o.paid - o.refunded`, `refundable_cents`)."""
 
     column: str
+    named: str | None = None
 
     def key(self, field: str) -> str:
-        return self.column.rpartition(".")[2]
+        return self.named or self.column.rpartition(".")[2]
 
     def select(self, field: str, dialect: str) -> str:
-        return self.column
+        return f"{self.column} AS {self.named}" if self.named else self.column
 
     def sql(self, dialect: str) -> str:
         return money_text_sql(self.column, dialect)
@@ -80,6 +83,58 @@ class Time:
 
     def python(self, value: str) -> str:
         return value
+
+
+@dataclass(frozen=True)
+class Json:
+    """A field stored as JSON text (`o.metadata_json`), shown as the value the text holds."""
+
+    column: str
+
+    def key(self, field: str) -> str:
+        return self.column.rpartition(".")[2]
+
+    def select(self, field: str, dialect: str) -> str:
+        return self.column
+
+    def sql(self, dialect: str) -> str:
+        return f"json({self.column})" if dialect == "sqlite" else f"CAST({self.column} AS json)"
+
+    def python(self, value: str) -> str:
+        return f"loads({value})"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An object of two nullable columns (`email`, `name` from `o.customer_email`,
+    `o.customer_name`), or null when both are null."""
+
+    first: tuple[str, str]
+    second: tuple[str, str]
+
+    def _keys(self) -> tuple[str, str]:
+        return self.first[1].rpartition(".")[2], self.second[1].rpartition(".")[2]
+
+    def key(self, field: str) -> str:
+        raise TypeError("a pair is read from two columns")
+
+    def select(self, field: str, dialect: str) -> str:
+        return f"{self.first[1]}, {self.second[1]}"
+
+    def sql(self, dialect: str) -> str:
+        build = "json_object" if dialect == "sqlite" else "json_build_object"
+        (one, a), (two, b) = self.first, self.second
+        return (
+            f"CASE WHEN {a} IS NULL AND {b} IS NULL THEN NULL "
+            f"ELSE {build}('{one}', {a}, '{two}', {b}) END"
+        )
+
+    def python(self, value: str) -> str:
+        a, b = (f"row[{key!r}]" for key in self._keys())
+        return (
+            f"(None if {a} is None and {b} is None "
+            f"else {{{self.first[0]!r}: {a}, {self.second[0]!r}: {b}}})"
+        )
 
 
 @dataclass(frozen=True)
@@ -117,7 +172,7 @@ class ShopCurrency:
         return "shop_currency()"
 
 
-Making = Column | Money | Time | Nested | ShopCurrency
+Making = Column | Money | Time | Json | Pair | Nested | ShopCurrency
 # The parameter a statement that writes a view's JSON (`View.json_object`) needs.
 SHOP_CURRENCY_PARAMETER = "shop_currency"
 
@@ -169,11 +224,17 @@ class View:
         entries = ", ".join(
             f"{field!r}: "
             + making.python(
-                "" if isinstance(making, Nested | ShopCurrency) else f"row[{making.key(field)!r}]"
+                ""
+                if isinstance(making, Nested | Pair | ShopCurrency)
+                else f"row[{making.key(field)!r}]"
             )
             for field, making in self.made
         )
-        namespace: dict[str, Any] = {"money_text": money_text, "shop_currency": shop_currency}
+        namespace: dict[str, Any] = {
+            "money_text": money_text,
+            "loads": orjson.loads,
+            "shop_currency": shop_currency,
+        }
         source = f"def view(row):\n    return {{{entries}}}\n"
         exec(compile(source, f"<view of {self.model.__name__}>", "exec"), namespace)  # noqa: S102
         view: Callable[[Mapping[str, Any]], dict[str, Any]] = namespace["view"]

@@ -43,7 +43,7 @@ OPERATION_CODES: dict[str, dict[int, list[str]]] = {
     "products-archive": _PRODUCT,
     "orders-create": {
         **_PRODUCT,
-        409: ["insufficient_stock", "idempotency_key_in_use"],
+        409: ["insufficient_stock", "external_id_conflict", "idempotency_key_in_use"],
         422: ["validation_error", "idempotency_key_reused", "currency_mismatch"],
     },
     "products-import": {

@@ -5,18 +5,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app import idempotency, orders, shipments
+from app import idempotency, order_changes, orders
 from app.core.access import Role
 from app.core.errors import problem_responses
-from app.core.formats import MAX_ID, Rfc3339
+from app.core.formats import MAX_ID, ExternalId, Rfc3339
 from app.db.base import Connection
 from app.db.connect import database_of
 from app.http.access import admin_only, allow
 from app.http.conditional import etag_doc, tagged_response
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
-from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
-from app.tables import OrderStatus
+from app.schemas import OrderCreate, OrderPublic, OrderUpdate, Page
+from app.tables import OrderStatus, PaymentStatus
 
 # This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
 TAG = {
@@ -103,7 +103,8 @@ async def _place_once(
         space=IDEMPOTENCY_SPACE,
         principal=principal,
         key=key,
-        request=body.model_dump(mode="json"),
+        # The fields sent, so a body of earlier clients (lines only) keeps its fingerprint.
+        request=body.model_dump(mode="json", exclude_unset=True),
         create=place,
         ttl=ttl,
     )
@@ -127,7 +128,10 @@ async def list_orders(
     limit: Limit = 20,
     offset: Offset = None,
     after: After = None,
-    status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
+    status: Annotated[
+        list[OrderStatus] | None,
+        Query(description="Only orders in this status (repeat it for any of several)."),
+    ] = None,
     product_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only orders with a line for this product.")
     ] = None,
@@ -136,6 +140,29 @@ async def list_orders(
     ] = None,
     created_before: Annotated[
         Rfc3339 | None, Query(description="Only orders created before this time.")
+    ] = None,
+    external_id: Annotated[
+        ExternalId | None, Query(description="Only the order with this external_id.")
+    ] = None,
+    customer_email: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=254,
+            description="Only orders of the customer with this e-mail (case does not matter).",
+        ),
+    ] = None,
+    payment_status: Annotated[
+        list[PaymentStatus] | None,
+        Query(description="Only orders whose payment is in this state (may repeat)."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=254,
+            description="An order id, an external_id or a customer e-mail, matched exactly.",
+        ),
     ] = None,
     sort: Annotated[
         orders.OrderSort,  # type: ignore[valid-type]
@@ -155,6 +182,10 @@ async def list_orders(
         product_id=product_id,
         created_after=created_after,
         created_before=created_before,
+        external_id=external_id,
+        customer_email=customer_email,
+        payment_status=payment_status,
+        q=q,
         sort=orders.SORTING[sort],
     )
     return json_response(page)
@@ -179,48 +210,53 @@ IfMatch = Annotated[
 ]
 
 
-async def _move(
-    request: Request, order_id: int, target: OrderStatus, if_match: str | None
+async def _update(
+    request: Request, order_id: int, change: OrderUpdate, if_match: str | None
 ) -> Response:
-    moved = await database_of(request).write(
-        shipments.change_status, order_id, target, if_match=if_match
+    updated = await database_of(request).write(
+        order_changes.update_order, order_id, change, if_match=if_match
     )
-    return tagged_response(request, moved)
+    return tagged_response(request, updated)
 
 
 STATUS_DOC: dict[str, Any] = {
-    "description": "Moves the order along `PENDING → PAID → SHIPPED`, or to `CANCELED` from "
-    "`PENDING` or `PAID` (its unshipped units are released). A move to `SHIPPED` ships every "
-    "unit that remains (as `POST /orders/{id}/shipments` without items); `PARTIALLY_SHIPPED` "
-    "is reached only by a shipment. Setting the current status again is a no-op. "
-    "Send `If-Match` with the ETag from a GET to refuse the change if the order changed in "
-    "the meantime.",
+    "description": "`status` moves the order along `PENDING → PAID → SHIPPED`, or to "
+    "`CANCELED` from `PENDING` or `PAID` (its unshipped units are released). A move to "
+    "`SHIPPED` ships every unit that remains (as `POST /orders/{id}/shipments` without items); "
+    "`PARTIALLY_SHIPPED` is reached only by a shipment. Setting the current status again is a "
+    "no-op. `metadata` is merged into the order's: a key set to null is removed, and the "
+    "result holds at most 50 keys (else 422); a change records `order.updated`. Send either "
+    "or both, nothing else. Send `If-Match` with the ETag from a GET to refuse the change if "
+    "the order changed in the meantime.",
     "response_model": OrderPublic,
     "responses": problem_responses(404, 409, 412, 422),
 }
 
 
 @router.put(
-    "/{order_id}", operation_id="orders-update", summary="Change an order's status", **STATUS_DOC
+    "/{order_id}",
+    operation_id="orders-update",
+    summary="Change an order's status or metadata",
+    **STATUS_DOC,
 )
 @admin_only
 async def put_order(
-    order_id: ResourceId, body: OrderStatusUpdate, request: Request, if_match: IfMatch = None
+    order_id: ResourceId, body: OrderUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
-    return await _move(request, order_id, body.status, if_match)
+    return await _update(request, order_id, body, if_match)
 
 
 @router.patch(
     "/{order_id}",
     operation_id="orders-patch",
-    summary="Change an order's status (PATCH)",
+    summary="Change an order's status or metadata (PATCH)",
     **STATUS_DOC,
 )
 @admin_only
 async def patch_order(
-    order_id: ResourceId, body: OrderStatusUpdate, request: Request, if_match: IfMatch = None
+    order_id: ResourceId, body: OrderUpdate, request: Request, if_match: IfMatch = None
 ) -> Response:
-    return await _move(request, order_id, body.status, if_match)
+    return await _update(request, order_id, body, if_match)
 
 
 @router.delete(
@@ -237,4 +273,4 @@ async def patch_order(
 async def cancel_order(
     order_id: ResourceId, request: Request, if_match: IfMatch = None
 ) -> Response:
-    return await _move(request, order_id, OrderStatus.CANCELED, if_match)
+    return await _update(request, order_id, OrderUpdate(status=OrderStatus.CANCELED), if_match)

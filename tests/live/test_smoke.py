@@ -353,6 +353,42 @@ def orders_filtered_by_creation_time(s: Smoke) -> None:
     assert order["id"] not in [o["id"] for o in listed["items"]], listed
 
 
+def order_with_charges_and_links(s: Smoke) -> None:
+    """An order as a storefront places it: shipping, tax and a discount it computed, its own
+    id, the customer and metadata; the same external_id again is 409 naming the order; a
+    metadata PATCH merges (null removes); the list finds it by each of them."""
+    product = s.new_product(stock=5, price="20.00")
+    external_id = f"shop-{s.run}"
+    body = {
+        "items": [{"product_id": product["id"], "quantity": 2}],
+        "charges": [
+            {"kind": "shipping", "amount": "4.99", "label": "Standard"},
+            {"kind": "tax", "amount": "3.20"},
+            {"kind": "discount", "amount": "5.00", "label": "WELCOME5"},
+        ],
+        "external_id": external_id,
+        "customer": {"email": f"Smoke-{s.run}@Example.com", "name": "Smoke Test"},
+        "metadata": {"channel": "web", "cart": s.run},
+    }
+    order = s.call(201, "POST", "/orders", json=body).json()
+    assert (order["subtotal"], order["total"]) == ("40.00", "43.19"), order
+    assert [c["amount"] for c in order["charges"]] == ["4.99", "3.20", "5.00"], order
+    assert order["customer"] == {"email": f"smoke-{s.run}@example.com", "name": "Smoke Test"}
+    assert (order["payment_status"], order["amount_refundable"]) == ("unpaid", "0.00"), order
+    again = s.call(409, "POST", "/orders", "external_id_conflict", json=body).json()
+    assert again["order_id"] == order["id"], again
+    patch = {"metadata": {"cart": None, "gift": "yes"}}
+    changed = s.call(200, "PATCH", f"/orders/{order['id']}", json=patch).json()
+    assert changed["metadata"] == {"channel": "web", "gift": "yes"}, changed
+    for params in (
+        {"external_id": external_id},
+        {"customer_email": f"SMOKE-{s.run}@example.com"},
+        {"q": external_id},
+    ):
+        listed = s.call(200, "GET", "/orders", params=params).json()
+        assert [o["id"] for o in listed["items"]] == [order["id"]], (params, listed)
+
+
 def archive_product(s: Smoke) -> None:
     product_id = s.state["product"]["id"]
     s.call(204, "DELETE", f"/products/{product_id}")
@@ -399,6 +435,7 @@ HAPPY_PATH = [
     export_and_import_the_catalog,
     manage_a_subscription,
     orders_filtered_by_creation_time,
+    order_with_charges_and_links,
     archive_product,
 ]
 

@@ -97,7 +97,7 @@ def test_a_database_of_the_previous_version_keeps_working_after_upgrade(
                 space="orders",
                 principal=None,
                 key="old-key",
-                request=request.model_dump(mode="json"),
+                request=request.model_dump(mode="json", exclude_unset=True),  # as the route does
                 create=create,
                 ttl=timedelta(hours=24),
             )
@@ -868,3 +868,94 @@ def test_the_sort_indexes_arrive_on_a_catalog_in_use_and_every_list_reads_as_bef
     # available: pear 5 - 4 = 1, apple 9 - 2 = 7
     assert [p["id"] for p in orjson.loads(orjson.dumps(fewest["items"]))] == [pear, apple]
     assert [o["total"] for o in by_total] == ["9.00", "3.00", "2.00"]
+
+
+def test_a_shop_at_0011_upgrades_to_order_money_with_each_payment_shown(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0012 on orders placed before it: each one's subtotal is its total, with no
+    charges, links or metadata; an order a payment.succeeded event paid shows that payment
+    (status paid, its payment id and amount), every other order is unpaid."""
+    from sqlalchemy import text
+
+    from app import orders
+    from app.db.connect import create_database
+    from tests.support.factories import Db
+
+    at = "2026-12-01 10:00:00"
+    money = (
+        "SELECT id, subtotal_cents, total_cents, charges, external_id, customer_email, "
+        "customer_name, metadata_json, payment_status, payment_id, amount_paid_cents, "
+        "amount_refunded_cents FROM orders ORDER BY id"
+    )
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0011")
+            run = lambda sql, **p: connection.execute(text(sql), {"at": at, **p})  # noqa: E731
+            run(
+                "INSERT INTO products (id, sku, name, price_cents, on_hand, committed, "
+                "created_at, updated_at) VALUES (1, 'MUG-1', 'Mug', 1250, 20, 0, :at, :at)"
+            )
+            for n, status, quantity in ((1, "PAID", 2), (2, "PENDING", 1), (3, "CANCELED", 3)):
+                run(
+                    "INSERT INTO orders (id, status, total_cents, created_at, updated_at)"
+                    " VALUES (:id, :status, :total, :at, :at)",
+                    id=n,
+                    status=status,
+                    total=1250 * quantity,
+                )
+                run(
+                    "INSERT INTO order_lines (order_id, product_id, sku, name, quantity,"
+                    " unit_price_cents, line_total_cents) VALUES (:id, 1, 'MUG-1', 'Mug', :q,"
+                    " 1250, :total)",
+                    id=n,
+                    q=quantity,
+                    total=1250 * quantity,
+                )
+            for event_id, order_id, type_, payment_id in (
+                ("evt_paid", 1, "payment.succeeded", "pay_1"),
+                ("evt_failed", 3, "payment.failed", "pay_3"),
+            ):
+                run(
+                    "INSERT INTO payment_events (event_id, order_id, type, payment_id, "
+                    "amount_cents, raw_body, signed_at, processed_at) VALUES (:event_id, "
+                    ":order_id, :type, :payment_id, :amount, '{}', :at, :at)",
+                    event_id=event_id,
+                    order_id=order_id,
+                    type=type_,
+                    payment_id=payment_id,
+                    amount=1250 * (2 if order_id == 1 else 3),
+                )
+            upgrade(connection, "0012")
+            rows = [tuple(row) for row in connection.execute(text(money)).all()]
+            upgrade(connection)
+        engine.dispose()
+        db = Db(create_database(Settings(_env_file=None, database_url=url)))
+        shown = [db.read(orders.order_view, n) for n in (1, 2, 3)]
+        db.close()
+
+    unpaid = ("unpaid", None, 0, 0)
+    assert rows == [
+        (1, 2500, 2500, "[]", None, None, None, "{}", "paid", "pay_1", 2500, 0),
+        (2, 1250, 1250, "[]", None, None, None, "{}", *unpaid),
+        (3, 3750, 3750, "[]", None, None, None, "{}", *unpaid),
+    ]
+    fields = ("subtotal", "charges", "total", "external_id", "customer", "metadata")
+    assert [tuple(order[f] for f in fields) for order in shown] == [
+        ("25.00", [], "25.00", None, None, {}),
+        ("12.50", [], "12.50", None, None, {}),
+        ("37.50", [], "37.50", None, None, {}),
+    ]
+    payment = (
+        "payment_status",
+        "payment_id",
+        "amount_paid",
+        "amount_refunded",
+        "amount_refundable",
+    )
+    assert [tuple(order[f] for f in payment) for order in shown] == [
+        ("paid", "pay_1", "25.00", "0.00", "25.00"),
+        ("unpaid", None, "0.00", "0.00", "0.00"),
+        ("unpaid", None, "0.00", "0.00", "0.00"),
+    ]
