@@ -13,6 +13,8 @@
 #   API_KEY         sent as `Authorization: Bearer <key>` on every call but the webhook
 #   WEBHOOK_SECRET  the server's webhook secret (the first one, if it holds several); without
 #                   it the payment steps are skipped and the order is marked paid with PUT.
+#   STRIPE_WEBHOOK_SECRET  the server's Stripe signing secret (whsec_..., the first one); without
+#                   it the Stripe webhook steps are skipped.
 #   EVENT_RECEIVER_URL  a URL to subscribe to events (created, read and deleted again); without
 #                   it the subscription steps are skipped. It must be public unless the server
 #                   runs with EVENT_ALLOW_PRIVATE_URLS=true.
@@ -23,6 +25,7 @@ BASE_URL=${BASE_URL:-http://127.0.0.1:8000}
 BASE_URL=${BASE_URL%/}
 API_KEY=${API_KEY:-}
 WEBHOOK_SECRET=${WEBHOOK_SECRET:-}
+STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-}
 EVENT_RECEIVER_URL=${EVENT_RECEIVER_URL:-}
 RUN="$(date +%s)-$$-$RANDOM"
 
@@ -106,6 +109,18 @@ webhook() {
   call "$expected" POST /webhooks/payment "$body" \
     -H "X-Event-Id: $event_id" -H "X-Webhook-Timestamp: $timestamp" \
     -H "X-Webhook-Signature: $signature"
+}
+
+# stripe_webhook EXPECTED BODY [SIGNATURE]: a call to POST /webhooks/stripe signed as Stripe
+# signs: `Stripe-Signature: t=<now>,v1=<hex HMAC-SHA256 of "{t}.{body}">`, keyed by the whsec_
+# secret as written (its bytes, not decoded).
+stripe_webhook() {
+  local expected=$1 body=$2 timestamp signature
+  timestamp=$(date +%s)
+  signature=${3:-$(printf '%s.%s' "$timestamp" "$body" |
+    openssl dgst -sha256 -mac HMAC -macopt "key:${STRIPE_WEBHOOK_SECRET%%,*}" -hex | awk '{print $NF}')}
+  call "$expected" POST /webhooks/stripe "$body" \
+    -H "Stripe-Signature: t=$timestamp,v1=$signature"
 }
 
 tmp=$(mktemp -d)
@@ -251,6 +266,27 @@ if [[ -n $EVENT_RECEIVER_URL ]]; then
   call 404 GET "/event-subscriptions/$SUBSCRIPTION"
 else
   echo "EVENT_RECEIVER_URL is not set: skipping the subscription steps."
+fi
+
+echo; echo "== Stripe webhook"
+if [[ -n $STRIPE_WEBHOOK_SECRET ]]; then
+  call 201 POST /orders "{\"product_id\": $MUG, \"quantity\": 1}"
+  STRIPE_ORDER=$(field id)
+  # Stripe counts amounts in minor units: 12.50 is 1250.
+  STRIPE_TOTAL=$(field total)
+  CENTS=$((10#${STRIPE_TOTAL/./}))
+  INTENT="{\"id\": \"pi_curl_$STEP$$\", \"object\": \"payment_intent\", \"amount\": $CENTS, \"amount_received\": $CENTS, \"currency\": \"$(field currency | tr 'A-Z' 'a-z')\", \"status\": \"succeeded\", \"metadata\": {\"order_id\": \"$STRIPE_ORDER\"}}"
+  STRIPE_EVENT="{\"id\": \"evt_curl_${RUN//-/_}\", \"object\": \"event\", \"type\": \"payment_intent.succeeded\", \"data\": {\"object\": $INTENT}}"
+  stripe_webhook 401 "$STRIPE_EVENT" "$(printf '0%.0s' {1..64})"
+  expect code invalid_signature
+  stripe_webhook 200 "$STRIPE_EVENT"
+  expect order_status PAID
+  stripe_webhook 200 "$STRIPE_EVENT"
+  expect duplicate true
+  stripe_webhook 200 '{"id": "evt_curl_other", "object": "event", "type": "customer.created", "data": {"object": {}}}'
+  expect ignored true
+else
+  echo "STRIPE_WEBHOOK_SECRET is not set: skipping the Stripe webhook steps."
 fi
 
 echo; echo "== Archiving"

@@ -14,6 +14,7 @@ import logging
 import sys
 
 from app import housekeeping
+from app.core import currencies
 from app.core.config import get_settings
 from app.core.logs import configure_logging
 from app.db.connect import create_database
@@ -23,6 +24,7 @@ log = logging.getLogger("app.chores")
 
 async def run() -> dict[str, int | None]:
     settings = get_settings()
+    currencies.use(settings.currency)  # the events' order views show it
     database = create_database(settings)
     try:
         return await housekeeping.run_once(database, settings)

@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from app import __version__, housekeeping
-from app.core import metrics, tracing
+from app.core import currencies, metrics, tracing
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logs import configure_logging
@@ -99,6 +99,7 @@ def create_app(
         },
     )
     app.state.settings = settings
+    currencies.use(settings.currency)  # what every product and order shows
     database = create_database(settings, engine)
     app.state.database = (
         database if traces is None else TracedDatabase(database, traces.get_tracer("app.db"))

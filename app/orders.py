@@ -14,11 +14,21 @@ from typing import Any
 from app import ledger, stock
 from app.core import cursors, metrics
 from app.core.access import current_actor
+from app.core.currencies import require_shop_currency, shop_currency
 from app.core.errors import ApiError
 from app.core.formats import rfc3339, utcnow
 from app.core.logs import business_event
 from app.db.base import Connection, Sql, money_text_sql, one_statement_on_postgresql
-from app.db.views import Column, Money, Nested, Time, View, json_object
+from app.db.views import (
+    SHOP_CURRENCY_PARAMETER,
+    Column,
+    Money,
+    Nested,
+    ShopCurrency,
+    Time,
+    View,
+    json_object,
+)
 from app.events import outbox
 from app.products import product_not_found
 from app.schemas import OrderCreate, OrderLinePublic, OrderPublic
@@ -55,6 +65,7 @@ ORDER = View(
         "status": Column("o.status"),
         "items": Nested(),
         "total": Money("o.total_cents"),
+        "currency": ShopCurrency(),
         "created_at": Time("o.created_at"),
         "updated_at": Time("o.updated_at"),
         "cancel_reason": Column("o.cancel_reason"),
@@ -183,6 +194,7 @@ async def place_order(
     """Reserve every line's stock and record the order, all or nothing, with a movement per
     line and its order.created event; it expires `payment_window` from now unless paid.
     Returns the order's view. How each engine does it: `_ON_ENGINE` below."""
+    require_shop_currency(request.currency)
     now = utcnow()
     # The deadline at a whole second, as `expires_at` shows it: shown and enforced agree.
     expires_at = None if payment_window is None else (now + payment_window).replace(microsecond=0)
@@ -559,6 +571,7 @@ _ORDER_JSON = json_object(
         "status": f"'{OrderStatus.PENDING}'",
         "items": f"(SELECT json_agg({_LINE_JSON} ORDER BY t.position) FROM taken t)",
         "total": money_text_sql("placed.total_cents", "postgresql"),
+        "currency": ShopCurrency().sql("postgresql"),
         "created_at": "CAST(:created_text AS text)",
         "updated_at": "CAST(:created_text AS text)",
         "cancel_reason": "CAST(NULL AS text)",
@@ -679,6 +692,7 @@ ORDER BY position
                 "expires_at": expires_at,
                 "created_text": rfc3339(now),
                 "expires_text": None if expires_at is None else rfc3339(expires_at),
+                SHOP_CURRENCY_PARAMETER: shop_currency(),
                 **outbox.event_parameters(outbox.EventType.ORDER_CREATED),
             },
         )

@@ -13,10 +13,11 @@ import orjson
 
 from app import ledger
 from app.core import cursors
+from app.core.currencies import shop_currency
 from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
 from app.db.base import Connection, Sql, UniqueViolation
-from app.db.views import Column, Money, Time, View
+from app.db.views import SHOP_CURRENCY_PARAMETER, Column, Money, ShopCurrency, Time, View
 from app.schemas import ProductCreate, ProductPublic, ProductUpdate
 from app.tables import SystemReason
 
@@ -34,6 +35,7 @@ PRODUCT = View(
         "name": Column("name"),
         "description": Column("description"),
         "price": Money("price_cents"),
+        "currency": ShopCurrency(),
         "on_hand": Column("on_hand"),
         "committed": Column("committed"),
         "available": Column(AVAILABLE),
@@ -225,6 +227,7 @@ async def list_products(
 ) -> dict[str, Any]:
     """One page, ordered by id: by offset (with the total) or after a cursor (no count)."""
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
+    params[SHOP_CURRENCY_PARAMETER] = shop_currency()
     if q:
         params["pattern"] = _like_pattern(q)
     if after is not None:

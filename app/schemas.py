@@ -8,6 +8,7 @@ from pydantic.json_schema import SkipJsonSchema
 from app.core.formats import (
     Amount,
     Carrier,
+    CurrencyCode,
     Description,
     MoneyOut,
     Note,
@@ -15,8 +16,10 @@ from app.core.formats import (
     Price,
     ProductId,
     ProductName,
+    ProviderRefundId,
     Quantity,
     Reference,
+    RefundAmount,
     Rfc3339,
     Sku,
     StockDelta,
@@ -26,7 +29,15 @@ from app.core.formats import (
     TrackingNumber,
     TrackingUrl,
 )
-from app.tables import AdjustmentReason, CancelReason, MovementReason, OrderStatus
+from app.tables import (
+    AdjustmentReason,
+    CancelReason,
+    MovementReason,
+    OrderStatus,
+    RefundReason,
+    RefundSource,
+    Restock,
+)
 
 
 # Request bodies reject unknown fields, so a typo never passes silently.
@@ -86,6 +97,8 @@ class ProductPublic(BaseModel):
     name: str
     description: str | None
     price: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of `price`.
+    currency: str
     on_hand: int = Field(description="Units the shop holds.")
     committed: int = Field(description="Units promised to orders not yet shipped.")
     available: int = Field(description="on_hand − committed: what new orders may take.")
@@ -106,12 +119,19 @@ class OrderCreate(RequestBody):
     items: list[OrderLineCreate] = Field(
         min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
     )
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch; an order is always in the shop's currency. Left out of the body's dump
+    # (an Idempotency-Key's fingerprint): it can only be the shop's, so it changes no order.
+    currency: CurrencyCode | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def expand_one_line_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and "items" not in data and "product_id" in data:
-            return {"items": [data]}
+            line = {key: value for key, value in data.items() if key != "currency"}
+            return {key: value for key, value in data.items() if key == "currency"} | {
+                "items": [line]
+            }
         return data
 
     @field_validator("items")
@@ -149,6 +169,8 @@ class OrderPublic(BaseModel):
     status: OrderStatus
     items: list[OrderLinePublic]
     total: MoneyOut
+    # The shop's currency (CURRENCY), ISO 4217: the currency of every amount of the order.
+    currency: str
     created_at: Timestamp
     updated_at: Timestamp
     # Why it was canceled; null unless CANCELED.
@@ -171,7 +193,7 @@ class Page(BaseModel, Generic[ItemT]):
     next: str | None
 
 
-PaymentEventType = Literal["payment.succeeded", "payment.failed"]
+PaymentEventType = Literal["payment.succeeded", "payment.failed", "payment.refunded"]
 
 
 # The body of POST /webhooks/payment.
@@ -180,6 +202,18 @@ class PaymentEventCreate(RequestBody):
     order_id: OrderId
     amount: Amount
     payment_id: StorableText = Field(min_length=1, max_length=255)
+    # Optional: if sent, it must be the shop's (case does not matter), else 422
+    # currency_mismatch.
+    currency: CurrencyCode | None = None
+    # payment.refunded: the provider's id of the refund (recorded once, whichever of this
+    # webhook and POST /orders/{id}/refunds reports it first).
+    refund_id: ProviderRefundId | None = None
+
+    @model_validator(mode="after")
+    def a_refund_names_its_id(self) -> "PaymentEventCreate":
+        if self.type == "payment.refunded" and self.refund_id is None:
+            raise ValueError("a payment.refunded event carries its `refund_id`")
+        return self
 
 
 # What the webhook answers: the event, whether it was a repeat, and the order's status now.
@@ -282,5 +316,65 @@ class ShipmentPublic(BaseModel):
     carrier: str | None
     tracking_number: str | None
     tracking_url: str | None
+    actor: str
+    created_at: Timestamp
+
+
+# ---------------------------------------------------------------- refunds
+
+
+# One product of an order a refund covers, and what happens to its units.
+class RefundItemCreate(RequestBody):
+    product_id: ProductId
+    quantity: Quantity
+    restock: Restock = Restock.AUTO
+
+
+# The body of POST /orders/{id}/refunds: an amount, the units it covers, or both.
+class RefundCreate(RequestBody):
+    amount: RefundAmount | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Money given back; defaults to the items' unit_price × quantity, and is "
+        "required without items.",
+    )
+    items: list[RefundItemCreate] | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=50
+    )
+    reason: RefundReason | None = None
+    note: Note | None = None
+    provider_refund_id: ProviderRefundId | None = Field(
+        default=None,
+        description="The payment provider's id of this refund: recorded once, whichever of "
+        "this call and the payment webhook reports it first.",
+    )
+
+    @model_validator(mode="after")
+    def an_amount_or_items(self) -> "RefundCreate":
+        if self.amount is None and not self.items:
+            raise ValueError("send an `amount`, `items`, or both")
+        product_ids = [item.product_id for item in self.items or ()]
+        if len(set(product_ids)) != len(product_ids):
+            raise ValueError("each product may appear on at most one line")
+        return self
+
+
+# One product of a refund, as the API shows it.
+class RefundItemPublic(BaseModel):
+    product_id: int
+    quantity: int
+    restock: Restock
+
+
+# A refund as the API shows it.
+class RefundPublic(BaseModel):
+    id: int
+    order_id: int
+    amount: MoneyOut
+    currency: str
+    reason: RefundReason | None
+    note: str | None
+    items: list[RefundItemPublic]
+    provider_refund_id: str | None
+    source: RefundSource
     actor: str
     created_at: Timestamp

@@ -1,4 +1,4 @@
-"""The webhook signature scheme, written once: used by the server, the signing script and tests.
+"""The webhook signature schemes, written once: used by the server, the signing script and tests.
 
 The sender signs the exact bytes `{event_id}.{timestamp}.{raw body}` with HMAC-SHA256. Two
 header styles carry the result:
@@ -9,6 +9,8 @@ header styles carry the result:
 Several signatures may travel in one header (separated by commas or spaces) and the server may
 hold several secrets, so a secret can be rotated without downtime: one match is enough. A secret
 written `whsec_<base64>` is the key it decodes to; any other secret is its UTF-8 bytes.
+
+Stripe's own scheme (`Stripe-Signature`, for POST /webhooks/stripe) is at the end.
 """
 
 import base64
@@ -164,7 +166,10 @@ def verify(
         raise SignatureError(
             "invalid_signature", "No signature matches the event id, timestamp and body."
         )
-    signed_at = int(timestamp)
+    return _within_tolerance(int(timestamp), tolerance, now)
+
+
+def _within_tolerance(signed_at: int, tolerance: int, now: float | None) -> int:
     current = time.time() if now is None else now
     if abs(current - signed_at) > tolerance:
         raise SignatureError(
@@ -173,3 +178,69 @@ def verify(
             f"at most {tolerance} s is accepted.",
         )
     return signed_at
+
+
+# ---------------------------------------------------------------- Stripe's scheme
+
+# Stripe signs `{t}.{raw body}` with HMAC-SHA256 keyed by the endpoint's signing secret as it is
+# written (`whsec_...`, its UTF-8 bytes: Stripe does not decode it) and sends
+# `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`; entries of other schemes (`v0`,
+# test-mode extras) are ignored. Several v1 entries come while Stripe rolls the endpoint's
+# secret; the server may hold several secrets too (STRIPE_WEBHOOK_SECRET, comma-separated).
+STRIPE_HEADER = "Stripe-Signature"
+_STRIPE_V1 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _stripe_digest(secret: str, timestamp: int | str, body: bytes) -> bytes:
+    if not secret:
+        raise ValueError("a Stripe signing secret may not be empty")
+    message = f"{timestamp}.".encode() + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+
+
+def stripe_signature_header(secrets: Sequence[str], timestamp: int, body: bytes) -> str:
+    """The `Stripe-Signature` value Stripe would send: `t=...` and one `v1=` per secret."""
+    signatures = [f"v1={_stripe_digest(secret, timestamp, body).hex()}" for secret in secrets]
+    return ",".join([f"t={timestamp}", *signatures])
+
+
+def _parse_stripe_header(header: str | None) -> tuple[str, list[bytes]]:
+    if not header:
+        raise SignatureError("invalid_signature", f"The request carries no {STRIPE_HEADER} header.")
+    timestamps, digests = [], []
+    for item in header.split(","):
+        scheme, _, value = item.strip().partition("=")
+        if scheme == "t":
+            timestamps.append(value)
+        elif scheme == "v1" and _STRIPE_V1.match(value):
+            digests.append(bytes.fromhex(value))
+    if len(timestamps) != 1 or not _TIMESTAMP.match(timestamps[0]):
+        raise SignatureError(
+            "invalid_signature", f"{STRIPE_HEADER} must carry one t=<Unix seconds>."
+        )
+    if not digests:
+        raise SignatureError("invalid_signature", f"{STRIPE_HEADER} carries no v1=<hex> signature.")
+    return timestamps[0], digests
+
+
+def verify_stripe(
+    secrets: Sequence[str],
+    header: str | None,
+    body: bytes,
+    *,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> int:
+    """Check a Stripe delivery's signature, then its timestamp; return the timestamp.
+
+    The same errors as `verify`, in the same order; every comparison is constant-time.
+    """
+    timestamp, candidates = _parse_stripe_header(header)
+    expected = [_stripe_digest(secret, timestamp, body) for secret in secrets]
+    matched = False
+    for candidate in candidates:
+        for digest in expected:
+            matched |= hmac.compare_digest(candidate, digest)
+    if not matched:
+        raise SignatureError("invalid_signature", "No signature matches the timestamp and body.")
+    return _within_tolerance(int(timestamp), tolerance, now)

@@ -59,6 +59,28 @@ class CancelReason(StrEnum):
     REFUNDED = "refunded"
 
 
+# Why money went back, as the shop records it (Stripe's reasons, and `damaged`, `not_received`).
+class RefundReason(StrEnum):
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    DAMAGED = "damaged"
+    NOT_RECEIVED = "not_received"
+    FRAUDULENT = "fraudulent"
+    OTHER = "other"
+
+
+# Which path recorded a refund: the refunds call, or the payment provider's webhook.
+class RefundSource(StrEnum):
+    API = "api"
+    WEBHOOK = "webhook"
+
+
+# What a refund does with the units it covers: `auto` gives them back (unshipped units are
+# released, shipped ones return to the shelf); `none` moves nothing (damaged goods).
+class Restock(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+
+
 # Where an order's money stands: set by the payment webhooks and by refunds, never by a status
 # move or a cancel.
 class PaymentStatus(StrEnum):
@@ -393,13 +415,28 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = TableField(index=True)
 
 
+# Who sent a payment event, by the door it came through: `payment` (POST /webhooks/payment)
+# or `stripe` (POST /webhooks/stripe). Event ids are unique per provider, so no id one sender
+# chose can ever be taken for the other's.
+class PaymentProvider(StrEnum):
+    PAYMENT = "payment"
+    STRIPE = "stripe"
+
+
 # A payment event applied to an order, recorded in the same transaction as its effect; the
-# unique event id is what makes a redelivery a no-op. The raw body is kept for audit.
+# unique (provider, event id) is what makes a redelivery a no-op. The raw body is kept for audit.
 class PaymentEvent(SQLModel, table=True):
     __tablename__ = "payment_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event_id"),
+        CheckConstraint(one_of("provider", PaymentProvider), name="provider_known"),
+    )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    event_id: str = TableField(sa_column=Column(String(128), nullable=False, unique=True))
+    provider: str = TableField(
+        sa_column=Column(String(16), nullable=False, server_default=PaymentProvider.PAYMENT.value)
+    )
+    event_id: str = TableField(sa_column=Column(String(128), nullable=False))
     order_id: int = TableField(
         sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
     )
@@ -544,6 +581,7 @@ class EventType(StrEnum):
     ORDER_SHIPPED = "order.shipped"
     ORDER_CANCELED = "order.canceled"
     SHIPMENT_CREATED = "shipment.created"
+    REFUND_CREATED = "refund.created"
     STOCK_ADJUSTED = "stock.adjusted"
 
 

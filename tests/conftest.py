@@ -177,6 +177,8 @@ def live_server(db_kind: str, tmp_path: Path) -> Callable[..., AbstractContextMa
 # The secret and key the shipped clients (smoke, curl, Postman) are run with against a server:
 # random per run, so no length or placeholder rule of the service can refuse them.
 CLIENT_WEBHOOK_SECRET = f"whtest-{secrets.token_hex(16)}"
+# A Stripe endpoint's signing secret is `whsec_` and 32 characters, used as written.
+CLIENT_STRIPE_WEBHOOK_SECRET = f"whsec_{secrets.token_hex(16)}"
 CLIENT_API_KEY = f"key-{secrets.token_hex(16)}"
 CLIENT_EVENT_RECEIVER_URL = "http://127.0.0.1:9/events"
 
@@ -190,10 +192,12 @@ def client_servers(
 
     One per module: the shipped clients create their products under SKUs unique to each run,
     so they run one after another against one server, as they do against a deployment.
-    `server.env` carries WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL for the client.
+    `server.env` carries WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, API_KEY and EVENT_RECEIVER_URL
+    for the client.
     """
     env = {
         "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
+        "STRIPE_WEBHOOK_SECRET": CLIENT_STRIPE_WEBHOOK_SECRET,
         # A named admin key among keys of other roles, as a deployment with roles writes it;
         # the clients send the admin key in API_KEY.
         "API_KEYS": f"clients:admin:{CLIENT_API_KEY},shop:storefront:{CLIENT_API_KEY}-shop",

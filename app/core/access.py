@@ -6,12 +6,13 @@ position from 1, role `admin`: deployments from before roles keep working). Two 
 share a name (the old and the new key while rotating: the name, and so the actor, stays), but
 never with two roles.
 
-The actor is the name on a change: the key's name, or `webhook` (the payment webhook), `system`
-(expiry and the other chores), `anonymous` (no API_KEYS). The request path (app/http/) sets it
-for each request; a chore runs with the default, `system`. The rules that record a change (the
-ledger's movements, the outbox's events) read it with `current_actor()`: the database seam runs
-each unit of work in its caller's context (app/db/sqlite.py copies it into the writer's turn),
-so the actor reaches the unit that records the change without every rule passing it along.
+The actor is the name on a change: the key's name, or `webhook` (the payment webhook), `stripe`
+(Stripe's webhook), `system` (expiry and the other chores), `anonymous` (no API_KEYS). The
+request path (app/http/) sets it for each request; a chore runs with the default, `system`. The
+rules that record a change (the ledger's movements, the outbox's events) read it with
+`current_actor()`: the database seam runs each unit of work in its caller's context
+(app/db/sqlite.py copies it into the writer's turn), so the actor reaches the unit that records
+the change without every rule passing it along.
 Movements and events written before actors existed show `unknown`.
 """
 
@@ -32,11 +33,12 @@ class Role(StrEnum):
 
 
 SYSTEM = "system"
-WEBHOOK = "webhook"
+WEBHOOK = "webhook"  # POST /webhooks/payment
+STRIPE = "stripe"  # POST /webhooks/stripe
 ANONYMOUS = "anonymous"
 UNKNOWN = "unknown"  # movements and events recorded before actors existed (migration 0009)
 # Actors that are not keys: no key may take one of these names.
-RESERVED_NAMES = frozenset({SYSTEM, WEBHOOK, "stripe", ANONYMOUS, UNKNOWN})
+RESERVED_NAMES = frozenset({SYSTEM, WEBHOOK, STRIPE, ANONYMOUS, UNKNOWN})
 _NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
 _ACTOR: ContextVar[str] = ContextVar("actor", default=SYSTEM)

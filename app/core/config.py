@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import signing
-from app.core import access
+from app.core import access, currencies
 
 # A request header's name (RFC 9110 token characters).
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
@@ -70,10 +70,20 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Shared secret(s) of the payment webhook, comma-separated for rotation; unset: 503.
     webhook_secret: SecretStr | None = None
-    # How far (s) a webhook's signed timestamp may be from the server's clock, either way.
+    # The signing secret(s) of the Stripe dashboard's endpoint for POST /webhooks/stripe
+    # (`whsec_...`, used as Stripe uses it: its UTF-8 bytes), comma-separated while rotating;
+    # unset: that webhook answers 503.
+    stripe_webhook_secret: SecretStr | None = None
+    # How far (s) a webhook's signed timestamp may be from the server's clock, either way (both
+    # webhooks).
     webhook_tolerance_seconds: int = Field(
         default=signing.DEFAULT_TOLERANCE_SECONDS, ge=1, le=24 * 3600
     )
+
+    # The shop's currency: an ISO 4217 code of a currency with 2 decimal places (0- and
+    # 3-decimal currencies such as JPY or KWD are refused at start). Every product and order
+    # shows it; an order or payment naming another is 422 `currency_mismatch`.
+    currency: str = currencies.DEFAULT
 
     # API keys, comma-separated (several at once while rotating). Each is `name:role:key` (a
     # named key with a role: admin, storefront, fulfillment, readonly) or a bare key (an admin
@@ -141,6 +151,11 @@ class Settings(BaseSettings):
             signing.secret_key(secret)  # raises ValueError for a malformed whsec_ secret
         return value
 
+    @field_validator("currency")
+    @classmethod
+    def known_currency(cls, code: str) -> str:
+        return currencies.checked(code)  # upper case, or ValueError saying why not
+
     @model_validator(mode="after")
     def a_connection_for_every_database_thread(self) -> "Settings":
         connections = self.db_pool_size + self.db_max_overflow
@@ -153,15 +168,26 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def no_placeholder_secret_in_production(self) -> "Settings":
-        if self.app_env == "production" and any(
-            secret.lower() in PLACEHOLDER_SECRETS for secret in self.webhook_secrets
+        if self.app_env != "production":
+            return self
+        for name, secrets in (
+            ("WEBHOOK_SECRET", self.webhook_secrets),
+            ("STRIPE_WEBHOOK_SECRET", self.stripe_webhook_secrets),
         ):
-            raise ValueError("WEBHOOK_SECRET is a placeholder; set a real secret in production")
+            if any(secret.lower() in PLACEHOLDER_SECRETS for secret in secrets):
+                raise ValueError(f"{name} is a placeholder; set a real secret in production")
         return self
 
     @property
     def webhook_secrets(self) -> list[str]:
         value = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        return signing.parse_secrets(value)
+
+    @property
+    def stripe_webhook_secrets(self) -> list[str]:
+        value = (
+            self.stripe_webhook_secret.get_secret_value() if self.stripe_webhook_secret else None
+        )
         return signing.parse_secrets(value)
 
     @field_validator("cors_origins", mode="before")

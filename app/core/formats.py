@@ -26,6 +26,11 @@ MAX_STOCK = 2_147_483_647
 MAX_ID = 2_147_483_647
 
 
+# A currency as a client writes it: three ASCII letters, either case (ISO writes `USD`,
+# Stripe `usd`); whether it is the shop's is app/core/currencies.py's to say.
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -320,4 +325,16 @@ TrackingUrl = Annotated[
     StringConstraints(min_length=1, max_length=2048),
     AfterValidator(_https_url),
     WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https://"}),
+]
+
+# Money given back: a JSON number or string, > 0, at most 2 decimal places.
+RefundAmount = Annotated[
+    Decimal,
+    BeforeValidator(_plain_money_text),
+    Field(gt=0, max_digits=18, decimal_places=2),
+]
+# The payment provider's id of a refund (`re_…` on Stripe): printable text.
+ProviderRefundId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
 ]

@@ -1,6 +1,7 @@
 """The service's Prometheus metrics, and the small functions that record them.
 
-Rules and routers call the functions below (`order_placed()`, `webhook_delivery("processed")`);
+Rules and routers call the functions below (`order_placed()`, `webhook_delivery("processed",
+"stripe")`);
 nothing else touches the metric objects. Label values are fixed sets, so no client input can
 grow the number of series.
 
@@ -27,7 +28,9 @@ from prometheus_client import (
 )
 
 ORDER_REJECTION_REASONS = ("insufficient_stock", "product_not_found", "validation")
-WEBHOOK_OUTCOMES = ("processed", "duplicate", "bad_signature", "stale", "rejected")
+WEBHOOK_OUTCOMES = ("processed", "duplicate", "ignored", "bad_signature", "stale", "rejected")
+# The webhook problem codes counted as bad_signature and stale; any other refusal is rejected.
+_SIGNATURE_OUTCOMES = {"invalid_signature": "bad_signature", "stale_timestamp": "stale"}
 # Requests the request path refused before any work (app/http/request_path.py), by reason: the
 # problem's code, or client_gone for a client that left while it waited for its turn.
 REFUSAL_REASONS = (
@@ -65,6 +68,10 @@ ORDERS_EXPIRED = Counter(
 )
 SHIPMENTS = Counter("shipments", "Shipments recorded (goods that left the shelf).")
 UNITS_SHIPPED = Counter("units_shipped", "Units shipped, over every shipment.")
+REFUNDS = Counter("refunds", "Refunds recorded (from the refunds call or a payment webhook).")
+REFUNDED_AMOUNT = Counter(
+    "refunded_amount", "Money given back by refunds, in the shop's currency's major units."
+)
 STOCK_COUNTS = Counter("stock_counts", "Stock counts recorded.")
 STOCK_COUNT_CORRECTIONS = Counter(
     "stock_count_corrections",
@@ -76,8 +83,15 @@ STOCK_COUNT_UNITS = Counter(
     "Units counts added to or took from on_hand, by direction.",
     ["direction"],
 )
+# Every provider's deliveries together (the series dashboards read before there were two
+# webhooks), and each provider's (payment: POST /webhooks/payment, stripe: /webhooks/stripe).
 WEBHOOK_DELIVERIES = Counter(
-    "webhook_deliveries", "Payment webhook deliveries, by outcome.", ["outcome"]
+    "webhook_deliveries", "Payment webhook deliveries (all providers), by outcome.", ["outcome"]
+)
+WEBHOOK_DELIVERIES_BY_PROVIDER = Counter(
+    "webhook_deliveries_by_provider",
+    "Payment webhook deliveries, by provider and outcome.",
+    ["provider", "outcome"],
 )
 HTTP_REFUSALS = Counter(
     "http_refusals",
@@ -144,6 +158,11 @@ def shipped(units: int) -> None:
     UNITS_SHIPPED.inc(units)
 
 
+def refunded(amount_cents: int) -> None:
+    REFUNDS.inc()
+    REFUNDED_AMOUNT.inc(amount_cents / 100)
+
+
 def stock_counted(correction: int) -> None:
     """Count a stock count; one that changed on_hand is a correction, up or down."""
     STOCK_COUNTS.inc()
@@ -157,15 +176,41 @@ def orders_expired(count: int) -> None:
     ORDERS_EXPIRED.inc(count)
 
 
-def webhook_delivery(outcome: str) -> None:
-    """Count one payment webhook delivery; `outcome` is one of WEBHOOK_OUTCOMES.
+# The webhooks' providers, each with its series: app/payments.py declares them from the
+# provider enum (`webhook_providers`), so the labels are never typed here.
+_providers: dict[str, dict[str, Any]] = {}
 
-    processed: first delivery, applied; duplicate: event id seen before; bad_signature: 401
-    invalid_signature; stale: 401 stale_timestamp; rejected: any other non-2xx answer.
+
+def webhook_providers(providers: Iterable[str]) -> None:
+    """Declare the providers; each one's series exist from then on (at 0)."""
+    for provider in map(str, providers):
+        _providers[provider] = {
+            outcome: WEBHOOK_DELIVERIES_BY_PROVIDER.labels(provider, outcome)
+            for outcome in WEBHOOK_OUTCOMES
+        }
+
+
+def signature_outcome(code: str) -> str:
+    """The outcome of a delivery refused with the problem `code`."""
+    return _SIGNATURE_OUTCOMES.get(code, "rejected")
+
+
+def webhook_delivery(outcome: str, provider: str = "payment") -> None:
+    """Count one payment webhook delivery; `outcome` is one of WEBHOOK_OUTCOMES, `provider`
+    one of those declared.
+
+    processed: first delivery, applied; duplicate: event id seen before; ignored: received,
+    changes nothing here (a Stripe event type the service does not act on, or for no order of
+    this shop); bad_signature: 401 invalid_signature; stale: 401 stale_timestamp; rejected:
+    any other non-2xx answer.
     """
     if outcome not in WEBHOOK_OUTCOMES:
         raise ValueError(f"unknown webhook outcome {outcome!r}")
+    by_outcome = _providers.get(str(provider))
+    if by_outcome is None:
+        raise ValueError(f"unknown webhook provider {provider!r} (declared: {list(_providers)})")
     WEBHOOK_DELIVERIES.labels(outcome).inc()
+    by_outcome[outcome].inc()
 
 
 def request_refused(reason: str) -> None:

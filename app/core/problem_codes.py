@@ -143,6 +143,20 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             {"product_id": 7, "requested": 2, "remaining": 1},
         ),
         ProblemCode(
+            "refund_exceeds_paid",
+            "Refund exceeds what was paid",
+            "a refund's amount is over what was paid and not yet refunded; `refundable`",
+            "A refund of 50.00 is more than order 12's 39.98 paid and not yet refunded.",
+            {"order_id": 12, "requested": "50.00", "refundable": "39.98"},
+        ),
+        ProblemCode(
+            "not_paid",
+            "Nothing paid",
+            "a refund for an order with nothing paid",
+            "Order 12 has nothing paid to refund.",
+            {"order_id": 12},
+        ),
+        ProblemCode(
             "count_too_old",
             "Count too old",
             "a stock count taken before the product's newest count",
@@ -216,6 +230,14 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             "a payment event's amount differs from the order's total",
             "The payment of 10.00 does not equal order 2's total of 39.98.",
             {"order_id": 2, "amount": "10.00", "total": "39.98"},
+            everywhere=False,
+        ),
+        ProblemCode(
+            "currency_mismatch",
+            "Currency mismatch",
+            "a currency other than the shop's",
+            "The currency EUR is not the shop's; it sells in USD.",
+            {"currency": "EUR", "shop_currency": "USD"},
             everywhere=False,
         ),
         ProblemCode(

@@ -1,12 +1,13 @@
 """What the API shows of a row, field by field, in the order of its `*Public` model.
 
 A view's fields are declared once, by its model (app/schemas.py). A rule says how each field is
-made from a table's columns (`Column`, `Money`, `Time`, or `Nested` for a list the rule fills
-itself) in one mapping, and `View` checks it against the model at import: a field of the model
-without its making, or a making without its field, raises there. From that one mapping come the
-columns a statement selects (`select`), the JSON object a database writes (`json_object`), and
-the dict Python builds from a selected row (`of`): they cannot disagree with the model, and
-`tests/api` validates every response the service sends against its model as well.
+made from a table's columns (`Column`, `Money`, `Time`, `Nested` for a list the rule fills
+itself, or `ShopCurrency`, the same on every row) in one mapping, and `View` checks it against
+the model at import: a field of the model without its making, or a making without its field,
+raises there. From that one mapping come the columns a statement selects (`select`), the JSON
+object a database writes (`json_object`), and the dict Python builds from a selected row (`of`):
+they cannot disagree with the model, and `tests/api` validates every response the service sends
+against its model as well.
 
 `of` is written once per view at import, as the literal dict a hand-written function would build
 (these are the measured fast paths: bench/request_cost.py), not a loop over the fields per row.
@@ -18,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.core.currencies import shop_currency
 from app.core.formats import money_text
 from app.db.base import money_text_sql, timestamp_text
 
@@ -97,7 +99,27 @@ class Nested:
         return "[]"
 
 
-Making = Column | Money | Time | Nested
+@dataclass(frozen=True)
+class ShopCurrency:
+    """The shop's currency (CURRENCY), the same on every row: `of` reads it when it makes a
+    view; SQL that writes the JSON binds it as `:shop_currency` (`SHOP_CURRENCY_PARAMETER`)."""
+
+    def key(self, field: str) -> str:
+        raise TypeError("the shop's currency is not read from the row")
+
+    def select(self, field: str, dialect: str) -> str:
+        raise TypeError("the shop's currency is not selected")
+
+    def sql(self, dialect: str) -> str:
+        return "CAST(:shop_currency AS text)"
+
+    def python(self, value: str) -> str:
+        return "shop_currency()"
+
+
+Making = Column | Money | Time | Nested | ShopCurrency
+# The parameter a statement that writes a view's JSON (`View.json_object`) needs.
+SHOP_CURRENCY_PARAMETER = "shop_currency"
 
 
 def in_model_order(model: type[BaseModel], made: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -136,7 +158,7 @@ class View:
         return ", ".join(
             making.select(field, dialect)
             for field, making in self.made
-            if not isinstance(making, Nested)
+            if not isinstance(making, Nested | ShopCurrency)
         )
 
     def json_object(self, dialect: str) -> str:
@@ -146,10 +168,12 @@ class View:
     def _compile(self) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         entries = ", ".join(
             f"{field!r}: "
-            + making.python("" if isinstance(making, Nested) else f"row[{making.key(field)!r}]")
+            + making.python(
+                "" if isinstance(making, Nested | ShopCurrency) else f"row[{making.key(field)!r}]"
+            )
             for field, making in self.made
         )
-        namespace: dict[str, Any] = {"money_text": money_text}
+        namespace: dict[str, Any] = {"money_text": money_text, "shop_currency": shop_currency}
         source = f"def view(row):\n    return {{{entries}}}\n"
         exec(compile(source, f"<view of {self.model.__name__}>", "exec"), namespace)  # noqa: S102
         view: Callable[[Mapping[str, Any]], dict[str, Any]] = namespace["view"]

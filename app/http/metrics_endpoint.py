@@ -5,13 +5,18 @@ from fastapi import APIRouter, Response
 from app.core import metrics
 from app.core.access import Role
 from app.http.access import allow
+from app.tables import PaymentProvider
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A placed order's request whose body failed validation counts as a rejected order.
 _ORDER_VALIDATION_CODES = frozenset({"validation_error", "bad_request"})
 # Webhook refusals other than these two (counted where the signature is checked) are
-# `rejected`; processed and duplicate deliveries are counted by the webhook route.
-WEBHOOK_ROUTE = "/webhooks/payment"
+# `rejected`; processed, duplicate and ignored deliveries are counted by the webhook routes.
+# Each webhook's route, and the provider its deliveries are counted under.
+WEBHOOK_ROUTES = {
+    "/webhooks/payment": PaymentProvider.PAYMENT,
+    "/webhooks/stripe": PaymentProvider.STRIPE,
+}
 _WEBHOOK_SIGNATURE_CODES = frozenset({"invalid_signature", "stale_timestamp"})
 
 
@@ -26,8 +31,8 @@ def _count_refusal(route: str, code: str | None) -> None:
     """Refusals only the HTTP layer sees: invalid order bodies, refused webhook deliveries."""
     if route == "/orders" and code in _ORDER_VALIDATION_CODES:
         metrics.order_rejected("validation")
-    elif route == WEBHOOK_ROUTE and code not in _WEBHOOK_SIGNATURE_CODES:
-        metrics.webhook_delivery("rejected")
+    elif route in WEBHOOK_ROUTES and code not in _WEBHOOK_SIGNATURE_CODES:
+        metrics.webhook_delivery("rejected", WEBHOOK_ROUTES[route])
 
 
 router = APIRouter(tags=["operations"])

@@ -44,7 +44,7 @@ OPERATION_CODES: dict[str, dict[int, list[str]]] = {
     "orders-create": {
         **_PRODUCT,
         409: ["insufficient_stock", "idempotency_key_in_use"],
-        422: ["validation_error", "idempotency_key_reused"],
+        422: ["validation_error", "idempotency_key_reused", "currency_mismatch"],
     },
     "orders-get": _ORDER,
     "orders-update": {**_ORDER, 422: ["validation_error"]},
@@ -54,7 +54,13 @@ OPERATION_CODES: dict[str, dict[int, list[str]]] = {
         401: ["invalid_signature", "stale_timestamp"],
         404: ["order_not_found"],
         409: ["invalid_status_transition"],
-        422: ["validation_error", "amount_mismatch"],
+        422: ["validation_error", "amount_mismatch", "currency_mismatch"],
+        503: ["webhook_not_configured", "database_unavailable", "schema_out_of_date"],
+    },
+    "webhooks-stripe": {
+        401: ["invalid_signature", "stale_timestamp"],
+        409: ["invalid_status_transition"],
+        422: ["validation_error", "amount_mismatch", "currency_mismatch"],
         503: ["webhook_not_configured", "database_unavailable", "schema_out_of_date"],
     },
 }

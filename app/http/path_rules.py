@@ -28,8 +28,9 @@ PATHS: dict[str, Apart] = {
     # Metrics from memory; a scraper holds a key as any client does.
     "/metrics": Apart(unqueued=True, schema_free=True),
     "/openapi.json": _DOCS,
-    # Signed by the payment provider: its signature is its credential.
+    # Signed by the payment provider (or Stripe): its signature is its credential.
     "/webhooks/payment": Apart(keyless=True),
+    "/webhooks/stripe": Apart(keyless=True),
 }
 # Every path at or under these.
 PREFIXES: dict[str, Apart] = {

@@ -9,16 +9,37 @@ order. The app (app/main.py) and the tests take both from here.
 """
 
 from app.http import metrics_endpoint
-from app.routers import events, health, orders, payments, products, shipments, stock
+from app.routers import (
+    events,
+    health,
+    orders,
+    payments,
+    products,
+    refunds,
+    shipments,
+    stock,
+    stripe_events,
+)
 
 ROUTERS = (
     products.router,
     stock.router,
     orders.router,
     shipments.router,
+    refunds.router,
     payments.router,
+    stripe_events.router,
     events.router,
     health.router,
     metrics_endpoint.router,
 )
-TAGS = [products.TAG, orders.TAG, shipments.TAG, stock.TAG, payments.TAG, events.TAG, health.TAG]
+TAGS = [
+    products.TAG,
+    orders.TAG,
+    shipments.TAG,
+    refunds.TAG,
+    stock.TAG,
+    payments.TAG,
+    events.TAG,
+    health.TAG,
+]

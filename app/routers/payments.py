@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app import payments, signing
+from app import payments, refunds, signing
 from app.core import metrics
 from app.core.access import WEBHOOK
 from app.core.config import Settings
@@ -18,12 +18,17 @@ from app.http.access import act_as, no_key
 from app.http.json_payloads import json_response, loads_strict
 from app.http.request_limits import payload_too_large
 from app.schemas import PaymentEventCreate, PaymentEventReceipt
+from app.tables import PaymentProvider
 
 # This router's OpenAPI tag (app/routers/__init__.py lists them in the docs' order).
-TAG = {"name": "webhooks", "description": "Signed payment events from the payment provider."}
+TAG = {
+    "name": "webhooks",
+    "description": "Signed payment events from the payment provider, or from Stripe.",
+}
 router = APIRouter(prefix="/webhooks", tags=[TAG["name"]])
 
 MAX_BODY_BYTES = 64 * 1024
+PROVIDER = PaymentProvider.PAYMENT
 log = logging.getLogger("app.webhooks")
 
 
@@ -35,7 +40,7 @@ class Delivery:
     body: bytes
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     """The raw body, refused as soon as it is known to exceed the limit (never read whole)."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -57,7 +62,7 @@ async def verified_delivery(request: Request) -> Delivery:
             "webhook_not_configured",
             "No WEBHOOK_SECRET is set, so no delivery can be verified.",
         )
-    body = await _read_body(request)
+    body = await read_body(request)
     headers = signing.read_headers(request.headers)
     try:
         signed_at = signing.verify(
@@ -65,21 +70,26 @@ async def verified_delivery(request: Request) -> Delivery:
         )
     except signing.SignatureError as error:
         log.warning("webhook delivery refused: %s (%s)", error.code, error.detail)
-        metrics.webhook_delivery("bad_signature" if error.code == "invalid_signature" else "stale")
+        metrics.webhook_delivery(metrics.signature_outcome(error.code), PROVIDER)
         raise ApiError(error.code, error.detail) from None
     assert headers.event_id is not None  # verify() refuses a delivery without one
     return Delivery(headers.event_id, signed_at, body)
 
 
-def parse_event(body: bytes) -> PaymentEventCreate:
-    """The body as an event: malformed JSON (duplicate keys included) is 400, a body that fails
-    validation 422."""
+def check_json(body: bytes) -> None:
+    """Malformed JSON (duplicate keys included) is 400."""
     try:
         loads_strict(body)
     except ValueError as error:
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body", 0), "msg": f"JSON decode error: {error}"}]
         ) from None
+
+
+def parse_event(body: bytes) -> PaymentEventCreate:
+    """The body as an event: malformed JSON (duplicate keys included) is 400, a body that fails
+    validation 422."""
+    check_json(body)
     try:
         return PaymentEventCreate.model_validate_json(body)
     except ValidationError as error:
@@ -113,7 +123,8 @@ HEADER_DOC = (
     description="Verifies the HMAC-SHA256 signature over the raw body (our `X-*` headers or "
     "the Standard Webhooks headers), then the timestamp (within `WEBHOOK_TOLERANCE_SECONDS`), "
     "then applies the event exactly once: `payment.succeeded` moves a PENDING order to PAID "
-    "(the amount must equal its total), `payment.failed` cancels a PENDING order and returns "
+    "(the amount must equal its total; a `currency`, if sent, must be the shop's), "
+    "`payment.failed` cancels a PENDING order and returns "
     "its stock. A repeated event id answers `duplicate: true` and changes nothing. Bodies "
     "over 64 KiB are refused.",
     response_model=PaymentEventReceipt,
@@ -138,8 +149,14 @@ async def payment_webhook(
     # The three headers are declared so Swagger UI shows them; verified_delivery reads them.
     event = parse_event(delivery.body)
     act_as(request, WEBHOOK)
-    receipt = await database.write(
-        payments.apply_event, delivery.event_id, delivery.signed_at, event, delivery.body
-    )
-    metrics.webhook_delivery("duplicate" if receipt["duplicate"] else "processed")
+    try:
+        receipt = await database.write(
+            payments.apply_event, delivery.event_id, delivery.signed_at, event, delivery.body
+        )
+    except refunds.AlreadyRecorded as repeat:
+        payment = payments.Payment.of_event(
+            delivery.event_id, delivery.signed_at, event, delivery.body
+        )
+        receipt = await database.read(payments.refund_receipt, payment, repeat.recorded.refund)
+    metrics.webhook_delivery("duplicate" if receipt["duplicate"] else "processed", PROVIDER)
     return json_response(receipt)

@@ -123,6 +123,9 @@ def test_every_labelled_series_exists_before_its_first_event(client: TestClient)
     samples = scrape(client)
     for outcome in metrics.WEBHOOK_OUTCOMES:
         assert ("webhook_deliveries_total", frozenset({("outcome", outcome)})) in samples
+        for provider in ("payment", "stripe"):
+            labels = frozenset({("provider", provider), ("outcome", outcome)})
+            assert ("webhook_deliveries_by_provider_total", labels) in samples
     for reason in metrics.ORDER_REJECTION_REASONS:
         assert ("orders_rejected_total", frozenset({("reason", reason)})) in samples
     assert ("db_pool_checked_out_connections", frozenset()) in samples
@@ -144,6 +147,7 @@ def test_webhook_delivery_counts_each_outcome(client: TestClient):
     "call",
     [
         lambda: metrics.webhook_delivery("exploded"),
+        lambda: metrics.webhook_delivery("processed", "paypal"),
         lambda: metrics.order_rejected("because"),
     ],
 )
@@ -181,3 +185,42 @@ def test_webhook_deliveries_are_counted_by_outcome(settings, engine, db):
     expected = {"processed": 1, "duplicate": 1, "bad_signature": 1, "stale": 1, "rejected": 2}
     for outcome, count in expected.items():
         assert delta(before, after, "webhook_deliveries_total", outcome=outcome) == count, outcome
+
+
+def test_each_providers_deliveries_are_counted_apart_and_together(settings, engine, db):
+    from pydantic import SecretStr
+
+    from app.main import create_app
+    from tests.support.factories import make_order, make_product
+    from tests.support.stripe_events import STRIPE_SECRET, deliver_stripe, stripe_event, succeeded
+    from tests.support.webhooks import SECRET, deliver, event_body
+
+    configured = settings.model_copy(
+        update={
+            "webhook_secret": SecretStr(SECRET),
+            "stripe_webhook_secret": SecretStr(STRIPE_SECRET),
+        }
+    )
+    client = TestClient(create_app(configured, engine))
+    mug = make_product(db, stock=5)
+    paid_by_stripe, paid_by_webhook = make_order(db, (mug, 1)), make_order(db, (mug, 1))
+    before = scrape(client)
+
+    body = succeeded(paid_by_stripe)
+    assert deliver_stripe(client, body).status_code == 200
+    assert deliver_stripe(client, body).json()["duplicate"] is True
+    assert deliver_stripe(client, stripe_event("customer.created", {"id": "cus_1"})).status_code
+    assert deliver_stripe(client, body, secret="whsec_wrong", check_with_stripe=False).status_code
+    assert deliver_stripe(client, b"{not json", check_with_stripe=False).status_code == 400
+    assert deliver(client, event_body(paid_by_webhook)).status_code == 200
+
+    after = scrape(client)
+    by_provider = "webhook_deliveries_by_provider_total"
+    stripe_counts = {"processed": 1, "duplicate": 1, "ignored": 1, "bad_signature": 1}
+    for outcome, count in {**stripe_counts, "rejected": 1, "stale": 0}.items():
+        assert delta(before, after, by_provider, provider="stripe", outcome=outcome) == count
+    assert delta(before, after, by_provider, provider="payment", outcome="processed") == 1
+    assert delta(before, after, by_provider, provider="payment", outcome="ignored") == 0
+    # The series dashboards read before there were two webhooks: every provider's together.
+    assert delta(before, after, "webhook_deliveries_total", outcome="processed") == 2
+    assert delta(before, after, "webhook_deliveries_total", outcome="rejected") == 1

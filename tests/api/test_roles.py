@@ -27,6 +27,7 @@ from tests.support.event_receiver import Receiver
 from tests.support.factories import product_body
 from tests.support.live_server import ROOT
 from tests.support.serving import serving
+from tests.support.stripe_events import STRIPE_SECRET, deliver_stripe, succeeded
 from tests.support.webhooks import SECRET, deliver, event_body
 
 S, F, R = Role.STOREFRONT, Role.FULFILLMENT, Role.READONLY
@@ -62,6 +63,7 @@ CONTRACT: dict[str, set[Role] | str] = {
     "GET /healthz": NO_KEY,
     "GET /readyz": NO_KEY,
     "POST /webhooks/payment": NO_KEY,
+    "POST /webhooks/stripe": NO_KEY,
 }
 KEYS = {
     Role.ADMIN: ("ops", "admin-key-5c2e9b1f7a3d4e60"),
@@ -82,6 +84,7 @@ def keyed(settings: Settings, engine: Engine) -> Iterator[TestClient]:
         update={
             "api_keys": API_KEYS,
             "webhook_secret": SecretStr(SECRET),
+            "stripe_webhook_secret": SecretStr(STRIPE_SECRET),
             "event_allow_private_urls": True,
         }
     )
@@ -310,6 +313,20 @@ def test_a_payment_webhook_acts_as_webhook(keyed: TestClient):
     assert [(e["type"], e["actor"]) for e in feed(keyed, 2)] == [
         ("order.created", "shop"),
         ("order.paid", "webhook"),
+    ]
+
+
+def test_a_stripe_webhook_needs_no_key_and_acts_as_stripe(keyed: TestClient):
+    admin, shop = as_role(Role.ADMIN), as_role(Role.STOREFRONT)
+    pid = keyed.post("/products", json=product_body(stock=5), headers=admin).json()["id"]
+    order = keyed.post("/orders", json={"product_id": pid, "quantity": 1}, headers=shop).json()
+
+    paid = deliver_stripe(keyed, succeeded(order))
+
+    assert paid.status_code == 200, paid.text
+    assert [(e["type"], e["actor"]) for e in feed(keyed, 2)] == [
+        ("order.created", "shop"),
+        ("order.paid", "stripe"),
     ]
 
 

@@ -46,6 +46,7 @@ def run_client(
         "BASE_URL": server.base_url,
         "API_KEY": server.env["API_KEY"],
         "WEBHOOK_SECRET": server.env["WEBHOOK_SECRET"],
+        "STRIPE_WEBHOOK_SECRET": server.env.get("STRIPE_WEBHOOK_SECRET", ""),
         "EVENT_RECEIVER_URL": server.env.get("EVENT_RECEIVER_URL", ""),
         "NO_COLOR": "1",
         **extra_env,
@@ -76,14 +77,14 @@ def test_curl_examples_walk_through_passes(client_server: LiveServer, tmp_path: 
         ["bash", "curl_examples.sh"], client_server, PATH=f"{bin_dir}:{os.environ['PATH']}"
     )
     assert result.returncode == 0, result.stderr
-    assert "All 55 calls answered as expected" in result.stdout
+    assert "All 60 calls answered as expected" in result.stdout
     assert '"duplicate":true' in result.stdout.replace(" ", "")
     assert "FAIL" not in result.stdout + result.stderr
     calls = [call.splitlines() for call in log.read_text().split("--end--\n") if call]
-    assert len(calls) == 55
+    assert len(calls) == 60
     bearer = f"Authorization: Bearer {client_server.env['API_KEY']}"
     for args in calls:
-        is_webhook = args[-1].endswith("/webhooks/payment")
+        is_webhook = args[-1].endswith(("/webhooks/payment", "/webhooks/stripe"))
         assert (bearer in args) != is_webhook, args
 
 
@@ -129,6 +130,7 @@ def run_newman(
         "baseUrl": server.base_url,
         "apiKey": server.env["API_KEY"],
         "webhookSecret": server.env["WEBHOOK_SECRET"],
+        "stripeWebhookSecret": server.env.get("STRIPE_WEBHOOK_SECRET", ""),
         "eventReceiverUrl": server.env.get("EVENT_RECEIVER_URL", ""),
         **variables,
     }
@@ -172,9 +174,10 @@ def test_postman_environments_hold_what_the_collection_does_not_set() -> None:
         values = _environment(path)
         assert set(values) == used - own, path.name
         # Secrets are typed in by each user, never committed.
-        assert values["apiKey"] == values["webhookSecret"] == "", path.name
+        secrets = ("apiKey", "webhookSecret", "stripeWebhookSecret")
+        assert [values[secret] for secret in secrets] == ["", "", ""], path.name
     # The target variables live in the environments only, so no stale value can shadow them.
-    assert not own & {"baseUrl", "apiKey", "webhookSecret"}
+    assert not own & {"baseUrl", "apiKey", "webhookSecret", "stripeWebhookSecret"}
     assert _environment(LOCAL_ENVIRONMENT)["baseUrl"] == "http://127.0.0.1:8000"  # ./run.sh
     blueprint = yaml.safe_load((ROOT / "render.yaml").read_text())
     service = next(s for s in blueprint["services"] if s["type"] == "web")
@@ -191,6 +194,10 @@ def test_postman_collection_passes_under_newman(client_server: LiveServer, tmp_p
     assert run["stats"]["assertions"]["total"] >= 100
     executions = run["executions"]
     assert {e["response"]["code"] for e in executions} >= {200, 201, 204, 401, 404, 409, 412, 422}
+    stripe_paid = [
+        e for e in executions if e["item"]["name"] == "Pay order (Stripe-signed webhook)"
+    ]
+    assert [e["response"]["code"] for e in stripe_paid] == [200]
     for execution in executions:
         headers = {h["key"].lower(): h["value"] for h in execution["request"]["header"]}
         is_webhook = execution["request"]["url"]["path"][0] == "webhooks"

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.live
 
 
 def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
-    environment = {k: v for k, v in os.environ.items() if k not in ("WEBHOOK_SECRET", "BASE_URL")}
+    unset = ("WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "BASE_URL")
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args],
         input=stdin,
@@ -39,7 +40,7 @@ def printed_headers(stdout: str) -> dict[str, str]:
 def test_help_describes_the_options():
     result = run("--help")
     assert result.returncode == 0
-    for option in ("--secret", "--file", "--event-id", "--timestamp", "--standard"):
+    for option in ("--secret", "--file", "--event-id", "--timestamp", "--standard", "--stripe"):
         assert option in result.stdout
 
 
@@ -129,3 +130,67 @@ def test_the_printed_curl_command_is_accepted_by_a_live_server(live_server):
         paid = httpx.get(f"{server.base_url}/orders/{order['id']}", headers=auth).json()
         assert paid["status"] == "PAID"
     assert shlex.split(command)[0] == "curl"
+
+
+STRIPE_BODY = (
+    '{"id": "evt_1", "object": "event", "type": "payment_intent.succeeded", "data": {"object": '
+    '{"id": "pi_1", "object": "payment_intent", "amount": 3998, "amount_received": 3998, '
+    '"currency": "usd", "metadata": {"order_id": "1"}}}}'
+)
+STRIPE_SECRET = "whsec_" + "Tz7mKq2VbX9cR4nL8wP1yJ6hF3dS5aGe"
+
+
+def test_stripe_option_prints_a_stripe_signature_that_stripes_library_accepts():
+    import stripe
+
+    now = int(time.time())
+    result = run(
+        STRIPE_BODY,
+        "--stripe",
+        "--timestamp",
+        str(now),
+        env={"STRIPE_WEBHOOK_SECRET": STRIPE_SECRET},
+    )
+
+    assert result.returncode == 0, result.stderr
+    header = printed_headers(result.stdout)["Stripe-Signature"]
+    assert header == signing.stripe_signature_header([STRIPE_SECRET], now, STRIPE_BODY.encode())
+    assert stripe.Webhook.construct_event(STRIPE_BODY, header, STRIPE_SECRET)["id"] == "evt_1"
+    assert "/webhooks/stripe" in result.stdout.split("\n\n", 1)[1]
+
+
+def test_stripe_option_refuses_what_does_not_apply_and_names_its_secret():
+    assert run(STRIPE_BODY, "--stripe", "--standard", "--secret", "k").returncode == 2
+    missing = run(STRIPE_BODY, "--stripe", env={"WEBHOOK_SECRET": "not-stripes"})
+    assert missing.returncode == 2 and "STRIPE_WEBHOOK_SECRET" in missing.stderr
+
+
+def test_the_printed_stripe_curl_command_pays_an_order_on_a_live_server(live_server):
+    if subprocess.run(["which", "curl"], capture_output=True).returncode != 0:
+        pytest.fail("curl is needed to run the printed command") if os.environ.get(
+            "CI"
+        ) == "true" else pytest.skip("curl is not installed")
+    auth = {"Authorization": f"Bearer {os.environ['API_KEY']}"} if "API_KEY" in os.environ else {}
+    with live_server(env={"STRIPE_WEBHOOK_SECRET": STRIPE_SECRET}) as server:
+        product = httpx.post(
+            f"{server.base_url}/products",
+            headers=auth,
+            json={"sku": "CURL-S", "name": "Mug", "price": "19.99", "stock": 5},
+        ).json()
+        order = httpx.post(
+            f"{server.base_url}/orders",
+            headers=auth,
+            json={"product_id": product["id"], "quantity": 2},
+        ).json()
+        body = STRIPE_BODY.replace('"order_id": "1"', f'"order_id": "{order["id"]}"')
+        printed = run(body, "--stripe", "--secret", STRIPE_SECRET, "--base-url", server.base_url)
+        command = printed.stdout.split("\n\n", 1)[1]
+
+        response = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=60
+        )
+
+        assert "HTTP/1.1 200" in response.stdout, response.stdout
+        assert '"duplicate":false' in response.stdout
+        paid = httpx.get(f"{server.base_url}/orders/{order['id']}", headers=auth).json()
+        assert paid["status"] == "PAID"

@@ -4,10 +4,11 @@ Under pytest, each test starts a live server of its own (the `client_server` fix
 own, it checks any deployment and exits non-zero if anything is wrong:
 
     BASE_URL=https://orders.example.com API_KEY=... WEBHOOK_SECRET=... \
-        python tests/live/test_smoke.py
+        STRIPE_WEBHOOK_SECRET=whsec_... python tests/live/test_smoke.py
 
 Self-contained: it needs only httpx, and talks to the service over HTTP as any client would.
-Without WEBHOOK_SECRET the signed-payment checks are skipped (the order is paid with PUT).
+Without WEBHOOK_SECRET the signed-payment checks are skipped (the order is paid with PUT);
+without STRIPE_WEBHOOK_SECRET, the Stripe webhook's.
 """
 
 import base64
@@ -27,10 +28,13 @@ PROBLEM_JSON = "application/problem+json"
 
 # A client of the service that checks every answer against the status it expects.
 class Smoke:
-    def __init__(self, base_url: str, api_key: str = "", webhook_secret: str = "") -> None:
+    def __init__(
+        self, base_url: str, api_key: str = "", webhook_secret: str = "", stripe_secret: str = ""
+    ) -> None:
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=15)
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.secret = webhook_secret.split(",")[0].strip()
+        self.stripe_secret = stripe_secret.split(",")[0].strip()
         self.run = uuid.uuid4().hex[:10]
         self.state: dict[str, Any] = {}
 
@@ -84,6 +88,21 @@ class Smoke:
             "X-Webhook-Signature": signature,
         }
         return self.call(expected, "POST", "/webhooks/payment", code, content=body, headers=headers)
+
+    def stripe_webhook(
+        self, expected: int, event: dict[str, Any], code: str | None = None, signature: str = ""
+    ) -> httpx.Response:
+        """POST a Stripe event signed as Stripe signs: `t=<now>,v1=<hex HMAC-SHA256 of
+        "{t}.{raw body}">`, keyed by the whsec_ secret as written."""
+        body = httpx.Request("POST", "/", json=event).content
+        timestamp = int(time.time())
+        key = self.stripe_secret.encode()
+        digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "Stripe-Signature": f"t={timestamp},v1={signature or digest}",
+        }
+        return self.call(expected, "POST", "/webhooks/stripe", code, content=body, headers=headers)
 
 
 def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
@@ -175,6 +194,36 @@ def pay_by_webhook(s: Smoke) -> None:
     assert s.call(200, "GET", f"/orders/{order['id']}").json()["status"] == "PAID"
 
 
+def pay_by_stripe(s: Smoke) -> None:
+    """A PaymentIntent event as Stripe sends it pays its order once; other types are ignored."""
+    if not s.stripe_secret:
+        raise Skipped("STRIPE_WEBHOOK_SECRET not set")
+    product = s.new_product(price="7.25")
+    order = s.call(201, "POST", "/orders", json={"product_id": product["id"], "quantity": 2})
+    cents = int(order.json()["total"].replace(".", ""))
+    intent = {
+        "id": f"pi_smoke_{s.run}",
+        "object": "payment_intent",
+        "amount": cents,
+        "amount_received": cents,
+        "currency": order.json()["currency"].lower(),
+        "status": "succeeded",
+        "metadata": {"order_id": str(order.json()["id"])},
+    }
+    event = {
+        "id": f"evt_smoke_{s.run}",
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "data": {"object": intent},
+    }
+    s.stripe_webhook(401, event, "invalid_signature", signature="0" * 64)
+    first = s.stripe_webhook(200, event).json()
+    assert first["duplicate"] is False and first["order_status"] == "PAID", first
+    assert s.stripe_webhook(200, event).json()["duplicate"] is True
+    other = {**event, "id": f"evt_smoke_other_{s.run}", "type": "customer.created"}
+    assert s.stripe_webhook(200, other).json() == {"received": True, "ignored": True}
+
+
 def ship_order(s: Smoke) -> None:
     order_id = s.state["order"]["id"]
     shipped = s.call(200, "PUT", f"/orders/{order_id}", json={"status": "SHIPPED"}).json()
@@ -238,6 +287,7 @@ HAPPY_PATH = [
     update_product,
     place_order,
     pay_by_webhook,
+    pay_by_stripe,
     ship_order,
     cancel_restocks,
     restock_with_adjustment,
@@ -435,7 +485,12 @@ def run_checks(
 
 
 def _smoke_for(server: Any) -> Smoke:
-    return Smoke(server.base_url, server.env.get("API_KEY", ""), server.env["WEBHOOK_SECRET"])
+    return Smoke(
+        server.base_url,
+        server.env.get("API_KEY", ""),
+        server.env["WEBHOOK_SECRET"],
+        server.env.get("STRIPE_WEBHOOK_SECRET", ""),
+    )
 
 
 # Under pytest the server has a webhook secret, so nothing may be skipped either.
@@ -451,7 +506,12 @@ def test_smoke_error_cases(client_server: Any) -> None:
 
 def main() -> int:
     base_url = os.environ.get("BASE_URL", "http://127.0.0.1:8000")
-    smoke = Smoke(base_url, os.environ.get("API_KEY", ""), os.environ.get("WEBHOOK_SECRET", ""))
+    smoke = Smoke(
+        base_url,
+        os.environ.get("API_KEY", ""),
+        os.environ.get("WEBHOOK_SECRET", ""),
+        os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+    )
     print(f"Smoke tests against {base_url} (run {smoke.run})\n\nHappy path:")
     happy = run_checks(smoke, HAPPY_PATH, stop_on_failure=True)
     print("\nError cases:")

@@ -1,5 +1,5 @@
 """Exactly-once under a race: one event delivered 20 times at once to a 4-worker server, on each
-engine."""
+engine, through either door (/webhooks/payment, /webhooks/stripe)."""
 
 import os
 import threading
@@ -17,18 +17,21 @@ from app.tables import PaymentEvent
 from tests.live.test_webhook import WEBHOOK, WebhookApi, payment
 from tests.support.databases import ENGINES, database_url
 from tests.support.live_server import LiveServer
+from tests.support.stripe_events import STRIPE_SECRET, STRIPE_URL, failed, stripe_header, succeeded
 
 SECRET = "race-webhook-secret"
 DELIVERIES = 20
 
 
-def _deliver_at_once(base_url: str, body: bytes, headers: dict[str, str]) -> list[httpx.Response]:
+def _deliver_at_once(
+    base_url: str, body: bytes, headers: dict[str, str], path: str = WEBHOOK
+) -> list[httpx.Response]:
     barrier = threading.Barrier(DELIVERIES)
 
     def send(_: int) -> httpx.Response:
         barrier.wait(timeout=30)
         return httpx.post(
-            base_url + WEBHOOK,
+            base_url + path,
             content=body,
             timeout=60,
             headers={"Content-Type": "application/json", **headers},
@@ -58,7 +61,10 @@ def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveSer
     with (
         database_url(request.param, tmp) as url,
         LiveServer(
-            url, workers=4, env={"WEBHOOK_SECRET": SECRET}, log_path=tmp / "server.log"
+            url,
+            workers=4,
+            env={"WEBHOOK_SECRET": SECRET, "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET},
+            log_path=tmp / "server.log",
         ) as live,
     ):
         yield live
@@ -86,3 +92,29 @@ def test_concurrent_deliveries_of_one_event_apply_it_exactly_once(server: LiveSe
     stock = api.http.get(f"/products/{product_id}", headers=api.auth).json()["stock"]
     assert stock == (10 if event_type == "payment.failed" else 7)
     assert _recorded(server.database_url, event_id) == 1
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "event_type", ["payment_intent.payment_failed", "payment_intent.succeeded"]
+)
+def test_concurrent_deliveries_of_one_stripe_event_apply_it_exactly_once(
+    server: LiveServer, event_type
+):
+    api = WebhookApi(server.base_url, [SECRET], os.environ.get("API_KEY"))
+    order = api.create_order(price="5.00", quantity=3)  # stock 10 -> 7
+    product_id = order["items"][0]["product_id"]
+    body = (succeeded if event_type == "payment_intent.succeeded" else failed)(order)
+    headers = {"Stripe-Signature": stripe_header(body, [STRIPE_SECRET])}
+
+    responses = _deliver_at_once(server.base_url, body, headers, STRIPE_URL)
+
+    assert [r.status_code for r in responses] == [200] * DELIVERIES, [
+        r.text for r in responses if r.status_code != 200
+    ]
+    assert len([r for r in responses if r.json()["duplicate"] is False]) == 1
+    expected = "CANCELED" if event_type.endswith("failed") else "PAID"
+    assert api.status(order) == expected
+    stock = api.http.get(f"/products/{product_id}", headers=api.auth).json()["stock"]
+    assert stock == (10 if expected == "CANCELED" else 7)
+    assert _recorded(server.database_url, responses[0].json()["event_id"]) == 1

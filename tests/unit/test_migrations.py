@@ -546,3 +546,80 @@ def test_a_shop_at_the_previous_head_upgrades_to_two_quantities_with_nothing_a_c
     )
     assert archived == "2,0"
     assert audit_after_use.violations == []
+
+
+def test_payment_events_from_before_providers_are_the_payment_webhooks_and_stay_exactly_once(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0013 on a shop with payment events: each keeps every value it had and is the
+    payment webhook's; a repeat of one is still a duplicate, and the same id from Stripe is
+    another event, applied to its own order."""
+    from sqlalchemy import text
+
+    from app import orders, payments
+    from app.db.connect import create_database
+    from app.tables import PaymentProvider
+    from tests.support.factories import Db
+
+    at = "2026-12-01 10:00:00"
+    seen = (
+        "SELECT id, event_id, order_id, type, payment_id, amount_cents, raw_body"
+        " FROM payment_events"
+    )
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0010")
+            run = lambda sql, **p: connection.execute(text(sql), {"at": at, **p})  # noqa: E731
+            run(
+                "INSERT INTO products (id, sku, name, price_cents, stock, created_at, updated_at)"
+                " VALUES (1, 'MUG-1', 'Mug', 1250, 20, :at, :at)"
+            )
+            for n, status in ((1, "PAID"), (2, "PENDING")):
+                run(
+                    "INSERT INTO orders (id, status, total_cents, created_at, updated_at)"
+                    " VALUES (:id, :status, 1250, :at, :at)",
+                    id=n,
+                    status=status,
+                )
+                run(
+                    "INSERT INTO order_lines (order_id, product_id, sku, name, quantity,"
+                    " unit_price_cents, line_total_cents) VALUES (:id, 1, 'MUG-1', 'Mug', 1,"
+                    " 1250, 1250)",
+                    id=n,
+                )
+            run(
+                "INSERT INTO payment_events (event_id, order_id, type, payment_id, amount_cents,"
+                " raw_body, signed_at, processed_at) VALUES ('evt_shared', 1,"
+                " 'payment.succeeded', 'pay_1', 1250, '{}', :at, :at)"
+            )
+            before = connection.execute(text(seen)).all()
+            upgrade(connection)
+            after = connection.execute(text(seen)).all()
+            providers = connection.execute(text("SELECT provider FROM payment_events")).all()
+        engine.dispose()
+        db = Db(create_database(Settings(_env_file=None, database_url=url)))
+
+        def payment(provider: PaymentProvider, order_id: int) -> payments.Payment:
+            return payments.Payment(
+                provider,
+                "evt_shared",
+                1_790_000_000,
+                b"{}",
+                "payment.succeeded",
+                order_id,
+                1250,
+                None,
+                "pi_1",
+            )
+
+        repeat = db.write(payments.apply_payment, payment(PaymentProvider.PAYMENT, 2))
+        from_stripe = db.write(payments.apply_payment, payment(PaymentProvider.STRIPE, 2))
+        second = db.read(orders.order_view, 2)
+        db.close()
+
+    assert after == before and len(after) == 1
+    assert providers == [("payment",)]
+    assert (repeat["duplicate"], repeat["order_id"]) == (True, 1)
+    assert (from_stripe["duplicate"], from_stripe["order_id"]) == (False, 2)
+    assert second["status"] == "PAID" and second["currency"] == "USD"
