@@ -288,6 +288,28 @@ if [[ -n $STRIPE_WEBHOOK_SECRET ]]; then
 else
   echo "STRIPE_WEBHOOK_SECRET is not set: skipping the Stripe webhook steps."
 fi
+echo; echo "== Catalog: export, then import (CSV) with a dry run first"
+call 200 GET "/products/export?format=ndjson"
+grep -q "\"CURL-$RUN-MUG\"" <<<"$BODY" || fail "the export does not list CURL-$RUN-MUG"
+printf '    %sCURL-%s-MUG exported OK%s\n' "$GREEN" "$RUN" "$OFF"
+CATALOG=$(printf 'sku,name,price,on_hand\nCURL-%s-MUG,,13.00,\nCURL-%s-CAP,Curl cap %s,7.50,4\n' "$RUN" "$RUN" "$RUN")
+call 200 POST "/products/import?dry_run=true" "" -H 'Content-Type: text/csv' --data-binary "$CATALOG"
+expect created 1
+expect updated 1
+expect errors "[]"
+VERSION=$(field catalog_version)
+call 200 POST /products/import "" -H 'Content-Type: text/csv' -H "If-Match: $VERSION" \
+  -H "Idempotency-Key: import-$RUN" --data-binary "$CATALOG"
+expect created 1
+call 412 POST /products/import "" -H 'Content-Type: text/csv' -H "If-Match: $VERSION" --data-binary "$CATALOG"
+expect code precondition_failed
+call 200 GET "/products/$MUG"
+expect price 13.00
+call 422 POST /products/import "" -H 'Content-Type: application/x-ndjson' \
+  --data-binary "{\"sku\": \"CURL-$RUN-NEW\", \"price\": -1}"
+expect code import_invalid
+call 415 POST /products/import "" -H 'Content-Type: application/json' --data-binary '{"sku": "X"}'
+expect code unsupported_media_type
 
 echo; echo "== Archiving"
 call 204 DELETE "/products/$TEE"

@@ -152,7 +152,8 @@ class ShopUser(HttpUser):
 
 
 # The warehouse: one user restocks (a delivery of a few units, keyed so a retry never adds
-# twice), now and then writes off a damaged unit, and reads a product's history.
+# twice), now and then writes off a damaged unit, reads a product's history, or exports the
+# catalog.
 class WarehouseUser(HttpUser):
     host = ShopUser.host
     fixed_count = 1
@@ -189,6 +190,12 @@ class WarehouseUser(HttpUser):
         self.client.get(
             f"/products/{product}/stock-movements?limit=20", name="/products/{id}/stock-movements"
         )
+
+    @task(1)
+    def export_catalog(self) -> None:
+        # The whole catalog, streamed: what a storefront sync pulls now and then. (No import
+        # here: the run's stock check counts orders and adjustments only.)
+        self.client.get("/products/export", name="/products/export")
 
 
 def _code(response: Any) -> str | None:

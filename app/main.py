@@ -128,6 +128,7 @@ def create_app(
         cors=cors(settings.cors_origins, settings.cors_allow_headers),
         traces=traces is not None,
         max_body_bytes=settings.max_body_bytes,
+        large_body_bytes=settings.import_max_body_bytes,
         body_timeout=settings.body_read_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
         max_headers=settings.max_headers,

@@ -18,8 +18,9 @@ from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
 from app.db.base import Connection, Sql, UniqueViolation
 from app.db.views import SHOP_CURRENCY_PARAMETER, Column, Money, ShopCurrency, Time, View
+from app.events import outbox
 from app.schemas import ProductCreate, ProductPublic, ProductUpdate
-from app.tables import SystemReason
+from app.tables import EventType, SystemReason
 
 # What new orders may take; `stock` to earlier clients. Derived, never stored.
 AVAILABLE = "on_hand - committed"
@@ -40,6 +41,7 @@ PRODUCT = View(
         "committed": Column("committed"),
         "available": Column(AVAILABLE),
         "stock": Column(AVAILABLE),
+        "low_stock_threshold": Column("low_stock_threshold"),
         "created_at": Time("created_at"),
         "updated_at": Time("updated_at"),
     },
@@ -66,8 +68,8 @@ CURSOR_KIND = "products"
 _CREATE = Sql.each(
     lambda dialect: (
         "INSERT INTO products (sku, name, description, price_cents, on_hand, committed, "
-        "created_at, updated_at) "
-        "VALUES (:sku, :name, :description, :price_cents, :on_hand, 0, :now, :now) "
+        "low_stock_threshold, created_at, updated_at) VALUES (:sku, :name, :description, "
+        ":price_cents, :on_hand, 0, :low_stock_threshold, :now, :now) "
         # The live-SKU index refuses a taken SKU; DO NOTHING makes that an answer, not an error.
         f"ON CONFLICT (sku) WHERE archived_at IS NULL DO NOTHING RETURNING {_columns(dialect)}"
     )
@@ -81,9 +83,15 @@ _LOCK_LIVE_PRODUCT = Sql(
     sqlite=_LIVE_PRODUCT.text("sqlite"),
     postgresql=_LIVE_PRODUCT.text("postgresql") + " FOR UPDATE",
 )
-_ARCHIVE = Sql(
-    "UPDATE products SET archived_at = :now WHERE id = :product_id AND archived_at IS NULL"
+_ARCHIVE = Sql.each(
+    lambda dialect: (
+        "UPDATE products SET archived_at = :now WHERE id = :product_id AND archived_at IS NULL "
+        f"RETURNING {_columns(dialect)}"
+    )
 )
+# What a product.updated event reports: a change of any field but the quantities (and the
+# times, which follow the others).
+_DESCRIBING = ("sku", "name", "description", "price_cents", "low_stock_threshold")
 
 
 def product_not_found(product_id: int) -> ApiError:
@@ -140,6 +148,7 @@ async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any
             "description": data.description,
             "price_cents": to_cents(data.price),
             "on_hand": data.opening_units,
+            "low_stock_threshold": data.low_stock_threshold,
             "now": now,
         },
     )
@@ -154,7 +163,9 @@ async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any
             after=row,
             now=now,
         )
-    return product_view(row)
+    view = product_view(row)
+    await outbox.record(conn, EventType.PRODUCT_CREATED, {"product": view})
+    return view
 
 
 async def get_product(conn: Connection, product_id: int) -> dict[str, Any]:
@@ -267,7 +278,9 @@ async def update_product(
 ) -> dict[str, Any]:
     """Only the fields sent change; `if_match` refuses the change if the product moved on. A
     change of `on_hand` (or of `stock`, which sets available: on_hand = stock + committed) is
-    an absolute set, recorded as a `stock_set` movement of new − old."""
+    an absolute set, recorded as a `stock_set` movement of new − old; of any other field, a
+    `product.updated` event. Fields sent with the value they hold change nothing: a change
+    that changes nothing writes and records nothing."""
     fields = changes.model_dump(exclude_unset=True)
     if "price" in fields:
         fields["price_cents"] = to_cents(fields.pop("price"))
@@ -285,6 +298,7 @@ async def update_product(
             "If-Match does not match the product's current ETag.",
             etag=current,
         )
+    fields = {name: value for name, value in fields.items() if row[name] != value}
     if not fields:
         return view
     statement = _update_sql(tuple(sorted(fields)))
@@ -296,6 +310,9 @@ async def update_product(
     except UniqueViolation:
         raise _sku_conflict(fields.get("sku")) from None
     assert updated is not None
+    view = product_view(updated)
+    if any(name in fields for name in _DESCRIBING):
+        await outbox.record(conn, EventType.PRODUCT_UPDATED, {"product": view})
     # The row is held since it was read (PostgreSQL; SQLite holds the writer turn), so the
     # on_hand read then is the on_hand this set replaces.
     if updated["on_hand"] != row["on_hand"]:
@@ -307,11 +324,14 @@ async def update_product(
             after=updated,
             now=now,
         )
-        await ledger.report_adjusted(conn, product_view(updated), movement)
-    return product_view(updated)
+        await ledger.report_adjusted(conn, view, movement)
+    return view
 
 
 async def archive_product(conn: Connection, product_id: int) -> None:
-    """Archive, not erase: past orders keep their snapshot, and the SKU is free again."""
-    if await conn.execute(_ARCHIVE, {"product_id": product_id, "now": utcnow()}) == 0:
+    """Archive, not erase: past orders keep their snapshot, and the SKU is free again. The
+    `product.archived` event shows the product as the last GET did."""
+    row = await conn.fetch_one(_ARCHIVE, {"product_id": product_id, "now": utcnow()})
+    if row is None:
         raise product_not_found(product_id)
+    await outbox.record(conn, EventType.PRODUCT_ARCHIVED, {"product": product_view(row)})

@@ -25,6 +25,7 @@ from app.core.formats import (
     StockDelta,
     StockLevel,
     StorableText,
+    Threshold,
     Timestamp,
     TrackingNumber,
     TrackingUrl,
@@ -59,6 +60,7 @@ class ProductCreate(RequestBody):
     price: Price
     stock: StockLevel = 0
     on_hand: StockLevel = 0
+    low_stock_threshold: Threshold | None = None
 
     @model_validator(mode="after")
     def one_quantity(self) -> "ProductCreate":
@@ -71,7 +73,8 @@ class ProductCreate(RequestBody):
 
 
 # The body of PUT and PATCH /products/{id}: only the fields sent change. Only `description`
-# may be set to null (cleared); the schema says so, as SkipJsonSchema keeps null out of the rest.
+# and `low_stock_threshold` may be set to null (cleared); the schema says so, as
+# SkipJsonSchema keeps null out of the rest.
 class ProductUpdate(RequestBody):
     sku: Sku | SkipJsonSchema[None] = None
     name: ProductName | SkipJsonSchema[None] = None
@@ -80,6 +83,7 @@ class ProductUpdate(RequestBody):
     # `stock` sets `available` (on_hand becomes stock + committed); `on_hand` sets on_hand.
     stock: StockLevel | SkipJsonSchema[None] = None
     on_hand: StockLevel | SkipJsonSchema[None] = None
+    low_stock_threshold: Threshold | None = None
 
     @model_validator(mode="after")
     def required_fields_are_not_null(self) -> "ProductUpdate":
@@ -103,6 +107,7 @@ class ProductPublic(BaseModel):
     committed: int = Field(description="Units promised to orders not yet shipped.")
     available: int = Field(description="on_hand − committed: what new orders may take.")
     stock: int = Field(description="The same number as `available`, for earlier clients.")
+    low_stock_threshold: int | None
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -378,3 +383,61 @@ class RefundPublic(BaseModel):
     source: RefundSource
     actor: str
     created_at: Timestamp
+
+
+# ---------------------------------------------------------------- catalog import and export
+
+
+# One row of a catalog import (POST /products/import), CSV or NDJSON: only `sku` is required; a
+# field left out changes nothing. `id`, `committed`, `available` and `updated_at`, which an
+# export adds, are accepted and ignored, so an export imports again as it is.
+class CatalogImportRow(RequestBody):
+    sku: Sku
+    name: ProductName | SkipJsonSchema[None] = None
+    description: Description | None = None
+    price: Price | SkipJsonSchema[None] = None
+    on_hand: StockLevel | SkipJsonSchema[None] = None
+    low_stock_threshold: Threshold | None = None
+    id: SkipJsonSchema[Any] = None
+    committed: SkipJsonSchema[Any] = None
+    available: SkipJsonSchema[Any] = None
+    updated_at: SkipJsonSchema[Any] = None
+
+    @model_validator(mode="after")
+    def required_fields_are_not_null(self) -> "CatalogImportRow":
+        for field in ("name", "price", "on_hand"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may be changed but not set to null")
+        return self
+
+
+# What is wrong with one row of an import: its row (the line a spreadsheet or editor shows),
+# its SKU when it had a readable one, the field (`loc`, empty for the whole row) and why.
+class CatalogImportError(BaseModel):
+    row: int
+    sku: str | None
+    loc: list[str | int]
+    msg: str
+
+
+# What an import did (or, as a dry run, would do), and the catalog's version after it.
+class CatalogImportReport(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    errors: list[CatalogImportError]
+    catalog_version: str
+
+
+# One product as an export shows it, one line of NDJSON or CSV.
+class CatalogExportRecord(BaseModel):
+    id: int
+    sku: str
+    name: str
+    description: str | None
+    price: MoneyOut
+    on_hand: int
+    committed: int
+    available: int
+    low_stock_threshold: int | None
+    updated_at: Timestamp

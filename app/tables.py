@@ -167,6 +167,8 @@ class Product(SQLModel, table=True):
     committed: int = TableField(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )
+    # Below it, a product is low on stock (the `low_stock` filter); null: no threshold.
+    low_stock_threshold: int | None = TableField(default=None, sa_column=Column(BigInteger))
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None = None
@@ -282,7 +284,7 @@ class Order(SQLModel, table=True):
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
-    status: str = TableField(sa_column=Column(String(16), nullable=False))
+    status: str = TableField(sa_column=Column(String(24), nullable=False))
     total_cents: int = TableField(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime
@@ -583,6 +585,9 @@ class EventType(StrEnum):
     SHIPMENT_CREATED = "shipment.created"
     REFUND_CREATED = "refund.created"
     STOCK_ADJUSTED = "stock.adjusted"
+    PRODUCT_CREATED = "product.created"
+    PRODUCT_UPDATED = "product.updated"
+    PRODUCT_ARCHIVED = "product.archived"
 
 
 # Each state of one event's delivery to one subscription.

@@ -263,6 +263,8 @@ def _whole_number(value: Any) -> Any:
 _WHOLE = BeforeValidator(_whole_number)
 StockLevel = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), _WHOLE]
 Quantity = Annotated[StrictInt, Field(ge=1, le=10_000), _WHOLE]
+# A product's low-stock threshold: alerts when `available` falls below it.
+Threshold = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), _WHOLE]
 ProductId = Annotated[StrictInt, Field(ge=1, le=MAX_ID), _WHOLE]
 OrderId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 

@@ -196,9 +196,20 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
         ProblemCode(
             "payload_too_large",
             "Payload too large",
-            "body over the limit (`MAX_BODY_BYTES`; the webhook: 64 KiB)",
+            "body over the limit (`MAX_BODY_BYTES`; the webhook: 64 KiB; an import: "
+            "`IMPORT_MAX_BODY_BYTES` or 10,000 rows)",
             "The request body is over the limit of 1048576 bytes.",
             {"limit": 1048576},
+        ),
+    ),
+    415: _codes(
+        ProblemCode(
+            "unsupported_media_type",
+            "Unsupported media type",
+            "an import body that is neither `text/csv` nor `application/x-ndjson`",
+            "An import is text/csv or application/x-ndjson, not application/json.",
+            {"supported": ["text/csv", "application/x-ndjson"]},
+            everywhere=False,
         ),
     ),
     422: _codes(
@@ -216,6 +227,25 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
                     }
                 ]
             },
+        ),
+        ProblemCode(
+            "import_invalid",
+            "Import invalid",
+            "an import with invalid rows; nothing was written; carries `errors` (`row`, `sku`, "
+            "`loc`, `msg`)",
+            "2 row(s) of the import are invalid; nothing was written.",
+            {
+                "errors": [
+                    {
+                        "row": 3,
+                        "sku": "MUG-1",
+                        "loc": ["price"],
+                        "msg": "Input should be greater than 0",
+                    },
+                    {"row": 7, "sku": "MUG-1", "loc": ["sku"], "msg": "SKU also on row 3"},
+                ]
+            },
+            everywhere=False,
         ),
         ProblemCode(
             "idempotency_key_reused",

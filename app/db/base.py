@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -268,6 +269,14 @@ class Database:
         """A unit in one write transaction: committed at the end, rolled back on any exception
         (an ApiError included) and re-raised; retried when it lost a race. On PostgreSQL, a unit
         marked `one_statement_on_postgresql` is its own transaction instead."""
+        raise NotImplementedError
+
+    def snapshot(self) -> AbstractAsyncContextManager[Connection]:
+        """`async with database.snapshot() as conn:` a read transaction that sees one state of
+        the database throughout, for reads that await between their statements (an export
+        streamed to a slow client, app/catalog.py). SQLite: a connection of its own in a read
+        transaction (WAL keeps its snapshot while writers commit); PostgreSQL: REPEATABLE READ,
+        READ ONLY, on a connection of the pool. Statements are to be short (keyset batches)."""
         raise NotImplementedError
 
     async def ping(self) -> None:

@@ -14,6 +14,7 @@ did not widen fails the migration instead of passing silently.
 """
 
 import re
+from collections.abc import Callable
 
 from sqlalchemy import Connection, text
 
@@ -38,18 +39,14 @@ def _condition_span(definition: str, name: str) -> tuple[int, int]:
     raise RuntimeError(f"constraint {name}'s condition does not close")
 
 
-def replace_check(connection: Connection, table: str, name: str, condition: str) -> None:
-    """Make CHECK constraint `name` of `table` hold `condition` (a widening, on SQLite)."""
-    if connection.dialect.name != "sqlite":
-        connection.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))
-        connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})"))
-        return
+def _rewrite_definition(connection: Connection, table: str, change: Callable[[str], str]) -> None:
+    """SQLite: replace `table`'s stored CREATE TABLE text by `change` of it, then have SQLite
+    check every row against the new definition."""
     definition = connection.execute(
         text("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = :table"),
         {"table": table},
     ).scalar_one()
-    begin, end = _condition_span(definition, name)
-    changed = definition[:begin] + condition + definition[end:]
+    changed = change(definition)
     version = connection.execute(text("PRAGMA schema_version")).scalar_one()
     connection.execute(text("PRAGMA writable_schema = ON"))
     connection.execute(
@@ -60,4 +57,38 @@ def replace_check(connection: Connection, table: str, name: str, condition: str)
     connection.execute(text("PRAGMA writable_schema = OFF"))
     problems = connection.execute(text(f"PRAGMA quick_check({table})")).scalars().all()
     if problems != ["ok"]:
-        raise RuntimeError(f"{table} after changing {name}: {problems}")
+        raise RuntimeError(f"{table} after changing its definition: {problems}")
+
+
+def widen_varchar(connection: Connection, table: str, column: str, length: int) -> None:
+    """Let `table.column`, a VARCHAR, hold `length` characters (more than it did).
+    PostgreSQL enforces the length (ALTER COLUMN TYPE, no rewrite for a longer VARCHAR);
+    SQLite does not, but keeps the declared type, which the schema check reads."""
+    if connection.dialect.name != "sqlite":
+        connection.execute(
+            text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length})")
+        )
+        return
+
+    def longer(definition: str) -> str:
+        declared = re.compile(rf"(\b{column}\s+VARCHAR)\(\d+\)", re.IGNORECASE)
+        changed, count = declared.subn(rf"\g<1>({length})", definition)
+        if count != 1:
+            raise RuntimeError(f"column {column} is not once in {table}'s definition")
+        return changed
+
+    _rewrite_definition(connection, table, longer)
+
+
+def replace_check(connection: Connection, table: str, name: str, condition: str) -> None:
+    """Make CHECK constraint `name` of `table` hold `condition` (a widening, on SQLite)."""
+    if connection.dialect.name != "sqlite":
+        connection.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))
+        connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})"))
+        return
+
+    def replaced(definition: str) -> str:
+        begin, end = _condition_span(definition, name)
+        return definition[:begin] + condition + definition[end:]
+
+    _rewrite_definition(connection, table, replaced)

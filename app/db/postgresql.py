@@ -12,7 +12,7 @@ runs again.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -273,6 +273,25 @@ class PostgresDatabase(Database):
             if started and not raw.is_closed():
                 with contextlib.suppress(Exception):
                     await raw.execute("ROLLBACK")
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        pool, raw = await self._acquire()
+        reusable = False
+        try:
+            try:
+                await raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            except asyncpg.PostgresError as error:
+                raise classify(error) from None
+            try:
+                yield PostgresConnection(raw)
+            finally:
+                if not raw.is_closed():
+                    await raw.execute("ROLLBACK")
+            reusable = True
+        finally:
+            metrics.connection_checked_in()
+            pool.release(raw, reusable=reusable)
 
     async def ping(self) -> None:
         await self.read(_select_one)

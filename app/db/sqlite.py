@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -515,6 +515,24 @@ class SqliteDatabase(Database):
             log.warning("WAL checkpoint failed: %s", getattr(error, "sqlite_errorname", error))
         except ApiError:
             pass  # opening the file failed; the next turn's statements will say so
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        if self.in_memory:
+            # One connection is the whole database (tests): no second reader to isolate.
+            raw, budget = self._loop_connection("_reader")
+            yield SqliteConnection(raw, budget)
+            return
+        raw = open_connection(self.path)
+        try:
+            budget = _with_budget(raw, LOOP_STATEMENT_BUDGET_SECONDS)
+            # The read transaction, and its snapshot, start at the first statement.
+            _execute(raw, "BEGIN")
+            yield SqliteConnection(raw, budget)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                raw.execute("ROLLBACK")
+            raw.close()
 
     async def ping(self) -> None:
         await self.read(_select_one)

@@ -11,13 +11,14 @@ an event it records still carries the trace on. Tracing off, the app holds the e
 """
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from app.core.errors import ApiError
-from app.db.base import Database
+from app.db.base import Connection, Database
 
 
 class TracedDatabase(Database):
@@ -36,6 +37,9 @@ class TracedDatabase(Database):
 
     async def write(self, unit: Any, /, *args: Any, **kwargs: Any) -> Any:
         return await self._unit("write", self.inner.write, unit, args, kwargs)
+
+    def snapshot(self) -> AbstractAsyncContextManager[Connection]:
+        return self.inner.snapshot()  # an export's reads: its request's span covers them
 
     async def ping(self) -> None:
         await self.inner.ping()

@@ -46,6 +46,13 @@ OPERATION_CODES: dict[str, dict[int, list[str]]] = {
         409: ["insufficient_stock", "idempotency_key_in_use"],
         422: ["validation_error", "idempotency_key_reused", "currency_mismatch"],
     },
+    "products-import": {
+        409: ["sku_conflict", "idempotency_key_in_use"],
+        412: ["precondition_failed"],
+        413: ["payload_too_large"],
+        415: ["unsupported_media_type"],
+        422: ["validation_error", "import_invalid", "idempotency_key_reused"],
+    },
     "orders-get": _ORDER,
     "orders-update": {**_ORDER, 422: ["validation_error"]},
     "orders-patch": {**_ORDER, 422: ["validation_error"]},

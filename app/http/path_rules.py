@@ -15,6 +15,7 @@ class Apart:
     keyless: bool = False
     unqueued: bool = False
     schema_free: bool = False
+    large_body: bool = False  # IMPORT_MAX_BODY_BYTES instead of MAX_BODY_BYTES
 
 
 # The probes: answered from the process, whatever else is wrong.
@@ -31,6 +32,8 @@ PATHS: dict[str, Apart] = {
     # Signed by the payment provider (or Stripe): its signature is its credential.
     "/webhooks/payment": Apart(keyless=True),
     "/webhooks/stripe": Apart(keyless=True),
+    # A whole catalog in one body (app/routers/catalog.py).
+    "/products/import": Apart(large_body=True),
 }
 # Every path at or under these.
 PREFIXES: dict[str, Apart] = {
@@ -53,6 +56,7 @@ UNQUEUED_PATHS = _paths("unqueued")
 if _prefixes("unqueued"):
     raise ValueError("the admission queue is skipped by exact paths only")
 SCHEMA_FREE_PATHS, SCHEMA_FREE_PREFIXES = _paths("schema_free"), _prefixes("schema_free")
+LARGE_BODY_PATHS = _paths("large_body")
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:

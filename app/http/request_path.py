@@ -46,6 +46,7 @@ _HEALTHZ = b'{"status":"ok"}'
 # Answered ahead of the admission queue: readiness from its cache, metrics from memory
 # (app/http/path_rules.py, the one table of the paths treated apart).
 _UNQUEUED = path_rules.UNQUEUED_PATHS
+LARGE_BODY_PATHS = path_rules.LARGE_BODY_PATHS
 # The status an access line shows for a client that left before its answer (nginx's).
 CLIENT_GONE = 499
 log = logging.getLogger("app.requests")
@@ -123,6 +124,7 @@ class RequestPath:
         cors: Cors | None,
         max_body_bytes: int,
         body_timeout: float,
+        large_body_bytes: int | None = None,
         max_header_bytes: int,
         max_headers: int,
         traces: bool = False,
@@ -131,6 +133,7 @@ class RequestPath:
         self.traces = traces  # tracing on: the access line carries the trace id
         self.keys, self.cors = keys, cors
         self.max_body_bytes, self.body_timeout = max_body_bytes, body_timeout
+        self.large_body_bytes = large_body_bytes or max_body_bytes
         self.max_header_bytes, self.max_headers = max_header_bytes, max_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,9 +195,10 @@ class RequestPath:
             return
         if method == "HEAD":
             scope = answer.scope = {**scope, "method": "GET"}  # the server still sees HEAD
+            scope["state"]["head"] = True  # a streamed answer (an export) skips its rows
         app_receive = receive
         if headers.length or headers.chunked:
-            body = await self._read_body(receive, headers)
+            body = await self._read_body(receive, headers, path)
             if body is None:
                 answer.status = CLIENT_GONE
                 return
@@ -227,10 +231,13 @@ class RequestPath:
             return self.routes.unknown_query(path, target, scope["query_string"])
         return None
 
-    async def _read_body(self, receive: Receive, headers: _Headers) -> bytes | ApiError | None:
-        if headers.length is not None and headers.length > self.max_body_bytes:
-            return payload_too_large(self.max_body_bytes)
-        return await read_body(receive, self.max_body_bytes, self.body_timeout)
+    async def _read_body(
+        self, receive: Receive, headers: _Headers, path: str
+    ) -> bytes | ApiError | None:
+        limit = self.large_body_bytes if path in LARGE_BODY_PATHS else self.max_body_bytes
+        if headers.length is not None and headers.length > limit:
+            return payload_too_large(limit)
+        return await read_body(receive, limit, self.body_timeout)
 
     async def _admitted(
         self, scope: Scope, receive: Receive, app_receive: Receive, answer: _Answer

@@ -10,6 +10,7 @@ order. The app (app/main.py) and the tests take both from here.
 
 from app.http import metrics_endpoint
 from app.routers import (
+    catalog,
     events,
     health,
     orders,
@@ -22,6 +23,7 @@ from app.routers import (
 )
 
 ROUTERS = (
+    catalog.router,  # before products: `/products/{product_id}` would take `import`, `export`
     products.router,
     stock.router,
     orders.router,
@@ -35,6 +37,7 @@ ROUTERS = (
 )
 TAGS = [
     products.TAG,
+    catalog.TAG,
     orders.TAG,
     shipments.TAG,
     refunds.TAG,

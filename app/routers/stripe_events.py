@@ -147,7 +147,12 @@ async def stripe_webhook(
         if error.code != "order_not_found":
             raise
         # Not an order of this shop (or one gone): Stripe must not retry it for days.
-        return _ignored(event, error.detail or f"order {read.order_id} does not exist")
+        reason = (
+            f"order {read.order_id} does not exist"
+            if read.order_id is not None
+            else f"no order was paid by {read.payment_id}"
+        )
+        return _ignored(event, reason)
     except refunds.AlreadyRecorded as repeat:
         receipt = await database.read(payments.refund_receipt, read, repeat.recorded.refund)
     metrics.webhook_delivery("duplicate" if receipt["duplicate"] else "processed", PROVIDER)

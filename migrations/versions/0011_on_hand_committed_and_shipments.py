@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from app.db.check_constraints import replace_check
+from app.db.check_constraints import replace_check, widen_varchar
 
 revision: str = "0011"
 down_revision: str | Sequence[str] | None = "0010"
@@ -314,6 +314,8 @@ def upgrade() -> None:
             f"ALTER TABLE order_lines ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0 "
             f"CONSTRAINT ck_order_lines_{column}_in_range CHECK ({condition})"
         )
+    # PARTIALLY_SHIPPED is 17 characters; the column held 16.
+    widen_varchar(bind, "orders", "status", 24)
     replace_check(bind, "orders", "ck_orders_status_known", STATUSES)
     replace_check(bind, "events", "ck_events_type_known", EVENT_TYPES)
     _create_new_tables()

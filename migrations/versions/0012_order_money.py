@@ -15,7 +15,6 @@ status `paid`, the payment id and amount the event carried; every other order is
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"

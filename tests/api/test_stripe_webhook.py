@@ -201,19 +201,38 @@ def test_every_other_event_type_is_received_and_ignored(client, db, order):
     assert payment_events(db) == [] and order_status(db, order.id) == "PENDING"
 
 
-@pytest.mark.parametrize("type_", ["refund.created", "refund.updated"])
-def test_a_succeeded_refund_is_read_but_not_recorded_yet(client, db, order, type_):
+def test_a_succeeded_refund_is_recorded_once_however_many_of_its_events_arrive(client, db, order):
     paid = succeeded(order)
     assert deliver_stripe(client, paid).status_code == 200
     intent_id = json.loads(paid)["data"]["object"]["id"]
-    body = stripe_event(type_, refund(intent_id, 1000))
+    stripe_refund = refund(intent_id, 1000)
+    created = stripe_event("refund.created", stripe_refund)
+    updated = stripe_event("refund.updated", stripe_refund)
 
-    response = deliver_stripe(client, body)
+    first = deliver_stripe(client, created)
+    again = deliver_stripe(client, updated)
+
+    assert first.status_code == 200, first.text
+    assert (first.json()["duplicate"], again.json()["duplicate"]) == (False, True)
+    refunds = client.get(f"/orders/{order.id}/refunds").json()["items"]
+    assert [(r["amount"], r["provider_refund_id"], r["source"]) for r in refunds] == [
+        ("10.00", stripe_refund["id"], "webhook")
+    ]
+    stored = db.rows(
+        "SELECT status, amount_refunded_cents, payment_status FROM orders WHERE id = :id",
+        id=order.id,
+    )
+    assert stored == [
+        {"status": "PAID", "amount_refunded_cents": 1000, "payment_status": "partially_refunded"}
+    ]
+    assert stock_of(db, order["items"][0]["product_id"]) == 8  # a webhook refund moves no stock
+
+
+def test_a_refund_of_a_payment_no_order_made_is_ignored(client, db, order):
+    response = deliver_stripe(client, stripe_event("refund.created", refund("pi_unknown", 100)))
 
     assert response.status_code == 200, response.text
-    assert response.json()["ignored"] is True
-    assert response.json()["reason"].startswith("refunds are not recorded yet")
-    assert len(payment_events(db)) == 1 and order_status(db, order.id) == "PAID"
+    assert response.json()["ignored"] is True and "pi_unknown" in response.json()["reason"]
 
 
 def test_a_refund_not_succeeded_is_ignored_and_a_malformed_one_is_422(client, db, order):

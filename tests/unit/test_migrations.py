@@ -623,3 +623,83 @@ def test_payment_events_from_before_providers_are_the_payment_webhooks_and_stay_
     assert (repeat["duplicate"], repeat["order_id"]) == (True, 1)
     assert (from_stripe["duplicate"], from_stripe["order_id"]) == (False, 2)
     assert second["status"] == "PAID" and second["currency"] == "USD"
+
+
+def test_the_catalog_revision_keeps_products_and_events_and_allows_product_events(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0015 (the catalog's) on a shop at 0010: every product and event (and delivery)
+    is kept as it was, products have no threshold, and the outbox takes the product events."""
+    from sqlalchemy import text
+
+    at = "2026-12-01 10:00:00"
+    seen = {
+        "products": "SELECT id, sku, name, price_cents, archived_at FROM products",
+        "events": "SELECT seq, id, type, data FROM events ORDER BY seq",
+        "event_deliveries": "SELECT id, event_seq, subscription_id, status FROM event_deliveries",
+    }
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0010")
+            connection.execute(
+                text(
+                    "INSERT INTO products (id, sku, name, price_cents, stock, created_at, "
+                    "updated_at) VALUES (1, 'MUG-1', 'Mug', 1250, 5, :at, :at)"
+                ),
+                {"at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO events (id, type, txid, created_at, data)"
+                    " VALUES ('evt_1', 'stock.adjusted', 0, :at, '{}')"
+                ),
+                {"at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO event_subscriptions (id, url, types, enabled, secret, created_at)"
+                    " VALUES (1, 'https://example.com/hook', '[\"*\"]', true, 'whsec_x', :at)"
+                ),
+                {"at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO event_deliveries (event_seq, subscription_id, attempt, status,"
+                    " created_at) SELECT seq, 1, 0, 'pending', :at FROM events"
+                ),
+                {"at": at},
+            )
+            before = {table: connection.execute(text(sql)).all() for table, sql in seen.items()}
+            upgrade(connection)
+            after = {table: connection.execute(text(sql)).all() for table, sql in seen.items()}
+            thresholds = (
+                connection.execute(text("SELECT low_stock_threshold FROM products")).scalars().all()
+            )
+            for n, type_ in enumerate(("product.created", "product.updated", "product.archived")):
+                connection.execute(
+                    text(
+                        "INSERT INTO events (id, type, txid, created_at, data)"
+                        " VALUES (:id, :type, 0, :at, '{}')"
+                    ),
+                    {"id": f"evt_p{n}", "type": type_, "at": at},
+                )
+            refused = connection.begin_nested()
+            try:
+                connection.execute(
+                    text(
+                        "INSERT INTO events (id, type, txid, created_at, data)"
+                        " VALUES ('evt_x', 'product.lost', 0, :at, '{}')"
+                    ),
+                    {"at": at},
+                )
+                unknown_type_refused = False
+            except Exception:
+                unknown_type_refused = True
+            refused.rollback()
+        engine.dispose()
+
+    assert after == before
+    assert len(after["event_deliveries"]) == 1
+    assert thresholds == [None]
+    assert unknown_type_refused
