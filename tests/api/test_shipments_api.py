@@ -259,6 +259,32 @@ def test_a_shelf_below_what_is_committed_refuses_orders_and_the_shipment(client)
     assert quantities(client, mug["id"]) == (0, 2, -2)
 
 
+def test_a_shipment_short_on_one_line_ships_none_of_its_lines(client, two):
+    """All or nothing: the mug line (taken first, in product id order) is rolled back when the
+    tee line finds too few units on the shelf."""
+    mug, tee, order = two
+    lost = client.post(
+        f"/products/{tee['id']}/stock-adjustments", json={"delta": -4, "reason": "lost"}
+    )
+    assert lost.status_code == 201, lost.text
+
+    response = ship(client, order["id"], carrier="UPS")
+
+    assert response.status_code == 409, response.text
+    assert (response.json()["code"], response.json()["product_id"]) == (
+        "insufficient_on_hand",
+        tee["id"],
+    )
+    assert quantities(client, mug["id"]) == (10, 3, 7)
+    assert quantities(client, tee["id"]) == (1, 2, -1)
+    after = client.get(f"/orders/{order['id']}").json()
+    assert (after["status"], shipped_per_line(after)) == ("PAID", {mug["id"]: 0, tee["id"]: 0})
+    assert client.get(f"/orders/{order['id']}/shipments").json()["total"] == 0
+    assert movements(client, mug["id"], reason="shipped") == []
+    moved = client.patch(f"/orders/{order['id']}", json={"status": "SHIPPED"})
+    assert (moved.status_code, moved.json()["code"]) == (409, "insufficient_on_hand")
+
+
 @pytest.mark.parametrize("case", ["not in order", "named twice", "zero", "negative", "too big"])
 def test_bad_items_are_422_and_ship_nothing(client, two, case):
     mug, tee, order = two
