@@ -149,8 +149,19 @@ call 200 GET "/products?sku=CURL-$RUN-MUG"
 expect total 1
 call 200 GET "/products?q=curl%20tee%20$RUN&in_stock=true"
 expect total 1
-call 200 GET "/products/$MUG"
+call 200 GET "/products?q=curl-$RUN&sort=-price&limit=1"
+expect total 2
+[[ $(field items) == *"CURL-$RUN-TEE"* ]] || fail "sort=-price did not list the dearer tee first"
+NEXT=$(field next)
+call 200 GET "/products?q=curl-$RUN&sort=-price&limit=1&after=$NEXT"
+[[ $(field items) == *"CURL-$RUN-MUG"* ]] || fail "the page after the cursor is not the mug"
+call 422 GET "/products?q=curl-$RUN&sort=name&limit=1&after=$NEXT"
+expect code invalid_cursor
+call 200 GET "/products/$MUG" "" -D "$tmp/headers"
 expect sku "CURL-$RUN-MUG"
+ETAG=$(tr -d '\r' <"$tmp/headers" | awk 'tolower($1) == "etag:" {print $2}')
+[[ -n $ETAG ]] || fail "GET /products/$MUG sent no ETag"
+call 304 GET "/products/$MUG" "" -H "If-None-Match: $ETAG"
 call 404 GET /products/2147483647
 expect code product_not_found
 call 200 PATCH "/products/$MUG" '{"price": "11.00", "name": "Curl mug (sale)"}'
@@ -172,8 +183,14 @@ call 200 GET "/products/$MUG"
 expect stock 8
 call 200 GET "/orders?status=PENDING&product_id=$MUG"
 expect total 1
-call 200 GET "/orders/$ORDER"
+call 200 GET "/orders?sort=-total&limit=5"
+call 200 GET "/orders/$ORDER" "" -D "$tmp/headers"
 expect status PENDING
+ORDER_ETAG=$(tr -d '\r' <"$tmp/headers" | awk 'tolower($1) == "etag:" {print $2}')
+call 304 GET "/orders/$ORDER" "" -H "If-None-Match: $ORDER_ETAG"
+call 412 PATCH "/orders/$ORDER" '{"status": "CANCELED"}' -H 'If-Match: "not-the-etag"'
+expect code precondition_failed
+expect etag "$ORDER_ETAG"
 call 404 GET /orders/2147483647
 expect code order_not_found
 
@@ -317,6 +334,22 @@ if [[ -n $EVENT_RECEIVER_URL ]]; then
   expect secret ""
   call 200 GET /event-subscriptions
   call 200 GET "/event-subscriptions/$SUBSCRIPTION/deliveries"
+  # Pause it (nothing is sent or queued while disabled), describe it, and enable it again.
+  call 200 PATCH "/event-subscriptions/$SUBSCRIPTION" '{"enabled": false, "description": "paused"}'
+  expect enabled false
+  call 200 PATCH "/event-subscriptions/$SUBSCRIPTION" '{"enabled": true}'
+  expect enabled true
+  call 422 PATCH "/event-subscriptions/$SUBSCRIPTION" '{"url": "ftp://127.0.0.1/hooks"}'
+  expect code url_not_allowed
+  # A new secret; the old one signs beside it for 60 s more.
+  call 200 POST "/event-subscriptions/$SUBSCRIPTION/rotate-secret" '{"expire_old_after_seconds": 60}'
+  [[ $(field secret) == whsec_* ]] || fail "the rotated secret is not whsec_..."
+  [[ -n $(field previous_secret_expires_at) ]] || fail "the rotation gave no overlap"
+  # A signed ping, sent now: the answer says what the receiver answered.
+  call 200 POST "/event-subscriptions/$SUBSCRIPTION/test"
+  [[ -n $(field event_id) ]] || fail "the test ping gave no event_id"
+  call 404 POST "/event-subscriptions/$SUBSCRIPTION/deliveries/999999999/retry"
+  expect code not_found
   call 204 DELETE "/event-subscriptions/$SUBSCRIPTION"
   call 404 GET "/event-subscriptions/$SUBSCRIPTION"
 else

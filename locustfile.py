@@ -1,31 +1,41 @@
 """Load test: shoppers who browse the catalog and place orders, 80% reads and 20% writes,
-while a warehouse user restocks with stock adjustments.
+while a warehouse user restocks with stock adjustments and a fulfilment user takes the payment
+of placed orders, ships paid ones (whole, or one unit at a time) and posts stock counts.
 
     bench/locust.sh light                      # 25 users, against BASE_URL or 127.0.0.1:8000
     bench/locust.sh heavy --host https://...   # 200 users, against a deployed service
 
 At the start the run creates its own small catalog through the API (SKUs `LOAD-<run>-<n>`);
 users order only from it, so at the end the stock conservation invariant can be checked over
-that whole catalog (bench/stock_check.py), with the stock ledger (stock = the sum of each
-product's movements): a violation makes the run exit non-zero. An order or a write-off refused
-with 409 `insufficient_stock` is an expected outcome (the catalog sells out), not a failure.
-`API_KEY`, when set, is sent as `Authorization: Bearer <key>`.
+that whole catalog (bench/stock_check.py): on_hand = its opening on_hand + the run's
+adjustments and counts - the units shipped, committed = the units its orders hold, available =
+on_hand - committed, and the stock ledger (both quantities the sums of each product's
+movements): a violation makes the run exit non-zero. An order or a write-off refused with 409
+`insufficient_stock` is an expected outcome (the catalog sells out), not a failure; so are the
+409s of a shipment or a payment that a shopper's cancel overtook, and of a count that an
+earlier one overtook. `API_KEY`, when set, is sent as `Authorization: Bearer <key>`; with
+`WEBHOOK_SECRET` set, payments arrive as signed payment webhooks, else as a status move to PAID.
 """
 
+import json
 import logging
 import os
 import random
+import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from locust import HttpUser, between, events, task
 from locust.env import Environment
 
+from app import signing
 from bench.stock_check import auth_headers, check_stock
 
 API_KEY = os.environ.get("API_KEY") or None
+WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET") or None
 CATALOG_SIZE = int(os.environ.get("LOCUST_CATALOG_SIZE", "20"))
 RUN_ID = uuid.uuid4().hex[:8]
 NAMES = [
@@ -119,7 +129,10 @@ class ShopUser(HttpUser):
     @task(15)
     def filter_catalog(self) -> None:
         word = random.choice(NAMES).split()[0].lower()
-        self.client.get(f"/products?q={word}&in_stock=true", name="/products?q=&in_stock=")
+        sort = random.choice(["id", "-price", "name", "-available"])
+        self.client.get(
+            f"/products?q={word}&in_stock=true&sort={sort}", name="/products?q=&in_stock=&sort="
+        )
 
     @task(25)
     def read_product(self) -> None:
@@ -148,7 +161,11 @@ class ShopUser(HttpUser):
     def cancel_order(self) -> None:
         if self.my_orders:
             order_id = self.my_orders.pop(random.randrange(len(self.my_orders)))
-            self.client.delete(f"/orders/{order_id}", name="/orders/{id}")
+            with self.client.delete(
+                f"/orders/{order_id}", name="/orders/{id}", catch_response=True
+            ) as response:
+                if response.status_code == 409 and _code(response) == "invalid_status_transition":
+                    response.success()  # shipped meanwhile: a shipped order is not canceled
 
 
 # The warehouse: one user restocks (a delivery of a few units, keyed so a retry never adds
@@ -196,6 +213,120 @@ class WarehouseUser(HttpUser):
         # The whole catalog, streamed: what a storefront sync pulls now and then. (No import
         # here: the run's stock check counts orders and adjustments only.)
         self.client.get("/products/export", name="/products/export")
+
+
+# Fulfilment: one user who takes the payment of a placed order and ships it (everything, or one
+# unit of a line, the rest later), ships what paid orders still hold, and every third round
+# counts a product's shelf. It finds orders by the run's products, so it never touches orders
+# of other runs or of the shop.
+class FulfilmentUser(HttpUser):
+    host = ShopUser.host
+    fixed_count = 1
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        self.client.headers.update(auth_headers(API_KEY))
+        self.rounds = 0
+
+    @task
+    def fulfil(self) -> None:
+        if self.rounds % 3 == 0:
+            self.count_shelf()
+        self.rounds += 1
+        pending = self._orders_of("PENDING")
+        if pending and self._pay(pending[0]):
+            self._ship(pending[0]["id"], part=random.random() < 0.5)
+        for order in self._orders_of(random.choice(["PAID", "PARTIALLY_SHIPPED"]))[:2]:
+            self._ship(order["id"], part=random.random() < 0.3)
+
+    def _orders_of(self, status: str) -> list[dict[str, Any]]:
+        """A few orders in `status` of one product of the run's catalog."""
+        product = random.choice(list(catalog))
+        response = self.client.get(
+            f"/orders?product_id={product}&status={status}&limit=5",
+            name="/orders?product_id=&status=",
+        )
+        return response.json()["items"] if response.status_code == 200 else []
+
+    def _pay(self, order: dict[str, Any]) -> bool:
+        """The payment of a placed order: a signed payment.succeeded (with WEBHOOK_SECRET), or
+        a status move to PAID; a cancel may have overtaken it (409)."""
+        if WEBHOOK_SECRET:
+            body = json.dumps(
+                {
+                    "type": "payment.succeeded",
+                    "order_id": order["id"],
+                    "amount": order["total"],
+                    "payment_id": f"pay_{uuid.uuid4().hex[:12]}",
+                }
+            ).encode()
+            headers = signing.signed_headers(
+                [WEBHOOK_SECRET], f"evt_{uuid.uuid4().hex}", int(time.time()), body
+            )
+            request = self.client.post(
+                "/webhooks/payment",
+                data=body,
+                headers={"Content-Type": "application/json", **headers},
+                name="/webhooks/payment",
+                catch_response=True,
+            )
+        else:
+            request = self.client.patch(
+                f"/orders/{order['id']}",
+                json={"status": "PAID"},
+                name="/orders/{id}",
+                catch_response=True,
+            )
+        with request as response:
+            if response.status_code == 409 and _code(response) == "invalid_status_transition":
+                response.success()  # canceled (or expired) before the payment arrived
+            return response.status_code == 200
+
+    def _ship(self, order_id: int, part: bool) -> None:
+        body: dict[str, Any] = {"carrier": "UPS", "tracking_number": uuid.uuid4().hex[:18]}
+        if part:
+            order = self.client.get(f"/orders/{order_id}", name="/orders/{id}").json()
+            left = [
+                line["product_id"]
+                for line in order.get("items", [])
+                if line["quantity"] > line["quantity_shipped"] + line["quantity_released"]
+            ]
+            if left:
+                body["items"] = [{"product_id": random.choice(left), "quantity": 1}]
+        with self.client.post(
+            f"/orders/{order_id}/shipments",
+            json=body,
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            name="/orders/{id}/shipments",
+            catch_response=True,
+        ) as response:
+            if response.status_code == 409 and _code(response) in SHIPMENT_LOST:
+                response.success()
+
+    def count_shelf(self) -> None:
+        """A stocktake of one product: the units on its shelf as it showed them, counted then
+        (so whatever moves after the count is kept by the service)."""
+        product = random.choice(list(catalog))
+        shown = self.client.get(f"/products/{product}", name="/products/{id}")
+        if shown.status_code != 200:
+            return
+        with self.client.post(
+            f"/products/{product}/stock-counts",
+            json={
+                "on_hand": shown.json()["on_hand"],
+                "counted_at": datetime.now(UTC).isoformat(),
+                "reference": RUN_ID,
+            },
+            name="/products/{id}/stock-counts",
+            catch_response=True,
+        ) as response:
+            if response.status_code == 409 and _code(response) == "count_too_old":
+                response.success()
+
+
+# A shipment that a shopper's cancel overtook, or that finds the shelf short after a count
+# found fewer units than were promised: right answers, not failures.
+SHIPMENT_LOST = {"invalid_status_transition", "exceeds_remaining", "insufficient_on_hand"}
 
 
 def _code(response: Any) -> str | None:

@@ -1,8 +1,9 @@
 """Background chores each worker runs while it serves: forgetting expired Idempotency-Keys and
-events past their retention, and the payment window (cancelling PENDING orders past their
-deadline). `run_once` is one round of all of them, event deliveries included, for a scheduler
-to run while no worker serves (`./run.sh chores`, app/chores.py): each chore is safe beside
-running workers, as several workers are safe beside each other."""
+events past their retention, disabling event subscriptions whose attempts have all failed for 3
+days, and the payment window (cancelling PENDING orders past their deadline). `run_once` is one
+round of all of them, event deliveries included, for a scheduler to run while no worker serves
+(`./run.sh chores`, app/chores.py): each chore is safe beside running workers, as several
+workers are safe beside each other."""
 
 import asyncio
 import logging
@@ -11,7 +12,7 @@ from datetime import timedelta
 from app import idempotency, orders
 from app.core.config import Settings
 from app.db.base import Database
-from app.events import delivery, outbox
+from app.events import delivery, outbox, subscriptions
 
 PURGE_EVERY_SECONDS = 3600
 # Batches one expiry round runs at most before it waits for the next interval: a backlog is
@@ -38,6 +39,7 @@ async def purge_forever(
         await purge_keys(database, ttl)
         if event_retention is not None:
             await purge_events(database, event_retention)
+            await disable_failing(database)
         await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
@@ -68,6 +70,21 @@ async def purge_events(database: Database, retention: timedelta) -> int | None:
     if purged:
         log.info("purged %d events past their retention", purged)
     return purged
+
+
+async def disable_failing(database: Database) -> int | None:
+    """Disable the subscriptions whose attempts have all failed for 3 days, each with a
+    `subscription.disabled` event and a log line; the number disabled, or None if it failed."""
+    disabled = 0
+    try:
+        while batch := await database.write(subscriptions.disable_failing):
+            disabled += len(batch)
+            if len(batch) < subscriptions.DISABLE_BATCH:
+                break
+    except Exception:
+        log.warning("disabling failing event subscriptions failed; will retry", exc_info=True)
+        return None
+    return disabled
 
 
 async def expire_forever(database: Database, interval: float) -> None:
@@ -134,4 +151,5 @@ async def run_once(database: Database, settings: Settings) -> dict[str, int | No
         "events_purged": await purge_events(
             database, timedelta(days=settings.event_retention_days)
         ),
+        "subscriptions_disabled": await disable_failing(database),
     }

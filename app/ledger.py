@@ -49,6 +49,14 @@ _AUDIT = Sql(
     "GROUP BY p.id, p.on_hand, p.committed ORDER BY p.id"
 )
 _REASONS = Sql("SELECT reason, COUNT(*) AS n FROM stock_movements GROUP BY reason")
+# Orders whose money does not add up: what they show refunded is not the sum of their refunds.
+# (The schema itself keeps amount_refunded within amount_paid.)
+_UNBALANCED_REFUNDS = Sql(
+    "SELECT o.id, o.amount_refunded_cents, COALESCE(SUM(r.amount_cents), 0) AS refunded "
+    "FROM orders o LEFT JOIN refunds r ON r.order_id = o.id "
+    "GROUP BY o.id, o.amount_refunded_cents "
+    "HAVING o.amount_refunded_cents <> COALESCE(SUM(r.amount_cents), 0) ORDER BY o.id LIMIT 20"
+)
 # Movements whose *_after are not the running sums of their product's deltas up to them: each
 # must have been read from the update it records, in the same transaction.
 _BROKEN_CHAIN = Sql(
@@ -161,8 +169,9 @@ def ledger_violations(row: Mapping[str, Any]) -> list[str]:
 
 
 async def audit(conn: Connection) -> Audit:
-    """Check the ledger over every product (`ledger_violations`), and that every movement's
-    *_after are the running sums up to it."""
+    """Check the ledger over every product (`ledger_violations`), that every movement's
+    *_after are the running sums up to it, and that every order's amount_refunded is the sum
+    of its refunds."""
     result = Audit()
     for row in await conn.fetch_all(_AUDIT):
         result.products += 1
@@ -174,5 +183,10 @@ async def audit(conn: Connection) -> Audit:
         f"{row['on_hand_after']}, committed_after {row['committed_after']} but the deltas up "
         f"to it sum to {row['on_hand_running']}, {row['committed_running']}"
         for row in await conn.fetch_all(_BROKEN_CHAIN)
+    ]
+    result.violations += [
+        f"order {row['id']}: amount_refunded {row['amount_refunded_cents']} cents but its "
+        f"refunds sum to {row['refunded']}"
+        for row in await conn.fetch_all(_UNBALANCED_REFUNDS)
     ]
     return result

@@ -61,6 +61,7 @@ def create_app(
         deliveries = delivery.start(
             app.state.database, settings, traces.get_tracer("app.events") if traces else None
         )
+        app.state.deliveries = deliveries  # a test ping goes out on its client and resolver
         # What start-up built lives as long as the process: out of the collector's way, so
         # full collections stop scanning it (bench/README.md "Garbage collector").
         gc.collect()

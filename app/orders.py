@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app import ledger, stock
-from app.core import cursors, metrics
+from app.core import etags, metrics, sorting
 from app.core.access import current_actor
 from app.core.currencies import require_shop_currency, shop_currency
 from app.core.errors import ApiError
@@ -262,14 +262,18 @@ async def change_status(
     target: OrderStatus,
     *,
     reason: CancelReason = CancelReason.REQUESTED,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """Move an order to `target` (PAID or CANCELED: a move to a shipped status is a shipment,
     app/shipments.py); moving to CANCELED (for `reason`) releases its unshipped units in the
     same transaction, exactly once (a racing cancel waits for the row and sees CANCELED).
-    Setting the status it has is a no-op. Returns the order's view."""
+    Setting the status it has is a no-op. `if_match` refuses the move unless the order is
+    still as the client read it (compared once the row is held). Returns the order's view."""
     if target in SHIPPING:
         raise ValueError(f"a move to {target} is a shipment: app/shipments.py makes it")
     order = await locked_order(conn, order_id)
+    if if_match is not None:
+        etags.require_match(if_match, await order_view(conn, order_id), "order")
     current = OrderStatus(order["status"])
     if current == target:
         return await order_view(conn, order_id)
@@ -344,9 +348,31 @@ async def expire_due(
     return len(expired)
 
 
+# GET /orders?sort=: each field's key (indexed with the id, app/tables.py); ties go by id in
+# the same direction. Newest first unless asked otherwise.
+SORTING = sorting.Sorting(
+    CURSOR_KIND,
+    "OrderSort",
+    {
+        "created_at": sorting.Key("o.created_at", sorting.KeyType.TIME),
+        "total": sorting.Key("o.total_cents"),
+        "updated_at": sorting.Key("o.updated_at", sorting.KeyType.TIME),
+    },
+    "o.id",
+)
+OrderSort = SORTING.values
+DEFAULT_SORT = SORTING["-created_at"]
+
+
 @functools.cache
 def _list_sql(
-    status: bool, product: bool, after: bool, since: bool, until: bool, count: bool
+    status: bool,
+    product: bool,
+    after: bool,
+    since: bool,
+    until: bool,
+    sort: sorting.Sort,
+    count: bool = False,
 ) -> Sql:
     conditions = []
     if status:
@@ -365,17 +391,19 @@ def _list_sql(
     if count:
         return Sql(counted)
     if after:
-        conditions.append("o.id < :after")
+        conditions.append(sort.after())
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
     # An offset page carries its count in every row (a subquery run once, as for products).
     total = "" if after else f"({counted}) AS total, "
     # One statement for the page and its lines: one round trip, one snapshot. The page's ids
-    # come from an index first; then each order and its lines are looked up by key. On
-    # PostgreSQL the lookups are lateral and fenced (OFFSET 0), so the prepared statement's
-    # generic plan, which guesses a tenth of the table for the page, cannot turn them into
-    # hash joins over every order and every line (it did, from a few thousand orders on).
-    page = f"(SELECT o.id FROM orders o{where} ORDER BY o.id DESC {paging}) page"
+    # (and sort keys) come from the sort's index first, skipping over it alone for a deep
+    # offset; then each order and its lines are looked up by key. On PostgreSQL the lookups
+    # are lateral and fenced (OFFSET 0), so the prepared statement's generic plan, which
+    # guesses a tenth of the table for the page, cannot turn them into hash joins over every
+    # order and every line (it did, from a few thousand orders on).
+    order = sort.order_by()
+    page = f"(SELECT o.id{sort.selected()} FROM orders o{where} ORDER BY {order} {paging}) page"
     joined = {
         "sqlite": "JOIN orders o ON o.id = page.id JOIN order_lines l ON l.order_id = o.id",
         "postgresql": (
@@ -383,10 +411,11 @@ def _list_sql(
             "CROSS JOIN LATERAL (SELECT * FROM order_lines WHERE order_id = page.id OFFSET 0) l"
         ),
     }
+    key = "" if sort.key is None else ", page.sort_key"
     return Sql.each(
         lambda dialect: (
-            f"SELECT {total}{_order_columns(dialect)}, {LINE_COLUMNS} FROM {page} "
-            f"{joined[dialect]} ORDER BY o.id DESC, l.id"
+            f"SELECT {total}{_order_columns(dialect)}, {LINE_COLUMNS}{key} FROM {page} "
+            f"{joined[dialect]} ORDER BY {order}, l.id"
         )
     )
 
@@ -401,8 +430,10 @@ async def list_orders(
     product_id: int | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    sort: sorting.Sort = DEFAULT_SORT,
 ) -> dict[str, Any]:
-    """One page, newest first: by offset (with the total) or after a cursor (no count)."""
+    """One page in `sort`'s order (newest first by default): by offset (with the total) or
+    after a cursor (no count)."""
     params: dict[str, Any] = {
         "limit": limit + 1,
         "offset": offset or 0,
@@ -411,29 +442,39 @@ async def list_orders(
         "created_after": created_after,
         "created_before": created_before,
     }
+    filters = {
+        "status": params["status"],
+        "product_id": product_id,
+        "created_after": created_after,
+        "created_before": created_before,
+    }
     if after is not None:
-        params["after"] = cursors.decode_id(CURSOR_KIND, after)
+        params.update(SORTING.after(sort, filters, after))
     shape = (
         status is not None,
         product_id is not None,
         after is not None,
         created_after is not None,
         created_before is not None,
+        sort,
     )
-    rows = await conn.fetch_all(_list_sql(*shape, False), params)
+    rows = await conn.fetch_all(_list_sql(*shape), params)
     total = None
     if after is None:
         total = (
-            rows[0]["total"] if rows else await conn.fetch_value(_list_sql(*shape, True), params)
+            rows[0]["total"]
+            if rows
+            else await conn.fetch_value(_list_sql(*shape, count=True), params)
         )
     views = _views(rows)
     more, views = len(views) > limit, views[:limit]
+    last = next(row for row in reversed(rows) if row["id"] == views[-1]["id"]) if more else None
     return {
         "items": views,
         "total": total,
         "limit": limit,
         "offset": None if after is not None else offset or 0,
-        "next": cursors.encode(CURSOR_KIND, views[-1]["id"]) if more else None,
+        "next": SORTING.cursor(sort, filters, last) if last is not None else None,
     }
 
 

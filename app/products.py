@@ -6,13 +6,12 @@ SQLite a list's items come as the JSON text the database made of each (`orjson.F
 """
 
 import functools
-import hashlib
 from typing import Any
 
 import orjson
 
 from app import ledger
-from app.core import cursors
+from app.core import etags, sorting
 from app.core.currencies import shop_currency
 from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
@@ -20,10 +19,7 @@ from app.db.base import Connection, Sql, UniqueViolation
 from app.db.views import SHOP_CURRENCY_PARAMETER, Column, Money, ShopCurrency, Time, View
 from app.events import outbox
 from app.schemas import ProductCreate, ProductPublic, ProductUpdate
-from app.tables import EventType, SystemReason
-
-# What new orders may take; `stock` to earlier clients. Derived, never stored.
-AVAILABLE = "on_hand - committed"
+from app.tables import AVAILABLE, EventType, SystemReason
 
 # A product as the API shows it (ProductPublic): how each of its fields is made from the
 # products table, checked against the model at import (app/db/views.py). `product_view` builds
@@ -121,22 +117,6 @@ _LISTED: dict[str, tuple[str, Any]] = {
 }
 
 
-def etag_of(body: bytes) -> str:
-    """A strong validator of a representation: changes whenever any byte a client sees does."""
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-def etag(view: dict[str, Any]) -> str:
-    return etag_of(orjson.dumps(view))
-
-
-def _if_match_allows(if_match: str | None, current: str) -> bool:
-    if if_match is None:
-        return True
-    candidates = {tag.strip() for tag in if_match.split(",")}
-    return "*" in candidates or current in candidates
-
-
 async def create_product(conn: Connection, data: ProductCreate) -> dict[str, Any]:
     """A new product; its opening units, if any, are its first movement (`initial`)."""
     now = utcnow()
@@ -175,26 +155,55 @@ async def get_product(conn: Connection, product_id: int) -> dict[str, Any]:
     return product_view(row)
 
 
-# `q` is matched case-insensitively in every script, both sides lowered by the engine. On
-# PostgreSQL, lower() (a UTF-8 database's ctype folds every letter). On SQLite, whose lower()
-# and LIKE fold ASCII letters only: a name of ASCII alone (as many characters as bytes) is left
-# to LIKE, any other is lowered by Python's str.lower (app/db/sqlite.py registers it). Cheaper
+# `q` is matched case-insensitively in every script, both sides lowered by the engine, against
+# the name or the SKU. On PostgreSQL, lower() (a UTF-8 database's ctype folds every letter). On
+# SQLite, whose lower() and LIKE fold ASCII letters only: a name of ASCII alone (as many
+# characters as bytes) is left to LIKE, any other is lowered by Python's str.lower
+# (app/db/sqlite.py registers it); a SKU is ASCII by its pattern, so LIKE alone folds it. Cheaper
 # than SQLite's own lower() on every row was (bench/README.md, "Name search").
 _FOLDED = {
-    "sqlite": "(CASE WHEN length(name) = length(CAST(name AS BLOB)) THEN name"
-    " ELSE unicode_lower(name) END) LIKE unicode_lower(:pattern) ESCAPE '/'",
-    "postgresql": "lower(name) LIKE lower(:pattern) ESCAPE '/'",
+    "sqlite": "((CASE WHEN length(name) = length(CAST(name AS BLOB)) THEN name"
+    " ELSE unicode_lower(name) END) LIKE unicode_lower(:pattern) ESCAPE '/'"
+    " OR sku LIKE :pattern ESCAPE '/')",
+    "postgresql": "(lower(name) LIKE lower(:pattern) ESCAPE '/'"
+    " OR lower(sku) LIKE lower(:pattern) ESCAPE '/')",
 }
 _NAME_MATCHES = "<name matches>"  # stands for the engine's _FOLDED while a statement is built
 
+# GET /products?sort=: each field's key; ties go by id in the same direction. Each key has a
+# partial index on (key, id) over live products (app/tables.py), which a page after a cursor
+# walks from the cursor, and a deep offset page skips over without reading a product.
+# `available` is app/tables.py's AVAILABLE (on_hand - committed), the one place its SQL is
+# written.
+SORTING = sorting.Sorting(
+    CURSOR_KIND,
+    "ProductSort",
+    {
+        "id": None,
+        "name": sorting.Key("name", sorting.KeyType.TEXT),
+        "price": sorting.Key("price_cents"),
+        "available": sorting.Key(AVAILABLE),
+        "updated_at": sorting.Key("updated_at", sorting.KeyType.TIME),
+    },
+    "id",
+)
+ProductSort = SORTING.values
+DEFAULT_SORT = SORTING["id"]
+
 
 @functools.cache
-def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: bool) -> Sql:
-    """The list statement for one combination of filters, built once. An offset page carries
-    its count in every row (`total`, a subquery run once): one round trip on PostgreSQL where
-    it was two; only a page with no rows (past the end) needs the count on its own. With no
-    filter the count is the one the database keeps (`catalog_counts`): a row's read, where
-    counting costs O(products)."""
+def _list_sql(sku: bool, q: bool, in_stock: bool | None, sort: sorting.Sort, page: str) -> Sql:
+    """The list statement for one combination of filters and sort, built once, for a `page`
+    that is `first` (offset 0), `deep` (offset > 0), `after` (a cursor) or `count`.
+
+    An offset page carries its count in every row (`total`, a subquery run once): one round
+    trip on PostgreSQL where it was two; only a page with no rows (past the end) needs the
+    count on its own. With no filter the count is the one the database keeps
+    (`catalog_counts`): a row's read, where counting costs O(products). On PostgreSQL a deep
+    page finds its ids first, skipping over the sort's index alone, then reads only those
+    products: skipped rows are never read or built. SQLite already skips a row without building
+    it (nor reading more than the index for it), and the plain OFFSET is the cheaper there
+    (bench/README.md "Offset pages and sorting")."""
     conditions = ["archived_at IS NULL"]
     if sku:
         conditions.append("sku = :sku")
@@ -207,23 +216,38 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
         if len(conditions) > 1
         else "SELECT live_products FROM catalog_counts"
     )
-    if count:
+    if page == "count":
         return Sql.each(lambda dialect: counted.replace(_NAME_MATCHES, _FOLDED[dialect]))
-    if after:
-        conditions.append("id > :after")
-    where = " AND ".join(conditions)
-    paging = "LIMIT :limit" if after else "LIMIT :limit OFFSET :offset"
-    total = "" if after else f"({counted}) AS total, "
-    return Sql.each(
-        lambda dialect: (
-            f"SELECT {total}{_LISTED[dialect][0]} FROM products WHERE {where} ORDER BY id {paging}"
+    if page == "after":
+        conditions.append(sort.after())
+    where, order = " AND ".join(conditions), sort.order_by()
+    total = "" if page == "after" else f"({counted}) AS total, "
+    ids = f"SELECT id FROM products WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"
+
+    def build(dialect: str) -> str:
+        found, paging = where, "LIMIT :limit OFFSET :offset" if page == "deep" else "LIMIT :limit"
+        if page == "deep" and dialect == "postgresql":
+            # `= ANY(ARRAY(...))` runs the ids' scan once and looks each product up by its key;
+            # `IN (subquery)` can let a prepared statement's generic plan hash-join them.
+            found, paging = f"id = ANY(ARRAY({ids}))", "LIMIT :limit"
+        return (
+            f"SELECT {total}{_LISTED[dialect][0]}{sort.selected()} FROM products "
+            f"WHERE {found} ORDER BY {order} {paging}"
         ).replace(_NAME_MATCHES, _FOLDED[dialect])
-    )
+
+    return Sql.each(build)
 
 
 def _like_pattern(q: str) -> str:
     escaped = q.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
+
+
+def list_filters(
+    *, sku: str | None = None, q: str | None = None, in_stock: bool | None = None
+) -> dict[str, Any]:
+    """The filters a list's cursor is bound to (with its sort)."""
+    return {"sku": sku, "q": q, "in_stock": in_stock}
 
 
 async def list_products(
@@ -235,22 +259,23 @@ async def list_products(
     sku: str | None = None,
     q: str | None = None,
     in_stock: bool | None = None,
+    sort: sorting.Sort = DEFAULT_SORT,
 ) -> dict[str, Any]:
-    """One page, ordered by id: by offset (with the total) or after a cursor (no count)."""
+    """One page in `sort`'s order: by offset (with the total) or after a cursor (no count)."""
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
     params[SHOP_CURRENCY_PARAMETER] = shop_currency()
     if q:
         params["pattern"] = _like_pattern(q)
+    filters = list_filters(sku=sku, q=q, in_stock=in_stock)
     if after is not None:
-        params["after"] = cursors.decode_id(CURSOR_KIND, after)
-    shape = (sku is not None, bool(q), in_stock)
-    rows = await conn.fetch_all(_list_sql(*shape, after is not None, False), params)
+        params.update(SORTING.after(sort, filters, after))
+    shape = (sku is not None, bool(q), in_stock, sort)
+    page = "after" if after is not None else "deep" if offset else "first"
+    rows = await conn.fetch_all(_list_sql(*shape, page), params)
     total = None
     if after is None:
         total = (
-            rows[0]["total"]
-            if rows
-            else await conn.fetch_value(_list_sql(*shape, False, True), params)
+            rows[0]["total"] if rows else await conn.fetch_value(_list_sql(*shape, "count"), params)
         )
     more, rows = len(rows) > limit, rows[:limit]
     return {
@@ -258,7 +283,7 @@ async def list_products(
         "total": total,
         "limit": limit,
         "offset": None if after is not None else offset or 0,
-        "next": cursors.encode(CURSOR_KIND, rows[-1]["id"]) if more else None,
+        "next": SORTING.cursor(sort, filters, rows[-1]) if more else None,
     }
 
 
@@ -291,13 +316,7 @@ async def update_product(
         # The row is held since it was read: its committed units cannot change meanwhile.
         fields["on_hand"] = fields.pop("stock") + row["committed"]
     view = product_view(row)
-    current = etag(view)
-    if not _if_match_allows(if_match, current):
-        raise ApiError(
-            "precondition_failed",
-            "If-Match does not match the product's current ETag.",
-            etag=current,
-        )
+    etags.require_match(if_match, view, "product")
     fields = {name: value for name, value in fields.items() if row[name] != value}
     if not fields:
         return view
@@ -328,9 +347,15 @@ async def update_product(
     return view
 
 
-async def archive_product(conn: Connection, product_id: int) -> None:
+async def archive_product(conn: Connection, product_id: int, if_match: str | None = None) -> None:
     """Archive, not erase: past orders keep their snapshot, and the SKU is free again. The
-    `product.archived` event shows the product as the last GET did."""
+    `product.archived` event shows the product as the last GET did; `if_match` refuses the
+    archive if the product changed since the client read it."""
+    if if_match is not None:
+        held = await conn.fetch_one(_LOCK_LIVE_PRODUCT, {"product_id": product_id})
+        if held is None:
+            raise product_not_found(product_id)
+        etags.require_match(if_match, product_view(held), "product")
     row = await conn.fetch_one(_ARCHIVE, {"product_id": product_id, "now": utcnow()})
     if row is None:
         raise product_not_found(product_id)

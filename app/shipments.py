@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from app import ledger, orders
-from app.core import cursors, metrics
+from app.core import cursors, etags, metrics
 from app.core.access import current_actor
 from app.core.errors import ApiError
 from app.core.formats import rfc3339, utcnow
@@ -240,13 +240,18 @@ async def _ship(
     return shipment, view
 
 
-async def change_status(conn: Connection, order_id: int, target: OrderStatus) -> dict[str, Any]:
+async def change_status(
+    conn: Connection, order_id: int, target: OrderStatus, *, if_match: str | None = None
+) -> dict[str, Any]:
     """A status move as PUT/PATCH /orders/{id} make it: to SHIPPED, a shipment of every unit
     that remains (a no-op on a SHIPPED order); PARTIALLY_SHIPPED is never set by a move (only
-    a shipment reaches it); any other, the order's own move (app/orders.py)."""
+    a shipment reaches it); any other, the order's own move (app/orders.py). `if_match`
+    refuses it unless the order is as the client read it (compared once the row is held)."""
     if target not in orders.SHIPPING:
-        return await orders.change_status(conn, order_id, target)
+        return await orders.change_status(conn, order_id, target, if_match=if_match)
     order = await orders.locked_order(conn, order_id)
+    if if_match is not None:
+        etags.require_match(if_match, await orders.order_view(conn, order_id), "order")
     current = OrderStatus(order["status"])
     if current == target:
         return await orders.order_view(conn, order_id)

@@ -144,6 +144,19 @@ def one_of(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
 
 
+# What a new order may take of a product (`stock` to earlier clients), as SQL over its row:
+# derived, never stored, and written here only (the view's `available` and `stock`, the
+# `available` sort and its expression index, the `in_stock` filter; app/products.py).
+AVAILABLE = "on_hand - committed"
+# The (key, id) index of each sort of GET /products but `id` (the primary key), by name.
+PRODUCT_SORT_INDEXES: dict[str, tuple[str, ...]] = {
+    "name": ("name", "id"),
+    "price": ("price_cents", "id"),
+    "available": (AVAILABLE, "id"),
+    "updated_at": ("updated_at", "id"),
+}
+
+
 # A product in the catalog; archived products keep their row for past orders' sake.
 class Product(SQLModel, table=True):
     __tablename__ = "products"
@@ -155,6 +168,18 @@ class Product(SQLModel, table=True):
         CheckConstraint("committed >= 0", name="committed_not_negative"),
         # SKUs are unique among live products only, so archiving frees a SKU.
         Index("uq_products_live_sku", "sku", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
+        # GET /products?sort=: one index per key, on (key, id) over live products, so a page
+        # after a cursor starts at the cursor, and a deep offset page skips over the index.
+        *(
+            Index(
+                f"ix_products_live_{name}_id",
+                # A key that is an expression (not a column name) is indexed as one.
+                *(column if column.isidentifier() else text(f"({column})") for column in columns),
+                sqlite_where=LIVE,
+                postgresql_where=LIVE,
+            )
+            for name, columns in PRODUCT_SORT_INDEXES.items()
+        ),
     )
 
     id: int | None = TableField(default=None, sa_column=Column(Integer, primary_key=True))
@@ -270,9 +295,12 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(STATUS_KNOWN, name="status_known"),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
-        # Lists are newest first (id descending): by status, a page is a range of this index.
-        Index("ix_orders_status_id", "status", "id"),
-        Index("ix_orders_created_at", "created_at"),
+        # GET /orders?sort=: each key with the id, so a page after a cursor starts at the
+        # cursor; by status (the default sort, newest first), a page is a range of one index.
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_orders_total_cents_id", "total_cents", "id"),
+        Index("ix_orders_updated_at_id", "updated_at", "id"),
         Index("uq_orders_external_id", "external_id", unique=True),
         # The payment window's sweeper reads only the PENDING orders, soonest deadline first.
         Index(
@@ -588,6 +616,7 @@ class EventType(StrEnum):
     PRODUCT_CREATED = "product.created"
     PRODUCT_UPDATED = "product.updated"
     PRODUCT_ARCHIVED = "product.archived"
+    SUBSCRIPTION_DISABLED = "subscription.disabled"
 
 
 # Each state of one event's delivery to one subscription.
@@ -634,9 +663,15 @@ subscriptions_table = Table(
     Column("types", Text, nullable=False),
     Column("description", String(500)),
     Column("enabled", Boolean, nullable=False),
-    # The signing key, `whsec_<base64>`; shown once, at creation, never logged.
+    # The signing key, `whsec_<base64>`; shown once, at creation or rotation, never logged.
     Column("secret", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The key a rotation replaced, still signing beside the new one until it expires.
+    Column("previous_secret", String(128)),
+    Column("previous_secret_expires_at", UTCDateTime()),
+    # When the unbroken run of failed attempts began (NULL: the last attempt succeeded, or
+    # none failed); the service disables a subscription failing for 3 days.
+    Column("failing_since", UTCDateTime()),
     # On SQLite: never hand a deleted subscription's id to a new one (migration 0008).
     sqlite_autoincrement=True,
 )

@@ -44,9 +44,13 @@ PRODUCTS = 1_000
 CASES = {
     "GET /products/{id}": ("/products/1", "get_product.lua"),
     "GET /products?limit=20": ("/products?limit=20", "get.lua"),
+    "GET /products?limit=20&offset=random": ("/products?limit=20", "offset_page.lua"),
+    "…&offset=random&sort=-price": ("/products?limit=20&sort=-price", "offset_page.lua"),
     "POST /orders": ("/orders", "post_order.lua"),
     "mixed 80/20": ("/", "mixed.lua"),
 }
+# Cases a tree before sorting (`--before`) cannot serve: it refuses `sort` (422).
+SORTED_CASES = frozenset({"…&offset=random&sort=-price"})
 BARE = "bare FastAPI GET /"
 # (case, engine, workers) -> (least ratio, most p99 in ms, zero errors, zero timeouts), as the
 # Fast path issue sets them; on PostgreSQL "no 5xx" is zero errors (wrk counts any non-2xx).
@@ -119,6 +123,15 @@ def measure(
     return figures
 
 
+def trees(args: argparse.Namespace, round_no: int) -> list[tuple[str, Path, str]]:
+    """(label, source tree, schema revision) of each version measured: this tree, and with
+    `--before` an earlier one (on its own schema), in alternating order round by round."""
+    if args.before is None:
+        return [("", ROOT, "head")]
+    both = [("before", args.before, args.before_revision), ("after", ROOT, "head")]
+    return both if round_no % 2 == 0 else both[::-1]
+
+
 def run_config(engine: str, workers: int, round_no: int, args: argparse.Namespace) -> list[dict]:
     results = []
     with serve("bench.bare_app:app", workers, ready_path="/") as server:
@@ -128,11 +141,31 @@ def run_config(engine: str, workers: int, round_no: int, args: argparse.Namespac
         f"  {BARE:26} w={workers} {bare['rps']:8.0f} req/s cpu {bare['cpu_ms']:.3f} ms/req",
         flush=True,
     )
-    with fresh_database(engine) as database_url:
+    for label, tree, revision in trees(args, round_no):
+        results += run_tree(engine, workers, round_no, args, bare, label, tree, revision)
+    return results
+
+
+def run_tree(
+    engine: str,
+    workers: int,
+    round_no: int,
+    args: argparse.Namespace,
+    bare: dict[str, Any],
+    label: str,
+    tree: Path,
+    revision: str,
+) -> list[dict]:
+    """Every case on one version of the service, each figure's ratio to `bare`."""
+    results = []
+    with fresh_database(engine, revision) as database_url:
         seed_products(database_url, PRODUCTS)
-        with serve("app.main:app", workers, database_url) as server:
-            for name in args.cases:
-                figures = measure(server, CASES[name], args, engine)
+        with serve("app.main:app", workers, database_url, tree=tree) as server:
+            for case in args.cases:
+                if label == "before" and case in SORTED_CASES:
+                    continue
+                name = f"{case} ({label})" if label else case
+                figures = measure(server, CASES[case], args, engine)
                 figures["ratio"] = figures["rps"] / bare["rps"]
                 results.append(
                     {
@@ -155,7 +188,8 @@ def run_config(engine: str, workers: int, round_no: int, args: argparse.Namespac
 
 
 def verdict(key: tuple[str, str, int], runs: list[dict]) -> str:
-    target = TARGETS.get(key)
+    case = key[0].removesuffix(" (after)").removesuffix(" (before)")
+    target = TARGETS.get((case, *key[1:]))
     if target is None:
         return (
             "report"
@@ -251,7 +285,7 @@ def benchmark(args: argparse.Namespace) -> str:
         key=lambda r: (
             r["workers"],
             ("-", "sqlite", "postgresql").index(r["engine"]),
-            list(CASES).index(r["case"]) if r["case"] in CASES else -1,
+            _case_order(r["case"]),
         )
     )
     report = (
@@ -262,18 +296,32 @@ def benchmark(args: argparse.Namespace) -> str:
     return _save("bench", results, report)
 
 
-def scale_paths(count: int) -> list[str]:
-    """The first page by offset (with its count), then cursor pages (no count): the second
-    page, and one from the middle of the table, all and PAID only."""
-    from app.core.cursors import encode
+def _case_order(name: str) -> tuple[int, str]:
+    case = name.removesuffix(" (after)").removesuffix(" (before)")
+    return (list(CASES).index(case) if case in CASES else -1, name)
 
-    second, middle = encode("orders", count - 20), encode("orders", count // 2)
+
+def scale_paths(base_url: str, count: int) -> list[str]:
+    """The first page by offset (with its count), then cursor pages (no count): the second
+    page, and one from the middle of the table, all and PAID only. Cursors carry the sort key,
+    so the server issues them: the `next` of a one-order page by offset."""
+    import urllib.request
+
+    def cursor_after(position: int, query: str = "") -> str:
+        request = urllib.request.Request(
+            f"{base_url}/orders?limit=1&offset={position}{query}", headers={"X-API-Key": API_KEY}
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 (127.0.0.1)
+            return str(json.load(response)["next"])
+
+    second, middle = cursor_after(19), cursor_after(count // 2)
+    paid_middle = cursor_after(count // 8, "&status=PAID")
     return [
         "/orders?limit=20",
         "/orders?limit=20&status=PAID",
         f"/orders?limit=20&after={second}",
         f"/orders?limit=20&after={middle}",
-        f"/orders?limit=20&status=PAID&after={middle}",
+        f"/orders?limit=20&status=PAID&after={paid_middle}",
     ]
 
 
@@ -295,7 +343,7 @@ def scale(args: argparse.Namespace) -> str:
                     flush=True,
                 )
                 with serve("app.main:app", 1, database_url) as server:
-                    for path in scale_paths(count):
+                    for path in scale_paths(server.url, count):
                         wrk(server.url, (path, "get.lua"), 1, 1)
                         figures = wrk(server.url, (path, "get.lua"), args.duration, 1)
                         results.append({"engine": engine, "orders": count, "case": path, **figures})
@@ -326,6 +374,17 @@ def main() -> None:
     )
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--engines", default="sqlite,postgresql", help="scale mode only")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also measure this tree of an earlier version of the service, same run "
+        "(git archive <commit> | tar -x -C <folder>)",
+    )
+    parser.add_argument(
+        "--before-revision",
+        default="0010",
+        help="the migration head of the --before tree (its database is built to it)",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)

@@ -36,13 +36,14 @@ __all__ = [
 
 
 @contextmanager
-def fresh_database(kind: str) -> Iterator[str]:
+def fresh_database(kind: str, revision: str = "head") -> Iterator[str]:
     """A migrated, empty database: an SQLite file in a temporary folder, or a PostgreSQL
-    schema of its own (dropped afterwards)."""
+    schema of its own (dropped afterwards). `revision`: an earlier schema, for the tree of an
+    earlier version of the service (bench/run.py --before)."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bench-") as folder:
             url = f"sqlite:///{folder}/orders.db"
-            _migrate(url)
+            _migrate(url, revision)
             yield url
         return
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", hide_parameters=True)
@@ -51,7 +52,7 @@ def fresh_database(kind: str) -> Iterator[str]:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
-        _migrate(url.render_as_string(hide_password=False))
+        _migrate(url.render_as_string(hide_password=False), revision)
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
@@ -59,8 +60,19 @@ def fresh_database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _migrate(url: str) -> None:
-    migrate(url)
+def _migrate(url: str, revision: str = "head") -> None:
+    if revision == "head":
+        migrate(url)
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    engine = _engine(url)
+    with engine.begin() as connection:
+        config = Config(toml_file=str(ROOT / "pyproject.toml"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]
@@ -168,9 +180,14 @@ class Served(NamedTuple):
 
 @contextmanager
 def serve(
-    app: str, workers: int, database_url: str | None = None, ready_path: str = "/readyz"
+    app: str,
+    workers: int,
+    database_url: str | None = None,
+    ready_path: str = "/readyz",
+    tree: Path = ROOT,
 ) -> Iterator[Served]:
-    """uvicorn serving `app` as ./run.sh would (tests/support/live_server.py), stopped on exit."""
+    """uvicorn serving `app` as ./run.sh would (tests/support/live_server.py), stopped on exit;
+    `tree`: the service's source tree (another for an earlier version)."""
     keys = {"API_KEYS": API_KEY, "DATABASE_URL": database_url or ""}
     with tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log") as log:
         server = LiveServer(
@@ -181,6 +198,7 @@ def serve(
             app=app,
             ready_path=ready_path,
             migrate=False,
+            cwd=tree,
         )
         with server:
             assert server.process is not None

@@ -122,12 +122,14 @@ def check_once(
     ledger: list[str] = []
     orders: dict[int, dict[str, Any]] = {}
     reasons: Counter = Counter()
+    shipments: set[int] = set()
     for product_id in initial:
         response = client.get(f"/products/{product_id}")
         response.raise_for_status()
         current[product_id] = response.json()
         movements = movements_of(client, product_id)
         reasons.update(m["reason"] for m in movements)
+        shipments.update(m["shipment_id"] for m in movements if m["shipment_id"] is not None)
         # A run moves the shelf on purpose by adjustments and counts only (never a stock_set).
         adjusted[product_id] = sum(
             m["on_hand_delta"] for m in movements if m["reason"] in SHELF_REASONS
@@ -151,6 +153,8 @@ def check_once(
         figures.update(
             products=len(initial),
             orders=len(orders),
+            shipments=len(shipments),
+            counts=reasons["counted"],
             movements=sum(reasons.values()),
             shipped_units=sum(h["shipped"] for h in held.values()),
         )
@@ -167,10 +171,11 @@ def check_stock(
 ) -> list[str]:
     """Violations of the invariant, [] when it holds.
 
-    `figures`, when given, is filled with what was checked (products, orders, movements and
-    movements by reason). Requests cut off when the run stopped may still commit just after
-    it, and the API cannot read stock, movements and orders in one snapshot, so a mismatch is
-    read again a few times, a second apart, before it counts.
+    `figures`, when given, is filled with what was checked (products, orders, shipments,
+    counts, units shipped, movements and movements by reason). Requests cut off when the run
+    stopped may still commit just after it, and the API cannot read stock, movements and
+    orders in one snapshot, so a mismatch is read again a few times, a second apart, before
+    it counts.
     """
     with httpx.Client(base_url=base_url, headers=auth_headers(api_key), timeout=30) as client:
         for attempt in range(attempts):

@@ -9,11 +9,16 @@ cursor from one product's list is refused on another's.
 
 import base64
 import binascii
+from typing import Any
+
+import orjson
 
 from app.core.errors import ApiError
 from app.core.formats import MAX_ID
 
-MAX_LENGTH = 200  # no list issues a longer cursor
+MAX_LENGTH = 200  # no list issues a longer cursor, except a keyed one:
+# a sorted list's cursor carries its sort key, a name of up to 200 characters among them.
+MAX_KEYED_LENGTH = 1200
 
 
 def invalid_cursor(detail: str = "`after` is not a cursor this list issued.") -> ApiError:
@@ -69,3 +74,30 @@ def decode_owned_id(kind: str, cursor: str, owner: int) -> int:
     if found != owner or not 1 <= row_id <= MAX_ID:
         raise invalid_cursor()
     return row_id
+
+
+def encode_keyed(kind: str, values: list[Any]) -> str:
+    """A cursor of list `kind` holding JSON `values` (a sorted list's binding, key and id)."""
+    raw = kind.encode() + b":" + orjson.dumps(values)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_keyed(kind: str, cursor: str, size: int) -> list[Any]:
+    """The `size` JSON values a cursor that `encode_keyed(kind, ...)` issued holds; the caller
+    checks each one's type. ApiError 422 for anything else."""
+    if not cursor or len(cursor) > MAX_KEYED_LENGTH:
+        raise invalid_cursor()
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid_cursor() from None
+    found, separator, position = raw.partition(b":")
+    if found != kind.encode() or not separator:
+        raise invalid_cursor()
+    try:
+        values = orjson.loads(position)
+    except orjson.JSONDecodeError:
+        raise invalid_cursor() from None
+    if not isinstance(values, list) or len(values) != size:
+        raise invalid_cursor()
+    return values

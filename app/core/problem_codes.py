@@ -92,7 +92,7 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
         ProblemCode(
             "not_found",
             "Not Found",
-            "unknown route, or an unknown stock movement or event subscription",
+            "unknown route, or an unknown stock movement, event subscription or delivery",
             "No route matches GET /nope.",
         ),
     ),
@@ -181,6 +181,14 @@ PROBLEM_CODES: dict[int, tuple[ProblemCode, ...]] = {
             "a request with the same Idempotency-Key is still running",
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             {"idempotency_key": "order-2026-0001"},
+        ),
+        ProblemCode(
+            "delivery_not_failed",
+            "Delivery not failed",
+            "an event delivery sent again that is not `failed`; carries `delivery_id`, "
+            "`delivery_status`",
+            "Delivery 12 is delivered: only a failed delivery is sent again.",
+            {"delivery_id": 12, "delivery_status": "delivered"},
         ),
     ),
     412: _codes(

@@ -36,7 +36,7 @@ from app.core import tracing
 from app.core.config import Settings
 from app.core.formats import utcnow
 from app.db.base import Connection, Database, Sql
-from app.events import metrics, outbox, url_safety
+from app.events import metrics, outbox, subscriptions, url_safety
 
 log = logging.getLogger("app.event_delivery")
 
@@ -58,19 +58,23 @@ _DUE = (
     "status = 'pending' AND next_attempt_at <= :now"
     " AND (lease_until IS NULL OR lease_until <= :now)"
 )
+# A disabled subscription's pending deliveries wait, unclaimed, until it is enabled again.
+_ENABLED = "subscription_id IN (SELECT id FROM event_subscriptions WHERE enabled)"
 _DUE_SUBSCRIPTIONS = Sql(
-    f"SELECT DISTINCT subscription_id FROM event_deliveries WHERE {_DUE} LIMIT :limit"
+    f"SELECT DISTINCT subscription_id FROM event_deliveries WHERE {_DUE} AND {_ENABLED}"
+    " LIMIT :limit"
 )
 _CLAIM = (
     "UPDATE event_deliveries SET lease_token = :token, lease_until = :lease_until,"
     " attempt = attempt + 1, attempted_at = :now WHERE id IN (SELECT id FROM event_deliveries"
-    f" WHERE subscription_id = :subscription_id AND {_DUE}"
+    f" WHERE subscription_id = :subscription_id AND {_DUE} AND {_ENABLED}"
     " ORDER BY next_attempt_at LIMIT :limit{})"
 )
 _CLAIM_DUE = Sql(sqlite=_CLAIM.format(""), postgresql=_CLAIM.format(" FOR UPDATE SKIP LOCKED"))
 _CLAIMED = Sql(
     "SELECT d.id, d.attempt, d.lease_token, d.subscription_id, e.id AS event_id, e.type,"
-    " e.created_at, e.actor, e.data, e.traceparent, s.url, s.secret FROM event_deliveries d"
+    " e.created_at, e.actor, e.data, e.traceparent, s.url, s.secret, s.previous_secret,"
+    " s.previous_secret_expires_at FROM event_deliveries d"
     " JOIN events e ON e.seq = d.event_seq JOIN event_subscriptions s"
     " ON s.id = d.subscription_id WHERE d.lease_token = :token"
 )
@@ -79,15 +83,25 @@ _SETTLE = Sql(
     " error = :error, duration_ms = :duration_ms, next_attempt_at = :next_attempt_at,"
     " lease_token = NULL, lease_until = NULL WHERE id = :id AND lease_token = :token"
 )
+# The subscription's failing clock: started by a failed attempt, stopped by a delivered one.
+_FAILING_FROM = Sql(
+    "UPDATE event_subscriptions SET failing_since = :now WHERE id = :id AND failing_since IS NULL"
+)
+_NOT_FAILING = Sql(
+    "UPDATE event_subscriptions SET failing_since = NULL"
+    " WHERE id = :id AND failing_since IS NOT NULL"
+)
 # A delivery released unsent (shutdown) gets its attempt back and is due again at once.
 _RELEASE = Sql(
     "UPDATE event_deliveries SET lease_token = NULL, lease_until = NULL,"
     " attempt = attempt - 1 WHERE lease_token = :token"
 )
+# The backlog: what waits to be sent (a disabled subscription's deliveries wait for no worker).
 _OLDEST_PENDING = Sql(
-    "SELECT created_at FROM event_deliveries WHERE status = 'pending' ORDER BY created_at LIMIT 1"
+    f"SELECT created_at FROM event_deliveries WHERE status = 'pending' AND {_ENABLED}"
+    " ORDER BY created_at LIMIT 1"
 )
-_PENDING = Sql("SELECT count(*) FROM event_deliveries WHERE status = 'pending'")
+_PENDING = Sql(f"SELECT count(*) FROM event_deliveries WHERE status = 'pending' AND {_ENABLED}")
 
 
 # One claimed delivery: the event to send and where, under which lease.
@@ -101,14 +115,24 @@ class Job:
     secret: str = field(repr=False)  # never in a log line or a traceback's repr
     subscription_id: int = 0
     traceparent: str | None = None  # the trace the event was recorded in, if any
+    # After a rotation, until it expires: the replaced secret, which signs too.
+    previous_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> "Job":
         event = outbox.public({**row, "id": row["event_id"]})
+        signing = subscriptions.signing_secrets(row, utcnow())
+        previous = signing[0] if len(signing) > 1 else None
         return cls(
             row["id"], row["attempt"], row["lease_token"], event, row["url"], row["secret"],
-            row["subscription_id"], row["traceparent"],
+            row["subscription_id"], row["traceparent"], previous,
         )  # fmt: skip
+
+    def secrets(self) -> list[str]:
+        """The secrets to sign with: the replaced one (while it signs) first, then the current."""
+        return (
+            [self.secret] if self.previous_secret is None else [self.previous_secret, self.secret]
+        )
 
 
 # What one attempt came to.
@@ -161,6 +185,8 @@ async def claim(
 
 
 async def settle(conn: Connection, job: Job, outcome: str, result: Result, retry_at: Any) -> bool:
+    """Record an attempt (only the lease's holder may), and start or stop the subscription's
+    failing clock."""
     status = {"delivered": "delivered", "retried": "pending", "failed": "failed"}[outcome]
     params = {
         "id": job.id,
@@ -171,7 +197,13 @@ async def settle(conn: Connection, job: Job, outcome: str, result: Result, retry
         "duration_ms": result.duration_ms,
         "next_attempt_at": retry_at,
     }
-    return await conn.execute(_SETTLE, params) == 1
+    if await conn.execute(_SETTLE, params) != 1:
+        return False
+    if outcome == "delivered":
+        await conn.execute(_NOT_FAILING, {"id": job.subscription_id})
+    else:
+        await conn.execute(_FAILING_FROM, {"id": job.subscription_id, "now": utcnow()})
+    return True
 
 
 async def release(conn: Connection, token: str) -> int:
@@ -219,7 +251,7 @@ async def post(
             )
             body = body_of(job.event)
             headers = signing.signed_headers(
-                [job.secret], job.event["id"], int(time.time()), body, standard=True
+                job.secrets(), job.event["id"], int(time.time()), body, standard=True
             )
             headers.update(
                 {"content-type": "application/json", "user-agent": USER_AGENT,
@@ -253,6 +285,18 @@ async def post(
     return done("http_error", response.status_code, f"HTTP {response.status_code}: {detail}")
 
 
+def new_client(settings: Settings) -> httpx.AsyncClient:
+    """The HTTP client deliveries go out on. No redirects (a 3xx is a failed attempt), no
+    proxy from the environment: the connection goes to the address that passed the check,
+    nowhere else."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(settings.event_delivery_timeout_seconds),
+        limits=httpx.Limits(max_connections=IN_FLIGHT),
+    )
+
+
 class DeliveryWorker:
     """Claims and sends due deliveries until stopped; one per worker process."""
 
@@ -267,14 +311,7 @@ class DeliveryWorker:
         self.database, self.settings, self.resolver = database, settings, resolver
         self.tracer = tracer  # tracing on: each attempt is a span of the event's trace
         timeout = settings.event_delivery_timeout_seconds
-        # No redirects (a 3xx is a failed attempt), no proxy from the environment: the
-        # connection goes to the address that passed the check, nowhere else.
-        self.client = client or httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=IN_FLIGHT),
-        )
+        self.client = client or new_client(settings)
         self.lease = timedelta(seconds=2 * timeout + 5)
         self._wake = asyncio.Event()
         self._stopping = False

@@ -5,10 +5,13 @@ number of series. Gauges are `livemax` in multiprocess mode: every worker measur
 backlog in the database, and a stopped worker's value drops out (metrics.worker_stopped).
 """
 
+from typing import Literal, get_args
+
 from prometheus_client import Counter, Gauge
 
-# What became of one attempt to POST an event to a subscriber.
-ATTEMPT_RESULTS = ("success", "http_error", "timeout", "network_error", "url_not_allowed")
+# What became of one attempt to POST an event to a subscriber (a test ping's too).
+AttemptResult = Literal["success", "http_error", "timeout", "network_error", "url_not_allowed"]
+ATTEMPT_RESULTS: tuple[str, ...] = get_args(AttemptResult)
 # What an attempt did to its delivery: delivered, rescheduled for a retry, or given up.
 DELIVERY_OUTCOMES = ("delivered", "retried", "failed")
 

@@ -2,9 +2,11 @@
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.core.formats import TEXT_PATTERN, Timestamp
+from app.events.metrics import AttemptResult
 from app.schemas import RequestBody
 from app.tables import DeliveryStatus, EventType
 
@@ -33,37 +35,81 @@ class EventPublic(BaseModel):
     )
     data: dict[str, Any] = Field(
         description="`order` (as GET /orders/{id} shows it) for order events; "
-        "`product` and `movement` for stock.adjusted."
+        "`product` and `movement` for stock.adjusted; `subscription`, `reason` and "
+        "`failing_since` for subscription.disabled."
     )
 
 
-# The body of POST /event-subscriptions.
-class SubscriptionCreate(RequestBody):
-    url: str = Field(
+# A subscription's URL, its types (distinct event types, or ["*"] alone: a union JSON Schema
+# states exactly) and its description, as POST and PATCH take them.
+Url = Annotated[
+    str,
+    Field(
         min_length=1,
         max_length=2048,
         description="An http(s) URL that resolves to public addresses only.",
         examples=[EXAMPLE_URL],
-    )
-    # Either distinct event types, or ["*"] alone: a union JSON Schema states exactly.
-    types: (
-        Annotated[
-            list[EventType],
-            Field(min_length=1, max_length=len(EventType), json_schema_extra={"uniqueItems": True}),
-        ]
-        | Annotated[list[Literal["*"]], Field(min_length=1, max_length=1)]
-    ) = Field(
+    ),
+]
+Types = Annotated[
+    Annotated[
+        list[EventType],
+        Field(min_length=1, max_length=len(EventType), json_schema_extra={"uniqueItems": True}),
+    ]
+    | Annotated[list[Literal["*"]], Field(min_length=1, max_length=1)],
+    Field(
         description='The event types to send, or ["*"] for all of them.',
         examples=[["order.paid", "order.canceled"]],
-    )
-    description: str | None = Field(default=None, max_length=500, pattern=TEXT_PATTERN)
+    ),
+]
+Description = Annotated[str, Field(max_length=500, pattern=TEXT_PATTERN)]
 
-    @field_validator("types")
-    @classmethod
-    def no_repeats(cls, types: list[str]) -> list[str]:
-        if len(set(types)) != len(types):
-            raise ValueError("each type may appear once")
-        return types
+
+def _no_repeats(types: list[str] | None) -> list[str] | None:
+    if types is not None and len(set(types)) != len(types):
+        raise ValueError("each type may appear once")
+    return types
+
+
+# The body of POST /event-subscriptions.
+class SubscriptionCreate(RequestBody):
+    url: Url
+    types: Types
+    description: Description | None = None
+
+    _types_distinct = field_validator("types")(_no_repeats)
+
+
+# The body of PATCH /event-subscriptions/{id}: only the fields sent change. Only `description`
+# may be set to null (cleared); the schema says so, as SkipJsonSchema keeps null out of the rest.
+class SubscriptionUpdate(RequestBody):
+    url: Url | SkipJsonSchema[None] = None
+    types: Types | SkipJsonSchema[None] = None
+    description: Description | None = None
+    enabled: StrictBool | SkipJsonSchema[None] = Field(
+        default=None,
+        description="false: nothing is sent, and no delivery is queued, until it is true again.",
+    )
+
+    _types_distinct = field_validator("types")(_no_repeats)
+
+    @model_validator(mode="after")
+    def required_fields_are_not_null(self) -> "SubscriptionUpdate":
+        for field in ("url", "types", "enabled"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may be changed but not set to null")
+        return self
+
+
+# The body of POST /event-subscriptions/{id}/rotate-secret.
+class SecretRotation(RequestBody):
+    expire_old_after_seconds: StrictInt = Field(
+        default=86400,
+        ge=0,
+        le=86400,
+        description="How long the replaced secret keeps signing beside the new one "
+        "(0: it stops at once).",
+    )
 
 
 # A subscription as the API shows it (never with its secret).
@@ -82,6 +128,23 @@ class SubscriptionCreated(SubscriptionPublic):
         description="The signing secret (`whsec_…`), shown in this answer only.",
         examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
     )
+
+
+# The answer to POST /event-subscriptions/{id}/rotate-secret: the new secret, shown once.
+class SecretRotated(SubscriptionCreated):
+    previous_secret_expires_at: Timestamp | None = Field(
+        description="Until when the replaced secret signs too (null: it no longer does)."
+    )
+
+
+# The answer to POST /event-subscriptions/{id}/test: what the receiver answered a ping.
+class PingResult(BaseModel):
+    event_id: str = Field(description="The ping's `webhook-id` (a ping is never stored).")
+    delivered: bool = Field(description="Whether the receiver answered 2xx in time.")
+    result: AttemptResult
+    response_status: int | None = Field(description="The receiver's HTTP status, if any.")
+    duration_ms: int
+    error: str | None
 
 
 # One event's delivery to a subscription: its state and its last attempt.

@@ -1,22 +1,43 @@
 """Push subscriptions and their delivery log: the rules behind /event-subscriptions.
 
-A subscription's secret is shown in the answer that creates it and nowhere else: the public
-form of a subscription never carries it, and nothing logs it.
+A subscription's secret is shown in the answer that creates it or rotates it and nowhere else:
+the public form of a subscription never carries it, and nothing logs it. After a rotation the
+replaced secret signs beside the new one until it expires (`previous_secret`).
+
+A disabled subscription is sent nothing: no delivery is queued for it while it is disabled
+(app/events/outbox.py fans out to enabled ones only), and the deliveries it had pending wait,
+unsent, until it is enabled again (app/events/delivery.py claims for enabled ones only).
+`failing_since` is when its unbroken run of failed attempts began; `disable_failing` (a chore,
+app/housekeeping.py) disables the subscriptions failing for FAILING_DAYS, with a
+`subscription.disabled` event in the same transaction.
 """
 
 import base64
 import json
+import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from app.core.access import SYSTEM, acting_as
 from app.core.errors import ApiError
 from app.core.formats import utcnow
 from app.db.base import Connection, Sql
+from app.events import outbox
 from app.events.outbox import rfc3339
+from app.tables import DeliveryStatus, EventType
+
+log = logging.getLogger("app.event_subscriptions")
 
 SECRET_BYTES = 24
 ALL_TYPES = "*"
+# A subscription whose attempts have all failed for this long is disabled by the service.
+FAILING_DAYS = 3
+# How long a replaced secret keeps signing after a rotation, unless the rotation says.
+DEFAULT_OVERLAP_SECONDS = 86400
+# Subscriptions one run of the chore disables at most (the next run goes on).
+DISABLE_BATCH = 100
 
 _COLUMNS = "id, url, types, description, enabled, created_at"
 _INSERT = Sql(
@@ -29,6 +50,46 @@ _PAGE = Sql(
     " OFFSET :offset"
 )
 _COUNT = Sql("SELECT count(*) FROM event_subscriptions")
+# PATCH: each column set to the value sent, or kept (a flag says which).
+_UPDATE = Sql(
+    "UPDATE event_subscriptions SET url = CASE WHEN :set_url THEN :url ELSE url END,"
+    " types = CASE WHEN :set_types THEN :types ELSE types END,"
+    " description = CASE WHEN :set_description THEN :description ELSE description END,"
+    " enabled = CASE WHEN :set_enabled THEN :enabled ELSE enabled END,"
+    # Enabled again (`enabled` is the old value here): its failing clock starts afresh.
+    " failing_since = CASE WHEN :set_enabled AND :enabled AND NOT enabled THEN NULL"
+    " ELSE failing_since END"
+    f" WHERE id = :id RETURNING {_COLUMNS}"
+)
+_ROTATE = Sql(
+    "UPDATE event_subscriptions SET previous_secret = CASE WHEN :overlap THEN secret END,"
+    " previous_secret_expires_at = :expires_at, secret = :secret"
+    f" WHERE id = :id RETURNING {_COLUMNS}, previous_secret_expires_at"
+)
+_FOR_SENDING = Sql(
+    "SELECT id, url, secret, previous_secret, previous_secret_expires_at"
+    " FROM event_subscriptions WHERE id = :id"
+)
+_GET_DELIVERY = Sql(
+    "SELECT d.id, e.id AS event_id, e.type, d.attempt, d.status, d.response_status, d.error,"
+    " d.duration_ms, d.attempted_at, d.next_attempt_at FROM event_deliveries d"
+    " JOIN events e ON e.seq = d.event_seq WHERE d.id = :id AND d.subscription_id = :subscription"
+)
+# A failed delivery queued again: due now, with a fresh set of attempts.
+_REQUEUE = Sql(
+    "UPDATE event_deliveries SET status = 'pending', attempt = 0, next_attempt_at = :now,"
+    " response_status = NULL, error = NULL, duration_ms = NULL, attempted_at = NULL"
+    " WHERE id = :id AND subscription_id = :subscription AND status = 'failed'"
+)
+_FAILING = Sql(
+    f"SELECT {_COLUMNS}, failing_since FROM event_subscriptions"
+    " WHERE enabled AND failing_since <= :cutoff ORDER BY id LIMIT :limit"
+)
+# Disabled only if still failing since then: a success in between reset the clock.
+_DISABLE = Sql(
+    "UPDATE event_subscriptions SET enabled = false"
+    f" WHERE id = :id AND enabled AND failing_since <= :cutoff RETURNING {_COLUMNS}"
+)
 # Deliveries go with their subscription (ON DELETE CASCADE, spelled out for clarity).
 _DELETE_DELIVERIES = Sql("DELETE FROM event_deliveries WHERE subscription_id = :id")
 _DELETE = Sql("DELETE FROM event_subscriptions WHERE id = :id")
@@ -112,6 +173,120 @@ async def delete(conn: Connection, subscription_id: int) -> None:
     await conn.execute(_DELETE_DELIVERIES, {"id": subscription_id})
     if await conn.execute(_DELETE, {"id": subscription_id}) == 0:
         raise subscription_not_found(subscription_id)
+
+
+async def update(
+    conn: Connection, subscription_id: int, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Change the fields in `changes` (url already checked); the others stay as they are."""
+    params: dict[str, Any] = {"id": subscription_id}
+    for name in ("url", "types", "description", "enabled"):
+        params[f"set_{name}"] = name in changes
+        params[name] = changes.get(name)
+    if params["types"] is not None:
+        params["types"] = json.dumps(canonical_types(params["types"]))
+    if params["enabled"] is None:
+        params["enabled"] = False
+    row = await conn.fetch_one(_UPDATE, params)
+    if row is None:
+        raise subscription_not_found(subscription_id)
+    return public(row)
+
+
+async def rotate_secret(
+    conn: Connection, subscription_id: int, overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
+) -> dict[str, Any]:
+    """A new secret, shown in this answer only; the one it replaces keeps signing beside it
+    for `overlap_seconds` (0: not at all). A rotation during an overlap ends that overlap:
+    only the secret just replaced signs on."""
+    secret = new_secret()
+    params = {
+        "id": subscription_id,
+        "secret": secret,
+        "overlap": overlap_seconds > 0,
+        "expires_at": utcnow() + timedelta(seconds=overlap_seconds) if overlap_seconds else None,
+    }
+    row = await conn.fetch_one(_ROTATE, params)
+    if row is None:
+        raise subscription_not_found(subscription_id)
+    expires = row["previous_secret_expires_at"]
+    return {**public(row), "secret": secret, "previous_secret_expires_at": rfc3339(expires)}
+
+
+def signing_secrets(row: Mapping[str, Any], now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery is signed with now: the replaced one while it has not expired
+    (first), and the current one."""
+    previous, until = row["previous_secret"], row["previous_secret_expires_at"]
+    if previous is not None and until is not None and until > now:
+        return (previous, row["secret"])
+    return (row["secret"],)
+
+
+async def for_sending(conn: Connection, subscription_id: int) -> tuple[str, tuple[str, ...]]:
+    """A subscription's URL and the secrets to sign with now (a test ping's)."""
+    row = await conn.fetch_one(_FOR_SENDING, {"id": subscription_id})
+    if row is None:
+        raise subscription_not_found(subscription_id)
+    return row["url"], signing_secrets(row, utcnow())
+
+
+def delivery_not_found(subscription_id: int, delivery_id: int) -> ApiError:
+    return ApiError(
+        "not_found",
+        f"Event subscription {subscription_id} has no delivery {delivery_id}.",
+        subscription_id=subscription_id,
+        delivery_id=delivery_id,
+    )
+
+
+async def retry_delivery(
+    conn: Connection, subscription_id: int, delivery_id: int
+) -> dict[str, Any]:
+    """Queue a failed delivery again, due now, with a fresh set of attempts: it is sent with
+    the same `webhook-id` (its event's id). 409 delivery_not_failed for one that is not failed.
+    A disabled subscription's retried delivery waits, as its others do, until it is enabled."""
+    params = {"id": delivery_id, "subscription": subscription_id}
+    if await conn.execute(_REQUEUE, {**params, "now": utcnow()}) == 0:
+        row = await conn.fetch_one(_GET_DELIVERY, params)
+        if row is None:
+            await get(conn, subscription_id)  # 404 for the subscription first
+            raise delivery_not_found(subscription_id, delivery_id)
+        raise ApiError(
+            "delivery_not_failed",
+            f"Delivery {delivery_id} is {row['status']}: only a failed delivery is sent again.",
+            delivery_id=delivery_id,
+            delivery_status=row["status"],
+        )
+    row = await conn.fetch_one(_GET_DELIVERY, params)
+    assert row is not None and row["status"] == DeliveryStatus.PENDING
+    outbox.recorded()  # wake this process's delivery worker
+    return public_delivery(row)
+
+
+async def disable_failing(conn: Connection, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Disable up to DISABLE_BATCH subscriptions whose attempts have all failed for
+    FAILING_DAYS, each with a `subscription.disabled` event; the subscriptions disabled."""
+    cutoff = (now or utcnow()) - timedelta(days=FAILING_DAYS)
+    disabled = []
+    for found in await conn.fetch_all(_FAILING, {"cutoff": cutoff, "limit": DISABLE_BATCH}):
+        row = await conn.fetch_one(_DISABLE, {"id": found["id"], "cutoff": cutoff})
+        if row is None:
+            continue
+        subscription = public(row)
+        since = rfc3339(found["failing_since"])
+        with acting_as(SYSTEM):  # the service's doing, whoever runs the chore
+            await outbox.record(
+                conn,
+                EventType.SUBSCRIPTION_DISABLED,
+                {"subscription": subscription, "reason": "failing", "failing_since": since},
+            )
+        log.warning(
+            "event subscription disabled: every attempt failed for %d days",
+            FAILING_DAYS,
+            extra={"subscription_id": subscription["id"], "failing_since": since},
+        )
+        disabled.append(subscription)
+    return disabled
 
 
 def public_delivery(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from app.core.formats import MAX_ID, Rfc3339
 from app.db.base import Connection
 from app.db.connect import database_of
 from app.http.access import admin_only, allow
+from app.http.conditional import etag_doc, tagged_response
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import OrderCreate, OrderPublic, OrderStatusUpdate, Page
@@ -112,9 +113,10 @@ async def _place_once(
     "",
     operation_id="orders-list",
     summary="List orders, newest first",
-    description="Offset paging (`offset`, with `total`) or cursor paging (`after`: the `next` "
-    "of an earlier page; `total` and `offset` are then null, and a page costs the same at any "
-    "size of the table).",
+    description="In `sort`'s order (`-created_at` by default: newest first; ties by id in the "
+    "same direction). Offset paging (`offset`, with `total`) or cursor paging (`after`: the "
+    "`next` of an earlier page, under the same sort and filters; `total` and `offset` are "
+    "then null, and a page costs the same at any size of the table).",
     response_model=Page[OrderPublic],
     responses=problem_responses(422),
 )
@@ -135,6 +137,10 @@ async def list_orders(
     created_before: Annotated[
         Rfc3339 | None, Query(description="Only orders created before this time.")
     ] = None,
+    sort: Annotated[
+        orders.OrderSort,  # type: ignore[valid-type]
+        Query(description="`created_at`, `total` or `updated_at`; `-` descending."),
+    ] = orders.DEFAULT_SORT.value,
 ) -> Response:
     offset, after = paging(offset, after)
     database = database_of(request)
@@ -149,6 +155,7 @@ async def list_orders(
         product_id=product_id,
         created_after=created_after,
         created_before=created_before,
+        sort=orders.SORTING[sort],
     )
     return json_response(page)
 
@@ -157,21 +164,39 @@ async def list_orders(
     "/{order_id}",
     operation_id="orders-get",
     summary="Get an order",
+    description="With its `ETag`; `If-None-Match` naming it answers 304 with no body.",
     response_model=OrderPublic,
-    responses=problem_responses(404, 422),
+    responses={**etag_doc("order"), **problem_responses(404, 422)},
 )
 @allow(Role.STOREFRONT, Role.FULFILLMENT, Role.READONLY)
 async def get_order(order_id: ResourceId, request: Request) -> Response:
-    return json_response(await database_of(request).read(orders.order_view, order_id))
+    return tagged_response(request, await database_of(request).read(orders.order_view, order_id))
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(description="Apply the change only if the order's current ETag is one of these."),
+]
+
+
+async def _move(
+    request: Request, order_id: int, target: OrderStatus, if_match: str | None
+) -> Response:
+    moved = await database_of(request).write(
+        shipments.change_status, order_id, target, if_match=if_match
+    )
+    return tagged_response(request, moved)
 
 
 STATUS_DOC: dict[str, Any] = {
     "description": "Moves the order along `PENDING → PAID → SHIPPED`, or to `CANCELED` from "
     "`PENDING` or `PAID` (its unshipped units are released). A move to `SHIPPED` ships every "
     "unit that remains (as `POST /orders/{id}/shipments` without items); `PARTIALLY_SHIPPED` "
-    "is reached only by a shipment. Setting the current status again is a no-op.",
+    "is reached only by a shipment. Setting the current status again is a no-op. "
+    "Send `If-Match` with the ETag from a GET to refuse the change if the order changed in "
+    "the meantime.",
     "response_model": OrderPublic,
-    "responses": problem_responses(404, 409, 422),
+    "responses": problem_responses(404, 409, 412, 422),
 }
 
 
@@ -179,10 +204,10 @@ STATUS_DOC: dict[str, Any] = {
     "/{order_id}", operation_id="orders-update", summary="Change an order's status", **STATUS_DOC
 )
 @admin_only
-async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
-    return json_response(
-        await database_of(request).write(shipments.change_status, order_id, body.status)
-    )
+async def put_order(
+    order_id: ResourceId, body: OrderStatusUpdate, request: Request, if_match: IfMatch = None
+) -> Response:
+    return await _move(request, order_id, body.status, if_match)
 
 
 @router.patch(
@@ -192,10 +217,10 @@ async def put_order(order_id: ResourceId, body: OrderStatusUpdate, request: Requ
     **STATUS_DOC,
 )
 @admin_only
-async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Request) -> Response:
-    return json_response(
-        await database_of(request).write(shipments.change_status, order_id, body.status)
-    )
+async def patch_order(
+    order_id: ResourceId, body: OrderStatusUpdate, request: Request, if_match: IfMatch = None
+) -> Response:
+    return await _move(request, order_id, body.status, if_match)
 
 
 @router.delete(
@@ -204,13 +229,12 @@ async def patch_order(order_id: ResourceId, body: OrderStatusUpdate, request: Re
     summary="Cancel an order",
     description="A soft cancel: the order stays, now `CANCELED`, and its unshipped units are "
     "released (available again) exactly once. Cancelling a canceled order is a no-op; a "
-    "shipped or partly shipped one is 409.",
+    "shipped or partly shipped one is 409. Honours `If-Match` as PUT does.",
     response_model=OrderPublic,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409, 412, 422),
 )
 @allow(Role.STOREFRONT)
-async def cancel_order(order_id: ResourceId, request: Request) -> Response:
-    canceled = await database_of(request).write(
-        orders.change_status, order_id, OrderStatus.CANCELED
-    )
-    return json_response(canceled)
+async def cancel_order(
+    order_id: ResourceId, request: Request, if_match: IfMatch = None
+) -> Response:
+    return await _move(request, order_id, OrderStatus.CANCELED, if_match)

@@ -2,7 +2,6 @@
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app import products
@@ -11,7 +10,8 @@ from app.core.errors import problem_responses
 from app.core.formats import SKU_PATTERN, TEXT_PATTERN
 from app.db.connect import database_of
 from app.http.access import admin_only, allow
-from app.http.json_payloads import StrictJsonRoute, json_bytes_response, json_response
+from app.http.conditional import etag_doc, tagged_response
+from app.http.json_payloads import StrictJsonRoute, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ProductCreate, ProductPublic, ProductUpdate
 
@@ -41,16 +41,6 @@ IfMatch = Annotated[
 ]
 
 
-def _with_etag(
-    product: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    """The product's JSON, serialized once, and its ETag computed from those same bytes."""
-    body = orjson.dumps(product)
-    return json_bytes_response(
-        body, status_code, {**(headers or {}), "ETag": products.etag_of(body)}
-    )
-
-
 @router.post(
     "",
     operation_id="products-create",
@@ -67,15 +57,16 @@ async def create_product(
     request: Request,
 ) -> Response:
     product = await database_of(request).write(products.create_product, body)
-    return _with_etag(product, 201, {"Location": f"/products/{product['id']}"})
+    return tagged_response(request, product, 201, {"Location": f"/products/{product['id']}"})
 
 
 @router.get(
     "",
     operation_id="products-list",
     summary="List products",
-    description="Ordered by id. Offset paging (`offset`, with `total`) or cursor paging "
-    "(`after`: the `next` of an earlier page; `total` and `offset` are then null).",
+    description="In `sort`'s order (`id` by default; `-` descending; ties by id in the same "
+    "direction). Offset paging (`offset`, with `total`) or cursor paging (`after`: the `next` "
+    "of an earlier page, under the same sort and filters; `total` and `offset` are then null).",
     response_model=Page[ProductPublic],
     responses=problem_responses(422),
 )
@@ -93,12 +84,17 @@ async def list_products(
         Query(
             max_length=200,
             pattern=TEXT_PATTERN,
-            description="Case-insensitive substring of the name.",
+            description="Case-insensitive substring of the name or the SKU.",
         ),
     ] = None,
     in_stock: Annotated[
-        bool | None, Query(description="`true`: stock > 0; `false`: stock = 0.")
+        bool | None,
+        Query(description="`true`: available > 0; `false`: available ≤ 0."),
     ] = None,
+    sort: Annotated[
+        products.ProductSort,  # type: ignore[valid-type]
+        Query(description="`id`, `name`, `price`, `available` or `updated_at`; `-` descending."),
+    ] = products.DEFAULT_SORT.value,
 ) -> Response:
     offset, after = paging(offset, after)
     database = database_of(request)
@@ -112,6 +108,7 @@ async def list_products(
         sku=sku,
         q=q,
         in_stock=in_stock,
+        sort=products.SORTING[sort],
     )
     return json_response(page)
 
@@ -120,19 +117,22 @@ async def list_products(
     "/{product_id}",
     operation_id="products-get",
     summary="Get a product",
+    description="With its `ETag`; `If-None-Match` naming it answers 304 with no body.",
     response_model=ProductPublic,
-    responses=problem_responses(404, 422),
+    responses={**etag_doc("product"), **problem_responses(404, 422)},
 )
 @allow(Role.STOREFRONT, Role.FULFILLMENT, Role.READONLY)
 async def get_product(product_id: ResourceId, request: Request) -> Response:
-    return _with_etag(await database_of(request).read(products.get_product, product_id))
+    return tagged_response(
+        request, await database_of(request).read(products.get_product, product_id)
+    )
 
 
 async def _update(
     product_id: int, body: ProductUpdate, request: Request, if_match: str | None
 ) -> Response:
     product = await database_of(request).write(products.update_product, product_id, body, if_match)
-    return _with_etag(product)
+    return tagged_response(request, product)
 
 
 UPDATE_DOC: dict[str, Any] = {
@@ -173,10 +173,13 @@ async def patch_product(
     status_code=204,
     summary="Archive a product",
     description="The product disappears from every product call and can no longer be ordered; "
-    "its SKU is free again, and past orders keep their snapshot of it.",
-    responses=problem_responses(404, 422),
+    "its SKU is free again, and past orders keep their snapshot of it. Send `If-Match` with "
+    "the ETag from a GET to refuse it if the product changed in the meantime.",
+    responses=problem_responses(404, 412, 422),
 )
 @admin_only
-async def archive_product(product_id: ResourceId, request: Request) -> Response:
-    await database_of(request).write(products.archive_product, product_id)
+async def archive_product(
+    product_id: ResourceId, request: Request, if_match: IfMatch = None
+) -> Response:
+    await database_of(request).write(products.archive_product, product_id, if_match)
     return Response(status_code=204)

@@ -11,6 +11,7 @@ from app.core.errors import problem_responses
 from app.db.base import Connection
 from app.db.connect import database_of
 from app.http.access import admin_only, allow
+from app.http.conditional import etag_doc, tagged_response
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, RefundCreate, RefundPublic
@@ -160,8 +161,10 @@ async def list_refunds(
     operation_id="refunds-get",
     summary="One refund",
     response_model=RefundPublic,
-    responses=problem_responses(404, 422),
+    responses={**etag_doc("refund"), **problem_responses(404, 422)},
 )
 @allow(Role.FULFILLMENT, Role.READONLY)
 async def get_refund(order_id: ResourceId, refund_id: ResourceId, request: Request) -> Response:
-    return json_response(await database_of(request).read(refunds.get_refund, order_id, refund_id))
+    return tagged_response(
+        request, await database_of(request).read(refunds.get_refund, order_id, refund_id)
+    )

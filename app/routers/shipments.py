@@ -11,6 +11,7 @@ from app.core.errors import problem_responses
 from app.db.base import Connection
 from app.db.connect import database_of
 from app.http.access import allow
+from app.http.conditional import etag_doc, tagged_response
 from app.http.json_payloads import StrictJsonRoute, created_doc, created_response, json_response
 from app.http.route_params import After, Limit, Offset, ResourceId, paging
 from app.schemas import Page, ShipmentCreate, ShipmentPublic
@@ -140,10 +141,10 @@ async def list_shipments(
     operation_id="shipments-get",
     summary="One shipment",
     response_model=ShipmentPublic,
-    responses=problem_responses(404, 422),
+    responses={**etag_doc("shipment"), **problem_responses(404, 422)},
 )
 @allow(Role.FULFILLMENT, Role.READONLY)
 async def get_shipment(order_id: ResourceId, shipment_id: ResourceId, request: Request) -> Response:
-    return json_response(
-        await database_of(request).read(shipments.get_shipment, order_id, shipment_id)
+    return tagged_response(
+        request, await database_of(request).read(shipments.get_shipment, order_id, shipment_id)
     )

@@ -1,7 +1,7 @@
 """catalog: a low-stock threshold per product, and the product events
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 
 `products.low_stock_threshold`: null (no threshold, every product there) or a count; nothing a
 client saw changes, products gain the field, null. Adding a nullable column rewrites no row on
@@ -24,7 +24,7 @@ from alembic import op
 from app.db.check_constraints import replace_check
 
 revision: str = "0015"
-down_revision: str | Sequence[str] | None = "0013"
+down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -107,7 +107,7 @@ def test_ndjson_import_sets_on_hand_with_a_movement_and_clears_a_threshold_with_
     assert (shown["stock"], shown["low_stock_threshold"]) == (9, None)
     movements = client.get(f"/products/{product['id']}/stock-movements").json()["items"]
     assert [(m["reason"], m["delta"], m["stock_after"]) for m in movements] == [
-        ("stock_set", 4, 9),
+        ("counted", 4, 9),  # on_hand applied as a stock count taken now
         ("initial", 5, 5),
     ]
 

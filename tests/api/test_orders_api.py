@@ -211,7 +211,9 @@ def test_orders_by_cursor_page_newest_first_without_a_count(client, db: Db):
     first = client.get("/orders", params={"limit": 2}).json()
     second = client.get("/orders", params={"limit": 2, "after": first["next"]}).json()
     third = client.get("/orders", params={"limit": 2, "after": second["next"]}).json()
-    paid = client.get("/orders", params={"status": "PAID", "after": first["next"]}).json()
+    paid = client.get("/orders", params={"status": "PAID"}).json()
+    # A cursor belongs to the filters it was issued under.
+    refused = client.get("/orders", params={"status": "PAID", "after": first["next"]})
 
     assert (first["total"], first["offset"], first["limit"]) == (5, 0, 2)
     assert (second["total"], second["offset"]) == (None, None)
@@ -219,6 +221,7 @@ def test_orders_by_cursor_page_newest_first_without_a_count(client, db: Db):
     assert walked == sorted(ids, reverse=True)
     assert third["next"] is None
     assert [o["id"] for o in paid["items"]] == [ids[1]]
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_cursor"
 
 
 def test_orders_filter_by_creation_time(client, db: Db):

@@ -32,6 +32,8 @@ def test_request_cost_measures_every_case_through_the_whole_service(tmp_path: Pa
         "GET /products/{id}",
         "GET /products?limit=20",
         "GET /products?limit=20&after=",
+        "GET /products?limit=20&offset=",
+        "GET /products?limit=20&offset=&sort=-price",
         "GET /products?limit=20&q=",
         "POST /orders",
     }
@@ -49,4 +51,4 @@ def test_request_cost_measures_the_service_side_on_postgresql_too(tmp_path: Path
 
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {match["case"]: int(match["service"]) for match in PG_ROW.finditer(result.stdout)}
-    assert len(rows) == 5 and all(service > 0 for service in rows.values()), result.stdout
+    assert len(rows) == 7 and all(service > 0 for service in rows.values()), result.stdout

@@ -77,10 +77,11 @@ def _without_cursors(document: dict[str, Any]) -> dict[str, Any]:
     """The document minus the lists' `after` parameter: a cursor is valid only if a list issued
     it, which no schema can say (a made-up one is 422 invalid_cursor by design; the cursor
     paths are tested in test_input_faults, test_orders_api and test_catalog). A subscription's
-    `url` may only be FUZZ_URL (see `loopback_subscriptions_only`)."""
+    `url`, created or changed, may only be FUZZ_URL (see `loopback_subscriptions_only`)."""
     fuzzed = json.loads(json.dumps(document))
-    subscription = fuzzed["components"]["schemas"]["SubscriptionCreate"]["properties"]
-    subscription["url"] = {"type": "string", "enum": [FUZZ_URL]}
+    for body in ("SubscriptionCreate", "SubscriptionUpdate"):
+        subscription = fuzzed["components"]["schemas"][body]["properties"]
+        subscription["url"] = {"type": "string", "enum": [FUZZ_URL]}
     for operations in fuzzed["paths"].values():
         for operation in operations.values():
             if isinstance(operation, dict) and "parameters" in operation:
@@ -94,10 +95,12 @@ schema = schemathesis.openapi.from_dict(_without_cursors(OPENAPI), config=CONFIG
 
 
 @schema.hook("map_case").apply_to(method="POST", path="/event-subscriptions")
+@schema.hook("map_case").apply_to(method="PATCH", path="/event-subscriptions/{subscription_id}")
 def loopback_subscriptions_only(_context: Any, case: Any) -> Any:
-    """A subscription resolves its URL and then sends events to it: whatever the fuzzer makes
-    of the body, the only URL it ever sends is FUZZ_URL (loopback, where nothing listens; the
-    fuzzed server accepts it with EVENT_ALLOW_PRIVATE_URLS). No DNS query, no other address."""
+    """A subscription resolves its URL and then sends events (and test pings) to it: whatever
+    the fuzzer makes of the body, the only URL it ever sends is FUZZ_URL (loopback, where
+    nothing listens; the fuzzed server accepts it with EVENT_ALLOW_PRIVATE_URLS). No DNS query,
+    no other address."""
     if isinstance(case.body, dict) and "url" in case.body:
         case.body = {**case.body, "url": FUZZ_URL}
     return case

@@ -4,11 +4,13 @@ Under pytest, each test starts a live server of its own (the `client_server` fix
 own, it checks any deployment and exits non-zero if anything is wrong:
 
     BASE_URL=https://orders.example.com API_KEY=... WEBHOOK_SECRET=... \
-        STRIPE_WEBHOOK_SECRET=whsec_... python tests/live/test_smoke.py
+        STRIPE_WEBHOOK_SECRET=whsec_... EVENT_RECEIVER_URL=https://hooks.example/in \
+        python tests/live/test_smoke.py
 
 Self-contained: it needs only httpx, and talks to the service over HTTP as any client would.
 Without WEBHOOK_SECRET the signed-payment checks are skipped (the order is paid with PUT);
-without STRIPE_WEBHOOK_SECRET, the Stripe webhook's.
+without STRIPE_WEBHOOK_SECRET, the Stripe webhook's; without EVENT_RECEIVER_URL (a URL the
+service accepts for a subscription), managing a subscription.
 """
 
 import base64
@@ -19,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -29,12 +32,18 @@ PROBLEM_JSON = "application/problem+json"
 # A client of the service that checks every answer against the status it expects.
 class Smoke:
     def __init__(
-        self, base_url: str, api_key: str = "", webhook_secret: str = "", stripe_secret: str = ""
+        self,
+        base_url: str,
+        api_key: str = "",
+        webhook_secret: str = "",
+        stripe_secret: str = "",
+        event_receiver_url: str = "",
     ) -> None:
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=15)
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.secret = webhook_secret.split(",")[0].strip()
         self.stripe_secret = stripe_secret.split(",")[0].strip()
+        self.event_receiver_url = event_receiver_url
         self.run = uuid.uuid4().hex[:10]
         self.state: dict[str, Any] = {}
 
@@ -152,6 +161,31 @@ def read_and_filter_products(s: Smoke) -> None:
     assert [p["id"] for p in page["items"]] == [product["id"]], page
 
 
+def sorted_products(s: Smoke) -> None:
+    cheap, dear = s.new_product(price="3.00"), s.new_product(price="30.00")
+    params = {"q": f"SMOKE-{s.run}", "sort": "-price", "limit": 1}
+    first = s.call(200, "GET", "/products", params=params).json()
+    rest = s.call(200, "GET", "/products", params={**params, "limit": 100, "after": first["next"]})
+    walked = [p["id"] for p in first["items"] + rest.json()["items"]]
+    assert walked[0] == dear["id"] and walked[-1] == cheap["id"], walked
+    assert len(walked) == len(set(walked)) == first["total"], (walked, first)
+    s.call(
+        422,
+        "GET",
+        "/products",
+        "invalid_cursor",
+        params={**params, "sort": "price", "after": first["next"]},
+    )
+
+
+def unchanged_reads_are_304(s: Smoke) -> None:
+    path = f"/products/{s.state['product']['id']}"
+    etag = s.call(200, "GET", path).headers["etag"]
+    for method in ("GET", "HEAD"):
+        response = s.call(304, method, path, headers={"If-None-Match": etag})
+        assert response.headers["etag"] == etag and response.content == b"", response.headers
+
+
 def update_product(s: Smoke) -> None:
     product_id = s.state["product"]["id"]
     etag = s.call(200, "GET", f"/products/{product_id}").headers["etag"]
@@ -173,6 +207,11 @@ def place_order(s: Smoke) -> None:
     assert s.stock(product_id) == 7
     listed = s.call(200, "GET", "/orders", params={"product_id": product_id}).json()
     assert [o["id"] for o in listed["items"]] == [order["id"]], listed
+    etag = s.call(200, "GET", f"/orders/{order['id']}").headers["etag"]
+    s.call(304, "GET", f"/orders/{order['id']}", headers={"If-None-Match": etag})
+    by_total = s.call(200, "GET", "/orders", params={"sort": "-total", "limit": 100}).json()
+    totals = [Decimal(o["total"]) for o in by_total["items"]]
+    assert totals == sorted(totals, reverse=True), totals
     s.state["order"] = order
 
 
@@ -403,10 +442,34 @@ def archive_product(s: Smoke) -> None:
     assert order["items"][0]["sku"] == s.state["product"]["sku"], order
 
 
+def manage_a_subscription(s: Smoke) -> None:
+    if not s.event_receiver_url:
+        raise Skipped("EVENT_RECEIVER_URL not set")
+    body = {"url": s.event_receiver_url, "types": ["order.paid"], "description": f"smoke {s.run}"}
+    created = s.call(201, "POST", "/event-subscriptions", json=body).json()
+    path = f"/event-subscriptions/{created['id']}"
+    try:
+        paused = s.call(200, "PATCH", path, json={"enabled": False}).json()
+        assert paused["enabled"] is False and paused["types"] == ["order.paid"], paused
+        assert s.call(200, "PATCH", path, json={"enabled": True}).json()["enabled"] is True
+        rotated = s.call(
+            200, "POST", f"{path}/rotate-secret", json={"expire_old_after_seconds": 60}
+        )
+        assert rotated.json()["secret"].startswith("whsec_"), rotated.text
+        assert rotated.json()["secret"] != created["secret"]
+        assert rotated.json()["previous_secret_expires_at"], rotated.text
+        ping = s.call(200, "POST", f"{path}/test").json()
+        assert ping["event_id"].startswith("evt_") and isinstance(ping["delivered"], bool), ping
+    finally:
+        s.call(204, "DELETE", path)
+
+
 HAPPY_PATH = [
     service_is_up,
     create_product,
     read_and_filter_products,
+    sorted_products,
+    unchanged_reads_are_304,
     update_product,
     place_order,
     pay_by_webhook,
@@ -417,6 +480,7 @@ HAPPY_PATH = [
     count_the_shelf,
     movements_by_reason,
     export_and_import_the_catalog,
+    manage_a_subscription,
     orders_filtered_by_creation_time,
     archive_product,
 ]
@@ -514,6 +578,19 @@ def stale_if_match_is_412(s: Smoke) -> None:
         headers={"If-Match": '"not-the-etag"'},
     )
     assert s.stock(product["id"]) == 10
+    order = s.call(
+        201, "POST", "/orders", json={"items": [{"product_id": product["id"], "quantity": 1}]}
+    ).json()
+    etag = s.call(200, "GET", f"/orders/{order['id']}").headers["etag"]
+    problem = s.call(
+        412,
+        "DELETE",
+        f"/orders/{order['id']}",
+        "precondition_failed",
+        headers={"If-Match": '"not-the-etag"'},
+    ).json()
+    assert problem["etag"] == etag, problem
+    assert s.call(200, "GET", f"/orders/{order['id']}").json()["status"] == "PENDING"
 
 
 def bad_webhooks_are_401(s: Smoke) -> None:
@@ -564,6 +641,13 @@ def bad_adjustments_change_nothing(s: Smoke) -> None:
     assert s.stock(product["id"]) == 3
 
 
+def unknown_subscriptions_are_404(s: Smoke) -> None:
+    missing = "/event-subscriptions/2147483647"
+    s.call(404, "PATCH", missing, "not_found", json={"enabled": False})
+    s.call(404, "POST", f"{missing}/rotate-secret", "not_found")
+    s.call(404, "POST", f"{missing}/deliveries/1/retry", "not_found")
+
+
 ERROR_CASES = [
     unknown_ids_are_404,
     invalid_bodies_are_422,
@@ -575,6 +659,7 @@ ERROR_CASES = [
     bad_webhooks_are_401,
     bad_adjustments_change_nothing,
     bad_imports_change_nothing,
+    unknown_subscriptions_are_404,
 ]
 
 
@@ -617,6 +702,7 @@ def _smoke_for(server: Any) -> Smoke:
         server.env.get("API_KEY", ""),
         server.env["WEBHOOK_SECRET"],
         server.env.get("STRIPE_WEBHOOK_SECRET", ""),
+        server.env.get("EVENT_RECEIVER_URL", ""),
     )
 
 
@@ -638,6 +724,7 @@ def main() -> int:
         os.environ.get("API_KEY", ""),
         os.environ.get("WEBHOOK_SECRET", ""),
         os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+        os.environ.get("EVENT_RECEIVER_URL", ""),
     )
     print(f"Smoke tests against {base_url} (run {smoke.run})\n\nHappy path:")
     happy = run_checks(smoke, HAPPY_PATH, stop_on_failure=True)

@@ -26,6 +26,7 @@ class Received:
     nth: int  # 1 for the first request carrying this webhook-id at this path, 2 for a repeat...
     answered: int = 0  # the status the receiver answered with
     headers: dict[str, str] = field(default_factory=dict)  # as sent, names in lower case
+    body: bytes = b""  # as sent
 
 
 # What to answer: an HTTP status, after holding the request this many seconds; optionally a
@@ -101,6 +102,7 @@ class Receiver:
             nth = 1 + sum(1 for r in self.received if (r.path, r.webhook_id) == (path, webhook_id))
             received = Received(path, webhook_id, event, verified, time.time(), nth)
             received.headers = {k.lower(): v for k, v in headers.items()}
+            received.body = body
             self.received.append(received)
         return received
 

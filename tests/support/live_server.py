@@ -84,8 +84,9 @@ class LiveServer:
         ready_path: str = "/readyz",
         migrate: bool = True,
         uvicorn_args: tuple[str, ...] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
-        self.database_url, self.workers = database_url, workers
+        self.database_url, self.workers, self.cwd = database_url, workers, cwd
         self.app, self.ready_path, self.migrate = app, ready_path, migrate and bool(database_url)
         self.env = {**os.environ, "APP_ENV": "test", **(env or {})}
         if database_url:
@@ -125,7 +126,7 @@ class LiveServer:
                 str(self.workers),
                 *(UVICORN_FLAGS if self.uvicorn_args is None else self.uvicorn_args),
             ],
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

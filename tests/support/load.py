@@ -44,8 +44,37 @@ def stock_of(base_url: str, product_id: int) -> int:
     return httpx.get(f"{base_url}/products/{product_id}", timeout=30).json()["stock"]
 
 
-def hammer(base_url: str, product_ids: list[int], stop: threading.Event, seen: Counter) -> None:
-    """Place (and now and then cancel) orders until told to stop or the server dies."""
+def _fulfil(client: httpx.Client, order: dict, rng: random.Random, seen: Counter) -> None:
+    """Pay an order (a status move) and ship it: one unit of its first line, then the rest, or
+    everything at once."""
+    if client.patch(f"/orders/{order['id']}", json={"status": "PAID"}).status_code != 200:
+        return
+    shipments = f"/orders/{order['id']}/shipments"
+    if rng.random() < 0.5:
+        first = order["items"][0]["product_id"]
+        part = client.post(shipments, json={"items": [{"product_id": first, "quantity": 1}]})
+        seen[f"shipment {part.status_code}"] += 1
+    shipped = client.post(shipments, json={"carrier": "UPS"})
+    seen[f"shipment {shipped.status_code}"] += 1
+
+
+def _count(client: httpx.Client, product_id: int, seen: Counter) -> None:
+    """A stocktake of one product: the shelf as the product showed it."""
+    on_hand = client.get(f"/products/{product_id}").json()["on_hand"]
+    counted = client.post(f"/products/{product_id}/stock-counts", json={"on_hand": on_hand})
+    seen[f"count {counted.status_code}"] += 1
+
+
+def hammer(
+    base_url: str,
+    product_ids: list[int],
+    stop: threading.Event,
+    seen: Counter,
+    count_share: float = 0.0,
+) -> None:
+    """Place orders, cancel some, pay and ship others (whole or in two parts), and count a
+    product `count_share` of the time, until told to stop or the server dies. `seen` counts the
+    orders' answers by status, and the shipments' and counts' as "shipment 201", "count 201"..."""
     rng = random.Random()
     with httpx.Client(base_url=base_url, timeout=10) as client:
         for _ in range(2_000):  # bounded: the kill comes long before
@@ -53,6 +82,9 @@ def hammer(base_url: str, product_ids: list[int], stop: threading.Event, seen: C
                 return
             lines = rng.sample(product_ids, rng.randint(1, 3))
             try:
+                if rng.random() < count_share:
+                    _count(client, rng.choice(product_ids), seen)
+                    continue
                 response = client.post(
                     "/orders",
                     json={
@@ -62,8 +94,12 @@ def hammer(base_url: str, product_ids: list[int], stop: threading.Event, seen: C
                     },
                 )
                 seen[response.status_code] += 1
-                if response.status_code == 201 and rng.random() < 0.2:
-                    client.delete(f"/orders/{response.json()['id']}")
+                if response.status_code == 201:
+                    chance = rng.random()
+                    if chance < 0.2:
+                        client.delete(f"/orders/{response.json()['id']}")
+                    elif chance < 0.6:
+                        _fulfil(client, response.json(), rng, seen)
             except httpx.HTTPError:
                 seen["connection error"] += 1
                 if stop.is_set():
@@ -87,7 +123,8 @@ def committed_quantities(base_url: str) -> Counter:
 
 
 def kill_mid_load(url: str, log_dir: Path | None = None) -> tuple[list[int], Counter]:
-    """Seed 5 products, load a 4-worker server with orders and cancels, SIGKILL it after 2 s.
+    """Seed 5 products, load a 4-worker server with orders, cancels, shipments and counts
+    (`hammer`), SIGKILL it after 2 s.
 
     Returns the product ids and the answers seen before the kill."""
     log_path = log_dir / "server.log" if log_dir else None
@@ -101,8 +138,11 @@ def kill_mid_load(url: str, log_dir: Path | None = None) -> tuple[list[int], Cou
         ]
         stop, seen = threading.Event(), Counter()
         threads = [
-            threading.Thread(target=hammer, args=(server.base_url, ids, stop, seen))
-            for _ in range(8)
+            # One thread of the eight takes stock counts only.
+            threading.Thread(
+                target=hammer, args=(server.base_url, ids, stop, seen, 1.0 if n == 0 else 0.0)
+            )
+            for n in range(8)
         ]
         for thread in threads:
             thread.start()

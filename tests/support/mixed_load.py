@@ -1,10 +1,12 @@
 """A busy shop against a live server: threads placing multi-line orders, cancelling them,
-paying them through the signed webhook and reading them, all on a few products at once.
+paying them through the signed webhook, shipping them (whole, or one unit of a line), counting
+the shelf and reading orders, all on a few products at once.
 
-Orders take stock while cancels (and failed or expired payments) give it back on the same rows,
-the mix in which a stock change committed while an order waits for a product's row lock goes
-both ways. Used by tests/live/test_concurrency.py and bench/concurrency_figures.py. Every
-thread stops at a deadline; 127.0.0.1 only.
+Orders commit stock while cancels (and failed or expired payments) release it on the same rows,
+shipments take on_hand and committed together and counts reset on_hand, the mix in which a
+change committed while another waits for a product's row lock goes every way. Used by
+tests/live/test_concurrency.py and bench/concurrency_figures.py. Every thread stops at a
+deadline; 127.0.0.1 only.
 """
 
 import json
@@ -13,24 +15,30 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 
 from app import signing
 
 SECRET = "mixed-load-webhook-secret"
-ACTIONS = ("place", "cancel", "pay", "read")
-WEIGHTS = (5, 2, 2, 1)
+ACTIONS = ("place", "cancel", "pay", "ship", "count", "read")
+WEIGHTS = (5, 2, 2, 2, 1, 1)
 
 
 @dataclass
 class Tally:
-    """What the load saw: (action, status) counts and the bodies of any 5xx answers."""
+    """What the load saw: (action, status) counts, (action, problem code) counts of the 4xx
+    answers, the bodies of any 5xx answers, and the products the load made (id -> opening
+    on_hand)."""
 
     counts: Counter[tuple[str, int]] = field(default_factory=Counter)
+    codes: Counter[tuple[str, str]] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
+    products: dict[int, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, action: str, response: httpx.Response) -> None:
@@ -38,6 +46,11 @@ class Tally:
             self.counts[action, response.status_code] += 1
             if response.status_code >= 500:
                 self.server_errors.append(f"{action} {response.status_code} {response.text}")
+            elif response.status_code >= 400:
+                self.codes[action, response.json().get("code", "?")] += 1
+
+    def codes_of(self, action: str) -> set[str]:
+        return {code for (a, code), _ in self.codes.items() if a == action}
 
     def by_action(self) -> dict[str, dict[int, int]]:
         table: dict[str, dict[int, int]] = {}
@@ -68,6 +81,24 @@ def _payment(client: httpx.Client, order: dict, secret: str) -> httpx.Response:
     )
 
 
+def _shipment(client: httpx.Client, order: Mapping, chance: random.Random) -> httpx.Response:
+    """Every unit that remains (half the time), or one unit of one line."""
+    body: dict = {"carrier": "UPS", "tracking_number": f"1Z{uuid.uuid4().hex[:16].upper()}"}
+    if chance.random() < 0.5:
+        body["items"] = [{"product_id": chance.choice(order["items"])["product_id"], "quantity": 1}]
+    return client.post(f"/orders/{order['id']}/shipments", json=body)
+
+
+def _count(client: httpx.Client, product_id: int) -> httpx.Response:
+    """A stocktake of one product: the shelf as the product showed it, counted then."""
+    shown = client.get(f"/products/{product_id}")
+    counted_at = datetime.now(UTC).isoformat()
+    return client.post(
+        f"/products/{product_id}/stock-counts",
+        json={"on_hand": shown.json()["on_hand"], "counted_at": counted_at, "reference": "mix"},
+    )
+
+
 def run(
     base_url: str,
     *,
@@ -79,7 +110,7 @@ def run(
     headers: dict[str, str] | None = None,
 ) -> Tally:
     """Create `products` products of `stock` each, then run the mix from `threads` threads
-    for `seconds`; returns what was answered."""
+    for `seconds`; returns what was answered (and the products, in `Tally.products`)."""
     with httpx.Client(base_url=base_url, timeout=30, headers=headers) as client:
         ids = []
         for _ in range(products):
@@ -87,8 +118,9 @@ def run(
             created = client.post("/products", json={**body, "stock": stock})
             assert created.status_code == 201, created.text
             ids.append(created.json()["id"])
-    tally, placed_lock = Tally(), threading.Lock()
+    tally, placed_lock = Tally(products=dict.fromkeys(ids, stock)), threading.Lock()
     placed: list[dict] = []
+    paid: list[dict] = []  # payments answered 200 (a failed one cancels: its shipment is a 409)
     deadline = time.monotonic() + seconds
 
     def one_thread(seed: int) -> None:
@@ -109,7 +141,17 @@ def run(
                 elif action == "cancel":
                     tally.add("cancel", client.delete(f"/orders/{order['id']}"))
                 elif action == "pay":
-                    tally.add("pay", _payment(client, order, secret))
+                    paid_now = _payment(client, order, secret)
+                    tally.add("pay", paid_now)
+                    if paid_now.status_code == 200:
+                        with placed_lock:
+                            paid.append(order)
+                elif action == "ship":
+                    with placed_lock:  # a paid order if there is one: most ship then
+                        order = chance.choice(paid) if paid else order
+                    tally.add("ship", _shipment(client, order, chance))
+                elif action == "count":
+                    tally.add("count", _count(client, chance.choice(ids)))
                 else:
                     tally.add("read", client.get(f"/orders/{order['id']}"))
 

@@ -4,6 +4,7 @@ import orjson
 import pytest
 
 from app import products
+from app.core import etags
 from app.core.errors import ApiError
 from app.schemas import ProductUpdate
 from tests.support.factories import Db, make_order, make_product, product_row
@@ -65,7 +66,7 @@ def test_update_to_a_taken_sku_is_a_conflict_and_changes_nothing(db: Db):
 
 def test_update_with_stale_etag_is_refused_and_changes_nothing(db: Db):
     mug = make_product(db, name="Mug")
-    stale = products.etag(mug)
+    stale = etags.etag(mug)
     db.write(products.update_product, mug.id, ProductUpdate(name="Big mug"))
 
     with pytest.raises(ApiError) as raised:
@@ -78,7 +79,7 @@ def test_update_with_stale_etag_is_refused_and_changes_nothing(db: Db):
 def test_update_with_current_etag_or_star_applies(db: Db):
     mug = make_product(db, name="Mug")
     renamed = db.write(
-        products.update_product, mug.id, ProductUpdate(name="A"), f'"nope", {products.etag(mug)}'
+        products.update_product, mug.id, ProductUpdate(name="A"), f'"nope", {etags.etag(mug)}'
     )["name"]
     again = db.write(products.update_product, mug.id, ProductUpdate(name="B"), "*")["name"]
     assert (renamed, again) == ("A", "B")

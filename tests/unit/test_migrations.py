@@ -703,3 +703,168 @@ def test_the_catalog_revision_keeps_products_and_events_and_allows_product_event
     assert len(after["event_deliveries"]) == 1
     assert thresholds == [None]
     assert unknown_type_refused
+
+
+def test_subscriptions_at_0013_upgrade_unchanged_with_one_secret_and_no_failing_clock(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0014 on subscriptions, events and deliveries in use: every row keeps every
+    value a client saw; each subscription signs with its one secret, has no failing clock, and
+    is enabled or not as before; the outbox takes `subscription.disabled` and still refuses an
+    unknown type; the deliveries still reference their events and subscriptions."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    at = "2026-12-01 10:00:00"
+    seen = {
+        "event_subscriptions": "id, url, types, description, enabled, secret, created_at",
+        "events": "seq, id, type, txid, created_at, actor, data",
+        "event_deliveries": "id, event_seq, subscription_id, attempt, status, response_status,"
+        " error, duration_ms, next_attempt_at",
+    }
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0013")
+            run = lambda sql, **p: connection.execute(text(sql), {"at": at, **p})  # noqa: E731
+            for n, on in enumerate((True, False), start=1):
+                run(
+                    "INSERT INTO event_subscriptions (url, types, description, enabled, secret,"
+                    " created_at) VALUES (:url, '[\"order.paid\"]', 'erp', :on, :secret, :at)",
+                    url=f"https://shop.example/hooks/{n}",
+                    on=on,
+                    secret=f"whsec_c2VjcmV0{n}",
+                )
+            for n, kind in enumerate(("order.created", "order.paid"), start=1):
+                run(
+                    "INSERT INTO events (id, type, txid, created_at, data, actor)"
+                    " VALUES (:id, :kind, 0, :at, '{\"n\": 1}', 'shop')",
+                    id=f"evt_{n}",
+                    kind=kind,
+                )
+            for status, response in (("failed", 500), ("delivered", 200)):
+                run(
+                    "INSERT INTO event_deliveries (event_seq, subscription_id, attempt, status,"
+                    " response_status, error, duration_ms, created_at, next_attempt_at)"
+                    " VALUES (:seq, 1, 3, :status, :response, NULL, 12, :at, NULL)",
+                    seq=1 if status == "failed" else 2,
+                    status=status,
+                    response=response,
+                )
+            read = lambda: {  # noqa: E731
+                table: connection.execute(text(f"SELECT {columns} FROM {table} ORDER BY 1")).all()
+                for table, columns in seen.items()
+            }
+            before = read()
+            upgrade(connection)
+            after = read()
+            added = connection.execute(
+                text(
+                    "SELECT previous_secret, previous_secret_expires_at, failing_since"
+                    " FROM event_subscriptions ORDER BY id"
+                )
+            ).all()
+            run(
+                "INSERT INTO events (id, type, txid, created_at, data)"
+                " VALUES ('evt_3', 'subscription.disabled', 0, :at, '{}')"
+            )
+            try:
+                with connection.begin_nested():
+                    run(
+                        "INSERT INTO events (id, type, txid, created_at, data)"
+                        " VALUES ('evt_4', 'no.such.type', 0, :at, '{}')"
+                    )
+                unknown_refused = False
+            except IntegrityError:
+                unknown_refused = True
+            run("DELETE FROM event_subscriptions WHERE id = 1")
+            left = connection.scalar(text("SELECT count(*) FROM event_deliveries"))
+        engine.dispose()
+
+    assert after == before and len(after["event_deliveries"]) == 2
+    assert [tuple(row) for row in added] == [(None, None, None), (None, None, None)]
+    assert unknown_refused
+    assert left == 0  # deliveries still go with their subscription
+
+
+def test_the_sort_indexes_arrive_on_a_catalog_in_use_and_every_list_reads_as_before(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0016 on a database at 0015 with live and archived products and orders (made by
+    the service's own rules): every row is kept as it was, each sort's index exists (products'
+    over live ones only, `available` on its expression), the lists sort and page by cursor on
+    them, and it downgrades back to 0015 and up again."""
+    import orjson
+    from sqlalchemy import text
+
+    from app import orders, products
+    from app.db.connect import create_database
+    from app.schemas import OrderCreate, ProductCreate
+    from tests.support.factories import Db
+
+    rows_sql = ("SELECT * FROM products ORDER BY id", "SELECT * FROM orders ORDER BY id")
+    with database_url(db_kind, tmp_path) as url:
+        settings = Settings(_env_file=None, database_url=url)
+        engine = create_db_engine(settings)
+        with engine.begin() as connection:
+            upgrade(connection, "0015")
+        db = Db(create_database(settings))
+        made = [
+            db.write(
+                products.create_product,
+                ProductCreate.model_validate(
+                    {"sku": f"P-{n}", "name": name, "price": price, "stock": stock}
+                ),
+            )
+            for n, (name, price, stock) in enumerate(
+                [("pear", "3.00", 5), ("apple", "1.00", 9), ("fig", "3.00", 7)]
+            )
+        ]
+        for product, quantity in ((made[0], 1), (made[1], 2), (made[0], 3)):
+            request = {"product_id": product["id"], "quantity": quantity}
+            db.write(orders.place_order, OrderCreate.model_validate(request))
+        db.write(products.archive_product, made[2]["id"])
+        db.close()
+        with engine.begin() as connection:
+            before = [connection.execute(text(sql)).all() for sql in rows_sql]
+            upgrade(connection)
+            after = [connection.execute(text(sql)).all() for sql in rows_sql]
+            indexes = {
+                table: {index["name"] for index in inspect(connection).get_indexes(table)}
+                for table in ("products", "orders")
+            }
+        db = Db(create_database(settings))
+        by_price_sort = products.SORTING["-price"]
+        by_price = db.read(products.list_products, limit=1, sort=by_price_sort)
+        cheaper = db.read(
+            products.list_products, limit=5, after=by_price["next"], sort=by_price_sort
+        )
+        fewest = db.read(products.list_products, limit=5, sort=products.SORTING["available"])
+        by_total = db.read(orders.list_orders, limit=5, sort=orders.SORTING["-total"])["items"]
+        db.close()
+        with engine.begin() as connection:
+            config = upgrade(connection)
+            command.downgrade(config, "0015")
+            back = {index["name"] for index in inspect(connection).get_indexes("orders")}
+            upgrade(connection)
+        engine.dispose()
+
+    assert after == before
+    sorted_indexes = {"name", "price", "updated_at"} | (
+        {"available"} if db_kind == "postgresql" else set()  # SQLite reflects no expression
+    )
+    assert {f"ix_products_live_{key}_id" for key in sorted_indexes} <= indexes["products"]
+    assert {
+        "ix_orders_created_at_id",
+        "ix_orders_status_created_at_id",
+        "ix_orders_total_cents_id",
+        "ix_orders_updated_at_id",
+    } <= indexes["orders"]
+    assert not {"ix_orders_created_at", "ix_orders_status_id"} & indexes["orders"]
+    assert {"ix_orders_created_at", "ix_orders_status_id"} <= back
+    pear, apple = made[0]["id"], made[1]["id"]
+    listed = orjson.loads(orjson.dumps(by_price["items"] + cheaper["items"]))
+    assert [p["id"] for p in listed] == [pear, apple]
+    # available: pear 5 - 4 = 1, apple 9 - 2 = 7
+    assert [p["id"] for p in orjson.loads(orjson.dumps(fewest["items"]))] == [pear, apple]
+    assert [o["total"] for o in by_total] == ["9.00", "3.00", "2.00"]

@@ -291,7 +291,7 @@ def test_on_postgresql_a_page_of_orders_looks_its_orders_and_lines_up_by_key(db:
     )
     db.execute("ANALYZE")
     offset, cursor, by_status = (
-        generic_plan(db, orders._list_sql(*shape, False, False, False))
+        generic_plan(db, orders._list_sql(*shape, False, False, orders.DEFAULT_SORT))
         for shape in ((False, False, False), (False, False, True), (True, False, True))
     )
 

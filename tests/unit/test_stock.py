@@ -205,3 +205,26 @@ def test_ledger_violations_of_one_product():
     assert ledger.ledger_violations(_ledger_row(5, 2, (5, 2), (5, 2), 3)) == [
         "product 1: committed 2 but its orders hold 3 units"
     ]
+
+
+def test_audit_names_an_order_whose_refunded_amount_is_not_the_sum_of_its_refunds(run):
+    pid = _product(run, 5)
+
+    async def place_and_tamper(conn: Connection) -> int:
+        order = await orders.place_order(
+            conn, OrderCreate.model_validate({"product_id": pid, "quantity": 1})
+        )
+        await conn.execute(
+            Sql(
+                "UPDATE orders SET amount_paid_cents = total_cents, amount_refunded_cents = 1 "
+                "WHERE id = :id"
+            ),
+            {"id": order["id"]},
+        )
+        return int(order["id"])
+
+    order_id = run(place_and_tamper)
+
+    assert run(ledger.audit).violations == [
+        f"order {order_id}: amount_refunded 1 cents but its refunds sum to 0"
+    ]
