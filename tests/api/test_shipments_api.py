@@ -547,6 +547,11 @@ def test_shipments_list_oldest_first_by_offset_and_cursor_and_read_one(client):
 
     one = client.get(f"/orders/{order['id']}/shipments/{made[2]['id']}")
     assert one.status_code == 200 and one.json() == made[2]
+    etag = one.headers["etag"]
+    cached = client.get(
+        f"/orders/{order['id']}/shipments/{made[2]['id']}", headers={"If-None-Match": etag}
+    )
+    assert (cached.status_code, cached.headers["etag"], cached.content) == (304, etag, b"")
     slash = client.get(f"/orders/{order['id']}/shipments/")
     assert slash.status_code == 200 and slash.json()["total"] == 5
     head = client.head(f"/orders/{order['id']}/shipments/{made[2]['id']}")
