@@ -212,9 +212,42 @@ fi
 call 200 GET "/orders/$ORDER"
 expect status PAID
 
-echo; echo "== Shipping and cancelling"
+echo; echo "== Shipments: goods leave the shelf"
+# PARTIALLY_SHIPPED is reached by shipping part of an order, never set by a status move.
+call 409 PATCH "/orders/$ORDER" '{"status": "PARTIALLY_SHIPPED"}'
+expect code invalid_status_transition
+# Part of the order first, with tracking: on_hand and committed fall together, available stays.
+call 201 POST "/orders/$ORDER/shipments" "{\"items\": [{\"product_id\": $MUG, \"quantity\": 1}], \"carrier\": \"UPS\", \"tracking_number\": \"1Z$RUN\", \"tracking_url\": \"https://www.ups.com/track?tracknum=1Z$RUN\"}" -H "Idempotency-Key: ship-$RUN"
+SHIPMENT=$(field id)
+expect carrier UPS
+call 200 GET "/orders/$ORDER"
+expect status PARTIALLY_SHIPPED
+call 200 GET "/products/$MUG"
+expect on_hand 9
+expect committed 1
+expect available 8
+call 409 POST "/orders/$ORDER/shipments" "{\"items\": [{\"product_id\": $MUG, \"quantity\": 2}]}"
+expect code exceeds_remaining
+expect remaining 1
+call 422 POST "/orders/$ORDER/shipments" '{"tracking_url": "http://tracking.example/1"}'
+expect code validation_error
+# Then everything that remains (no items).
+call 201 POST "/orders/$ORDER/shipments" '{"carrier": "UPS"}'
+call 200 GET "/orders/$ORDER"
+expect status SHIPPED
+call 200 GET "/orders/$ORDER/shipments"
+expect total 2
+call 200 GET "/orders/$ORDER/shipments/$SHIPMENT"
+expect id "$SHIPMENT"
+call 200 GET "/products/$MUG"
+expect on_hand 8
+expect committed 0
+expect stock 8
+# Clients of earlier versions ship with a status move: the rest of the order (here, nothing).
 call 200 PUT "/orders/$ORDER" '{"status": "SHIPPED"}'
 expect status SHIPPED
+
+echo; echo "== Cancelling"
 call 409 PATCH "/orders/$ORDER" '{"status": "PENDING"}'
 expect code invalid_status_transition
 call 201 POST /orders "{\"product_id\": $MUG, \"quantity\": 3}"
@@ -247,9 +280,31 @@ expect available 20
 call 422 POST "/products/$MUG/stock-adjustments" '{"delta": 0, "reason": "received"}'
 expect code validation_error
 call 200 GET "/products/$MUG/stock-movements?limit=2"
-expect total 5
+expect total 7
 call 200 GET "/products/$MUG/stock-movements/$MOVEMENT"
 expect stock_after 20
+
+echo; echo "== Stock counts: a stocktake, and the movements by reason"
+COUNT="{\"on_hand\": 19, \"reference\": \"STK-$RUN\", \"note\": \"Aisle 4\"}"
+call 201 POST "/products/$MUG/stock-counts" "$COUNT" -H "Idempotency-Key: count-$RUN"
+expect reason counted
+expect on_hand_delta -1
+expect on_hand_after 19
+call 201 POST "/products/$MUG/stock-counts" "$COUNT" -H "Idempotency-Key: count-$RUN" -D "$tmp/headers"
+grep -qi '^idempotent-replayed: true' "$tmp/headers" || fail "the retried count was not answered as a replay"
+# A count that finds what the ledger says is recorded too: the shelf was counted.
+call 201 POST "/products/$MUG/stock-counts" '{"on_hand": 19}'
+expect on_hand_delta 0
+call 422 POST "/products/$MUG/stock-counts" '{"on_hand": 19, "counted_at": "2999-01-01T00:00:00Z"}'
+expect code validation_error
+call 200 GET "/products/$MUG"
+expect stock 19
+call 200 GET "/products/$MUG/stock-movements?reason=shipped"
+expect total 2
+call 200 GET "/products/$MUG/stock-movements?reason=counted&reason=received"
+expect total 3
+call 422 GET "/products/$MUG/stock-movements?reason=restocked"
+expect code validation_error
 SINCE=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v-1H +%Y-%m-%dT%H:%M:%SZ)
 call 200 GET "/orders?product_id=$MUG&created_after=$SINCE"
 expect total 2

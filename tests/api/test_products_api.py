@@ -213,3 +213,118 @@ def test_q_is_case_insensitive_beyond_ascii(client, name: str, q: str):
 
     assert [p["id"] for p in found["items"]] == [wanted["id"]] and found["total"] == 1
     assert [p["id"] for p in by_cursor["items"]] == [wanted["id"]]
+
+
+# ------------------------------------------------------------------ the three quantities
+
+
+def _pay(client: TestClient, product_id: int, quantity: int) -> dict:
+    order = client.post("/orders", json={"product_id": product_id, "quantity": quantity})
+    assert order.status_code == 201, order.text
+    return order.json()
+
+
+def _quantities(body: dict) -> tuple[int, int, int, int]:
+    return body["on_hand"], body["committed"], body["available"], body["stock"]
+
+
+@pytest.mark.parametrize("field", ["on_hand", "stock"])
+def test_create_with_on_hand_or_stock_opens_on_hand(client, db: Db, field):
+    body = product_body()
+    del body["stock"]
+    body[field] = 7
+
+    response = client.post("/products", json=body)
+
+    assert response.status_code == 201, response.text
+    assert _quantities(response.json()) == (7, 0, 7, 7)
+    assert (product_row(db, response.json()["id"]).on_hand) == 7
+    (initial,) = client.get(f"/products/{response.json()['id']}/stock-movements").json()["items"]
+    assert (initial["reason"], initial["on_hand_delta"], initial["committed_delta"]) == (
+        "initial",
+        7,
+        0,
+    )
+
+
+def test_a_product_shows_on_hand_committed_and_available(client):
+    product = create(client, stock=10)
+    _pay(client, product["id"], 3)
+
+    shown = client.get(f"/products/{product['id']}").json()
+
+    assert _quantities(shown) == (10, 3, 7, 7)
+    listed = client.get("/products", params={"sku": product["sku"]}).json()["items"]
+    assert listed == [shown]
+
+
+def test_patch_stock_sets_available_and_on_hand_sets_on_hand(client, db: Db):
+    product = create(client, stock=10)
+    _pay(client, product["id"], 3)
+
+    by_stock = client.patch(f"/products/{product['id']}", json={"stock": 20})
+
+    assert by_stock.status_code == 200, by_stock.text
+    assert _quantities(by_stock.json()) == (23, 3, 20, 20)  # on_hand = stock + committed
+    by_on_hand = client.patch(f"/products/{product['id']}", json={"on_hand": 5})
+    assert by_on_hand.status_code == 200, by_on_hand.text
+    assert _quantities(by_on_hand.json()) == (5, 3, 2, 2)
+    put = client.put(f"/products/{product['id']}", json={"on_hand": 2})
+    assert _quantities(put.json()) == (2, 3, -1, -1)  # a set may find fewer than promised
+    sets = client.get(
+        f"/products/{product['id']}/stock-movements", params={"reason": "stock_set"}
+    ).json()["items"]
+    assert [(m["on_hand_delta"], m["committed_delta"], m["on_hand_after"]) for m in sets] == [
+        (-3, 0, 2),
+        (-18, 0, 5),
+        (13, 0, 23),
+    ]
+    stored = product_row(db, product["id"])
+    assert (stored.on_hand, stored.committed) == (2, 3)
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch"])
+def test_stock_and_on_hand_together_is_422(client, method):
+    product = create(client, stock=4)
+    if method == "post":
+        response = client.post("/products", json=product_body(stock=3, on_hand=3))
+    else:
+        response = client.request(
+            method.upper(), f"/products/{product['id']}", json={"stock": 3, "on_hand": 3}
+        )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+    assert _quantities(client.get(f"/products/{product['id']}").json()) == (4, 0, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"on_hand": -1},
+        {"on_hand": 2_147_483_648},
+        {"on_hand": None},
+        {"committed": 1},
+        {"available": 3},
+    ],
+)
+def test_bad_quantities_are_422(client, body):
+    product = create(client, stock=4)
+    response = client.patch(f"/products/{product['id']}", json=body)
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
+def test_in_stock_false_lists_products_with_available_at_or_below_zero(client):
+    plenty = create(client, stock=5)
+    promised = create(client, stock=2)
+    _pay(client, promised["id"], 2)  # on_hand 2, available 0
+    short = create(client, stock=3)
+    _pay(client, short["id"], 3)
+    client.post(f"/products/{short['id']}/stock-adjustments", json={"delta": -2, "reason": "lost"})
+    empty = create(client, stock=0)
+
+    out = {p["id"] for p in client.get("/products", params={"in_stock": "false"}).json()["items"]}
+    in_ = {p["id"] for p in client.get("/products", params={"in_stock": "true"}).json()["items"]}
+
+    assert out == {promised["id"], short["id"], empty["id"]}
+    assert in_ == {plenty["id"]}
+    assert client.get(f"/products/{short['id']}").json()["available"] == -2

@@ -299,3 +299,63 @@ def test_a_movement_is_read_only_under_its_own_product(client):
     )
     wrong = client.get(f"/products/{other['id']}/stock-movements/{movement['id']}")
     assert (wrong.status_code, wrong.json()["code"]) == (404, "not_found")
+
+
+# ------------------------------------------------------------------ the reason filter
+
+
+def test_movements_filter_by_one_or_several_reasons(client):
+    pid = new_product(client, stock=10)["id"]
+    order = client.post("/orders", json={"product_id": pid, "quantity": 3}).json()
+    adjust(client, pid, 5)
+    adjust(client, pid, -1, "damaged")
+    client.delete(f"/orders/{order['id']}")
+
+    received = movements(client, pid, reason="received")
+    both = client.get(
+        f"/products/{pid}/stock-movements",
+        params=[("reason", "order_placed"), ("reason", "damaged")],
+    ).json()
+    none = movements(client, pid, reason="shipped")
+
+    assert [(m["reason"], m["delta"]) for m in received["items"]] == [("received", 5)]
+    assert received["total"] == 1
+    assert [(m["reason"], m["delta"]) for m in both["items"]] == [
+        ("damaged", -1),
+        ("order_placed", -3),
+    ]
+    assert both["total"] == 2
+    assert (none["items"], none["total"]) == ([], 0)
+    # delta and stock_after keep their meaning: the change of available, and available after.
+    placed = both["items"][1]
+    assert (placed["on_hand_delta"], placed["committed_delta"], placed["delta"]) == (0, 3, -3)
+    assert (placed["on_hand_after"], placed["committed_after"], placed["stock_after"]) == (10, 3, 7)
+
+
+def test_the_reason_filter_pages_by_offset_and_by_cursor(client):
+    pid = new_product(client, stock=1)["id"]
+    for n in range(1, 6):
+        adjust(client, pid, n)
+        adjust(client, pid, -1, "damaged")
+    everything = [m["id"] for m in movements(client, pid, reason="received", limit=100)["items"]]
+    assert len(everything) == 5
+
+    by_offset = movements(client, pid, reason="received", limit=2, offset=2)
+    assert [m["id"] for m in by_offset["items"]] == everything[2:4]
+    assert by_offset["total"] == 5
+    seen, page = [], movements(client, pid, reason="received", limit=2)
+    while True:
+        seen += [m["id"] for m in page["items"]]
+        assert all(m["reason"] == "received" for m in page["items"])
+        if page["next"] is None:
+            break
+        page = movements(client, pid, reason="received", limit=2, after=page["next"])
+    assert seen == everything
+
+
+@pytest.mark.parametrize("reason", ["restocked", "RECEIVED", "", "stock"])
+def test_an_unknown_reason_is_422(client, reason):
+    pid = new_product(client)["id"]
+    response = client.get(f"/products/{pid}/stock-movements", params={"reason": reason})
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+    assert response.json()["errors"][0]["loc"][:2] == ["query", "reason"]

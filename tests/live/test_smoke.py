@@ -264,9 +264,50 @@ def pay_by_stripe(s: Smoke) -> None:
 
 
 def ship_order(s: Smoke) -> None:
-    order_id = s.state["order"]["id"]
+    """A partial shipment with tracking, then the rest: on_hand and committed fall together."""
+    order_id, product_id = s.state["order"]["id"], s.state["product"]["id"]
+    path = f"/orders/{order_id}/shipments"
+    part = {
+        "items": [{"product_id": product_id, "quantity": 1}],
+        "carrier": "UPS",
+        "tracking_number": f"1Z{s.run}",
+        "tracking_url": f"https://www.ups.com/track?tracknum=1Z{s.run}",
+    }
+    key = {"Idempotency-Key": f"ship-{s.run}"}
+    response = s.call(201, "POST", path, json=part, headers=key)
+    first = response.json()
+    assert response.headers["location"] == f"{path}/{first['id']}", response.headers
+    assert first["items"] == [
+        {"product_id": product_id, "sku": s.state["product"]["sku"], "quantity": 1}
+    ], first
+    replay = s.call(201, "POST", path, json=part, headers=key)
+    assert replay.headers.get("idempotent-replayed") == "true" and replay.json() == first
+    order = s.call(200, "GET", f"/orders/{order_id}").json()
+    assert order["status"] == "PARTIALLY_SHIPPED", order
+    assert order["items"][0]["quantity_shipped"] == 1, order
+    product = s.call(200, "GET", f"/products/{product_id}").json()
+    assert (product["on_hand"], product["committed"], product["available"]) == (9, 2, 7), product
+    s.call(
+        409,
+        "POST",
+        path,
+        "exceeds_remaining",
+        json={**part, "items": [{"product_id": product_id, "quantity": 3}]},
+    )
+    s.call(422, "POST", path, "validation_error", json={"tracking_url": "http://insecure"})
+    rest = s.call(201, "POST", path, json={"carrier": "UPS"}).json()
+    assert rest["items"][0]["quantity"] == 2, rest
+    order = s.call(200, "GET", f"/orders/{order_id}").json()
+    assert order["status"] == "SHIPPED" and order["items"][0]["quantity_shipped"] == 3, order
+    product = s.call(200, "GET", f"/products/{product_id}").json()
+    assert (product["on_hand"], product["committed"], product["available"]) == (7, 0, 7), product
+    listed = s.call(200, "GET", path).json()
+    assert [x["id"] for x in listed["items"]] == [first["id"], rest["id"]], listed
+    assert s.call(200, "GET", f"{path}/{first['id']}").json() == first
+    # As earlier clients ship: the status it has already, a no-op.
     shipped = s.call(200, "PUT", f"/orders/{order_id}", json={"status": "SHIPPED"}).json()
     assert shipped["status"] == "SHIPPED", shipped
+    s.state["shipments"] = [first["id"], rest["id"]]
 
 
 def cancel_restocks(s: Smoke) -> None:
@@ -298,6 +339,46 @@ def restock_with_adjustment(s: Smoke) -> None:
     assert history["items"][0] == movement, history
     # The ledger adds up: stock is the sum of the movements, the newest one holds it.
     assert sum(m["delta"] for m in history["items"]) == 12, history
+
+
+def count_the_shelf(s: Smoke) -> None:
+    """A stocktake: a count that agrees is recorded (both deltas 0); one that finds a unit
+    missing corrects on_hand by just that."""
+    product_id = s.state["product"]["id"]
+    path = f"/products/{product_id}/stock-counts"
+    agrees = s.call(201, "POST", path, json={"on_hand": 12, "reference": f"STK-{s.run}"}).json()
+    assert (agrees["reason"], agrees["on_hand_delta"], agrees["committed_delta"]) == (
+        "counted",
+        0,
+        0,
+    ), agrees
+    key = {"Idempotency-Key": f"count-{s.run}"}
+    short = s.call(201, "POST", path, json={"on_hand": 11}, headers=key).json()
+    assert (short["on_hand_delta"], short["on_hand_after"], short["stock_after"]) == (-1, 11, 11)
+    replay = s.call(201, "POST", path, json={"on_hand": 11}, headers=key)
+    assert replay.headers.get("idempotent-replayed") == "true" and replay.json() == short
+    assert s.stock(product_id) == 11
+    s.call(
+        422,
+        "POST",
+        path,
+        "validation_error",
+        json={"on_hand": 11, "counted_at": "2999-01-01T00:00:00Z"},
+    )
+
+
+def movements_by_reason(s: Smoke) -> None:
+    product_id = s.state["product"]["id"]
+    path = f"/products/{product_id}/stock-movements"
+    shipped = s.call(200, "GET", path, params={"reason": "shipped"}).json()
+    assert [m["shipment_id"] for m in shipped["items"]] == s.state["shipments"][::-1], shipped
+    assert all(m["on_hand_delta"] == m["committed_delta"] < 0 for m in shipped["items"]), shipped
+    both = s.call(200, "GET", path, params=[("reason", "counted"), ("reason", "received")]).json()
+    assert [m["reason"] for m in both["items"]] == ["counted", "counted", "received"], both
+    s.call(422, "GET", path, "validation_error", params={"reason": "restocked"})
+    history = s.call(200, "GET", path, params={"limit": 100}).json()["items"]
+    assert sum(m["on_hand_delta"] for m in history) == history[0]["on_hand_after"] == 11
+    assert sum(m["committed_delta"] for m in history) == history[0]["committed_after"] == 0
 
 
 def export_and_import_the_catalog(s: Smoke) -> None:
@@ -432,6 +513,8 @@ HAPPY_PATH = [
     ship_order,
     cancel_restocks,
     restock_with_adjustment,
+    count_the_shelf,
+    movements_by_reason,
     export_and_import_the_catalog,
     manage_a_subscription,
     orders_filtered_by_creation_time,
