@@ -400,7 +400,7 @@ call 415 POST /products/import "" -H 'Content-Type: application/json' --data-bin
 expect code unsupported_media_type
 
 echo; echo "== An order as a storefront places it: charges, its own id, the customer, metadata"
-call 201 POST /products "{\"sku\": \"CURL-$RUN-CAP\", \"name\": \"Curl cap $RUN\", \"price\": \"20.00\", \"on_hand\": 5}"
+call 201 POST /products "{\"sku\": \"CURL-$RUN-HAT\", \"name\": \"Curl hat $RUN\", \"price\": \"20.00\", \"on_hand\": 5}"
 CAP=$(field id)
 SHOP_ORDER_BODY="{\"items\": [{\"product_id\": $CAP, \"quantity\": 2}], \"charges\": [{\"kind\": \"shipping\", \"amount\": \"4.99\", \"label\": \"Standard\"}, {\"kind\": \"tax\", \"amount\": \"3.20\"}, {\"kind\": \"discount\", \"amount\": \"5.00\", \"label\": \"WELCOME5\"}], \"external_id\": \"shop-$RUN\", \"customer\": {\"email\": \"ada-$RUN@example.com\", \"name\": \"Ada Lovelace\"}, \"metadata\": {\"channel\": \"web\", \"cart\": \"c-$RUN\"}}"
 call 201 POST /orders "$SHOP_ORDER_BODY"
