@@ -18,7 +18,13 @@ from app.core.currencies import require_shop_currency, shop_currency
 from app.core.errors import ApiError
 from app.core.formats import rfc3339, utcnow
 from app.core.logs import business_event
-from app.db.base import Connection, Sql, money_text_sql, one_statement_on_postgresql
+from app.db.base import (
+    Connection,
+    NeedsTransaction,
+    Sql,
+    money_text_sql,
+    one_statement_on_postgresql,
+)
 from app.db.views import (
     SHOP_CURRENCY_PARAMETER,
     Column,
@@ -451,7 +457,7 @@ class _OnSQLite:
         "sqlite",
         "UPDATE products SET committed = committed + :quantity, updated_at = :now "
         "WHERE id = :product_id AND archived_at IS NULL AND on_hand - committed >= :quantity "
-        "RETURNING sku, name, price_cents, on_hand, committed",
+        "RETURNING sku, name, price_cents, on_hand, committed, low_stock_threshold",
     )
     INSERT_ORDER = Sql.only(
         "sqlite",
@@ -591,6 +597,10 @@ class _OnPostgreSQL:
     # order, its lines, their ledger movements and the event; otherwise it changes nothing. It
     # returns the lines taken, or each line's product and stock as locked, for the caller to
     # say which line was refused.
+    # Stock events: run alone, it serves only orders whose lines cross no threshold (`crosses`),
+    # the common case; for one that would cross, `place` raises NeedsTransaction and the seam
+    # runs it again in a transaction, where ledger.report_crossings records the events
+    # (bench/README.md "Stock events and the one-statement order").
     # Products are found by their key whatever the plan's guess of the lines: the prepared plan
     # is generic and guesses ten, and on a small catalog PostgreSQL then read every product
     # twice (a hash join in `locked` and in `taken`) rather than look ten up. The lateral lock
@@ -611,14 +621,23 @@ WITH wanted AS (
     FROM unnest(:product_ids::int[], :quantities::bigint[])
         WITH ORDINALITY AS w(product_id, quantity, position)
 ), locked AS (
-    SELECT p.id, p.committed, p.on_hand - p.committed >= w.quantity AS served
+    SELECT p.id, p.committed, p.on_hand - p.committed >= w.quantity AS served,
+        -- Stock events: whether this line's take crosses zero or the product's threshold
+        -- (app/ledger.py `crossings`, kept in step by tests/unit/test_stock_events.py).
+        (p.on_hand - p.committed > 0 AND p.on_hand - p.committed - w.quantity <= 0)
+        OR (p.on_hand - p.committed >= p.low_stock_threshold
+            AND p.on_hand - p.committed - w.quantity < p.low_stock_threshold) AS crosses
     FROM (SELECT product_id, quantity FROM wanted ORDER BY product_id) w
     CROSS JOIN LATERAL (
-        SELECT id, on_hand, committed FROM products
+        SELECT id, on_hand, committed, low_stock_threshold FROM products
         WHERE id = w.product_id AND archived_at IS NULL FOR UPDATE
     ) p
 ), enough AS (
-    SELECT count(*) FILTER (WHERE served) = :line_count AS ok FROM locked
+    -- Stock events: alone (no transaction) the statement serves only orders that cross no
+    -- threshold; `place` reruns a crossing one in a transaction, which records the events.
+    SELECT count(*) FILTER (WHERE served) = :line_count
+        AND (CAST(:crossing_allowed AS boolean) OR NOT coalesce(bool_or(crosses), false)) AS ok
+    FROM locked
 ), taken AS (
     UPDATE products p SET committed = l.committed + w.quantity, updated_at = :now
     FROM wanted w JOIN locked l ON l.id = w.product_id
@@ -668,7 +687,13 @@ ORDER BY position
         "INSERT INTO stock_movements (product_id, reason, on_hand_delta, committed_delta, "
         "on_hand_after, committed_after, order_id, created_at, actor) "
         "SELECT id, CAST(:reason AS varchar), 0, -units, on_hand, committed, :order_id, :now, "
-        "CAST(:actor AS varchar) FROM released ORDER BY id",
+        "CAST(:actor AS varchar) FROM released ORDER BY id "
+        f"RETURNING {ledger.COLUMNS}",  # for their stock events (ledger.report_crossings)
+    )
+    # A placed order's movements, for the stock events of one placed in a transaction.
+    MOVEMENTS = Sql.only(
+        "postgresql",
+        f"SELECT {ledger.COLUMNS} FROM stock_movements WHERE order_id = :order_id ORDER BY id",
     )
     # The products of a batch of orders, locked in id order before any is restocked (`= ANY`
     # of their ids: by key, where `IN (subquery)` let the generic plan read every product).
@@ -688,6 +713,7 @@ ORDER BY position
                 "product_ids": [line.product_id for line in request.items],
                 "quantities": [line.quantity for line in request.items],
                 "line_count": len(request.items),
+                "crossing_allowed": conn.in_transaction,
                 "now": now,
                 "expires_at": expires_at,
                 "created_text": rfc3339(now),
@@ -699,8 +725,15 @@ ORDER BY position
         if rows and rows[0]["order_id"] is not None:
             order_id, total = int(rows[0]["order_id"]), int(rows[0]["total_cents"])
             outbox.recorded()  # the statement recorded it
+            if conn.in_transaction:  # it may have crossed a threshold: its stock events
+                for movement in await conn.fetch_all(cls.MOVEMENTS, {"order_id": order_id}):
+                    await ledger.report_crossings(conn, movement)
             return _placed_view(order_id, total, rows, now, expires_at), total
         served = {row["product_id"] for row in rows}
+        if len(served) == len(request.items):
+            # Every line could be served, but one crosses a threshold: the statement alone
+            # records no stock event, so the seam runs this again in a transaction.
+            raise NeedsTransaction
         # The first line, in id order, that could not be served is the one the client hears of.
         refused = min(
             (line for line in request.items if line.product_id not in served),
@@ -714,7 +747,8 @@ ORDER BY position
         cls, conn: Connection, order_id: int, reason: SystemReason, now: datetime
     ) -> None:
         params = {"order_id": order_id, "reason": reason.value, "now": now}
-        await conn.execute(cls.RELEASE, {**params, "actor": current_actor()})
+        for movement in await conn.fetch_all(cls.RELEASE, {**params, "actor": current_actor()}):
+            await ledger.report_crossings(conn, movement)
 
     @classmethod
     async def lock_products_of(cls, conn: Connection, order_ids: list[int]) -> None:

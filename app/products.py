@@ -17,43 +17,12 @@ from app.core.currencies import shop_currency
 from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
 from app.db.base import Connection, Sql, UniqueViolation
-from app.db.views import SHOP_CURRENCY_PARAMETER, Column, Money, ShopCurrency, Time, View
+from app.db.views import SHOP_CURRENCY_PARAMETER
 from app.events import outbox
-from app.schemas import ProductCreate, ProductPublic, ProductUpdate
+from app.product_view import AVAILABLE, PRODUCT, product_view
+from app.product_view import columns as _columns
+from app.schemas import ProductCreate, ProductUpdate
 from app.tables import EventType, SystemReason
-
-# What new orders may take; `stock` to earlier clients. Derived, never stored.
-AVAILABLE = "on_hand - committed"
-
-# A product as the API shows it (ProductPublic): how each of its fields is made from the
-# products table, checked against the model at import (app/db/views.py). `product_view` builds
-# it from a row; on SQLite, `_VIEW_JSON` has the database write it as JSON text for a list.
-PRODUCT = View(
-    ProductPublic,
-    {
-        "id": Column("id"),
-        "sku": Column("sku"),
-        "name": Column("name"),
-        "description": Column("description"),
-        "price": Money("price_cents"),
-        "currency": ShopCurrency(),
-        "on_hand": Column("on_hand"),
-        "committed": Column("committed"),
-        "available": Column(AVAILABLE),
-        "stock": Column(AVAILABLE),
-        "low_stock_threshold": Column("low_stock_threshold"),
-        "created_at": Time("created_at"),
-        "updated_at": Time("updated_at"),
-    },
-)
-VIEW_FIELDS = PRODUCT.fields
-product_view = PRODUCT.of
-
-
-def _columns(dialect: str) -> str:
-    """A product's columns as `product_view` reads them: its times already as the API's text."""
-    return PRODUCT.select(dialect)
-
 
 # SQLite runs in this process, in C: JSON it writes costs less than a row dict, a view dict and
 # orjson per product, and a list's items reach the response as they are (orjson.Fragment;
@@ -189,7 +158,9 @@ _NAME_MATCHES = "<name matches>"  # stands for the engine's _FOLDED while a stat
 
 
 @functools.cache
-def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: bool) -> Sql:
+def _list_sql(
+    sku: bool, q: bool, in_stock: bool | None, low_stock: bool | None, after: bool, count: bool
+) -> Sql:
     """The list statement for one combination of filters, built once. An offset page carries
     its count in every row (`total`, a subquery run once): one round trip on PostgreSQL where
     it was two; only a page with no rows (past the end) needs the count on its own. With no
@@ -202,6 +173,9 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
         conditions.append(_NAME_MATCHES)
     if in_stock is not None:
         conditions.append(f"{AVAILABLE} > 0" if in_stock else f"{AVAILABLE} <= 0")
+    if low_stock is not None:
+        below = f"{AVAILABLE} < low_stock_threshold"  # false or null without a threshold
+        conditions.append(below if low_stock else f"NOT coalesce({below}, false)")
     counted = (
         f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}"
         if len(conditions) > 1
@@ -221,6 +195,17 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, after: bool, count: boo
     )
 
 
+_BELOW_THRESHOLD = Sql(
+    f"SELECT count(*) FROM products WHERE archived_at IS NULL AND {AVAILABLE} < low_stock_threshold"
+)
+
+
+async def count_below_threshold(conn: Connection) -> int:
+    """Live products whose `available` is below their `low_stock_threshold` (the /metrics
+    gauge, read at scrape time: right whichever worker answers)."""
+    return int(await conn.fetch_value(_BELOW_THRESHOLD))
+
+
 def _like_pattern(q: str) -> str:
     escaped = q.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
@@ -235,6 +220,7 @@ async def list_products(
     sku: str | None = None,
     q: str | None = None,
     in_stock: bool | None = None,
+    low_stock: bool | None = None,
 ) -> dict[str, Any]:
     """One page, ordered by id: by offset (with the total) or after a cursor (no count)."""
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset or 0, "sku": sku}
@@ -243,7 +229,7 @@ async def list_products(
         params["pattern"] = _like_pattern(q)
     if after is not None:
         params["after"] = cursors.decode_id(CURSOR_KIND, after)
-    shape = (sku is not None, bool(q), in_stock)
+    shape = (sku is not None, bool(q), in_stock, low_stock)
     rows = await conn.fetch_all(_list_sql(*shape, after is not None, False), params)
     total = None
     if after is None:

@@ -99,6 +99,13 @@ async def list_products(
     in_stock: Annotated[
         bool | None, Query(description="`true`: stock > 0; `false`: stock = 0.")
     ] = None,
+    low_stock: Annotated[
+        bool | None,
+        Query(
+            description="`true`: products with a `low_stock_threshold` and `available` below "
+            "it; `false`: the others."
+        ),
+    ] = None,
 ) -> Response:
     offset, after = paging(offset, after)
     database = database_of(request)
@@ -112,6 +119,7 @@ async def list_products(
         sku=sku,
         q=q,
         in_stock=in_stock,
+        low_stock=low_stock,
     )
     return json_response(page)
 
