@@ -41,6 +41,7 @@ def order_arguments() -> list[Any]:
         "product_ids": [random.randint(1, PRODUCTS)],
         "quantities": [1],
         "line_count": 1,
+        "crossing_allowed": False,  # run alone: serves only orders that cross no threshold
         "now": now,
         "expires_at": None,
         "created_text": rfc3339(now),

@@ -703,3 +703,40 @@ def test_the_catalog_revision_keeps_products_and_events_and_allows_product_event
     assert len(after["event_deliveries"]) == 1
     assert thresholds == [None]
     assert unknown_type_refused
+
+
+def test_the_stock_events_revision_keeps_events_and_allows_the_stock_events(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0016 on a shop at 0015: every event is kept as it was, and the outbox takes
+    stock.low, stock.out and stock.replenished besides every type it took before."""
+    from sqlalchemy import text
+
+    at = "2026-12-01 10:00:00"
+    insert = text(
+        "INSERT INTO events (id, type, txid, created_at, data) VALUES (:id, :type, 0, :at, '{}')"
+    )
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0015")
+            connection.execute(insert, {"id": "evt_1", "type": "product.created", "at": at})
+            connection.execute(insert, {"id": "evt_2", "type": "stock.adjusted", "at": at})
+            listed = "SELECT seq, id, type, data FROM events ORDER BY seq"
+            before = connection.execute(text(listed)).all()
+            upgrade(connection)
+            after = connection.execute(text(listed)).all()
+            for n, type_ in enumerate(("stock.low", "stock.out", "stock.replenished")):
+                connection.execute(insert, {"id": f"evt_s{n}", "type": type_, "at": at})
+            connection.execute(insert, {"id": "evt_o", "type": "order.created", "at": at})
+            refused = connection.begin_nested()
+            try:
+                connection.execute(insert, {"id": "evt_x", "type": "stock.lost", "at": at})
+                unknown_type_refused = False
+            except Exception:
+                unknown_type_refused = True
+            refused.rollback()
+        engine.dispose()
+
+    assert after == before and len(after) == 2
+    assert unknown_type_refused
