@@ -46,6 +46,7 @@ def order_arguments() -> list[Any]:
         "expires_at": None,
         "created_text": rfc3339(now),
         "expires_text": None,
+        "shop_currency": "USD",
         **outbox.event_parameters(EventType.ORDER_CREATED),
     }
     return [values[name] for name in ORDER_PARAMETERS]
@@ -81,7 +82,7 @@ async def main(url: str, args: argparse.Namespace) -> None:
     cases: dict[str, tuple[str, Callable[[], list[Any]]]] = {
         "SELECT 1": ("SELECT 1", list),
         "UPDATE one product": (
-            "UPDATE products SET stock = stock - 1, updated_at = now() WHERE id = $1",
+            "UPDATE products SET on_hand = on_hand - 1, updated_at = now() WHERE id = $1",
             lambda: [random.randint(1, PRODUCTS)],
         ),
         "the order's statement": (ORDER_STATEMENT, order_arguments),

@@ -250,7 +250,9 @@ def one_statement_on_postgresql(unit: U) -> U:
     """Marks a unit whose work on PostgreSQL is one statement, all or nothing by itself, before
     which it only reads and after which it only builds its answer: `write` then runs it without
     BEGIN and COMMIT, two of an order's four round trips (bench/README.md "Round trips on
-    PostgreSQL"). Called inside another unit, it joins that unit's transaction as any rule does."""
+    PostgreSQL"). Called inside another unit, it joins that unit's transaction as any rule does.
+    When its statement cannot serve a call alone it raises `NeedsTransaction` (having changed
+    nothing) and runs again in a transaction, with `conn.in_transaction` true."""
     unit.one_statement_on_postgresql = True  # type: ignore[attr-defined]
     return unit
 
