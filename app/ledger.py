@@ -135,7 +135,10 @@ async def report_crossings(
     """Record the stock events of one movement (a row of stock_movements' columns), in the
     caller's transaction, after the update that made it (its product row is locked): `available`
     before is the after less the deltas. `threshold` is the product's `low_stock_threshold` when
-    the caller's update returned it; otherwise it is read, only when `available` fell."""
+    the caller's update returned it; otherwise it is read, only when `available` fell. A new
+    product's opening units (`initial`) cross nothing: the product did not exist before."""
+    if movement["reason"] == SystemReason.INITIAL:
+        return  # a new product's opening units: product.created reports them, nothing crossed
     after = movement["on_hand_after"] - movement["committed_after"]
     before = after - (movement["on_hand_delta"] - movement["committed_delta"])
     if after == before:

@@ -20,6 +20,7 @@ from app.db.base import Connection, Sql, UniqueViolation
 from app.db.views import SHOP_CURRENCY_PARAMETER
 from app.events import outbox
 from app.product_view import AVAILABLE, PRODUCT, product_view
+from app.product_view import VIEW_FIELDS as VIEW_FIELDS  # the catalog reads it here
 from app.product_view import columns as _columns
 from app.schemas import ProductCreate, ProductUpdate
 from app.tables import EventType, SystemReason

@@ -101,11 +101,11 @@ def test_crossings(before, after, threshold, expected):
 def test_orders_and_a_cancel_cross_the_threshold_and_zero_once_each(client):
     product = new_product(client, stock=10, threshold=5)
     pid = product["id"]
-    assert types_of(stock_events(client, pid, 1)) == [BACK]  # the opening units: 0 → 10
+    assert stock_events(client, pid, 0) == []  # opening units: product.created reports them
 
     place(client, (pid, 4))  # 10 → 6
     place(client, (pid, 1))  # 6 → 5: not below 5
-    assert types_of(stock_events(client, pid, 1)) == [BACK]
+    assert stock_events(client, pid, 0) == []
     place(client, (pid, 1))  # 5 → 4
     at_low = shown(client, pid)
     big = place(client, (pid, 4))  # 4 → 0
@@ -113,9 +113,9 @@ def test_orders_and_a_cancel_cross_the_threshold_and_zero_once_each(client):
     assert client.delete(f"/orders/{big['id']}").status_code == 200  # 0 → 4
     at_back = shown(client, pid)
 
-    events = stock_events(client, pid, 4)
-    assert types_of(events) == [BACK, LOW, OUT, BACK]
-    low, out, back = events[1:]
+    events = stock_events(client, pid, 3)
+    assert types_of(events) == [LOW, OUT, BACK]
+    low, out, back = events
     assert low["data"]["product"] == at_low and out["data"]["product"] == at_out
     assert back["data"]["product"] == at_back
     movement = out["data"]["movement"]
@@ -137,8 +137,8 @@ def test_an_order_of_several_lines_records_each_crossing_line_and_stays_whole(cl
 
     assert [line["product_id"] for line in order["items"]] == [calm["id"], crossing["id"]]
     assert client.get(f"/orders/{order['id']}").json() == order
-    assert types_of(stock_events(client, crossing["id"], 3)) == [BACK, LOW, OUT]
-    assert types_of(stock_events(client, calm["id"], 1)) == [BACK]
+    assert types_of(stock_events(client, crossing["id"], 2)) == [LOW, OUT]
+    assert stock_events(client, calm["id"], 0) == []
 
 
 def test_a_refused_order_that_would_cross_changes_nothing_and_records_nothing(client):
@@ -158,7 +158,7 @@ def test_a_refused_order_that_would_cross_changes_nothing_and_records_nothing(cl
     assert refused.status_code == 409, refused.text
     assert refused.json()["product_id"] == empty["id"]
     assert shown(client, crossing["id"])["available"] == 1
-    assert types_of(stock_events(client, crossing["id"], 1)) == [BACK]
+    assert stock_events(client, crossing["id"], 0) == []
     assert stock_events(client, empty["id"], 0) == []
 
 
@@ -169,8 +169,8 @@ def test_expiry_replenishes(client):
 
     assert run(client, orders.expire_due) == 1
 
-    events = stock_events(client, product["id"], 3)
-    assert types_of(events) == [BACK, OUT, BACK]
+    events = stock_events(client, product["id"], 2)
+    assert types_of(events) == [OUT, BACK]
     assert events[-1]["data"]["movement"]["reason"] == "order_expired"
     assert events[-1]["data"]["product"] == shown(client, product["id"])
 
@@ -190,10 +190,10 @@ def test_adjustments_counts_and_stock_sets_cross_both_ways(client):
     at_back = shown(client, pid)
     assert client.patch(base, json={"name": "Renamed"}).status_code == 200  # no movement
 
-    events = stock_events(client, pid, 6)
-    assert types_of(events) == [BACK, OUT, BACK, LOW, OUT, BACK]
-    assert events[1]["data"]["movement"] == out.json()
-    assert [e["data"]["movement"]["reason"] for e in events[1:]] == [
+    events = stock_events(client, pid, 5)
+    assert types_of(events) == [OUT, BACK, LOW, OUT, BACK]
+    assert events[0]["data"]["movement"] == out.json()
+    assert [e["data"]["movement"]["reason"] for e in events] == [
         "lost",
         "received",
         "counted",
@@ -223,8 +223,8 @@ def test_refunds_replenish_by_releasing_and_by_returning(client):
 
     assert refund.status_code == 201, refund.text
     for product, reason in ((released, "order_line_released"), (returned, "order_returned")):
-        events = stock_events(client, product["id"], 3)
-        assert types_of(events) == [BACK, OUT, BACK]
+        events = stock_events(client, product["id"], 2)
+        assert types_of(events) == [OUT, BACK]
         assert events[-1]["data"]["movement"]["reason"] == reason
         assert events[-1]["data"]["product"] == shown(client, product["id"])
 
@@ -239,7 +239,7 @@ def test_an_import_crosses_as_a_count(client):
     )
 
     assert response.status_code == 200, response.text
-    assert types_of(stock_events(client, product["id"], 2)) == [BACK, OUT]
+    assert types_of(stock_events(client, product["id"], 1)) == [OUT]
 
 
 def test_low_stock_filter_and_the_metrics_gauge(client):
