@@ -6,6 +6,12 @@ conditional update returned; so for every product at every moment, on_hand = the
 movements' on_hand_delta, committed = the sum of their committed_delta, and the newest
 movement's *_after are the product's quantities. `audit` checks exactly that, and that
 committed is what the orders hold. Below both products and stock: it imports neither.
+
+It is also the one place the stock events are recorded: `report_crossings`, called by
+`record_movement` for every movement (and by the PostgreSQL statements that write movements
+themselves, app/orders.py), compares `available` before (after − the deltas) and after one
+movement, so each crossing is one event in the transaction that crossed, computed from the
+values the conditional update returned on the locked row, never from a separate read.
 """
 
 from collections.abc import Mapping
@@ -17,6 +23,7 @@ from app.core.access import current_actor
 from app.core.formats import rfc3339, utcnow
 from app.db.base import Connection, Sql
 from app.events import outbox
+from app.product_view import PRODUCT
 from app.tables import AdjustmentReason, EventType, MovementReason, SystemReason
 
 # A movement's columns, as `movement_view` reads them.
@@ -103,7 +110,57 @@ async def record_movement(
         "actor": current_actor(),
     }
     movement_id = await conn.fetch_value(_RECORD, movement)
-    return {"id": movement_id, **movement}
+    recorded = {"id": movement_id, **movement}
+    await report_crossings(conn, recorded, threshold=after.get("low_stock_threshold", _UNREAD))
+    return recorded
+
+
+# The threshold when the caller's update did not return it: read on the locked row if needed.
+_UNREAD: Any = object()
+_THRESHOLD = Sql("SELECT low_stock_threshold FROM products WHERE id = :product_id")
+_PRODUCT = Sql.each(
+    lambda dialect: f"SELECT {PRODUCT.select(dialect)} FROM products WHERE id = :id"
+)
+
+
+def crossings(before: int, after: int, threshold: int | None) -> list[EventType]:
+    """The stock events of `available` moving from `before` to `after`: `stock.low` when it
+    falls from ≥ the threshold (if any) to below it, `stock.out` when it falls from > 0 to ≤ 0,
+    `stock.replenished` when it rises from ≤ 0 to > 0; in that order."""
+    found = []
+    if threshold is not None and before >= threshold > after:
+        found.append(EventType.STOCK_LOW)
+    if before > 0 >= after:
+        found.append(EventType.STOCK_OUT)
+    if before <= 0 < after:
+        found.append(EventType.STOCK_REPLENISHED)
+    return found
+
+
+async def report_crossings(
+    conn: Connection, movement: Mapping[str, Any], *, threshold: Any = _UNREAD
+) -> None:
+    """Record the stock events of one movement (a row of stock_movements' columns), in the
+    caller's transaction, after the update that made it (its product row is locked): `available`
+    before is the after less the deltas. `threshold` is the product's `low_stock_threshold` when
+    the caller's update returned it; otherwise it is read, only when `available` fell. A new
+    product's opening units (`initial`) cross nothing: the product did not exist before."""
+    if movement["reason"] == SystemReason.INITIAL:
+        return  # a new product's opening units: product.created reports them, nothing crossed
+    after = movement["on_hand_after"] - movement["committed_after"]
+    before = after - (movement["on_hand_delta"] - movement["committed_delta"])
+    if after == before:
+        return
+    if after < before and threshold is _UNREAD:
+        threshold = await conn.fetch_value(_THRESHOLD, {"product_id": movement["product_id"]})
+    found = crossings(before, after, None if threshold is _UNREAD else threshold)
+    if not found:
+        return
+    row = await conn.fetch_one(_PRODUCT, {"id": movement["product_id"]})
+    assert row is not None
+    data = {"product": PRODUCT.of(row), "movement": movement_view(movement)}
+    for event_type in found:
+        await outbox.record(conn, event_type, data)
 
 
 async def report_adjusted(

@@ -21,6 +21,7 @@ from app.core.formats import MAX_ID, money_text, rfc3339, to_cents, utcnow
 from app.core.logs import business_event
 from app.db.base import (
     Connection,
+    NeedsTransaction,
     RaceLost,
     Sql,
     UniqueViolation,
@@ -672,7 +673,7 @@ class _OnSQLite:
         "sqlite",
         "UPDATE products SET committed = committed + :quantity, updated_at = :now "
         "WHERE id = :product_id AND archived_at IS NULL AND on_hand - committed >= :quantity "
-        "RETURNING sku, name, price_cents, on_hand, committed",
+        "RETURNING sku, name, price_cents, on_hand, committed, low_stock_threshold",
     )
     INSERT_ORDER = Sql.only(
         "sqlite",
@@ -834,6 +835,10 @@ class _OnPostgreSQL:
     # order, its lines, their ledger movements and the event; otherwise it changes nothing. It
     # returns the lines taken, or each line's product and stock as locked, for the caller to
     # say which line was refused.
+    # Stock events: run alone, it serves only orders whose lines cross no threshold (`crosses`),
+    # the common case; for one that would cross, `place` raises NeedsTransaction and the seam
+    # runs it again in a transaction, where ledger.report_crossings records the events
+    # (bench/README.md "Stock events and the one-statement order").
     # Products are found by their key whatever the plan's guess of the lines: the prepared plan
     # is generic and guesses ten, and on a small catalog PostgreSQL then read every product
     # twice (a hash join in `locked` and in `taken`) rather than look ten up. The lateral lock
@@ -855,16 +860,24 @@ WITH wanted AS (
         WITH ORDINALITY AS w(product_id, quantity, position)
 ), locked AS (
     SELECT p.id, p.committed, p.price_cents, w.quantity,
-        p.on_hand - p.committed >= w.quantity AS served
+        p.on_hand - p.committed >= w.quantity AS served,
+        -- Stock events: whether this line's take crosses zero or the product's threshold
+        -- (app/ledger.py `crossings`, kept in step by tests/api/test_stock_events.py).
+        (p.on_hand - p.committed > 0 AND p.on_hand - p.committed - w.quantity <= 0)
+        OR (p.on_hand - p.committed >= p.low_stock_threshold
+            AND p.on_hand - p.committed - w.quantity < p.low_stock_threshold) AS crosses
     FROM (SELECT product_id, quantity FROM wanted ORDER BY product_id) w
     CROSS JOIN LATERAL (
-        SELECT id, on_hand, committed, price_cents FROM products
+        SELECT id, on_hand, committed, price_cents, low_stock_threshold FROM products
         WHERE id = w.product_id AND archived_at IS NULL FOR UPDATE
     ) p
 ), enough AS (
+    -- Stock events: alone (no transaction) the statement serves only orders that cross no
+    -- threshold; `place` reruns a crossing one in a transaction, which records the events.
     SELECT count(*) FILTER (WHERE served) = :line_count
         AND coalesce(sum(price_cents * quantity), 0) + CAST(:charges_net AS bigint) >= 0
         AND NOT EXISTS (SELECT FROM orders WHERE external_id = CAST(:external_id AS varchar))
+        AND (CAST(:crossing_allowed AS boolean) OR NOT coalesce(bool_or(crosses), false))
         AS ok
     FROM locked
 ), taken AS (
@@ -921,7 +934,13 @@ ORDER BY position
         "INSERT INTO stock_movements (product_id, reason, on_hand_delta, committed_delta, "
         "on_hand_after, committed_after, order_id, created_at, actor) "
         "SELECT id, CAST(:reason AS varchar), 0, -units, on_hand, committed, :order_id, :now, "
-        "CAST(:actor AS varchar) FROM released ORDER BY id",
+        "CAST(:actor AS varchar) FROM released ORDER BY id "
+        f"RETURNING {ledger.COLUMNS}",  # for their stock events (ledger.report_crossings)
+    )
+    # A placed order's movements, for the stock events of one placed in a transaction.
+    MOVEMENTS = Sql.only(
+        "postgresql",
+        f"SELECT {ledger.COLUMNS} FROM stock_movements WHERE order_id = :order_id ORDER BY id",
     )
     # The products of a batch of orders, locked in id order before any is restocked (`= ANY`
     # of their ids: by key, where `IN (subquery)` let the generic plan read every product).
@@ -953,6 +972,7 @@ ORDER BY position
                 "product_ids": [line.product_id for line in request.items],
                 "quantities": [line.quantity for line in request.items],
                 "line_count": len(request.items),
+                "crossing_allowed": conn.in_transaction,
                 "now": now,
                 "expires_at": expires_at,
                 "created_text": rfc3339(now),
@@ -965,16 +985,23 @@ ORDER BY position
             first = rows[0]
             order_id, total = int(first["order_id"]), int(first["total_cents"])
             outbox.recorded()  # the statement recorded it
+            if conn.in_transaction:  # it may have crossed a threshold: its stock events
+                for movement in await conn.fetch_all(cls.MOVEMENTS, {"order_id": order_id}):
+                    await ledger.report_crossings(conn, movement)
             view = _placed_view(
                 order_id, int(first["subtotal_cents"]), total, fields, rows, now, expires_at
             )
             return view, total
-        # Nothing was written. Why: the external_id is taken, a line could not be served, or
-        # the charges took the total below 0.
+        # Nothing was written. Why: the external_id is taken, a line could not be served, the
+        # charges took the total below 0, or (alone, outside a transaction) a line crosses a
+        # stock threshold.
         await _refuse_known_external_id(conn, request.external_id)
         served = {row["product_id"] for row in rows}
         if len(served) == len(request.items):
             _total(sum(row["price_cents"] * row["quantity"] for row in rows), fields)
+            # Every line could be served, but one crosses a threshold: the statement alone
+            # records no stock event, so the seam runs this again in a transaction.
+            raise NeedsTransaction
         # The first line, in id order, that could not be served is the one the client hears of.
         refused = min(
             (line for line in request.items if line.product_id not in served),
@@ -988,7 +1015,8 @@ ORDER BY position
         cls, conn: Connection, order_id: int, reason: SystemReason, now: datetime
     ) -> None:
         params = {"order_id": order_id, "reason": reason.value, "now": now}
-        await conn.execute(cls.RELEASE, {**params, "actor": current_actor()})
+        for movement in await conn.fetch_all(cls.RELEASE, {**params, "actor": current_actor()}):
+            await ledger.report_crossings(conn, movement)
 
     @classmethod
     async def lock_products_of(cls, conn: Connection, order_ids: list[int]) -> None:

@@ -16,40 +16,13 @@ from app.core.currencies import shop_currency
 from app.core.errors import ApiError
 from app.core.formats import to_cents, utcnow
 from app.db.base import Connection, Sql, UniqueViolation
-from app.db.views import SHOP_CURRENCY_PARAMETER, Column, Money, ShopCurrency, Time, View
+from app.db.views import SHOP_CURRENCY_PARAMETER
 from app.events import outbox
-from app.schemas import ProductCreate, ProductPublic, ProductUpdate
+from app.product_view import PRODUCT, product_view
+from app.product_view import VIEW_FIELDS as VIEW_FIELDS  # the catalog reads it here
+from app.product_view import columns as _columns
+from app.schemas import ProductCreate, ProductUpdate
 from app.tables import AVAILABLE, EventType, SystemReason
-
-# A product as the API shows it (ProductPublic): how each of its fields is made from the
-# products table, checked against the model at import (app/db/views.py). `product_view` builds
-# it from a row; on SQLite, `_VIEW_JSON` has the database write it as JSON text for a list.
-PRODUCT = View(
-    ProductPublic,
-    {
-        "id": Column("id"),
-        "sku": Column("sku"),
-        "name": Column("name"),
-        "description": Column("description"),
-        "price": Money("price_cents"),
-        "currency": ShopCurrency(),
-        "on_hand": Column("on_hand"),
-        "committed": Column("committed"),
-        "available": Column(AVAILABLE),
-        "stock": Column(AVAILABLE),
-        "low_stock_threshold": Column("low_stock_threshold"),
-        "created_at": Time("created_at"),
-        "updated_at": Time("updated_at"),
-    },
-)
-VIEW_FIELDS = PRODUCT.fields
-product_view = PRODUCT.of
-
-
-def _columns(dialect: str) -> str:
-    """A product's columns as `product_view` reads them: its times already as the API's text."""
-    return PRODUCT.select(dialect)
-
 
 # SQLite runs in this process, in C: JSON it writes costs less than a row dict, a view dict and
 # orjson per product, and a list's items reach the response as they are (orjson.Fragment;
@@ -192,7 +165,14 @@ DEFAULT_SORT = SORTING["id"]
 
 
 @functools.cache
-def _list_sql(sku: bool, q: bool, in_stock: bool | None, sort: sorting.Sort, page: str) -> Sql:
+def _list_sql(
+    sku: bool,
+    q: bool,
+    in_stock: bool | None,
+    low_stock: bool | None,
+    sort: sorting.Sort,
+    page: str,
+) -> Sql:
     """The list statement for one combination of filters and sort, built once, for a `page`
     that is `first` (offset 0), `deep` (offset > 0), `after` (a cursor) or `count`.
 
@@ -211,6 +191,9 @@ def _list_sql(sku: bool, q: bool, in_stock: bool | None, sort: sorting.Sort, pag
         conditions.append(_NAME_MATCHES)
     if in_stock is not None:
         conditions.append(f"{AVAILABLE} > 0" if in_stock else f"{AVAILABLE} <= 0")
+    if low_stock is not None:
+        below = f"{AVAILABLE} < low_stock_threshold"  # false or null without a threshold
+        conditions.append(below if low_stock else f"NOT coalesce({below}, false)")
     counted = (
         f"SELECT count(*) FROM products WHERE {' AND '.join(conditions)}"
         if len(conditions) > 1
@@ -244,10 +227,25 @@ def _like_pattern(q: str) -> str:
 
 
 def list_filters(
-    *, sku: str | None = None, q: str | None = None, in_stock: bool | None = None
+    *,
+    sku: str | None = None,
+    q: str | None = None,
+    in_stock: bool | None = None,
+    low_stock: bool | None = None,
 ) -> dict[str, Any]:
     """The filters a list's cursor is bound to (with its sort)."""
-    return {"sku": sku, "q": q, "in_stock": in_stock}
+    return {"sku": sku, "q": q, "in_stock": in_stock, "low_stock": low_stock}
+
+
+_BELOW_THRESHOLD = Sql(
+    f"SELECT count(*) FROM products WHERE archived_at IS NULL AND {AVAILABLE} < low_stock_threshold"
+)
+
+
+async def count_below_threshold(conn: Connection) -> int:
+    """Live products whose `available` is below their `low_stock_threshold` (the /metrics
+    gauge, read from the database at each scrape so every worker answers the same)."""
+    return int(await conn.fetch_value(_BELOW_THRESHOLD))
 
 
 async def list_products(
@@ -259,6 +257,7 @@ async def list_products(
     sku: str | None = None,
     q: str | None = None,
     in_stock: bool | None = None,
+    low_stock: bool | None = None,
     sort: sorting.Sort = DEFAULT_SORT,
 ) -> dict[str, Any]:
     """One page in `sort`'s order: by offset (with the total) or after a cursor (no count)."""
@@ -266,10 +265,10 @@ async def list_products(
     params[SHOP_CURRENCY_PARAMETER] = shop_currency()
     if q:
         params["pattern"] = _like_pattern(q)
-    filters = list_filters(sku=sku, q=q, in_stock=in_stock)
+    filters = list_filters(sku=sku, q=q, in_stock=in_stock, low_stock=low_stock)
     if after is not None:
         params.update(SORTING.after(sort, filters, after))
-    shape = (sku is not None, bool(q), in_stock, sort)
+    shape = (sku is not None, bool(q), in_stock, low_stock, sort)
     page = "after" if after is not None else "deep" if offset else "first"
     rows = await conn.fetch_all(_list_sql(*shape, page), params)
     total = None

@@ -41,10 +41,12 @@ def order_arguments() -> list[Any]:
         "product_ids": [random.randint(1, PRODUCTS)],
         "quantities": [1],
         "line_count": 1,
+        "crossing_allowed": False,  # run alone: serves only orders that cross no threshold
         "now": now,
         "expires_at": None,
         "created_text": rfc3339(now),
         "expires_text": None,
+        "shop_currency": "USD",
         **outbox.event_parameters(EventType.ORDER_CREATED),
         # An order without charges, external_id, customer or metadata (app/orders.py
         # `_stored_fields`); the names absent at earlier heads are simply not asked for.
@@ -55,7 +57,6 @@ def order_arguments() -> list[Any]:
         "customer_name": None,
         "customer": "null",
         "metadata_json": "{}",
-        "shop_currency": "USD",
     }
     return [values[name] for name in ORDER_PARAMETERS]
 

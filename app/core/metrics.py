@@ -271,10 +271,27 @@ def worker_stopped() -> None:
         multiprocess.mark_process_dead(os.getpid())
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text: the sum over every worker in multiprocess mode."""
+# A gauge of the database's state, read at scrape time (so the same whichever worker answers):
+# written into the exposition here, never kept in a worker's metric objects.
+PRODUCTS_BELOW_THRESHOLD = "products_below_low_stock_threshold"
+
+
+def _read_at_scrape(products_below_threshold: int) -> bytes:
+    return (
+        f"# HELP {PRODUCTS_BELOW_THRESHOLD} Live products whose available is below their "
+        "low_stock_threshold, read from the database at scrape time.\n"
+        f"# TYPE {PRODUCTS_BELOW_THRESHOLD} gauge\n"
+        f"{PRODUCTS_BELOW_THRESHOLD} {float(products_below_threshold)}\n"
+    ).encode()
+
+
+def render(products_below_threshold: int) -> tuple[bytes, str]:
+    """The exposition text: the sum over every worker in multiprocess mode, and the gauges
+    read from the database at scrape time."""
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    return body + _read_at_scrape(products_below_threshold), CONTENT_TYPE_LATEST

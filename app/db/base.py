@@ -108,6 +108,9 @@ class Connection:
     timestamps in and out are aware UTC datetimes on both engines."""
 
     dialect: str
+    # False only while a `one_statement_on_postgresql` unit runs without BEGIN/COMMIT on
+    # PostgreSQL: its statement then commits by itself (see `NeedsTransaction`).
+    in_transaction: bool = True
 
     async def execute(self, sql: Sql, params: Mapping[str, Any] | None = None) -> int:
         """Runs a statement; returns how many rows it changed."""
@@ -140,6 +143,13 @@ class UniqueViolation(Exception):
 class RaceLost(Exception):
     """The unit lost a race it cannot settle inside its transaction (another transaction
     committed what it was about to write): the seam rolls back and runs it again."""
+
+
+class NeedsTransaction(Exception):
+    """Raised by a `one_statement_on_postgresql` unit whose statement could not do this call's
+    work alone (and changed nothing): the seam runs the unit again inside a transaction, where
+    `conn.in_transaction` is true and it may take several statements (an order that crosses a
+    product's stock threshold records its stock events there, app/orders.py)."""
 
 
 class DatabaseError(Exception):
@@ -240,7 +250,9 @@ def one_statement_on_postgresql(unit: U) -> U:
     """Marks a unit whose work on PostgreSQL is one statement, all or nothing by itself, before
     which it only reads and after which it only builds its answer: `write` then runs it without
     BEGIN and COMMIT, two of an order's four round trips (bench/README.md "Round trips on
-    PostgreSQL"). Called inside another unit, it joins that unit's transaction as any rule does."""
+    PostgreSQL"). Called inside another unit, it joins that unit's transaction as any rule does.
+    When its statement cannot serve a call alone it raises `NeedsTransaction` (having changed
+    nothing) and runs again in a transaction, with `conn.in_transaction` true."""
     unit.one_statement_on_postgresql = True  # type: ignore[attr-defined]
     return unit
 

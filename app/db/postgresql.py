@@ -3,10 +3,11 @@
 Round trips are what a PostgreSQL request costs here (bench/README.md "Round trips on PostgreSQL"),
 so: a read unit runs its statements without BEGIN/COMMIT (each sees the latest committed state, as
 on SQLite), a write unit is BEGIN, its statements, COMMIT (or, marked `one_statement_on_postgresql`,
-its one statement alone). Connections come from the service's own pool (app/db/pg_pool.py: no task
-or timer per request), which does not reset a connection it gets back: nothing a unit leaves
-behind outlives its transaction. A unit that lost a race (serialization failure, deadlock)
-runs again.
+its one statement alone, or, when that statement could not serve the call alone and raised
+`NeedsTransaction`, BEGIN, the unit again, COMMIT). Connections come from the service's own
+pool (app/db/pg_pool.py: no task or timer per request), which does not reset a connection it
+gets back: nothing a unit leaves behind outlives its transaction. A unit that lost a race
+(serialization failure, deadlock) runs again.
 """
 
 import asyncio
@@ -27,6 +28,7 @@ from app.db.base import (
     Connection,
     Database,
     DatabaseError,
+    NeedsTransaction,
     RaceLost,
     Sql,
     UniqueViolation,
@@ -126,10 +128,11 @@ def _row(record: asyncpg.Record) -> dict[str, Any]:
 
 class PostgresConnection(Connection):
     dialect = "postgresql"
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "in_transaction")
 
     def __init__(self, raw: asyncpg.Connection) -> None:
         self._raw = raw
+        self.in_transaction = True
 
     async def execute(self, sql: Sql, params: Any = None) -> int:
         text, args = _arguments(sql, params)
@@ -256,7 +259,12 @@ class PostgresDatabase(Database):
             # Its one write statement commits by itself: the client's going is checked before.
             if gone():
                 raise ClientGone
-            return await unit(PostgresConnection(raw), *args, **kwargs)
+            alone = PostgresConnection(raw)
+            alone.in_transaction = False
+            try:
+                return await unit(alone, *args, **kwargs)
+            except NeedsTransaction:
+                pass  # its statement changed nothing: run it again in a transaction, below
         started = False
         try:
             await raw.execute("BEGIN")

@@ -91,6 +91,13 @@ async def list_products(
         bool | None,
         Query(description="`true`: available > 0; `false`: available ≤ 0."),
     ] = None,
+    low_stock: Annotated[
+        bool | None,
+        Query(
+            description="`true`: products with a `low_stock_threshold` and `available` below "
+            "it; `false`: the others."
+        ),
+    ] = None,
     sort: Annotated[
         products.ProductSort,  # type: ignore[valid-type]
         Query(description="`id`, `name`, `price`, `available` or `updated_at`; `-` descending."),
@@ -108,6 +115,7 @@ async def list_products(
         sku=sku,
         q=q,
         in_stock=in_stock,
+        low_stock=low_stock,
         sort=products.SORTING[sort],
     )
     return json_response(page)

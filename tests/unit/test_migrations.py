@@ -959,3 +959,40 @@ def test_a_shop_at_0011_upgrades_to_order_money_with_each_payment_shown(
         ("unpaid", None, "0.00", "0.00", "0.00"),
         ("unpaid", None, "0.00", "0.00", "0.00"),
     ]
+
+
+def test_the_stock_events_revision_keeps_events_and_allows_the_stock_events(
+    db_kind: str, tmp_path: Path
+):
+    """Migration 0017 on a shop at 0016: every event is kept as it was, and the outbox takes
+    stock.low, stock.out and stock.replenished besides every type it took before."""
+    from sqlalchemy import text
+
+    at = "2026-12-01 10:00:00"
+    insert = text(
+        "INSERT INTO events (id, type, txid, created_at, data) VALUES (:id, :type, 0, :at, '{}')"
+    )
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_db_engine(Settings(_env_file=None, database_url=url))
+        with engine.begin() as connection:
+            upgrade(connection, "0016")
+            connection.execute(insert, {"id": "evt_1", "type": "product.created", "at": at})
+            connection.execute(insert, {"id": "evt_2", "type": "stock.adjusted", "at": at})
+            listed = "SELECT seq, id, type, data FROM events ORDER BY seq"
+            before = connection.execute(text(listed)).all()
+            upgrade(connection)
+            after = connection.execute(text(listed)).all()
+            for n, type_ in enumerate(("stock.low", "stock.out", "stock.replenished")):
+                connection.execute(insert, {"id": f"evt_s{n}", "type": type_, "at": at})
+            connection.execute(insert, {"id": "evt_o", "type": "order.created", "at": at})
+            refused = connection.begin_nested()
+            try:
+                connection.execute(insert, {"id": "evt_x", "type": "stock.lost", "at": at})
+                unknown_type_refused = False
+            except Exception:
+                unknown_type_refused = True
+            refused.rollback()
+        engine.dispose()
+
+    assert after == before and len(after) == 2
+    assert unknown_type_refused
