@@ -423,6 +423,30 @@ expect total 1
 call 200 GET "/orders?q=shop-$RUN"
 expect total 1
 
+echo; echo "== Refunds: money back, and the units it covers"
+if [[ -n $WEBHOOK_SECRET ]]; then
+  webhook 200 "evt_curl_shop_$RUN" "{\"type\": \"payment.succeeded\", \"order_id\": $SHOP_ORDER, \"amount\": \"43.19\", \"payment_id\": \"pay_shop_$RUN\"}"
+  expect order_status PAID
+  # One unit back: unshipped, it is released (committed falls); the provider's refund id once.
+  REFUND_BODY="{\"items\": [{\"product_id\": $CAP, \"quantity\": 1}], \"reason\": \"requested_by_customer\", \"provider_refund_id\": \"re_curl_$RUN\"}"
+  call 201 POST "/orders/$SHOP_ORDER/refunds" "$REFUND_BODY"
+  expect amount 20.00
+  call 200 POST "/orders/$SHOP_ORDER/refunds" "$REFUND_BODY"
+  expect source api
+  # The provider reports the same refund: recorded already, a duplicate.
+  webhook 200 "evt_curl_refund_$RUN" "{\"type\": \"payment.refunded\", \"order_id\": $SHOP_ORDER, \"amount\": \"20.00\", \"payment_id\": \"pay_shop_$RUN\", \"refund_id\": \"re_curl_$RUN\"}"
+  expect duplicate true
+  call 409 POST "/orders/$SHOP_ORDER/refunds" '{"amount": "30.00"}'
+  expect code refund_exceeds_paid
+  call 200 GET "/orders/$SHOP_ORDER"
+  expect amount_refunded 20.00
+  expect payment_status partially_refunded
+  call 200 GET "/orders/$SHOP_ORDER/refunds"
+  expect total 1
+else
+  echo "WEBHOOK_SECRET is not set: skipping refunds (an order is paid through the webhook only)."
+fi
+
 echo; echo "== Archiving"
 call 204 DELETE "/products/$TEE"
 call 404 GET "/products/$TEE"

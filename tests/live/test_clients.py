@@ -77,11 +77,11 @@ def test_curl_examples_walk_through_passes(client_server: LiveServer, tmp_path: 
         ["bash", "curl_examples.sh"], client_server, PATH=f"{bin_dir}:{os.environ['PATH']}"
     )
     assert result.returncode == 0, result.stderr
-    assert "All 106 calls answered as expected" in result.stdout
+    assert "All 113 calls answered as expected" in result.stdout
     assert '"duplicate":true' in result.stdout.replace(" ", "")
     assert "FAIL" not in result.stdout + result.stderr
     calls = [call.splitlines() for call in log.read_text().split("--end--\n") if call]
-    assert len(calls) == 106
+    assert len(calls) == 113
     bearer = f"Authorization: Bearer {client_server.env['API_KEY']}"
     for args in calls:
         is_webhook = args[-1].endswith(("/webhooks/payment", "/webhooks/stripe"))

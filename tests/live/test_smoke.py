@@ -470,6 +470,47 @@ def order_with_charges_and_links(s: Smoke) -> None:
         assert [o["id"] for o in listed["items"]] == [order["id"]], (params, listed)
 
 
+def refund_an_order(s: Smoke) -> None:
+    """A paid order refunded for one unit (released, unshipped), then the provider reports the
+    same refund: recorded once; a refund past what was paid is 409."""
+    if not s.secret:
+        raise Skipped("WEBHOOK_SECRET not set: an order is paid only through the signed webhook")
+    product = s.new_product(stock=5, price="10.00")
+    order = s.call(
+        201, "POST", "/orders", json={"items": [{"product_id": product["id"], "quantity": 2}]}
+    ).json()
+    paid = {
+        "type": "payment.succeeded",
+        "order_id": order["id"],
+        "amount": order["total"],
+        "payment_id": f"pay_refund_{s.run}",
+    }
+    assert s.webhook(200, f"evt_smoke_refund_paid_{s.run}", paid).json()["order_status"] == "PAID"
+    body = {
+        "items": [{"product_id": product["id"], "quantity": 1}],
+        "provider_refund_id": f"re_smoke_{s.run}",
+    }
+    refund = s.call(201, "POST", f"/orders/{order['id']}/refunds", json=body).json()
+    assert (refund["amount"], refund["source"]) == ("10.00", "api"), refund
+    reported = {
+        **paid,
+        "type": "payment.refunded",
+        "amount": "10.00",
+        "refund_id": body["provider_refund_id"],
+    }
+    assert s.webhook(200, f"evt_smoke_refund_{s.run}", reported).json()["duplicate"] is True
+    s.call(
+        409,
+        "POST",
+        f"/orders/{order['id']}/refunds",
+        "refund_exceeds_paid",
+        json={"amount": "10.01"},
+    )
+    shown = s.call(200, "GET", f"/orders/{order['id']}").json()
+    assert (shown["amount_refunded"], shown["payment_status"]) == ("10.00", "partially_refunded")
+    assert shown["items"][0]["quantity_released"] == 1, shown
+
+
 def archive_product(s: Smoke) -> None:
     product_id = s.state["product"]["id"]
     s.call(204, "DELETE", f"/products/{product_id}")
@@ -519,6 +560,7 @@ HAPPY_PATH = [
     manage_a_subscription,
     orders_filtered_by_creation_time,
     order_with_charges_and_links,
+    refund_an_order,
     archive_product,
 ]
 
