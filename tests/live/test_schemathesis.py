@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import CLIENT_API_KEY, CLIENT_WEBHOOK_SECRET
+from tests.conftest import CLIENT_API_KEY, CLIENT_STRIPE_WEBHOOK_SECRET, CLIENT_WEBHOOK_SECRET
 from tests.support.databases import ENGINES, database_url
 from tests.support.live_server import LiveServer
 
@@ -40,6 +40,7 @@ def fuzzed_server(
         # (its `ignored_auth` check, once the schema declares the keys).
         env = {
             "WEBHOOK_SECRET": CLIENT_WEBHOOK_SECRET,
+            "STRIPE_WEBHOOK_SECRET": CLIENT_STRIPE_WEBHOOK_SECRET,
             "API_KEYS": CLIENT_API_KEY,
             "EVENT_ALLOW_PRIVATE_URLS": "true",  # FUZZ_URL only; see loopback_subscriptions_only
         }
@@ -118,6 +119,23 @@ def one_body_per_idempotency_key(_context: Any, case: Any) -> Any:
     key = case.headers.get("Idempotency-Key") if case.headers else None
     if isinstance(key, str) and 1 <= len(key) <= 245:
         case.headers["Idempotency-Key"] = f"{next(_fresh_keys)}-{key}"
+    return case
+
+
+@schema.hook("map_case").apply_to(method="POST", path="/orders")
+def the_shops_currency(_context: Any, case: Any) -> Any:
+    """An order's `currency`, when sent, must be the shop's (USD here), else 422
+    `currency_mismatch` by design (tested in test_currency); the schema can say only that it is
+    three letters. A generated one of three letters becomes the shop's, in the case generated;
+    anything else is left as generated, for the checks that it is refused."""
+    currency = case.body.get("currency") if isinstance(case.body, dict) else None
+    if (
+        isinstance(currency, str)
+        and len(currency) == 3
+        and currency.isascii()
+        and currency.isalpha()
+    ):
+        case.body = {**case.body, "currency": "usd" if currency.islower() else "USD"}
     return case
 
 
