@@ -68,18 +68,23 @@ class ProductCreate(RequestBody):
     name: ProductName
     description: Description | None = None
     price: Price
-    stock: StockLevel = 0
-    on_hand: StockLevel = 0
+    # Neither has a default in the schema: a generated client then sends only the one it is
+    # given (both at once is 422). Neither sent: no units.
+    stock: StockLevel | SkipJsonSchema[None] = None
+    on_hand: StockLevel | SkipJsonSchema[None] = None
     low_stock_threshold: Threshold | None = None
 
     @model_validator(mode="after")
     def one_quantity(self) -> "ProductCreate":
+        for field in ("stock", "on_hand"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may be left out but not set to null")
         _one_quantity(self)
         return self
 
     @property
     def opening_units(self) -> int:
-        return self.on_hand if "on_hand" in self.model_fields_set else self.stock
+        return self.on_hand if self.on_hand is not None else self.stock or 0
 
 
 # The body of PUT and PATCH /products/{id}: only the fields sent change. Only `description`

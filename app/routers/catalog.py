@@ -28,10 +28,13 @@ TAG = {
 router = APIRouter(prefix="/products", tags=[TAG["name"]], route_class=StrictJsonRoute)
 IDEMPOTENCY_SPACE = "product-imports"
 
-_CSV_EXAMPLE = "sku,name,price,on_hand\nMUG-001,Coffee mug,12.50,100\nTEE-M-BLK,,,40\n"
+# Each row names or prices its product: a new SKU without both is refused (import_invalid).
+_CSV_EXAMPLE = (
+    'sku,name,price,on_hand\nMUG-001,Coffee mug,12.50,100\nTEE-M-BLK,"T-shirt, M, black",19.99,40\n'
+)
 _NDJSON_EXAMPLE = (
     '{"sku": "MUG-001", "name": "Coffee mug", "price": "12.50", "on_hand": 100}\n'
-    '{"sku": "TEE-M-BLK", "on_hand": 40}\n'
+    '{"sku": "TEE-M-BLK", "name": "T-shirt, M, black", "price": "19.99", "on_hand": 40}\n'
 )
 _IMPORT_BODY = {
     "requestBody": {

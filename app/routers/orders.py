@@ -149,6 +149,8 @@ async def list_orders(
         Query(
             min_length=1,
             max_length=254,
+            # Text a database can store: PostgreSQL refuses a NUL byte (it answered 500).
+            pattern=r"^[^\x00]*$",
             description="Only orders of the customer with this e-mail (case does not matter).",
         ),
     ] = None,
@@ -161,6 +163,8 @@ async def list_orders(
         Query(
             min_length=1,
             max_length=254,
+            # Text a database can store: PostgreSQL refuses a NUL byte (it answered 500).
+            pattern=r"^[^\x00]*$",
             description="An order id, an external_id or a customer e-mail, matched exactly.",
         ),
     ] = None,

@@ -126,9 +126,10 @@ async def _adjust_once(
 
 COUNT_EXAMPLES = {
     "now": {"summary": "Counted just now", "value": {"on_hand": 42, "reference": "STK-2026-12"}},
-    "earlier": {
-        "summary": "Counted this morning, posted later",
-        "value": {"on_hand": 40, "counted_at": "2026-12-08T07:30:00Z", "note": "Aisle 4"},
+    "aisle": {
+        "summary": "A count with a note (add `counted_at`, at most 7 days ago, for one taken "
+        "earlier)",
+        "value": {"on_hand": 40, "note": "Aisle 4"},
     },
 }
 

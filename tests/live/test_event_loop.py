@@ -130,7 +130,7 @@ def _seed_products(database_url: str, count: int) -> None:
     if url.get_backend_name() == "sqlite":
         with sqlite3.connect(url.database) as raw:
             raw.executemany(
-                "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at) "
+                "INSERT INTO products (sku, name, price_cents, on_hand, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?5)",
                 rows,
             )
@@ -143,7 +143,7 @@ def _seed_products(database_url: str, count: int) -> None:
         options=url.query.get("options"),
     ) as raw:
         with raw.cursor().copy(
-            "COPY products (sku, name, price_cents, stock, created_at, updated_at) FROM STDIN"
+            "COPY products (sku, name, price_cents, on_hand, created_at, updated_at) FROM STDIN"
         ) as copy:
             for sku, name, price, stock, at in rows:
                 copy.write_row((sku, name, price, stock, at, at))

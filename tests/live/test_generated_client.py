@@ -40,8 +40,23 @@ def generated(
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    # A warning means part of the document could not be turned into code.
-    assert "Warning" not in output, output
+    # A warning means part of the document could not be turned into code. The one known: the
+    # catalog import's body is a CSV or NDJSON file, which the generator has no type for (a
+    # client sends it as bytes, as curl does); nothing else may be left out.
+    known = (
+        "WARNING parsing POST /products/import within catalog. Endpoint will not be generated.",
+        "Unsupported content type text/csv",
+        "Unsupported content type application/x-ndjson",
+        "Warning(s) encountered while generating. Client was generated, but some pieces may be "
+        "missing",
+    )
+    unknown = [
+        line
+        for line in output.splitlines()
+        if ("Warning" in line or "WARNING" in line or "Unsupported" in line)
+        and line.strip() not in known
+    ]
+    assert unknown == [], output
     monkeypatch.syspath_prepend(tmp_path)  # the generated package, importable for this test
     try:
         yield importlib.import_module(PACKAGE)
